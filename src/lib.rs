@@ -1,0 +1,10 @@
+//! portwarden: audit what a Linux host's live nftables ruleset does to the
+//! connections its backup roles need.
+//!
+//! The crate is split along one boundary: [`nft`] reads the kernel (the only
+//! module with `unsafe` code and netlink sockets) and produces a
+//! [`snapshot::Snapshot`]; everything else works on that snapshot as plain data.
+
+pub mod nft;
+pub mod ports;
+pub mod snapshot;

@@ -1,0 +1,677 @@
+//! The one module with `unsafe` code: a netfilter netlink socket (libmnl via
+//! `mnl`) and libnftnl's message parsers (via `nftnl-sys`), behind a safe API.
+//!
+//! Everything handed out borrows from an owner that frees the libnftnl object
+//! on drop, so no raw pointer outlives its object. Messages are length-checked
+//! here before libnftnl sees them, because libmnl trusts `nlmsg_len`.
+
+use libc::{c_char, c_int, c_void, nlmsghdr};
+use nftnl_sys as ffi;
+use std::ffi::CStr;
+use std::io;
+use std::marker::PhantomData;
+
+/// Netfilter subsystem number of nf_tables.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_MULTI: u16 = 0x2;
+const NLM_F_DUMP_INTR: u16 = 0x10;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_HDRLEN: usize = 16;
+/// `nlmsghdr` + `nfgenmsg`.
+const NFMSG_HDRLEN: usize = 20;
+/// The kernel sizes dump skbs up to 32 KiB when the reader's buffer allows;
+/// fewer, larger batches mean fewer restarts of an interval-set walk.
+const RECV_BUF: usize = 64 * 1024;
+
+/// `NFT_MSG_*` request and notification types.
+#[allow(missing_docs)]
+pub mod msg {
+    pub const NEWTABLE: u16 = 0;
+    pub const GETTABLE: u16 = 1;
+    pub const DELTABLE: u16 = 2;
+    pub const NEWCHAIN: u16 = 3;
+    pub const GETCHAIN: u16 = 4;
+    pub const DELCHAIN: u16 = 5;
+    pub const NEWRULE: u16 = 6;
+    pub const GETRULE: u16 = 7;
+    pub const DELRULE: u16 = 8;
+    pub const NEWSET: u16 = 9;
+    pub const GETSET: u16 = 10;
+    pub const DELSET: u16 = 11;
+    pub const NEWSETELEM: u16 = 12;
+    pub const GETSETELEM: u16 = 13;
+    pub const DELSETELEM: u16 = 14;
+    pub const NEWGEN: u16 = 15;
+    pub const GETGEN: u16 = 16;
+    pub const NEWOBJ: u16 = 18;
+    pub const GETOBJ: u16 = 19;
+    pub const DELOBJ: u16 = 20;
+    pub const NEWFLOWTABLE: u16 = 22;
+    pub const GETFLOWTABLE: u16 = 23;
+    pub const DELFLOWTABLE: u16 = 24;
+}
+
+/// One validated netlink message: header and payload, in bounds.
+#[derive(Clone, Copy)]
+pub struct Msg<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Msg<'a> {
+    /// The `NFT_MSG_*` type (subsystem stripped), or the netlink control type.
+    pub fn kind(&self) -> u16 {
+        let t = u16::from_ne_bytes([self.bytes[4], self.bytes[5]]);
+        if t >> 8 == NFNL_SUBSYS_NFTABLES {
+            t & 0xff
+        } else {
+            t
+        }
+    }
+
+    fn raw_type(&self) -> u16 {
+        u16::from_ne_bytes([self.bytes[4], self.bytes[5]])
+    }
+
+    fn flags(&self) -> u16 {
+        u16::from_ne_bytes([self.bytes[6], self.bytes[7]])
+    }
+
+    fn seq(&self) -> u32 {
+        u32::from_ne_bytes(self.bytes[8..12].try_into().expect("16-byte header"))
+    }
+
+    /// The `nfgenmsg` family byte (NFPROTO number).
+    pub fn family(&self) -> Option<u8> {
+        self.bytes.get(16).copied()
+    }
+
+    /// The netlink attributes after the `nfgenmsg` header.
+    pub fn attrs(&self) -> &'a [u8] {
+        self.bytes.get(NFMSG_HDRLEN..).unwrap_or_default()
+    }
+
+    fn hdr(&self) -> *const nlmsghdr {
+        self.bytes.as_ptr() as *const nlmsghdr
+    }
+}
+
+/// Splits a buffer into netlink messages, checking every length.
+pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Msg<'_>, io::Error>> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let fail = |what: &str| Some(Err(io::Error::new(io::ErrorKind::InvalidData, what.to_string())));
+        if rest.len() < NLMSG_HDRLEN {
+            rest = &[];
+            return fail("truncated netlink header");
+        }
+        let len = u32::from_ne_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        if len < NLMSG_HDRLEN || len > rest.len() {
+            rest = &[];
+            return fail("netlink message length out of bounds");
+        }
+        let m = Msg { bytes: &rest[..len] };
+        rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
+        Some(Ok(m))
+    })
+}
+
+/// Heap buffer aligned for `nlmsghdr`.
+struct AlignedBuf(Vec<u32>);
+
+impl AlignedBuf {
+    fn new(bytes: usize) -> Self {
+        AlignedBuf(vec![0u32; bytes / 4])
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: u32 storage reinterpreted as bytes; same length, alignment 1 <= 4.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr() as *mut u8, self.0.len() * 4) }
+    }
+}
+
+/// What a request asks the kernel for.
+pub enum Request<'a> {
+    /// The current ruleset generation.
+    GetGen,
+    /// Dump every object of one kind (`msg::GETTABLE`, ...), all families.
+    Dump(u16),
+    /// Dump the elements of one set.
+    SetElems {
+        /// NFPROTO family of the table.
+        family: u8,
+        /// Table name.
+        table: &'a str,
+        /// Set name.
+        set: &'a str,
+    },
+}
+
+/// How a request ended.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcome {
+    /// The kernel flagged the dump as interrupted by a ruleset change.
+    pub interrupted: bool,
+}
+
+/// Errors of a request: the kernel's errno, or a malformed reply.
+#[derive(Debug)]
+pub enum RequestError<E> {
+    /// The socket or the kernel reported an error.
+    Io(io::Error),
+    /// The callback failed.
+    Callback(E),
+}
+
+/// A netfilter netlink socket.
+pub struct Socket {
+    sock: mnl::Socket,
+    seq: u32,
+    buf: AlignedBuf,
+}
+
+impl Socket {
+    /// Opens and binds a `NETLINK_NETFILTER` socket.
+    pub fn open() -> io::Result<Socket> {
+        let sock = mnl::Socket::new(mnl::Bus::Netfilter)?;
+        Ok(Socket {
+            sock,
+            seq: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as u32)
+                .unwrap_or(1),
+            buf: AlignedBuf::new(RECV_BUF),
+        })
+    }
+
+    fn build(&mut self, req: &Request<'_>) -> io::Result<Vec<u8>> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut out = AlignedBuf::new(4096);
+        let bytes = out.bytes_mut();
+        let ptr = bytes.as_mut_ptr() as *mut c_char;
+        // SAFETY: `ptr` points at 4096 writable, aligned bytes; the header and
+        // the two short strings below fit (names are limited to 256 bytes by
+        // the kernel and checked here).
+        let len = unsafe {
+            match req {
+                Request::GetGen => {
+                    let nlh = ffi::nftnl_nlmsg_build_hdr(ptr, msg::GETGEN, 0, 0, self.seq);
+                    (*nlh).nlmsg_len
+                }
+                Request::Dump(kind) => {
+                    let nlh = ffi::nftnl_nlmsg_build_hdr(ptr, *kind, 0, NLM_F_DUMP, self.seq);
+                    (*nlh).nlmsg_len
+                }
+                Request::SetElems { family, table, set } => {
+                    if table.len() > 256 || set.len() > 256 {
+                        return Err(io::Error::new(io::ErrorKind::InvalidInput, "name too long"));
+                    }
+                    let t = std::ffi::CString::new(*table)?;
+                    let s = std::ffi::CString::new(*set)?;
+                    let nlh = ffi::nftnl_nlmsg_build_hdr(
+                        ptr,
+                        msg::GETSETELEM,
+                        u16::from(*family),
+                        NLM_F_DUMP,
+                        self.seq,
+                    );
+                    let obj = ffi::nftnl_set_alloc();
+                    if obj.is_null() {
+                        return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+                    }
+                    ffi::nftnl_set_set_str(obj, ffi::NFTNL_SET_TABLE as u16, t.as_ptr());
+                    ffi::nftnl_set_set_str(obj, ffi::NFTNL_SET_NAME as u16, s.as_ptr());
+                    ffi::nftnl_set_elems_nlmsg_build_payload(nlh, obj);
+                    ffi::nftnl_set_free(obj);
+                    (*nlh).nlmsg_len
+                }
+            }
+        } as usize;
+        Ok(bytes[..len].to_vec())
+    }
+
+    /// Sends `req` and hands every reply message to `f` until the kernel says
+    /// the answer is complete.
+    pub fn request<E>(
+        &mut self,
+        req: &Request<'_>,
+        mut f: impl FnMut(Msg<'_>) -> Result<(), E>,
+    ) -> Result<Outcome, RequestError<E>> {
+        let out = self.build(req).map_err(RequestError::Io)?;
+        self.sock.send(&out).map_err(RequestError::Io)?;
+        let seq = self.seq;
+        let single = matches!(req, Request::GetGen);
+        let mut outcome = Outcome::default();
+        loop {
+            let n = self
+                .sock
+                .recv_raw(self.buf.bytes_mut())
+                .map_err(RequestError::Io)?;
+            let buf = &self.buf.bytes_mut()[..n];
+            for m in messages(buf) {
+                let m = m.map_err(RequestError::Io)?;
+                if m.seq() != seq {
+                    continue; // a stale reply to an earlier, abandoned request
+                }
+                if m.flags() & NLM_F_DUMP_INTR != 0 {
+                    outcome.interrupted = true;
+                }
+                match m.raw_type() {
+                    NLMSG_DONE => return Ok(outcome),
+                    NLMSG_ERROR => {
+                        let code = m
+                            .bytes
+                            .get(16..20)
+                            .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+                            .ok_or_else(|| {
+                                RequestError::Io(io::Error::new(
+                                    io::ErrorKind::InvalidData,
+                                    "truncated netlink error",
+                                ))
+                            })?;
+                        if code == 0 {
+                            return Ok(outcome);
+                        }
+                        return Err(RequestError::Io(io::Error::from_raw_os_error(-code)));
+                    }
+                    _ => {
+                        f(m).map_err(RequestError::Callback)?;
+                        if single && m.flags() & NLM_F_MULTI == 0 {
+                            return Ok(outcome);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a C string returned by libnftnl (NULL = unset).
+///
+/// # Safety
+/// `p` must be NULL or point at a NUL-terminated string that lives as long as `'a`.
+unsafe fn c_str<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        None
+    } else {
+        CStr::from_ptr(p).to_str().ok()
+    }
+}
+
+/// Reads a data attribute returned by libnftnl (NULL = unset).
+///
+/// # Safety
+/// `p` must be NULL or point at `len` readable bytes living as long as `'a`.
+unsafe fn c_data<'a>(p: *const c_void, len: u32) -> Option<&'a [u8]> {
+    if p.is_null() {
+        None
+    } else {
+        Some(std::slice::from_raw_parts(p as *const u8, len as usize))
+    }
+}
+
+macro_rules! nl_object {
+    ($(#[$m:meta])* $name:ident, $ty:ident, $alloc:ident, $free:ident, $parse:ident,
+     $is_set:ident, $get_data:ident, $get_str:ident, $get_u32:ident, $get_u64:ident) => {
+        $(#[$m])*
+        pub struct $name(*mut ffi::$ty);
+
+        impl $name {
+            /// Parses one message; `None` if libnftnl rejects it.
+            pub fn parse(m: Msg<'_>) -> Option<Self> {
+                // SAFETY: alloc returns an owned object or NULL; `m` is a
+                // bounds-checked message, so parse reads only inside it.
+                unsafe {
+                    let p = ffi::$alloc();
+                    if p.is_null() {
+                        return None;
+                    }
+                    let o = $name(p);
+                    (ffi::$parse(m.hdr(), p) >= 0).then_some(o)
+                }
+            }
+            /// Whether the attribute is present.
+            pub fn has(&self, attr: u32) -> bool {
+                // SAFETY: self.0 is a live object.
+                unsafe { ffi::$is_set(self.0, attr as u16) }
+            }
+            /// A string attribute.
+            pub fn str(&self, attr: u32) -> Option<&str> {
+                if !self.has(attr) {
+                    return None;
+                }
+                // SAFETY: the string belongs to the object, which `&self` keeps alive.
+                unsafe { c_str(ffi::$get_str(self.0 as _, attr as u16)) }
+            }
+            /// A 32-bit attribute.
+            pub fn u32(&self, attr: u32) -> Option<u32> {
+                // SAFETY: checked present; self.0 is live.
+                self.has(attr).then(|| unsafe { ffi::$get_u32(self.0 as _, attr as u16) })
+            }
+            /// A 64-bit attribute.
+            pub fn u64(&self, attr: u32) -> Option<u64> {
+                // SAFETY: checked present; self.0 is live.
+                self.has(attr).then(|| unsafe { ffi::$get_u64(self.0 as _, attr as u16) })
+            }
+            /// A binary attribute.
+            pub fn data(&self, attr: u32) -> Option<&[u8]> {
+                if !self.has(attr) {
+                    return None;
+                }
+                let mut len = 0u32;
+                // SAFETY: the data belongs to the object, kept alive by `&self`.
+                unsafe { c_data(ffi::$get_data(self.0 as _, attr as u16, &mut len), len) }
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                // SAFETY: we own the object and free it once.
+                unsafe { ffi::$free(self.0) }
+            }
+        }
+    };
+}
+
+nl_object!(
+    /// A table message decoded by libnftnl.
+    Table, nftnl_table, nftnl_table_alloc, nftnl_table_free, nftnl_table_nlmsg_parse,
+    nftnl_table_is_set, nftnl_table_get_data, nftnl_table_get_str, nftnl_table_get_u32,
+    nftnl_table_get_u64
+);
+nl_object!(
+    /// A chain message decoded by libnftnl.
+    Chain, nftnl_chain, nftnl_chain_alloc, nftnl_chain_free, nftnl_chain_nlmsg_parse,
+    nftnl_chain_is_set, nftnl_chain_get_data, nftnl_chain_get_str, nftnl_chain_get_u32,
+    nftnl_chain_get_u64
+);
+nl_object!(
+    /// A rule message decoded by libnftnl.
+    Rule, nftnl_rule, nftnl_rule_alloc, nftnl_rule_free, nftnl_rule_nlmsg_parse,
+    nftnl_rule_is_set, nftnl_rule_get_data, nftnl_rule_get_str, nftnl_rule_get_u32,
+    nftnl_rule_get_u64
+);
+nl_object!(
+    /// A set message decoded by libnftnl.
+    Set, nftnl_set, nftnl_set_alloc, nftnl_set_free, nftnl_set_nlmsg_parse,
+    nftnl_set_is_set, nftnl_set_get_data, nftnl_set_get_str, nftnl_set_get_u32,
+    nftnl_set_get_u64
+);
+nl_object!(
+    /// A stateful object message decoded by libnftnl.
+    Obj, nftnl_obj, nftnl_obj_alloc, nftnl_obj_free, nftnl_obj_nlmsg_parse,
+    nftnl_obj_is_set, nftnl_obj_get_data, nftnl_obj_get_str, nftnl_obj_get_u32,
+    nftnl_obj_get_u64
+);
+nl_object!(
+    /// A flowtable message decoded by libnftnl.
+    Flowtable, nftnl_flowtable, nftnl_flowtable_alloc, nftnl_flowtable_free,
+    nftnl_flowtable_nlmsg_parse, nftnl_flowtable_is_set, nftnl_flowtable_get_data,
+    nftnl_flowtable_get_str, nftnl_flowtable_get_u32, nftnl_flowtable_get_u64
+);
+
+impl Chain {
+    /// A signed 32-bit attribute (the priority).
+    pub fn s32(&self, attr: u32) -> Option<i32> {
+        // SAFETY: checked present; self.0 is live.
+        self.has(attr)
+            .then(|| unsafe { ffi::nftnl_chain_get_s32(self.0, attr as u16) })
+    }
+
+    /// A NULL-terminated string array attribute (the devices).
+    pub fn strings(&self, attr: u32) -> Vec<String> {
+        if !self.has(attr) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        // SAFETY: libnftnl returns a NULL-terminated array owned by the chain.
+        unsafe {
+            let mut p = ffi::nftnl_chain_get_array(self.0, attr as u16);
+            while !p.is_null() && !(*p).is_null() {
+                if let Some(s) = c_str(*p) {
+                    out.push(s.to_string());
+                }
+                p = p.add(1);
+            }
+        }
+        out
+    }
+}
+
+impl Flowtable {
+    /// A signed 32-bit attribute (the priority).
+    pub fn s32(&self, attr: u32) -> Option<i32> {
+        // SAFETY: checked present; self.0 is live.
+        self.has(attr)
+            .then(|| unsafe { ffi::nftnl_flowtable_get_s32(self.0, attr as u16) })
+    }
+
+    /// The devices.
+    pub fn devices(&self) -> Vec<String> {
+        let attr = ffi::NFTNL_FLOWTABLE_DEVICES;
+        if !self.has(attr) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        // SAFETY: libnftnl returns a NULL-terminated array owned by the flowtable.
+        unsafe {
+            let mut p = ffi::nftnl_flowtable_get_array(self.0, attr as u16);
+            while !p.is_null() && !(*p).is_null() {
+                if let Some(s) = c_str(*p) {
+                    out.push(s.to_string());
+                }
+                p = p.add(1);
+            }
+        }
+        out
+    }
+}
+
+/// The generation id from a `NEWGEN` message.
+pub fn parse_gen(m: Msg<'_>) -> Option<u32> {
+    // SAFETY: owned object, freed below; `m` is bounds-checked.
+    unsafe {
+        let g = ffi::nftnl_gen_alloc();
+        if g.is_null() {
+            return None;
+        }
+        let ok = ffi::nftnl_gen_nlmsg_parse(m.hdr(), g) >= 0;
+        let id = (ok && ffi::nftnl_gen_is_set(g, ffi::NFTNL_GEN_ID as u16))
+            .then(|| ffi::nftnl_gen_get_u32(g, ffi::NFTNL_GEN_ID as u16));
+        ffi::nftnl_gen_free(g);
+        id
+    }
+}
+
+/// One expression of a rule (or nested in a dynset), borrowed from its owner.
+#[derive(Clone, Copy)]
+pub struct Expr<'a> {
+    ptr: *mut ffi::nftnl_expr,
+    _owner: PhantomData<&'a ()>,
+}
+
+impl<'a> Expr<'a> {
+    /// The expression's kernel name (`payload`, `cmp`, ...).
+    pub fn name(&self) -> &'a str {
+        // SAFETY: every parsed expression has a name owned by its ops table.
+        unsafe { c_str(ffi::nftnl_expr_get_str(self.ptr, ffi::NFTNL_EXPR_NAME as u16)) }
+            .unwrap_or("")
+    }
+    /// Whether the attribute is present.
+    pub fn has(&self, attr: u32) -> bool {
+        // SAFETY: live expression.
+        unsafe { ffi::nftnl_expr_is_set(self.ptr, attr as u16) }
+    }
+    /// A binary attribute.
+    pub fn data(&self, attr: u32) -> Option<&'a [u8]> {
+        if !self.has(attr) {
+            return None;
+        }
+        let mut len = 0u32;
+        // SAFETY: data owned by the expression, which lives for 'a.
+        unsafe { c_data(ffi::nftnl_expr_get(self.ptr, attr as u16, &mut len), len) }
+    }
+    /// A string attribute.
+    pub fn str(&self, attr: u32) -> Option<&'a str> {
+        if !self.has(attr) {
+            return None;
+        }
+        // SAFETY: string owned by the expression, which lives for 'a.
+        unsafe { c_str(ffi::nftnl_expr_get_str(self.ptr, attr as u16)) }
+    }
+    /// An integer attribute of any width up to 64 bits, read by its length.
+    pub fn uint(&self, attr: u32) -> Option<u64> {
+        let d = self.data(attr)?;
+        Some(match d.len() {
+            1 => u64::from(d[0]),
+            2 => u64::from(u16::from_ne_bytes(d.try_into().ok()?)),
+            4 => u64::from(u32::from_ne_bytes(d.try_into().ok()?)),
+            8 => u64::from_ne_bytes(d.try_into().ok()?),
+            _ => return None,
+        })
+    }
+    /// A 32-bit attribute (or narrower, widened).
+    pub fn u32(&self, attr: u32) -> Option<u32> {
+        self.uint(attr).map(|v| v as u32)
+    }
+    /// Expressions nested inside this one (dynset's stateful expressions).
+    pub fn nested(&self) -> Vec<Expr<'a>> {
+        unsafe extern "C" fn collect(e: *mut ffi::nftnl_expr, data: *mut c_void) -> c_int {
+            // SAFETY: `data` is the Vec passed below, alive for the call.
+            let v = unsafe { &mut *(data as *mut Vec<*mut ffi::nftnl_expr>) };
+            v.push(e);
+            0
+        }
+        let mut v: Vec<*mut ffi::nftnl_expr> = Vec::new();
+        // SAFETY: the callback only records pointers owned by self.
+        unsafe {
+            ffi::nftnl_expr_expr_foreach(self.ptr, Some(collect), &mut v as *mut _ as *mut c_void);
+        }
+        v.into_iter()
+            .map(|ptr| Expr { ptr, _owner: PhantomData })
+            .collect()
+    }
+}
+
+impl Rule {
+    /// The rule's expressions in order.
+    pub fn exprs(&self) -> Vec<Expr<'_>> {
+        let mut out = Vec::new();
+        // SAFETY: the iterator walks expressions owned by the rule, which
+        // `&self` keeps alive; it is destroyed before returning.
+        unsafe {
+            let it = ffi::nftnl_expr_iter_create(self.0);
+            if it.is_null() {
+                return out;
+            }
+            loop {
+                let e = ffi::nftnl_expr_iter_next(it);
+                if e.is_null() {
+                    break;
+                }
+                out.push(Expr { ptr: e, _owner: PhantomData });
+            }
+            ffi::nftnl_expr_iter_destroy(it);
+        }
+        out
+    }
+}
+
+/// One set element, borrowed from a per-message element list.
+pub struct Elem<'a> {
+    ptr: *mut ffi::nftnl_set_elem,
+    _owner: PhantomData<&'a ()>,
+}
+
+impl<'a> Elem<'a> {
+    /// Whether the attribute is present.
+    pub fn has(&self, attr: u32) -> bool {
+        // SAFETY: live element.
+        unsafe { ffi::nftnl_set_elem_is_set(self.ptr, attr as u16) }
+    }
+    /// A binary attribute.
+    pub fn data(&self, attr: u32) -> Option<&'a [u8]> {
+        if !self.has(attr) {
+            return None;
+        }
+        let mut len = 0u32;
+        // SAFETY: data owned by the element list, alive for 'a.
+        unsafe { c_data(ffi::nftnl_set_elem_get(self.ptr, attr as u16, &mut len), len) }
+    }
+    /// A string attribute.
+    pub fn str(&self, attr: u32) -> Option<&'a str> {
+        if !self.has(attr) {
+            return None;
+        }
+        // SAFETY: owned by the element list, alive for 'a.
+        unsafe { c_str(ffi::nftnl_set_elem_get_str(self.ptr, attr as u16)) }
+    }
+    /// A 32-bit attribute.
+    pub fn u32(&self, attr: u32) -> Option<u32> {
+        // SAFETY: checked present; live element.
+        self.has(attr)
+            .then(|| unsafe { ffi::nftnl_set_elem_get_u32(self.ptr, attr as u16) })
+    }
+    /// A 64-bit attribute.
+    pub fn u64(&self, attr: u32) -> Option<u64> {
+        // SAFETY: checked present; live element.
+        self.has(attr)
+            .then(|| unsafe { ffi::nftnl_set_elem_get_u64(self.ptr, attr as u16) })
+    }
+}
+
+/// Parses the elements of one `NEWSETELEM` message and hands each to `f`.
+/// libnftnl's copies are freed when the message is done, so memory stays
+/// bounded by one message however large the set.
+pub fn for_each_elem(m: Msg<'_>, mut f: impl FnMut(&Elem<'_>)) -> Result<(), ()> {
+    // SAFETY: a fresh set owns the parsed elements; the iterator and the set
+    // are freed before returning and no Elem escapes the closure.
+    unsafe {
+        let s = ffi::nftnl_set_alloc();
+        if s.is_null() {
+            return Err(());
+        }
+        let owner = Set(s);
+        if ffi::nftnl_set_elems_nlmsg_parse(m.hdr(), s) < 0 {
+            return Err(());
+        }
+        let it = ffi::nftnl_set_elems_iter_create(s);
+        if it.is_null() {
+            return Err(());
+        }
+        // `iter_next` returns the current element and advances (NULL at the end).
+        loop {
+            let e = ffi::nftnl_set_elems_iter_next(it);
+            if e.is_null() {
+                break;
+            }
+            f(&Elem { ptr: e, _owner: PhantomData });
+        }
+        ffi::nftnl_set_elems_iter_destroy(it);
+        drop(owner);
+    }
+    Ok(())
+}
+
+/// Parses a message with every libnftnl parser, for robustness tests: none
+/// may crash on any bounds-checked input.
+#[doc(hidden)]
+pub fn parse_all_for_fuzzing(m: Msg<'_>) {
+    let _ = Table::parse(m);
+    let _ = Chain::parse(m).map(|c| c.strings(ffi::NFTNL_CHAIN_DEVICES));
+    if let Some(r) = Rule::parse(m) {
+        for e in r.exprs() {
+            let _ = (e.name(), e.nested());
+        }
+    }
+    let _ = Set::parse(m);
+    let _ = Obj::parse(m);
+    let _ = Flowtable::parse(m).map(|f| f.devices());
+    let _ = parse_gen(m);
+    let _ = for_each_elem(m, |e| {
+        let _ = e.data(ffi::NFTNL_SET_ELEM_KEY);
+    });
+}

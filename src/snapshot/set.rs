@@ -1,0 +1,281 @@
+//! Sets and maps: key types, elements, and the interval form the kernel
+//! stores them in.
+
+use super::expr::{Bytes, Verdict};
+use super::value::{self, Datatype};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// `NFT_SET_*` flag bits.
+pub mod flags {
+    /// Anonymous set, bound to one rule.
+    pub const ANONYMOUS: u32 = 0x1;
+    /// Constant set.
+    pub const CONSTANT: u32 = 0x2;
+    /// Elements are intervals.
+    pub const INTERVAL: u32 = 0x4;
+    /// The set is a map.
+    pub const MAP: u32 = 0x8;
+    /// Elements may time out.
+    pub const TIMEOUT: u32 = 0x10;
+    /// Updated from the packet path.
+    pub const EVAL: u32 = 0x20;
+    /// Maps to stateful objects.
+    pub const OBJECT: u32 = 0x40;
+    /// Concatenated key.
+    pub const CONCAT: u32 = 0x80;
+}
+
+/// A set or map with all its elements.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "value::SetRepr")]
+pub struct Set {
+    /// Name; anonymous sets are named `__set%d` by nft.
+    pub name: String,
+    /// Kernel handle.
+    pub handle: u64,
+    /// `NFT_SET_*` flags, see [`flags`].
+    pub flags: u32,
+    /// The key: one datatype, or several for a concatenation.
+    pub key: KeyType,
+    /// Mapped data type, for maps (a verdict map has [`value::VERDICT`]).
+    #[serde(default)]
+    pub data: Option<Datatype>,
+    /// Default element timeout in ms.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Set comment.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Elements sorted by key; for interval sets each holds a closed range.
+    pub elements: Vec<Element>,
+}
+
+/// A set's key: the datatypes of its components, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyType(pub Vec<Datatype>);
+
+impl KeyType {
+    /// Byte offset of each component in a key as the kernel lays it out
+    /// (each component padded to 4 bytes, as registers are).
+    pub fn offsets(&self) -> Vec<(usize, usize)> {
+        let mut off = 0;
+        self.0
+            .iter()
+            .map(|d| {
+                let here = (off, d.len as usize);
+                off += (d.len as usize).div_ceil(4) * 4;
+                here
+            })
+            .collect()
+    }
+}
+
+/// One set element: a key or closed key range, and mapped data for maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    /// The key, or the first key of the range.
+    pub key: Bytes,
+    /// The last key of the range (inclusive), for interval sets when it
+    /// differs from `key`.
+    pub key_end: Option<Bytes>,
+    /// Mapped data, for maps.
+    pub data: Option<ElemData>,
+    /// Rarely present details, kept out of line to keep elements small.
+    pub extra: Option<Box<ElemExtra>>,
+}
+
+/// What a map element maps to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElemData {
+    /// A verdict (verdict maps).
+    Verdict(Verdict),
+    /// A value (data maps).
+    Value(Bytes),
+    /// A named object (object maps).
+    Object(String),
+}
+
+/// Per-element timeout, expiry and comment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElemExtra {
+    /// Timeout in ms.
+    pub timeout_ms: Option<u64>,
+    /// Time left in ms when the snapshot was taken.
+    pub expires_ms: Option<u64>,
+    /// Comment.
+    pub comment: Option<String>,
+}
+
+impl Set {
+    /// Whether nft created the set for one rule (`{ 22, 6162 }` inline).
+    pub fn anonymous(&self) -> bool {
+        self.flags & flags::ANONYMOUS != 0
+    }
+
+    /// Whether elements are ranges.
+    pub fn interval(&self) -> bool {
+        self.flags & flags::INTERVAL != 0
+    }
+
+    /// Whether the set is a map (data or verdict).
+    pub fn is_map(&self) -> bool {
+        self.flags & flags::MAP != 0
+    }
+
+    /// Inserts or replaces the element with the same key, keeping order.
+    pub fn upsert(&mut self, e: Element) {
+        match self.elements.binary_search_by(|x| x.key.cmp(&e.key)) {
+            Ok(i) => self.elements[i] = e,
+            Err(i) => self.elements.insert(i, e),
+        }
+    }
+
+    /// Removes the element whose key (or range start) is `key`.
+    pub fn remove(&mut self, key: &Bytes) -> Option<Element> {
+        let i = self.elements.binary_search_by(|x| x.key.cmp(key)).ok()?;
+        Some(self.elements.remove(i))
+    }
+
+    /// Restores key order after elements were appended in dump order.
+    pub fn sort(&mut self) {
+        self.elements.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    }
+}
+
+/// One boundary of the kernel's interval encoding: a range start (carrying
+/// the element's data) or the exclusive end of a range.
+#[derive(Clone, Debug)]
+pub struct Boundary {
+    /// Key at the boundary.
+    pub key: Bytes,
+    /// True for an end boundary (`NFT_SET_ELEM_INTERVAL_END`).
+    pub end: bool,
+    /// The element itself for a start boundary.
+    pub start: Option<Element>,
+}
+
+/// Rebuilds closed ranges from the kernel's start/end boundaries of a
+/// non-concatenated interval set. The kernel keeps each range `[a, b]` as a
+/// start element `a` and an end element `b + 1`; a start with no end runs to
+/// the top of the key space, and an end with no start (nft's leading `0`
+/// marker) is dropped.
+pub fn ranges_from_boundaries(mut b: Vec<Boundary>) -> Vec<Element> {
+    // Ends sort before starts at the same key: [a, b) followed by [b, c).
+    b.sort_by(|x, y| x.key.cmp(&y.key).then(y.end.cmp(&x.end)));
+    let mut out = Vec::with_capacity(b.len() / 2 + 1);
+    let mut open: Option<Element> = None;
+    for bd in b {
+        if bd.end {
+            if let Some(mut e) = open.take() {
+                let last = value::decrement(bd.key.as_slice());
+                if last.as_slice() != e.key.as_slice() {
+                    e.key_end = Some(Bytes(last.into()));
+                }
+                out.push(e);
+            }
+        } else if let Some(start) = bd.start {
+            if let Some(mut prev) = open.replace(start) {
+                // Two starts in a row: the earlier range ends just before this one.
+                let last = value::decrement(bd.key.as_slice());
+                if last.as_slice() != prev.key.as_slice() {
+                    prev.key_end = Some(Bytes(last.into()));
+                }
+                out.push(prev);
+            }
+        }
+    }
+    if let Some(mut e) = open {
+        let top = vec![0xff; e.key.as_slice().len()];
+        if top.as_slice() != e.key.as_slice() {
+            e.key_end = Some(Bytes(top.into()));
+        }
+        out.push(e);
+    }
+    out
+}
+
+/// Serialised as `nft -j` lists a set: elements rendered by datatype, as a
+/// value, `{"prefix"}`, `{"range"}` or `{"concat"}`, map elements as
+/// `[key, data]`.
+impl Serialize for Set {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("handle", &self.handle)?;
+        m.serialize_entry("anonymous", &self.anonymous())?;
+        m.serialize_entry("flags", &self.flags)?;
+        m.serialize_entry("key", &self.key)?;
+        if let Some(d) = &self.data {
+            m.serialize_entry("data", d)?;
+        }
+        if let Some(t) = self.timeout_ms {
+            m.serialize_entry("timeout_ms", &t)?;
+        }
+        if let Some(c) = &self.comment {
+            m.serialize_entry("comment", c)?;
+        }
+        m.serialize_entry("elements", &ElementsView(self))?;
+        m.end()
+    }
+}
+
+struct ElementsView<'a>(&'a Set);
+
+impl Serialize for ElementsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let set = self.0;
+        let mut seq = s.serialize_seq(Some(set.elements.len()))?;
+        for e in &set.elements {
+            seq.serialize_element(&value::ElementView { set, elem: e })?;
+        }
+        seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(k: &[u8]) -> Boundary {
+        Boundary {
+            key: k.into(),
+            end: false,
+            start: Some(Element {
+                key: k.into(),
+                key_end: None,
+                data: None,
+                extra: None,
+            }),
+        }
+    }
+    fn end(k: &[u8]) -> Boundary {
+        Boundary {
+            key: k.into(),
+            end: true,
+            start: None,
+        }
+    }
+
+    #[test]
+    fn boundaries_become_closed_ranges_in_any_dump_order() {
+        // [10, 20], [21, 21] (single), [30, top]; kernel lists ends as b+1,
+        // plus nft's leading end marker at 0, dumped in reverse.
+        let b = vec![
+            start(&[30]),
+            end(&[22]),
+            start(&[21]),
+            end(&[21]),
+            start(&[10]),
+            end(&[0]),
+        ];
+        let r = ranges_from_boundaries(b);
+        let got: Vec<(u8, Option<u8>)> = r
+            .iter()
+            .map(|e| (e.key.as_slice()[0], e.key_end.as_ref().map(|k| k.as_slice()[0])))
+            .collect();
+        assert_eq!(got, vec![(10, Some(20)), (21, None), (30, Some(255))]);
+    }
+}
