@@ -452,7 +452,7 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
             Expr::Match {
                 name: n.to_string(),
                 rev,
-                info: xt::decode_match(n, rev, e.data(NFTNL_EXPR_MT_INFO).unwrap_or_default(), v6),
+                info: Box::new(xt::decode_match(n, rev, e.data(NFTNL_EXPR_MT_INFO).unwrap_or_default(), v6)),
             }
         }
         "target" => {
@@ -460,7 +460,7 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
             Expr::Target {
                 name: n.to_string(),
                 rev,
-                info: xt::decode_target(n, rev, e.data(NFTNL_EXPR_TG_INFO).unwrap_or_default()),
+                info: Box::new(xt::decode_target(n, rev, e.data(NFTNL_EXPR_TG_INFO).unwrap_or_default())),
             }
         }
         _ => return None,
@@ -498,15 +498,9 @@ pub fn set(m: Msg<'_>) -> Result<(Location, Set), DecodeError> {
         let dt = s.u32(ffi::NFTNL_SET_DATA_TYPE).unwrap_or(0);
         let len = s.u32(ffi::NFTNL_SET_DATA_LEN).unwrap_or(0);
         Some(if dt == 0xffff_ff00 {
-            Datatype::new(value::VERDICT, 0)
+            KeyType(vec![Datatype::new(value::VERDICT, 0)])
         } else {
-            let ids = value::split_concat_type(dt);
-            let mut d = Datatype::new(*ids.last().unwrap_or(&0), len);
-            if ids.len() > 1 {
-                d.id = value::INTEGER; // concatenated map data is shown raw
-            }
-            d.host_order |= data_host && d.id == value::INTEGER;
-            d
+            key_type(&value::split_concat_type(dt), len, &[], data_host)
         })
     } else {
         None
@@ -559,29 +553,33 @@ fn key_type(ids: &[u32], key_len: u32, desc: &[u32], host: bool) -> KeyType {
     )
 }
 
-/// One element as decoded from a set element message, before intervals are
-/// paired up.
-pub struct RawElem {
-    /// The element (key, inclusive `key_end` for concatenated intervals).
-    pub elem: Element,
-    /// `NFT_SET_ELEM_INTERVAL_END`: the exclusive end of a range.
-    pub interval_end: bool,
+/// Elements of one set as they arrive, before interval ends are paired up.
+#[derive(Default)]
+pub struct ElemSink {
+    /// Elements (for interval sets: range starts).
+    pub starts: Vec<Element>,
+    /// Exclusive range ends (`NFT_SET_ELEM_INTERVAL_END`) of interval sets.
+    pub ends: Vec<Key>,
 }
 
-/// Decodes every element of one element message.
-pub fn elements(m: Msg<'_>, out: &mut Vec<RawElem>) -> Result<(), DecodeError> {
-    sys::for_each_elem(m, |e| out.push(element(e)))
+/// Decodes every element of one element message into `sink`.
+pub fn elements(m: Msg<'_>, sink: &mut ElemSink) -> Result<(), DecodeError> {
+    sys::for_each_elem(m, |e| element(e, sink))
         .map_err(|()| err("set element", "rejected by libnftnl"))
 }
 
-fn element(e: &Elem<'_>) -> RawElem {
+fn element(e: &Elem<'_>, sink: &mut ElemSink) {
     let flags = e.u32(ffi::NFTNL_SET_ELEM_FLAGS).unwrap_or(0);
     // NFT_SET_ELEM_CATCHALL elements have no key; they are kept with an empty one.
-    let key = e.data(ffi::NFTNL_SET_ELEM_KEY).map(Bytes::from).unwrap_or_default();
+    let key: Key = e.data(ffi::NFTNL_SET_ELEM_KEY).map(Key::from).unwrap_or_default();
+    if flags & 1 != 0 {
+        sink.ends.push(key);
+        return;
+    }
     let key_end = e
         .data(ffi::NFTNL_SET_ELEM_KEY_END)
         .filter(|k| *k != key.as_slice())
-        .map(Bytes::from);
+        .map(Key::from);
     let data = if let Some(code) = e.u32(ffi::NFTNL_SET_ELEM_VERDICT) {
         Verdict::from_raw(code as i32, e.str(ffi::NFTNL_SET_ELEM_CHAIN)).map(ElemData::Verdict)
     } else if let Some(o) = e.str(ffi::NFTNL_SET_ELEM_OBJREF) {
@@ -601,38 +599,25 @@ fn element(e: &Elem<'_>) -> RawElem {
             comment,
         })
     });
-    RawElem {
-        elem: Element {
-            key,
-            key_end,
-            data,
-            extra,
-        },
-        interval_end: flags & 1 != 0,
-    }
+    sink.starts.push(Element {
+        key,
+        key_end,
+        data: data.map(Box::new),
+        extra,
+    });
 }
 
-/// Puts decoded elements into `set`: pairs interval boundaries into ranges
-/// for interval sets (concatenated ones already carry `key_end`).
-pub fn fill_set(set: &mut Set, raw: Vec<RawElem>) {
+/// Puts decoded elements into `set`, closing the ranges of interval sets
+/// (concatenated interval sets already carry their `key_end`).
+pub fn fill_set(set: &mut Set, mut sink: ElemSink) {
     if set.interval() && set.key.0.len() == 1 {
-        let b = raw
-            .into_iter()
-            .map(|r| Boundary {
-                key: r.elem.key.clone(),
-                end: r.interval_end,
-                start: (!r.interval_end).then_some(r.elem),
-            })
-            .collect();
-        set.elements = ranges_from_boundaries(b);
+        close_ranges(&mut sink.starts, &mut sink.ends);
+        set.elements = sink.starts;
     } else {
-        set.elements = raw
-            .into_iter()
-            .filter(|r| !r.interval_end)
-            .map(|r| r.elem)
-            .collect();
+        set.elements = sink.starts;
         set.sort();
     }
+    set.elements.shrink_to_fit();
 }
 
 /// Decodes a stateful object message.

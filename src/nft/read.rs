@@ -1,6 +1,6 @@
 //! The dump loop: generation, objects, generation, retry on change.
 
-use super::decode::{self, DecodeError, Location, RawElem};
+use super::decode::{self, DecodeError, ElemSink, Location};
 use super::sys::{self, msg, Request, RequestError, Socket};
 use crate::snapshot::{Family, Snapshot, Table};
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ impl ReadError {
         }
     }
 
-    fn from_io(e: io::Error) -> ReadError {
+    pub(crate) fn from_io(e: io::Error) -> ReadError {
         match e.raw_os_error() {
             Some(libc::EPERM | libc::EACCES) => ReadError::Permission(e),
             Some(libc::EPROTONOSUPPORT | libc::EAFNOSUPPORT | libc::EOPNOTSUPP) => {
@@ -200,11 +200,10 @@ fn dump_once(sock: &mut Socket) -> Result<Snapshot, Attempt> {
     })
     .map(|o| interrupted |= o.interrupted)?;
 
-    let mut raw: Vec<RawElem> = Vec::new();
     for t in tables.iter_mut() {
         let family = t.family.nfproto();
         for s in t.sets.iter_mut() {
-            raw.clear();
+            let mut sink = ElemSink::default();
             let req = Request::SetElems {
                 family,
                 table: &t.name,
@@ -212,12 +211,12 @@ fn dump_once(sock: &mut Socket) -> Result<Snapshot, Attempt> {
             };
             sock.request(&req, |m| {
                 if m.kind() == msg::NEWSETELEM {
-                    decode::elements(m, &mut raw)?;
+                    decode::elements(m, &mut sink)?;
                 }
                 Ok(())
             })
             .map(|o| interrupted |= o.interrupted)?;
-            decode::fill_set(s, std::mem::take(&mut raw));
+            decode::fill_set(s, sink);
         }
     }
 

@@ -565,7 +565,7 @@ pub enum Expr {
         /// Revision.
         rev: u32,
         /// Decoded options (or the raw bytes when the match is not decoded).
-        info: XtInfo,
+        info: Box<XtInfo>,
     },
     /// iptables-nft compat target (`xt target "name"`).
     Target {
@@ -574,7 +574,7 @@ pub enum Expr {
         /// Revision.
         rev: u32,
         /// Decoded options.
-        info: XtInfo,
+        info: Box<XtInfo>,
     },
     /// An expression this version cannot decode. The rule is kept and marked
     /// [`super::Rule::incomplete`].

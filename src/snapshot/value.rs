@@ -5,7 +5,7 @@
 //! that form back, so a saved snapshot reads in again unchanged.
 
 use super::expr::{Bytes, Verdict};
-use super::set::{ElemData, ElemExtra, Element, KeyType, Set};
+use super::set::{ElemData, ElemExtra, Element, Key, KeyType, Set};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value as Json};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -360,7 +360,7 @@ impl Serialize for ElementView<'_> {
         let mut val = render_key(
             &self.set.key,
             e.key.as_slice(),
-            e.key_end.as_ref().map(Bytes::as_slice),
+            e.key_end.as_ref().map(Key::as_slice),
         );
         if let Some(x) = &e.extra {
             let mut m = serde_json::Map::new();
@@ -379,11 +379,11 @@ impl Serialize for ElementView<'_> {
         match &e.data {
             None => val.serialize(s),
             Some(d) => {
-                let data = match d {
+                let data = match &**d {
                     ElemData::Verdict(v) => render_verdict(v),
                     ElemData::Object(o) => json!(o),
                     ElemData::Value(b) => match &self.set.data {
-                        Some(dt) => render(dt, b.as_slice()),
+                        Some(dt) => render_key(dt, b.as_slice(), None),
                         None => json!(hex(b.as_slice())),
                     },
                 };
@@ -401,7 +401,7 @@ pub struct SetRepr {
     flags: u32,
     key: KeyType,
     #[serde(default)]
-    data: Option<Datatype>,
+    data: Option<KeyType>,
     #[serde(default)]
     timeout_ms: Option<u64>,
     #[serde(default)]
@@ -484,15 +484,17 @@ fn parse_element(repr: &SetRepr, v: &Json) -> Result<Element, String> {
     let data = match datav {
         None => None,
         Some(d) => Some(match &repr.data {
-            Some(dt) if dt.id == VERDICT => ElemData::Verdict(parse_verdict(d)?),
-            Some(dt) => ElemData::Value(parse(dt, d)?.as_slice().into()),
+            Some(dt) if dt.0.first().map(|t| t.id) == Some(VERDICT) => {
+                ElemData::Verdict(parse_verdict(d)?)
+            }
+            Some(dt) => ElemData::Value(parse_key(dt, d)?.0.as_slice().into()),
             None => ElemData::Object(d.as_str().unwrap_or_default().to_string()),
         }),
     };
     Ok(Element {
         key_end: (hi != lo).then(|| hi.as_slice().into()),
         key: lo.as_slice().into(),
-        data,
+        data: data.map(Box::new),
         extra,
     })
 }
