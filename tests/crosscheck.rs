@@ -41,9 +41,20 @@ fn nft_view(v: &Value) -> View {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for item in v["nftables"].as_array().expect("nftables array") {
         let (kind, o) = item.as_object().unwrap().iter().next().unwrap();
-        let key = |name: &str| format!("{} {} {}", o["family"].as_str().unwrap(), o["table"].as_str().unwrap_or(""), name);
+        let key = |name: &str| {
+            format!(
+                "{} {} {}",
+                o["family"].as_str().unwrap(),
+                o["table"].as_str().unwrap_or(""),
+                name
+            )
+        };
         match kind.as_str() {
-            "table" => view.tables.push(format!("{} {}", o["family"].as_str().unwrap(), o["name"].as_str().unwrap())),
+            "table" => view.tables.push(format!(
+                "{} {}",
+                o["family"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            )),
             "chain" => {
                 view.chains.insert(
                     key(o["name"].as_str().unwrap()),
@@ -57,7 +68,8 @@ fn nft_view(v: &Value) -> View {
             }
             "rule" => *counts.entry(key(o["chain"].as_str().unwrap())).or_default() += 1,
             "set" | "map" => {
-                view.sets.insert(key(o["name"].as_str().unwrap()), sorted(o.get("elem")));
+                view.sets
+                    .insert(key(o["name"].as_str().unwrap()), sorted(o.get("elem")));
             }
             _ => {}
         }
@@ -72,7 +84,11 @@ fn nft_view(v: &Value) -> View {
 fn pw_view(v: &Value) -> View {
     let mut view = View::default();
     for t in v["tables"].as_array().expect("tables array") {
-        let prefix = format!("{} {}", t["family"].as_str().unwrap(), t["name"].as_str().unwrap());
+        let prefix = format!(
+            "{} {}",
+            t["family"].as_str().unwrap(),
+            t["name"].as_str().unwrap()
+        );
         view.tables.push(prefix.clone());
         for c in t["chains"].as_array().unwrap() {
             view.chains.insert(
@@ -87,7 +103,10 @@ fn pw_view(v: &Value) -> View {
         }
         for s in t["sets"].as_array().unwrap() {
             if s["anonymous"].as_bool() == Some(false) {
-                view.sets.insert(format!("{prefix} {}", s["name"].as_str().unwrap()), sorted(s.get("elements")));
+                view.sets.insert(
+                    format!("{prefix} {}", s["name"].as_str().unwrap()),
+                    sorted(s.get("elements")),
+                );
             }
         }
     }
@@ -118,12 +137,41 @@ fn snapshot_agrees_with_nft_on_every_fixture() {
         return;
     }
     let fixtures = all_fixtures();
-    assert!(fixtures.len() >= 15, "expected at least 15 fixtures, found {}", fixtures.len());
+    assert!(
+        fixtures.len() >= 15,
+        "expected at least 15 fixtures, found {}",
+        fixtures.len()
+    );
     let mut failures = Vec::new();
     for name in &fixtures {
         let topo = Topology::new("xc");
         topo.load_fixture(name);
-        let ours = pw_view(&topo.host.dump_json());
+        let dump = topo.host.dump_json();
+        // The JSON reads back into the same snapshot.
+        let back: portwarden::snapshot::Snapshot = match serde_json::from_value(dump.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(format!("{name}: JSON does not read back: {e}"));
+                continue;
+            }
+        };
+        if serde_json::to_value(&back).unwrap() != dump {
+            failures.push(format!("{name}: JSON read back differs"));
+        }
+        // Every construct in the corpus decodes: no rule is left incomplete.
+        for t in dump["tables"].as_array().unwrap() {
+            for c in t["chains"].as_array().unwrap() {
+                for r in c["rules"].as_array().unwrap() {
+                    if r.get("incomplete").is_some() {
+                        failures.push(format!(
+                            "{name}: rule {} in {} not fully decoded: {}",
+                            r["handle"], c["name"], r["exprs"]
+                        ));
+                    }
+                }
+            }
+        }
+        let ours = pw_view(&dump);
         let theirs = nft_view(&topo.host.nft_json());
         assert!(!theirs.tables.is_empty(), "{name}: fixture loaded no table");
         if ours != theirs {
@@ -141,7 +189,11 @@ fn snapshot_agrees_with_nft_on_every_fixture() {
                     diff += &format!("  set {k}: ours {:?}\n     nft {v:?}\n", ours.sets.get(k));
                 }
             }
-            for k in ours.chains.keys().filter(|k| !theirs.chains.contains_key(*k)) {
+            for k in ours
+                .chains
+                .keys()
+                .filter(|k| !theirs.chains.contains_key(*k))
+            {
                 diff += &format!("  chain {k}: only in ours\n");
             }
             for k in ours.sets.keys().filter(|k| !theirs.sets.contains_key(*k)) {
@@ -150,6 +202,10 @@ fn snapshot_agrees_with_nft_on_every_fixture() {
             failures.push(format!("{name}:\n{diff}"));
         }
     }
-    assert!(failures.is_empty(), "snapshot disagrees with nft:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "snapshot disagrees with nft:\n{}",
+        failures.join("\n")
+    );
     eprintln!("cross-checked {} fixtures", fixtures.len());
 }

@@ -92,7 +92,10 @@ pub fn chain(m: Msg<'_>) -> Result<(Location, Chain), DecodeError> {
     };
     let loc = Location {
         family: fam,
-        table: c.str(ffi::NFTNL_CHAIN_TABLE).unwrap_or_default().to_string(),
+        table: c
+            .str(ffi::NFTNL_CHAIN_TABLE)
+            .unwrap_or_default()
+            .to_string(),
         parent: None,
     };
     Ok((
@@ -137,7 +140,10 @@ fn nl_attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// Decodes a rule message. A rule libnftnl rejects (it refuses a whole rule
 /// when one expression name is new to it) is rebuilt from the raw attributes
 /// with every expression [`Expr::Unknown`], so it is never lost.
-pub fn rule(m: Msg<'_>, v6_table: impl Fn(Family) -> bool) -> Result<(Location, Rule), DecodeError> {
+pub fn rule(
+    m: Msg<'_>,
+    v6_table: impl Fn(Family) -> bool,
+) -> Result<(Location, Rule), DecodeError> {
     let Some(r) = sys::Rule::parse(m) else {
         return raw_rule(m);
     };
@@ -234,10 +240,39 @@ pub fn expr(e: &NlExpr<'_>, v6: bool) -> Expr {
 
 /// Expression names with a typed decoding.
 const KNOWN: &[&str] = &[
-    "payload", "cmp", "bitwise", "byteorder", "meta", "ct", "lookup", "immediate", "range",
-    "counter", "log", "limit", "quota", "reject", "nat", "masq", "redir", "fib", "dynset",
-    "objref", "socket", "exthdr", "notrack", "rt", "queue", "connlimit", "numgen", "hash",
-    "flow_offload", "last", "match", "target",
+    "payload",
+    "cmp",
+    "bitwise",
+    "byteorder",
+    "meta",
+    "ct",
+    "lookup",
+    "immediate",
+    "range",
+    "counter",
+    "log",
+    "limit",
+    "quota",
+    "reject",
+    "nat",
+    "masq",
+    "redir",
+    "fib",
+    "dynset",
+    "objref",
+    "socket",
+    "exthdr",
+    "notrack",
+    "rt",
+    "queue",
+    "connlimit",
+    "numgen",
+    "hash",
+    "flow_offload",
+    "last",
+    "tproxy",
+    "match",
+    "target",
 ];
 
 fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
@@ -248,7 +283,12 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
             let offset = e.u32(NFTNL_EXPR_PAYLOAD_OFFSET)?;
             let len = e.u32(NFTNL_EXPR_PAYLOAD_LEN)?;
             match reg(e, NFTNL_EXPR_PAYLOAD_DREG) {
-                Some(dreg) => Expr::Payload { base, offset, len, dreg },
+                Some(dreg) => Expr::Payload {
+                    base,
+                    offset,
+                    len,
+                    dreg,
+                },
                 None => Expr::PayloadSet {
                     base,
                     offset,
@@ -447,20 +487,40 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
             table: e.str(NFTNL_EXPR_FLOW_TABLE_NAME)?.to_string(),
         },
         "last" => Expr::Last,
+        "tproxy" => Expr::Tproxy {
+            family: e.u32(NFTNL_EXPR_TPROXY_FAMILY).unwrap_or(0),
+            reg_addr: reg(e, NFTNL_EXPR_TPROXY_REG_ADDR),
+            reg_port: reg(e, NFTNL_EXPR_TPROXY_REG_PORT),
+        },
         "match" => {
-            let (n, rev) = (e.str(NFTNL_EXPR_MT_NAME)?, e.u32(NFTNL_EXPR_MT_REV).unwrap_or(0));
+            let (n, rev) = (
+                e.str(NFTNL_EXPR_MT_NAME)?,
+                e.u32(NFTNL_EXPR_MT_REV).unwrap_or(0),
+            );
             Expr::Match {
                 name: n.to_string(),
                 rev,
-                info: Box::new(xt::decode_match(n, rev, e.data(NFTNL_EXPR_MT_INFO).unwrap_or_default(), v6)),
+                info: Box::new(xt::decode_match(
+                    n,
+                    rev,
+                    e.data(NFTNL_EXPR_MT_INFO).unwrap_or_default(),
+                    v6,
+                )),
             }
         }
         "target" => {
-            let (n, rev) = (e.str(NFTNL_EXPR_TG_NAME)?, e.u32(NFTNL_EXPR_TG_REV).unwrap_or(0));
+            let (n, rev) = (
+                e.str(NFTNL_EXPR_TG_NAME)?,
+                e.u32(NFTNL_EXPR_TG_REV).unwrap_or(0),
+            );
             Expr::Target {
                 name: n.to_string(),
                 rev,
-                info: Box::new(xt::decode_target(n, rev, e.data(NFTNL_EXPR_TG_INFO).unwrap_or_default())),
+                info: Box::new(xt::decode_target(
+                    n,
+                    rev,
+                    e.data(NFTNL_EXPR_TG_INFO).unwrap_or_default(),
+                )),
             }
         }
         _ => return None,
@@ -475,7 +535,10 @@ pub fn set(m: Msg<'_>) -> Result<(Location, Set), DecodeError> {
         .str(ffi::NFTNL_SET_NAME)
         .ok_or_else(|| err("set", "no name"))?
         .to_string();
-    let ud: Vec<(u8, &[u8])> = s.data(ffi::NFTNL_SET_USERDATA).map(|u| udata(u).collect()).unwrap_or_default();
+    let ud: Vec<(u8, &[u8])> = s
+        .data(ffi::NFTNL_SET_USERDATA)
+        .map(|u| udata(u).collect())
+        .unwrap_or_default();
     let ud_u32 = |t: u8| {
         ud.iter()
             .find(|(k, v)| *k == t && v.len() == 4)
@@ -571,7 +634,10 @@ pub fn elements(m: Msg<'_>, sink: &mut ElemSink) -> Result<(), DecodeError> {
 fn element(e: &Elem<'_>, sink: &mut ElemSink) {
     let flags = e.u32(ffi::NFTNL_SET_ELEM_FLAGS).unwrap_or(0);
     // NFT_SET_ELEM_CATCHALL elements have no key; they are kept with an empty one.
-    let key: Key = e.data(ffi::NFTNL_SET_ELEM_KEY).map(Key::from).unwrap_or_default();
+    let key: Key = e
+        .data(ffi::NFTNL_SET_ELEM_KEY)
+        .map(Key::from)
+        .unwrap_or_default();
     if flags & 1 != 0 {
         sink.ends.push(key);
         return;
@@ -585,7 +651,8 @@ fn element(e: &Elem<'_>, sink: &mut ElemSink) {
     } else if let Some(o) = e.str(ffi::NFTNL_SET_ELEM_OBJREF) {
         Some(ElemData::Object(o.to_string()))
     } else {
-        e.data(ffi::NFTNL_SET_ELEM_DATA).map(|d| ElemData::Value(d.into()))
+        e.data(ffi::NFTNL_SET_ELEM_DATA)
+            .map(|d| ElemData::Value(d.into()))
     };
     let comment = e
         .data(ffi::NFTNL_SET_ELEM_USERDATA)
@@ -664,15 +731,70 @@ pub fn flowtable(m: Msg<'_>) -> Result<(Location, Flowtable), DecodeError> {
     Ok((
         Location {
             family: fam,
-            table: f.str(ffi::NFTNL_FLOWTABLE_TABLE).unwrap_or_default().to_string(),
+            table: f
+                .str(ffi::NFTNL_FLOWTABLE_TABLE)
+                .unwrap_or_default()
+                .to_string(),
             parent: None,
         },
         Flowtable {
-            name: f.str(ffi::NFTNL_FLOWTABLE_NAME).unwrap_or_default().to_string(),
+            name: f
+                .str(ffi::NFTNL_FLOWTABLE_NAME)
+                .unwrap_or_default()
+                .to_string(),
             hook: f.u32(ffi::NFTNL_FLOWTABLE_HOOKNUM).unwrap_or(0),
             priority: f.s32(ffi::NFTNL_FLOWTABLE_PRIO).unwrap_or(0),
             devices: f.devices(),
             flags: f.u32(ffi::NFTNL_FLOWTABLE_FLAGS).unwrap_or(0),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(ty: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+        v.extend(ty.to_ne_bytes());
+        v.extend(payload);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    /// A NEWRULE message for `inet t c`, handle 7, with one expression.
+    fn rule_msg(expr_name: &str) -> Vec<u32> {
+        let expr = attr(1 | 0x8000, &attr(1, format!("{expr_name}\0").as_bytes()));
+        let mut body = attr(1, b"t\0");
+        body.extend(attr(2, b"c\0"));
+        body.extend(attr(3, &7u64.to_be_bytes()));
+        body.extend(attr(4 | 0x8000, &expr));
+        let mut m = ((20 + body.len()) as u32).to_ne_bytes().to_vec();
+        m.extend((6u16 | 10 << 8).to_ne_bytes());
+        m.extend([0u8; 10]);
+        m.extend([1u8, 0, 0, 0]);
+        m.extend(body);
+        m.chunks(4)
+            .map(|c| u32::from_ne_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_rule_libnftnl_rejects_is_kept_and_flagged() {
+        let words = rule_msg("frobnicate");
+        // SAFETY (test): view the u32 buffer as bytes.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 4) };
+        let m = sys::messages(bytes).next().unwrap().unwrap();
+        let (loc, r) = rule(m, |_| false).unwrap();
+        assert_eq!(
+            (loc.family, loc.table.as_str(), loc.parent.as_deref()),
+            (Family::Inet, "t", Some("c"))
+        );
+        assert_eq!(r.handle, 7);
+        assert!(r.incomplete);
+        assert!(matches!(&r.exprs[..], [Expr::Unknown { name, .. }] if name == "frobnicate"));
+    }
 }

@@ -558,6 +558,17 @@ pub enum Expr {
     },
     /// Timestamp of the last match (`last`).
     Last,
+    /// Transparent proxy to a local socket (`tproxy to :port`).
+    Tproxy {
+        /// NFPROTO family of the address (0 = the table's).
+        family: u32,
+        /// Register with the address, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reg_addr: Option<Reg>,
+        /// Register with the port, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reg_port: Option<Reg>,
+    },
     /// iptables-nft compat match (`xt match "name"`).
     Match {
         /// xt match name.
