@@ -19,7 +19,10 @@ struct Usage {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Runs `args` inside `ns` with stdout discarded, returning its resource use.
@@ -37,7 +40,10 @@ fn measure(ns: &str, args: &[&str]) -> Usage {
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
     let wall = start.elapsed().as_secs_f64();
     assert_eq!(pid, child.id() as i32, "wait4");
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{args:?} failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{args:?} failed"
+    );
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Usage {
         wall,
@@ -67,10 +73,31 @@ fn ruleset(rules: usize, elements: usize) -> String {
         let _ = writeln!(s, "  chain c{c} {{");
         for i in 0..(rules / chains) {
             let _ = match i % 4 {
-                0 => writeln!(s, "    ip saddr 10.{c}.{}.{} tcp dport {} accept", i / 256, i % 256, 2000 + i),
-                1 => writeln!(s, "    meta mark & 0xff == {} udp dport {} counter drop", i % 255, 3000 + i),
-                2 => writeln!(s, "    ip6 saddr fd00:{c}::{i:x} tcp dport {{ 22, {} }} ct state new accept", 4000 + i),
-                _ => writeln!(s, "    iifname \"eth{}\" th dport {}-{} reject", i % 8, 5000 + i, 5010 + i),
+                0 => writeln!(
+                    s,
+                    "    ip saddr 10.{c}.{}.{} tcp dport {} accept",
+                    i / 256,
+                    i % 256,
+                    2000 + i
+                ),
+                1 => writeln!(
+                    s,
+                    "    meta mark & 0xff == {} udp dport {} counter drop",
+                    i % 255,
+                    3000 + i
+                ),
+                2 => writeln!(
+                    s,
+                    "    ip6 saddr fd00:{c}::{i:x} tcp dport {{ 22, {} }} ct state new accept",
+                    4000 + i
+                ),
+                _ => writeln!(
+                    s,
+                    "    iifname \"eth{}\" th dport {}-{} reject",
+                    i % 8,
+                    5000 + i,
+                    5010 + i
+                ),
             };
         }
         s += "  }\n";
@@ -105,7 +132,10 @@ fn main() {
     let ns = format!("pwbench-{}", std::process::id());
     let file = std::env::temp_dir().join(format!("{ns}.nft"));
     std::fs::write(&file, ruleset(rules, elements)).expect("write ruleset");
-    let ok = Command::new("ip").args(["netns", "add", &ns]).status().map(|s| s.success());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .map(|s| s.success());
     assert_eq!(ok.ok(), Some(true), "ip netns add");
     // Delete the namespace however we leave.
     struct Cleanup(String, std::path::PathBuf);
@@ -119,7 +149,11 @@ fn main() {
 
     eprintln!("loading {rules} rules and a {elements}-element interval set...");
     let t = Instant::now();
-    let st = Command::new("ip").args(["netns", "exec", &ns, "nft", "-f"]).arg(&file).status().expect("nft");
+    let st = Command::new("ip")
+        .args(["netns", "exec", &ns, "nft", "-f"])
+        .arg(&file)
+        .status()
+        .expect("nft");
     assert!(st.success(), "loading the benchmark ruleset failed");
     eprintln!("loaded in {:.1} s", t.elapsed().as_secs_f64());
 
@@ -139,10 +173,21 @@ fn main() {
         )
     };
     let (p, n) = (stat(&pw), stat(&nft));
-    println!("dump benchmark: {rules} rules, {elements}-element interval set, median of {runs} runs");
-    println!("{:<28} {:>9} {:>9} {:>9} {:>12}", "", "wall s", "user s", "sys s", "peak RSS MiB");
-    println!("{:<28} {:>9.2} {:>9.2} {:>9.2} {:>12.1}", "portwarden dump --json", p.0, p.1, p.2, p.3);
-    println!("{:<28} {:>9.2} {:>9.2} {:>9.2} {:>12.1}", "nft -j list ruleset", n.0, n.1, n.2, n.3);
+    println!(
+        "dump benchmark: {rules} rules, {elements}-element interval set, median of {runs} runs"
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>12}",
+        "", "wall s", "user s", "sys s", "peak RSS MiB"
+    );
+    println!(
+        "{:<28} {:>9.2} {:>9.2} {:>9.2} {:>12.1}",
+        "portwarden dump --json", p.0, p.1, p.2, p.3
+    );
+    println!(
+        "{:<28} {:>9.2} {:>9.2} {:>9.2} {:>12.1}",
+        "nft -j list ruleset", n.0, n.1, n.2, n.3
+    );
     println!(
         "ratio portwarden/nft: wall {:.2}, user {:.2}, sys {:.2}, peak RSS {:.2}",
         p.0 / n.0,

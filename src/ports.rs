@@ -264,7 +264,13 @@ mod tests {
     #[test]
     fn reversed_range_is_rejected() {
         assert!(PortRange::new(10, 9).is_err());
-        assert_eq!("3300-2500".parse::<PortRange>(), Err(PortRangeError::Reversed { first: 3300, last: 2500 }));
+        assert_eq!(
+            "3300-2500".parse::<PortRange>(),
+            Err(PortRangeError::Reversed {
+                first: 3300,
+                last: 2500
+            })
+        );
         assert!("70000".parse::<PortRange>().is_err());
         assert_eq!("2500-3300".parse::<PortRange>().unwrap().len(), 801);
     }
@@ -275,7 +281,10 @@ mod tests {
 
     fn arb_set() -> impl Strategy<Value = PortSet> {
         prop::collection::vec((0u16..200, 0u16..20), 0..8).prop_map(|v| {
-            PortSet::from_ranges(v.into_iter().map(|(a, l)| PortRange::new(a, a + l).unwrap()))
+            PortSet::from_ranges(
+                v.into_iter()
+                    .map(|(a, l)| PortRange::new(a, a + l).unwrap()),
+            )
         })
     }
 

@@ -9,7 +9,11 @@ use std::sync::Arc;
 
 fn one_line(stderr: &[u8]) -> String {
     let s = String::from_utf8_lossy(stderr).into_owned();
-    assert_eq!(s.trim_end().lines().count(), 1, "expected one line, got: {s}");
+    assert_eq!(
+        s.trim_end().lines().count(),
+        1,
+        "expected one line, got: {s}"
+    );
     assert!(!s.contains("panicked"), "{s}");
     s
 }
@@ -23,20 +27,34 @@ fn without_cap_net_admin_says_so_with_exit_77() {
     ns.nft_text("table inet t {\n chain c { type filter hook input priority 0; }\n}\n");
     let out = ns
         .cmd("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
         .args([common::portwarden_bin(), "dump"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(77), "{out:?}");
     let msg = one_line(&out.stderr);
-    assert!(msg.contains("permission denied") && msg.contains("CAP_NET_ADMIN"), "{msg}");
+    assert!(
+        msg.contains("permission denied") && msg.contains("CAP_NET_ADMIN"),
+        "{msg}"
+    );
 }
 
 /// Two rulesets that differ in every part that is dumped separately (rule
 /// count, set size): any mix of the two in one snapshot is detectable.
 fn ruleset(rules: usize, elems: usize) -> String {
-    let mut s = String::from("flush ruleset\ntable inet churn {\n set s { type inet_service; elements = { ");
-    s += &(1..=elems).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let mut s = String::from(
+        "flush ruleset\ntable inet churn {\n set s { type inet_service; elements = { ",
+    );
+    s += &(1..=elems)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     s += " } }\n chain c { type filter hook input priority 0;\n";
     for i in 0..rules {
         s += &format!("  tcp dport {} accept\n", 10000 + i);
@@ -73,7 +91,10 @@ fn a_changing_ruleset_is_never_mixed_and_gives_up_with_exit_75() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 for f in [&fa, &fb] {
-                    let _ = Command::new("ip").args(["netns", "exec", &name, "nft", "-f"]).arg(f).status();
+                    let _ = Command::new("ip")
+                        .args(["netns", "exec", &name, "nft", "-f"])
+                        .arg(f)
+                        .status();
                 }
             }
         })
@@ -94,7 +115,10 @@ fn a_changing_ruleset_is_never_mixed_and_gives_up_with_exit_75() {
                 assert!(msg.contains("kept changing"), "{msg}");
                 gave_up += 1;
             }
-            other => panic!("unexpected exit {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+            other => panic!(
+                "unexpected exit {other:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
         }
         if gave_up > 0 && consistent > 0 {
             break;
@@ -103,14 +127,22 @@ fn a_changing_ruleset_is_never_mixed_and_gives_up_with_exit_75() {
     // With retries, every read succeeds with one of the two rulesets.
     for _ in 0..5 {
         let out = ns.portwarden(&["dump", "--json", "--tries", "50"]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let s = shape(&serde_json::from_slice(&out.stdout).unwrap());
         assert!(s == (300, 3000) || s == (500, 5000), "mixed snapshot {s:?}");
     }
     stop.store(true, Ordering::Relaxed);
     churn.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(gave_up > 0, "the ruleset changed under every read but no read gave up");
+    assert!(
+        gave_up > 0,
+        "the ruleset changed under every read but no read gave up"
+    );
     eprintln!("{consistent} consistent reads, {gave_up} gave up");
 }
 

@@ -52,20 +52,27 @@ mod tests {
 
     /// Netlink attributes with random types and payloads, some nested.
     fn attrs() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec((0u16..20, any::<bool>(), prop::collection::vec(any::<u8>(), 0..40)), 0..12)
-            .prop_map(|list| {
-                let mut v = Vec::new();
-                for (ty, nested, payload) in list {
-                    let len = 4 + payload.len();
-                    v.extend((len as u16).to_ne_bytes());
-                    v.extend((ty | if nested { 0x8000 } else { 0 }).to_ne_bytes());
-                    v.extend(&payload);
-                    while v.len() % 4 != 0 {
-                        v.push(0);
-                    }
+        prop::collection::vec(
+            (
+                0u16..20,
+                any::<bool>(),
+                prop::collection::vec(any::<u8>(), 0..40),
+            ),
+            0..12,
+        )
+        .prop_map(|list| {
+            let mut v = Vec::new();
+            for (ty, nested, payload) in list {
+                let len = 4 + payload.len();
+                v.extend((len as u16).to_ne_bytes());
+                v.extend((ty | if nested { 0x8000 } else { 0 }).to_ne_bytes());
+                v.extend(&payload);
+                while v.len() % 4 != 0 {
+                    v.push(0);
                 }
-                v
-            })
+            }
+            v
+        })
     }
 
     proptest! {
@@ -101,7 +108,10 @@ mod tests {
     #[test]
     fn a_header_longer_than_the_buffer_is_an_error_not_a_read() {
         let m = message(0, 2, &[], 100);
-        let words: Vec<u32> = m.chunks(4).map(|c| u32::from_ne_bytes(c.try_into().unwrap())).collect();
+        let words: Vec<u32> = m
+            .chunks(4)
+            .map(|c| u32::from_ne_bytes(c.try_into().unwrap()))
+            .collect();
         // SAFETY (test): view the u32 buffer as bytes.
         let bytes = unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, m.len()) };
         let got: Vec<_> = sys::messages(bytes).collect();

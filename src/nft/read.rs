@@ -12,7 +12,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The kernel refused: not root, or no CAP_NET_ADMIN.
-    #[error("permission denied reading the nftables ruleset: run as root or with CAP_NET_ADMIN ({0})")]
+    #[error(
+        "permission denied reading the nftables ruleset: run as root or with CAP_NET_ADMIN ({0})"
+    )]
     Permission(io::Error),
     /// No nf_tables in this kernel or namespace.
     #[error("nf_tables is not available in this kernel or network namespace ({0})")]
@@ -81,7 +83,10 @@ impl From<RequestError<DecodeError>> for Attempt {
             // An object named in one dump vanished before the next: the
             // ruleset changed under us.
             RequestError::Io(e)
-                if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR | libc::EAGAIN)) =>
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::EINTR | libc::EAGAIN)
+                ) =>
             {
                 Attempt::Changed
             }

@@ -104,7 +104,12 @@ pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Msg<'_>, io::Error>> 
         if rest.is_empty() {
             return None;
         }
-        let fail = |what: &str| Some(Err(io::Error::new(io::ErrorKind::InvalidData, what.to_string())));
+        let fail = |what: &str| {
+            Some(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                what.to_string(),
+            )))
+        };
         if rest.len() < NLMSG_HDRLEN {
             rest = &[];
             return fail("truncated netlink header");
@@ -114,7 +119,9 @@ pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Msg<'_>, io::Error>> 
             rest = &[];
             return fail("netlink message length out of bounds");
         }
-        let m = Msg { bytes: &rest[..len] };
+        let m = Msg {
+            bytes: &rest[..len],
+        };
         rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
         Some(Ok(m))
     })
@@ -497,8 +504,13 @@ impl<'a> Expr<'a> {
     /// The expression's kernel name (`payload`, `cmp`, ...).
     pub fn name(&self) -> &'a str {
         // SAFETY: every parsed expression has a name owned by its ops table.
-        unsafe { c_str(ffi::nftnl_expr_get_str(self.ptr, ffi::NFTNL_EXPR_NAME as u16)) }
-            .unwrap_or("")
+        unsafe {
+            c_str(ffi::nftnl_expr_get_str(
+                self.ptr,
+                ffi::NFTNL_EXPR_NAME as u16,
+            ))
+        }
+        .unwrap_or("")
     }
     /// Whether the attribute is present.
     pub fn has(&self, attr: u32) -> bool {
@@ -551,7 +563,10 @@ impl<'a> Expr<'a> {
             ffi::nftnl_expr_expr_foreach(self.ptr, Some(collect), &mut v as *mut _ as *mut c_void);
         }
         v.into_iter()
-            .map(|ptr| Expr { ptr, _owner: PhantomData })
+            .map(|ptr| Expr {
+                ptr,
+                _owner: PhantomData,
+            })
             .collect()
     }
 }
@@ -572,7 +587,10 @@ impl Rule {
                 if e.is_null() {
                     break;
                 }
-                out.push(Expr { ptr: e, _owner: PhantomData });
+                out.push(Expr {
+                    ptr: e,
+                    _owner: PhantomData,
+                });
             }
             ffi::nftnl_expr_iter_destroy(it);
         }
@@ -599,7 +617,12 @@ impl<'a> Elem<'a> {
         }
         let mut len = 0u32;
         // SAFETY: data owned by the element list, alive for 'a.
-        unsafe { c_data(ffi::nftnl_set_elem_get(self.ptr, attr as u16, &mut len), len) }
+        unsafe {
+            c_data(
+                ffi::nftnl_set_elem_get(self.ptr, attr as u16, &mut len),
+                len,
+            )
+        }
     }
     /// A string attribute.
     pub fn str(&self, attr: u32) -> Option<&'a str> {
@@ -648,7 +671,10 @@ pub fn for_each_elem(m: Msg<'_>, mut f: impl FnMut(&Elem<'_>)) -> Result<(), ()>
             if e.is_null() {
                 break;
             }
-            f(&Elem { ptr: e, _owner: PhantomData });
+            f(&Elem {
+                ptr: e,
+                _owner: PhantomData,
+            });
         }
         ffi::nftnl_set_elems_iter_destroy(it);
         drop(owner);

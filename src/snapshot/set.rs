@@ -2,11 +2,11 @@
 //! stores them in.
 
 use super::expr::{Bytes, Verdict};
-use smallvec::SmallVec;
-use std::fmt;
 use super::value::{self, Datatype};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
+use smallvec::SmallVec;
+use std::fmt;
 
 /// `NFT_SET_*` flag bits.
 pub mod flags {
@@ -265,7 +265,12 @@ mod tests {
         close_ranges(&mut starts, &mut ends);
         let got: Vec<(u8, Option<u8>)> = starts
             .iter()
-            .map(|e| (e.key.as_slice()[0], e.key_end.as_ref().map(|k| k.as_slice()[0])))
+            .map(|e| {
+                (
+                    e.key.as_slice()[0],
+                    e.key_end.as_ref().map(|k| k.as_slice()[0]),
+                )
+            })
             .collect();
         assert_eq!(got, vec![(10, Some(20)), (21, None), (30, Some(255))]);
     }
@@ -278,7 +283,12 @@ mod tests {
         close_ranges(&mut starts, &mut ends);
         let got: Vec<(u8, Option<u8>)> = starts
             .iter()
-            .map(|e| (e.key.as_slice()[0], e.key_end.as_ref().map(|k| k.as_slice()[0])))
+            .map(|e| {
+                (
+                    e.key.as_slice()[0],
+                    e.key_end.as_ref().map(|k| k.as_slice()[0]),
+                )
+            })
             .collect();
         assert_eq!(got, vec![(1, Some(4)), (5, Some(9))]);
     }

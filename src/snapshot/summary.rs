@@ -9,7 +9,12 @@ pub struct Summary<'a>(pub &'a Snapshot);
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0;
-        let rules: usize = s.tables.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum();
+        let rules: usize = s
+            .tables
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum();
         writeln!(
             f,
             "ruleset generation {}: {} tables, {} rules",
@@ -25,7 +30,13 @@ impl fmt::Display for Summary<'_> {
 }
 
 fn table(f: &mut fmt::Formatter<'_>, t: &Table) -> fmt::Result {
-    writeln!(f, "table {} {}{}", t.family, t.name, if t.dormant() { " (dormant)" } else { "" })?;
+    writeln!(
+        f,
+        "table {} {}{}",
+        t.family,
+        t.name,
+        if t.dormant() { " (dormant)" } else { "" }
+    )?;
     for c in &t.chains {
         let incomplete = c.rules.iter().filter(|r| r.incomplete).count();
         match &c.base {
@@ -70,7 +81,12 @@ fn table(f: &mut fmt::Formatter<'_>, t: &Table) -> fmt::Result {
         writeln!(f, "  object {}", o.name)?;
     }
     for ft in &t.flowtables {
-        writeln!(f, "  flowtable {} devices {}", ft.name, ft.devices.join(","))?;
+        writeln!(
+            f,
+            "  flowtable {} devices {}",
+            ft.name,
+            ft.devices.join(",")
+        )?;
     }
     Ok(())
 }

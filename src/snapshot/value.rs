@@ -237,7 +237,9 @@ pub fn render(dt: &Datatype, b: &[u8]) -> Json {
             let a: [u8; 16] = b.try_into().expect("length checked");
             json!(Ipv6Addr::from(a).to_string())
         }
-        IFNAME => json!(String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(b))),
+        IFNAME => json!(String::from_utf8_lossy(
+            b.split(|c| *c == 0).next().unwrap_or(b)
+        )),
         ETHERADDR => json!(b
             .iter()
             .map(|x| format!("{x:02x}"))
@@ -333,7 +335,11 @@ fn render_key(key: &KeyType, lo: &[u8], hi: Option<&[u8]>) -> Json {
         .into_iter()
         .zip(&key.0)
         .map(|((off, len), dt)| {
-            let get = |b: &[u8]| b.get(off..off + len).map(<[u8]>::to_vec).unwrap_or_default();
+            let get = |b: &[u8]| {
+                b.get(off..off + len)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default()
+            };
             render_component(dt, &get(lo), hi.map(get).as_deref())
         })
         .collect::<Vec<_>>();
@@ -474,7 +480,10 @@ fn parse_element(repr: &SetRepr, v: &Json) -> Result<Element, String> {
             let extra = ElemExtra {
                 timeout_ms: secs("timeout"),
                 expires_ms: secs("expires"),
-                comment: inner.get("comment").and_then(Json::as_str).map(String::from),
+                comment: inner
+                    .get("comment")
+                    .and_then(Json::as_str)
+                    .map(String::from),
             };
             (&inner["val"], Some(Box::new(extra)))
         }
@@ -520,4 +529,3 @@ impl TryFrom<SetRepr> for Set {
         })
     }
 }
-

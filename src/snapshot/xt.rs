@@ -199,8 +199,12 @@ fn decode_match_opt(name: &str, rev: u32, b: &[u8], v6: bool) -> Option<XtInfo> 
         ("multiport", 1) => {
             // u8 flags, u8 count, u16 ports[15], u8 pflags[15], u8 invert
             let count = (*b.get(1)? as usize).min(15);
-            let ports = (0..count).map(|i| u16_at(b, 2 + 2 * i)).collect::<Option<Vec<_>>>()?;
-            let range = (0..count).map(|i| b.get(32 + i).map(|f| *f != 0)).collect::<Option<Vec<_>>>()?;
+            let ports = (0..count)
+                .map(|i| u16_at(b, 2 + 2 * i))
+                .collect::<Option<Vec<_>>>()?;
+            let range = (0..count)
+                .map(|i| b.get(32 + i).map(|f| *f != 0))
+                .collect::<Option<Vec<_>>>()?;
             XtInfo::Multiport {
                 flags: *b.first()?,
                 ports,
@@ -225,16 +229,24 @@ fn decode_match_opt(name: &str, rev: u32, b: &[u8], v6: bool) -> Option<XtInfo> 
                 status_mask,
             }
         }
-        ("state", 0) => XtInfo::State { mask: u32_at(b, 0)? },
+        ("state", 0) => XtInfo::State {
+            mask: u32_at(b, 0)?,
+        },
         ("iprange", 1) => {
             let flags = *b.get(64)?;
             XtInfo::Iprange {
-                src: (flags & 1 != 0).then(|| Some([inet_addr(b, 0, v6)?, inet_addr(b, 16, v6)?])).flatten(),
-                dst: (flags & 2 != 0).then(|| Some([inet_addr(b, 32, v6)?, inet_addr(b, 48, v6)?])).flatten(),
+                src: (flags & 1 != 0)
+                    .then(|| Some([inet_addr(b, 0, v6)?, inet_addr(b, 16, v6)?]))
+                    .flatten(),
+                dst: (flags & 2 != 0)
+                    .then(|| Some([inet_addr(b, 32, v6)?, inet_addr(b, 48, v6)?]))
+                    .flatten(),
                 flags,
             }
         }
-        ("comment", 0) => XtInfo::Comment { text: cstr(b.get(..256.min(b.len()))?) },
+        ("comment", 0) => XtInfo::Comment {
+            text: cstr(b.get(..256.min(b.len()))?),
+        },
         ("recent", 0 | 1) => XtInfo::Recent {
             seconds: u32_at(b, 0)?,
             hit_count: u32_at(b, 4)?,
@@ -270,7 +282,9 @@ fn decode_match_opt(name: &str, rev: u32, b: &[u8], v6: bool) -> Option<XtInfo> 
 pub fn decode_target(name: &str, rev: u32, b: &[u8]) -> XtInfo {
     let opt = || -> Option<XtInfo> {
         Some(match (name, rev) {
-            ("REJECT", 0) => XtInfo::Reject { with: u32_at(b, 0)? },
+            ("REJECT", 0) => XtInfo::Reject {
+                with: u32_at(b, 0)?,
+            },
             ("LOG", 0) => XtInfo::Log {
                 level: *b.first()?,
                 prefix: cstr(b.get(2..32.min(b.len()))?),
@@ -312,7 +326,13 @@ mod tests {
         b.extend([0, 0x17, 0x02, 0]);
         assert_eq!(
             decode_match("tcp", 0, &b, false),
-            XtInfo::Tcp { sport: [0, 65535], dport: [22, 22], flg_mask: 0x17, flg_cmp: 2, invflags: 0 }
+            XtInfo::Tcp {
+                sport: [0, 65535],
+                dport: [22, 22],
+                flg_mask: 0x17,
+                flg_cmp: 2,
+                invflags: 0
+            }
         );
     }
 }

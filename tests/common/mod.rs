@@ -24,7 +24,10 @@ pub fn require_root(test: &str) -> bool {
 
 /// Runs a command, returning its output; panics with stderr if it fails.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -36,7 +39,9 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// Path of a fixture under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The portwarden binary built for this test run.
@@ -90,9 +95,18 @@ impl Netns {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nft");
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "nft -f failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft -f failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `nft -j list ruleset` parsed.
@@ -125,12 +139,17 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Stop anything still running inside (a firewall manager), then delete.
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
