@@ -5,6 +5,8 @@
 //! module with `unsafe` code and netlink sockets) and produces a
 //! [`snapshot::Snapshot`]; everything else works on that snapshot as plain data.
 
+pub mod catalog;
+pub mod config;
 pub mod nft;
 pub mod ports;
 pub mod snapshot;

@@ -1,0 +1,735 @@
+//! The host configuration: which roles this host plays and how the audit
+//! should judge it (`/etc/portwarden/portwarden.toml` by default; the commented
+//! example is `config/portwarden.toml`).
+//!
+//! Roles, settings and peer groups are checked against the [`Catalog`]; every
+//! error names the file, line and column, what was expected and, for a
+//! misspelt name, the nearest valid one. Things that are legal but probably
+//! not meant (a peer group no selected role uses, a prefix with host bits) are
+//! returned as [`Warning`]s.
+
+#[cfg(test)]
+mod tests;
+
+use crate::catalog::{
+    display_all, nearest, parse_toml, Catalog, Diagnostic, DiagnosticKind as K, Direction,
+    HostSettings, Location, PortList, Proto, SettingError, SettingValue, SourceText,
+};
+use crate::ports::PortSet;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Where the daemon and the CLI look for the host configuration.
+pub const DEFAULT_PATH: &str = "/etc/portwarden/portwarden.toml";
+
+/// Why a host configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The configuration does not parse or does not validate, one diagnostic each.
+    #[error("{}", display_all(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl ConfigError {
+    /// The located diagnostics of an [`ConfigError::Invalid`] error (empty otherwise).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Invalid(d) => d,
+            ConfigError::Io { .. } => &[],
+        }
+    }
+}
+
+/// What a [`Warning`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WarningKind {
+    /// A bound peer group that no requirement of the selected roles uses.
+    UnusedPeerGroup,
+    /// A prefix with host bits set (`10.0.0.1/24`); the network address is used.
+    HostBitsSet,
+    /// A role selected twice.
+    DuplicateRole,
+}
+
+/// Something legal in the configuration that was probably not meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// Where; `None` for command-line input.
+    pub location: Option<Location>,
+    /// What it is about.
+    pub kind: WarningKind,
+    /// Explanation, in one line.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(loc) = &self.location {
+            write!(f, "{loc}: ")?;
+        }
+        write!(f, "warning: {}", self.message)
+    }
+}
+
+/// How serious a finding is. Ordered from least to most serious.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Not reported at all.
+    Ignore,
+    /// Reported as fine; never alerts.
+    Ok,
+    /// Reported and alerted as a warning.
+    Warning,
+    /// Reported and alerted as critical.
+    Critical,
+}
+
+/// The kinds of finding whose severity the configuration can change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A required inbound opening is missing (fully or, for ranges without `partial_ok`, partly).
+    MissingOpening,
+    /// An opening no requirement or `[[allow]]` entry accounts for.
+    ExcessOpening,
+    /// A listening service reachable from addresses it should not be.
+    ExposedListener,
+    /// A required listener is not running.
+    NotListening,
+    /// A required outbound connection is blocked.
+    OutboundBlocked,
+    /// A `partial_ok` range is only partly open (normal where Veeam opens ports on demand).
+    PartialOpening,
+}
+
+/// Severity of each finding kind (`[severity]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SeverityPolicy {
+    /// Default `critical`.
+    pub missing_opening: Severity,
+    /// Default `warning`.
+    pub excess_opening: Severity,
+    /// Default `critical`.
+    pub exposed_listener: Severity,
+    /// Default `warning`.
+    pub not_listening: Severity,
+    /// Default `critical`.
+    pub outbound_blocked: Severity,
+    /// Default `ok`.
+    pub partial_opening: Severity,
+}
+
+impl Default for SeverityPolicy {
+    fn default() -> Self {
+        SeverityPolicy {
+            missing_opening: Severity::Critical,
+            excess_opening: Severity::Warning,
+            exposed_listener: Severity::Critical,
+            not_listening: Severity::Warning,
+            outbound_blocked: Severity::Critical,
+            partial_opening: Severity::Ok,
+        }
+    }
+}
+
+impl SeverityPolicy {
+    /// The severity configured for `kind`.
+    pub fn of(&self, kind: FindingKind) -> Severity {
+        match kind {
+            FindingKind::MissingOpening => self.missing_opening,
+            FindingKind::ExcessOpening => self.excess_opening,
+            FindingKind::ExposedListener => self.exposed_listener,
+            FindingKind::NotListening => self.not_listening,
+            FindingKind::OutboundBlocked => self.outbound_blocked,
+            FindingKind::PartialOpening => self.partial_opening,
+        }
+    }
+}
+
+/// Rejects 0 for durations that must be positive.
+fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v == 0 {
+        return Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Unsigned(0),
+            &"a positive number of seconds",
+        ));
+    }
+    Ok(v)
+}
+
+/// Daemon timing (`[daemon]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Quiet time after a ruleset change before re-auditing, in milliseconds (default 500).
+    pub debounce_ms: u64,
+    /// Full re-read of the ruleset every this many seconds, 0 = never (default 300).
+    pub resync_interval_s: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            debounce_ms: 500,
+            resync_interval_s: 300,
+        }
+    }
+}
+
+/// Where findings are sent (`[alerts]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Log findings to the systemd journal (default true).
+    pub journal: bool,
+    /// Least severity that raises an alert (default `warning`).
+    pub min_severity: Severity,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            journal: true,
+            min_severity: Severity::Warning,
+        }
+    }
+}
+
+/// Which tool owns the host's firewall, for remediation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallManager {
+    /// Detect it.
+    #[default]
+    Auto,
+    /// Plain nftables.
+    Nft,
+    /// firewalld.
+    Firewalld,
+    /// ufw.
+    Ufw,
+}
+
+/// Automatic repair of missing openings (`[remediation]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemediationConfig {
+    /// Whether portwarden may change the firewall at all (default false).
+    pub enabled: bool,
+    /// Seconds after which an unconfirmed change is rolled back (default 60, must be positive).
+    #[serde(deserialize_with = "positive")]
+    pub rollback_timeout_s: u64,
+    /// Firewall manager to act through (default `auto`).
+    pub manager: FirewallManager,
+}
+
+impl Default for RemediationConfig {
+    fn default() -> Self {
+        RemediationConfig {
+            enabled: false,
+            rollback_timeout_s: 60,
+            manager: FirewallManager::Auto,
+        }
+    }
+}
+
+/// An intended opening that no role requires (`[[allow]]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AllowRule {
+    /// `in` (default) or `out`.
+    pub direction: Direction,
+    /// Protocol.
+    pub proto: Proto,
+    /// Ports.
+    pub ports: PortSet,
+    /// Peer prefixes (`from` for inbound, `to` for outbound); empty = any address.
+    pub addresses: Vec<IpNet>,
+    /// Interfaces; empty = any.
+    pub interfaces: Vec<String>,
+    /// Why the opening is intended.
+    pub comment: String,
+}
+
+/// A validated host configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostConfig {
+    /// The file it was read from (`None` when built from the command line).
+    pub path: Option<PathBuf>,
+    /// Selected role ids, in the order given, without repeats.
+    pub roles: Vec<String>,
+    /// Host settings for the catalog's conditions.
+    pub settings: HostSettings,
+    /// Peer group bindings. A group absent here is unbound (any address); a
+    /// group bound to an empty list has no members.
+    pub peers: BTreeMap<String, Vec<IpNet>>,
+    /// Interfaces facing the private network (for `scope = "private"` requirements).
+    pub private_interfaces: Vec<String>,
+    /// Intended extra openings.
+    pub allow: Vec<AllowRule>,
+    /// Severity per finding kind.
+    pub severity: SeverityPolicy,
+    /// Daemon timing.
+    pub daemon: DaemonConfig,
+    /// Alerting.
+    pub alerts: AlertsConfig,
+    /// Remediation.
+    pub remediation: RemediationConfig,
+}
+
+fn default_in() -> Direction {
+    Direction::In
+}
+
+/// The layout of the file, with positions kept for validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    roles: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    settings: BTreeMap<Spanned<String>, Spanned<SettingValue>>,
+    #[serde(default)]
+    peers: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    private_interfaces: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow: Vec<RawAllow>,
+    #[serde(default)]
+    severity: SeverityPolicy,
+    #[serde(default)]
+    daemon: DaemonConfig,
+    #[serde(default)]
+    alerts: AlertsConfig,
+    #[serde(default)]
+    remediation: RemediationConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    #[serde(default = "default_in")]
+    direction: Direction,
+    proto: Proto,
+    ports: Spanned<PortList>,
+    #[serde(default)]
+    from: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    to: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    interfaces: Vec<Spanned<String>>,
+    comment: Spanned<String>,
+}
+
+/// Top-level keys of the file: written after a `[table]` header they land in
+/// that table, a common TOML slip worth explaining.
+const TOP_LEVEL_KEYS: &[&str] = &["roles", "private_interfaces"];
+
+/// What to expect instead of an unknown name in a `[table]` holding `what`.
+fn expected_in_table(name: &str, what: &str) -> String {
+    if TOP_LEVEL_KEYS.contains(&name) {
+        format!("{what}; `{name}` is a top-level key and must come before the first [table]")
+    } else {
+        what.to_string()
+    }
+}
+
+/// Collects diagnostics and warnings while checking values against the catalog.
+/// `loc` is `None` for command-line values.
+struct Checker<'c> {
+    catalog: &'c Catalog,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Warning>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, loc: Option<Location>, kind: K, message: String) -> &mut Diagnostic {
+        self.errors.push(Diagnostic::new(loc, kind, message));
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    fn warn(&mut self, location: Option<Location>, kind: WarningKind, message: String) {
+        self.warnings.push(Warning {
+            location,
+            kind,
+            message,
+        });
+    }
+
+    /// Adds a selected role to `roles` if the catalog defines it.
+    fn role(&mut self, id: &str, loc: Option<Location>, roles: &mut Vec<String>) {
+        if self.catalog.role(id).is_none() {
+            let hint = nearest(id, self.catalog.role_ids()).map(str::to_string);
+            let d = self.error(loc, K::UnknownRole, format!("unknown role `{id}`"));
+            d.suggestion = hint;
+            d.expected = Some("a role id defined by the catalog".into());
+        } else if roles.iter().any(|r| r == id) {
+            self.warn(
+                loc,
+                WarningKind::DuplicateRole,
+                format!("role `{id}` is selected twice"),
+            );
+        } else {
+            roles.push(id.to_string());
+        }
+    }
+
+    fn setting(
+        &mut self,
+        name: &str,
+        value: SettingValue,
+        key_loc: Option<Location>,
+        value_loc: Option<Location>,
+        settings: &mut HostSettings,
+    ) {
+        let err = match settings.set(self.catalog, name, value) {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        let message = err.to_string();
+        match err {
+            SettingError::Unknown { suggestion, .. } => {
+                let d = self.error(key_loc, K::UnknownSetting, message);
+                d.suggestion = suggestion;
+                d.expected = Some(expected_in_table(name, "a setting defined by the catalog"));
+            }
+            SettingError::WrongType { expected, .. } => {
+                self.error(value_loc, K::WrongType, message).expected = Some(expected.into());
+            }
+            SettingError::NotAllowed {
+                allowed,
+                suggestion,
+                ..
+            } => {
+                let d = self.error(value_loc, K::InvalidValue, message);
+                d.suggestion = suggestion;
+                d.expected = Some(format!("one of {}", allowed.join(", ")));
+            }
+        }
+    }
+
+    /// Whether the catalog defines peer group `name` (reports it if not).
+    fn group(&mut self, name: &str, loc: Option<Location>) -> bool {
+        if self.catalog.peer_group(name).is_some() {
+            return true;
+        }
+        let hint = nearest(name, self.catalog.peer_groups().map(|(n, _)| n)).map(str::to_string);
+        let d = self.error(
+            loc,
+            K::UnknownPeerGroup,
+            format!("unknown peer group `{name}`"),
+        );
+        d.suggestion = hint;
+        d.expected = Some(expected_in_table(
+            name,
+            "a peer group defined by the catalog",
+        ));
+        false
+    }
+
+    /// Parses an address (as a host prefix) or a prefix.
+    fn prefix(&mut self, text: &str, loc: Option<Location>) -> Option<IpNet> {
+        let text = text.trim();
+        let net = match (text.parse::<IpNet>(), text.parse::<IpAddr>()) {
+            (Ok(n), _) => n,
+            (_, Ok(a)) => IpNet::from(a),
+            _ => {
+                self.error(
+                    loc,
+                    K::BadPrefix,
+                    format!("invalid address or prefix {text:?}"),
+                )
+                .expected = Some(
+                    "an IPv4 or IPv6 address or prefix, e.g. 10.0.0.10, 10.0.0.0/24 or fd00::/64"
+                        .into(),
+                );
+                return None;
+            }
+        };
+        let trunc = net.trunc();
+        if trunc != net {
+            self.warn(
+                loc,
+                WarningKind::HostBitsSet,
+                format!("{net} has host bits set; using {trunc}"),
+            );
+        }
+        Some(trunc)
+    }
+
+    /// Checks an interface name (`*` may end it, as in nftables).
+    fn interface(&mut self, name: &str, loc: Option<Location>) -> Option<String> {
+        let base = name.strip_suffix('*').unwrap_or(name);
+        let ok = !base.is_empty()
+            && name.len() < 16
+            && base != "."
+            && base != ".."
+            && !base.contains(['/', ':', '*'])
+            && !name.chars().any(char::is_whitespace);
+        if ok {
+            return Some(name.to_string());
+        }
+        self.error(
+            loc,
+            K::BadInterface,
+            format!("invalid interface name {name:?}"),
+        )
+        .expected = Some(
+            "1-15 characters without '/', ':' or spaces (a trailing '*' matches a prefix)".into(),
+        );
+        None
+    }
+
+    /// Warns about bound peer groups that no applicable requirement uses.
+    fn unused_groups(&mut self, cfg: &HostConfig, loc_of: impl Fn(&str) -> Option<Location>) {
+        let Ok(reqs) = self.catalog.resolve(&cfg.roles, &cfg.settings) else {
+            return;
+        };
+        let used: BTreeSet<&str> = reqs
+            .iter()
+            .flat_map(|r| r.peers.iter().map(String::as_str))
+            .collect();
+        for group in cfg.peers.keys().filter(|g| !used.contains(g.as_str())) {
+            self.warn(
+                loc_of(group),
+                WarningKind::UnusedPeerGroup,
+                format!("peer group `{group}` is not used by any requirement of the selected roles with these settings"),
+            );
+        }
+    }
+
+    fn finish(self, cfg: HostConfig) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        if self.errors.is_empty() {
+            Ok((cfg, self.warnings))
+        } else {
+            Err(ConfigError::Invalid(self.errors))
+        }
+    }
+}
+
+impl HostConfig {
+    /// A configuration with these roles and everything else at its default.
+    fn with_roles(roles: Vec<String>) -> Self {
+        HostConfig {
+            path: None,
+            roles,
+            settings: HostSettings::new(),
+            peers: BTreeMap::new(),
+            private_interfaces: Vec::new(),
+            allow: Vec::new(),
+            severity: SeverityPolicy::default(),
+            daemon: DaemonConfig::default(),
+            alerts: AlertsConfig::default(),
+            remediation: RemediationConfig::default(),
+        }
+    }
+
+    /// Reads and validates the configuration file at `path` against `catalog`.
+    pub fn load(path: &Path, catalog: &Catalog) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, catalog)
+    }
+
+    /// Validates configuration `text`; `path` is used in messages.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        catalog: &Catalog,
+    ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        let raw: RawConfig = parse_toml(path, text).map_err(|d| ConfigError::Invalid(vec![d]))?;
+        let src = SourceText {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+        };
+        let at = |span: std::ops::Range<usize>| Some(src.locate(span));
+        let mut ck = Checker {
+            catalog,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let mut cfg = HostConfig::with_roles(Vec::new());
+        cfg.path = Some(path.to_path_buf());
+
+        if raw.roles.get_ref().is_empty() {
+            ck.error(at(raw.roles.span()), K::Empty, "no role selected".into())
+                .expected =
+                Some("at least one role id, e.g. roles = [\"veeam-linux-repository\"]".into());
+        }
+        for id in raw.roles.get_ref() {
+            ck.role(id.get_ref(), at(id.span()), &mut cfg.roles);
+        }
+        for (name, value) in raw.settings {
+            let (key, val) = (at(name.span()), at(value.span()));
+            ck.setting(
+                name.get_ref(),
+                value.into_inner(),
+                key,
+                val,
+                &mut cfg.settings,
+            );
+        }
+        let mut group_locs = BTreeMap::new();
+        for (group, addrs) in &raw.peers {
+            if ck.group(group.get_ref(), at(group.span())) {
+                let nets = addrs
+                    .iter()
+                    .filter_map(|a| ck.prefix(a.get_ref(), at(a.span())))
+                    .collect();
+                cfg.peers.insert(group.get_ref().clone(), nets);
+                group_locs.insert(group.get_ref().clone(), group.span());
+            }
+        }
+        for name in &raw.private_interfaces {
+            if let Some(n) = ck.interface(name.get_ref(), at(name.span())) {
+                cfg.private_interfaces.push(n);
+            }
+        }
+        for a in raw.allow {
+            if let Some(rule) = Self::allow_rule(&mut ck, a, &at) {
+                cfg.allow.push(rule);
+            }
+        }
+        cfg.severity = raw.severity;
+        cfg.daemon = raw.daemon;
+        cfg.alerts = raw.alerts;
+        cfg.remediation = raw.remediation;
+        if ck.errors.is_empty() {
+            ck.unused_groups(&cfg, |g| group_locs.get(g).and_then(|s| at(s.clone())));
+        }
+        ck.finish(cfg)
+    }
+
+    fn allow_rule(
+        ck: &mut Checker<'_>,
+        a: RawAllow,
+        at: &impl Fn(std::ops::Range<usize>) -> Option<Location>,
+    ) -> Option<AllowRule> {
+        let errors_before = ck.errors.len();
+        if a.comment.get_ref().trim().is_empty() {
+            ck.error(
+                at(a.comment.span()),
+                K::Empty,
+                "empty comment in [[allow]]".into(),
+            )
+            .expected = Some("a comment saying why the opening is intended".into());
+        }
+        if a.ports.get_ref().0.is_empty() {
+            ck.error(at(a.ports.span()), K::Empty, "no ports in [[allow]]".into())
+                .expected = Some("at least one port or range".into());
+        }
+        let (wrong, wrong_key) = match a.direction {
+            Direction::In => (&a.to, "to"),
+            Direction::Out => (&a.from, "from"),
+        };
+        if let Some(w) = wrong {
+            let right = if wrong_key == "to" { "from" } else { "to" };
+            ck.error(
+                at(w.span()),
+                K::InvalidValue,
+                format!("`{wrong_key}` does not fit direction \"{}\"", a.direction),
+            )
+            .expected = Some(format!("`{right}` for this direction"));
+        }
+        let addrs = match a.direction {
+            Direction::In => a.from,
+            Direction::Out => a.to,
+        };
+        let addresses = addrs
+            .map(Spanned::into_inner)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| ck.prefix(s.get_ref(), at(s.span())))
+            .collect();
+        let interfaces = a
+            .interfaces
+            .iter()
+            .filter_map(|i| ck.interface(i.get_ref(), at(i.span())))
+            .collect();
+        (ck.errors.len() == errors_before).then(|| AllowRule {
+            direction: a.direction,
+            proto: a.proto,
+            ports: a.ports.get_ref().to_set(),
+            addresses,
+            interfaces,
+            comment: a.comment.into_inner(),
+        })
+    }
+
+    /// A configuration from command-line options, without a file:
+    /// `--role ID` (repeatable), `--peer GROUP=ADDR[/LEN][,ADDR...]`
+    /// (repeatable; repeated groups accumulate) and `--set NAME=VALUE`
+    /// (`true`/`false` give a boolean). Everything else takes its default.
+    pub fn from_cli<S: AsRef<str>>(
+        catalog: &Catalog,
+        roles: &[S],
+        peers: &[S],
+        settings: &[S],
+    ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        let mut ck = Checker {
+            catalog,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let mut cfg = HostConfig::with_roles(Vec::new());
+        if roles.is_empty() {
+            ck.error(None, K::Empty, "no role selected".into()).expected =
+                Some("at least one --role ID".into());
+        }
+        for id in roles {
+            ck.role(id.as_ref().trim(), None, &mut cfg.roles);
+        }
+        for arg in peers {
+            let arg = arg.as_ref();
+            let Some((group, list)) = arg.split_once('=') else {
+                ck.error(None, K::InvalidValue, format!("--peer {arg:?} has no '='"))
+                    .expected =
+                    Some("GROUP=ADDRESS[/LEN][,ADDRESS...], e.g. backup_server=10.0.0.10".into());
+                continue;
+            };
+            let group = group.trim();
+            if ck.group(group, None) {
+                let nets: Vec<IpNet> = list
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .filter_map(|s| ck.prefix(s, None))
+                    .collect();
+                cfg.peers.entry(group.to_string()).or_default().extend(nets);
+            }
+        }
+        for arg in settings {
+            let arg = arg.as_ref();
+            let Some((name, value)) = arg.split_once('=') else {
+                ck.error(None, K::InvalidValue, format!("--set {arg:?} has no '='"))
+                    .expected = Some("NAME=VALUE, e.g. veeam_data_range=legacy".into());
+                continue;
+            };
+            let value = match value.trim() {
+                "true" => SettingValue::Bool(true),
+                "false" => SettingValue::Bool(false),
+                v => SettingValue::Text(v.to_string()),
+            };
+            ck.setting(name.trim(), value, None, None, &mut cfg.settings);
+        }
+        if ck.errors.is_empty() {
+            ck.unused_groups(&cfg, |_| None);
+        }
+        ck.finish(cfg)
+    }
+}

@@ -1,0 +1,470 @@
+use super::*;
+use crate::catalog::DiagnosticKind;
+use std::sync::OnceLock;
+
+const FILE: &str = "/etc/portwarden/portwarden.toml";
+
+fn catalog() -> &'static Catalog {
+    static CAT: OnceLock<Catalog> = OnceLock::new();
+    CAT.get_or_init(|| Catalog::builtin().expect("builtin catalog"))
+}
+
+fn parse(text: &str) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+    HostConfig::parse(Path::new(FILE), text, catalog())
+}
+
+/// The single diagnostic of an invalid configuration.
+fn error(text: &str) -> Diagnostic {
+    match parse(text) {
+        Ok(_) => panic!("configuration unexpectedly valid:\n{text}"),
+        Err(e) => {
+            let d = e.diagnostics();
+            assert_eq!(d.len(), 1, "{d:#?}");
+            d[0].clone()
+        }
+    }
+}
+
+/// Asserts kind, line and column, and returns the diagnostic for further checks.
+fn expect(text: &str, kind: DiagnosticKind, line: usize, column: usize) -> Diagnostic {
+    let d = error(text);
+    assert_eq!(d.kind, kind, "{d}");
+    let loc = d.location.clone().expect("located");
+    assert_eq!(loc.file, Path::new(FILE));
+    assert_eq!((loc.line, loc.column), (line, column), "{d}");
+    assert!(
+        d.to_string()
+            .starts_with(&format!("{FILE}:{line}:{column}: ")),
+        "{d}"
+    );
+    d
+}
+
+const ROLES: &str = "roles = [\"veeam-linux-repository\"]\n";
+
+#[test]
+fn example_file_is_valid_and_quiet() {
+    let text = include_str!("../../config/portwarden.toml");
+    let (cfg, warnings) = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(cfg.roles, ["veeam-linux-repository", "evault-agent"]);
+    assert_eq!(
+        cfg.peers["backup_server"],
+        ["10.0.0.10/32".parse::<IpNet>().unwrap()]
+    );
+    assert!(cfg.peers["gateway"].is_empty());
+    assert_eq!(cfg.allow[0].ports.to_string(), "9100");
+    assert_eq!(cfg.private_interfaces, ["eth1"]);
+    assert_eq!(cfg.severity, SeverityPolicy::default());
+    assert_eq!(cfg.daemon, DaemonConfig::default());
+    assert_eq!(cfg.alerts, AlertsConfig::default());
+    assert_eq!(cfg.remediation, RemediationConfig::default());
+}
+
+#[test]
+fn defaults_apply_to_everything_but_roles() {
+    let (cfg, warnings) = parse(ROLES).unwrap();
+    assert!(warnings.is_empty());
+    assert_eq!(
+        cfg.severity.of(FindingKind::MissingOpening),
+        Severity::Critical
+    );
+    assert_eq!(cfg.severity.of(FindingKind::PartialOpening), Severity::Ok);
+    assert!(!cfg.remediation.enabled);
+    assert_eq!(cfg.remediation.rollback_timeout_s, 60);
+    assert!(cfg.alerts.journal);
+    assert_eq!(cfg.settings, HostSettings::new());
+    assert_eq!(cfg.path.as_deref(), Some(Path::new(FILE)));
+}
+
+#[test]
+fn values_reach_the_config() {
+    let (cfg, _) = parse(&format!(
+        "{ROLES}[settings]\nveeam_data_range = \"legacy\"\n[peers]\nbackup_server = [\"10.0.0.10\", \"fd00::/64\"]\n[severity]\nexcess-opening = \"ignore\"\n[remediation]\nenabled = true\nmanager = \"firewalld\"\n[[allow]]\ndirection = \"out\"\nproto = \"udp\"\nports = [\"1195-1199\"]\nto = [\"192.0.2.1\"]\ncomment = \"extra tenant networks\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        cfg.settings.get("veeam_data_range"),
+        Some(&SettingValue::Text("legacy".into()))
+    );
+    assert_eq!(
+        cfg.peers["backup_server"][1],
+        "fd00::/64".parse::<IpNet>().unwrap()
+    );
+    assert_eq!(cfg.severity.excess_opening, Severity::Ignore);
+    assert_eq!(cfg.remediation.manager, FirewallManager::Firewalld);
+    let a = &cfg.allow[0];
+    assert_eq!(
+        (a.direction, a.proto, a.ports.to_string()),
+        (Direction::Out, Proto::Udp, "1195-1199".to_string())
+    );
+    assert_eq!(a.addresses, ["192.0.2.1/32".parse::<IpNet>().unwrap()]);
+    // The setting reaches the catalog's resolution.
+    let reqs = catalog().resolve(&cfg.roles, &cfg.settings).unwrap();
+    let data = reqs.iter().find(|r| r.requirement == "data").unwrap();
+    assert_eq!(data.ports.to_string(), "2500-5000");
+}
+
+#[test]
+fn syntax_error() {
+    let d = expect(&format!("{ROLES}[peers\n"), DiagnosticKind::Syntax, 2, 7);
+    assert!(d.expected.is_some(), "{d}");
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest_key() {
+    let d = expect(
+        "rols = [\"veeam-linux-repository\"]\n",
+        DiagnosticKind::UnknownKey,
+        1,
+        1,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("roles"));
+    assert!(
+        d.expected
+            .as_deref()
+            .unwrap()
+            .contains("`private_interfaces`"),
+        "{d}"
+    );
+    let d = expect(
+        &format!("{ROLES}\n[daemon]\ndebounce = 100\n"),
+        DiagnosticKind::UnknownKey,
+        4,
+        1,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("debounce_ms"));
+    let d = expect(
+        &format!("{ROLES}[severity]\nmissing_opening = \"warning\"\n"),
+        DiagnosticKind::UnknownKey,
+        3,
+        1,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("missing-opening"));
+    let d = expect(
+        &format!(
+            "{ROLES}[[allow]]\nproto = \"tcp\"\nports = 1\ncomment = \"c\"\nfrom_addresses = []\n"
+        ),
+        DiagnosticKind::UnknownKey,
+        6,
+        1,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("from"));
+}
+
+#[test]
+fn missing_roles() {
+    let d = expect("[settings]\n", DiagnosticKind::MissingKey, 1, 1);
+    assert_eq!(d.expected.as_deref(), Some("a key `roles`"));
+    expect("roles = []\n", DiagnosticKind::Empty, 1, 9);
+}
+
+#[test]
+fn unknown_role_suggests_the_nearest_role() {
+    let d = expect(
+        "roles = [\"evault-agent\", \"veeam-hardend-repository\"]\n",
+        DiagnosticKind::UnknownRole,
+        1,
+        26,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("veeam-hardened-repository"));
+    assert!(
+        d.to_string()
+            .contains("did you mean `veeam-hardened-repository`?"),
+        "{d}"
+    );
+}
+
+#[test]
+fn bad_prefix() {
+    let d = expect(
+        &format!("{ROLES}[peers]\nbackup_server = [\"10.0.0.10\", \"10.0.0.300/24\"]\n"),
+        DiagnosticKind::BadPrefix,
+        3,
+        31,
+    );
+    assert!(
+        d.expected.as_deref().unwrap().contains("IPv4 or IPv6"),
+        "{d}"
+    );
+    expect(
+        &format!("{ROLES}[peers]\nproxy = [\"fd00::/129\"]\n"),
+        DiagnosticKind::BadPrefix,
+        3,
+        10,
+    );
+    expect(&format!("{ROLES}[[allow]]\nproto = \"tcp\"\nports = 1\nfrom = [\"host.example\"]\ncomment = \"c\"\n"), DiagnosticKind::BadPrefix, 5, 9);
+}
+
+#[test]
+fn bad_port_range() {
+    let d = expect(
+        &format!(
+            "{ROLES}[[allow]]\nproto = \"tcp\"\nports = [22, \"3300-2500\"]\ncomment = \"c\"\n"
+        ),
+        DiagnosticKind::BadPortRange,
+        4,
+        14,
+    );
+    assert_eq!(d.expected.as_deref(), Some("the lower port first"));
+    let d = expect(
+        &format!("{ROLES}[[allow]]\nproto = \"tcp\"\nports = 70000\ncomment = \"c\"\n"),
+        DiagnosticKind::BadPortRange,
+        4,
+        9,
+    );
+    assert_eq!(d.expected.as_deref(), Some("a port number from 0 to 65535"));
+}
+
+#[test]
+fn bad_severity_value() {
+    let d = expect(
+        &format!("{ROLES}[severity]\nexcess-opening = \"critcal\"\n"),
+        DiagnosticKind::InvalidValue,
+        3,
+        18,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("critical"));
+    assert!(d.expected.as_deref().unwrap().contains("`ignore`"), "{d}");
+    let d = expect(
+        &format!("{ROLES}[remediation]\nmanager = \"iptables\"\n"),
+        DiagnosticKind::InvalidValue,
+        3,
+        11,
+    );
+    assert!(
+        d.expected.as_deref().unwrap().contains("`firewalld`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let d = expect(
+        &format!("{ROLES}[alerts]\njournal = \"yes\"\n"),
+        DiagnosticKind::WrongType,
+        3,
+        11,
+    );
+    assert_eq!(d.expected.as_deref(), Some("a boolean"));
+    expect(
+        "roles = \"veeam-linux-repository\"\n",
+        DiagnosticKind::WrongType,
+        1,
+        9,
+    );
+    let d = expect(
+        &format!("{ROLES}[settings]\nssh_enabled = \"no\"\n"),
+        DiagnosticKind::WrongType,
+        3,
+        15,
+    );
+    assert_eq!(d.expected.as_deref(), Some("a boolean"));
+}
+
+#[test]
+fn zero_rollback_timeout() {
+    let d = expect(
+        &format!("{ROLES}[remediation]\nrollback_timeout_s = 0\n"),
+        DiagnosticKind::InvalidValue,
+        3,
+        22,
+    );
+    assert_eq!(d.expected.as_deref(), Some("a positive number of seconds"));
+}
+
+#[test]
+fn unknown_setting_and_value() {
+    let d = expect(
+        &format!("{ROLES}[settings]\nveeam_data_rang = \"v10\"\n"),
+        DiagnosticKind::UnknownSetting,
+        3,
+        1,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("veeam_data_range"));
+    let d = expect(
+        &format!("{ROLES}[settings]\nveeam_data_range = \"legasy\"\n"),
+        DiagnosticKind::InvalidValue,
+        3,
+        20,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("legacy"));
+    assert_eq!(d.expected.as_deref(), Some("one of v10, legacy"));
+}
+
+#[test]
+fn unknown_peer_group() {
+    let d = expect(
+        &format!("{ROLES}[peers]\nbakup_server = [\"10.0.0.10\"]\n"),
+        DiagnosticKind::UnknownPeerGroup,
+        3,
+        1,
+    );
+    assert_eq!(d.suggestion.as_deref(), Some("backup_server"));
+    // A top-level key written after [peers] lands in the table: say so.
+    let d = expect(
+        &format!("{ROLES}[peers]\nprivate_interfaces = [\"eth1\"]\n"),
+        DiagnosticKind::UnknownPeerGroup,
+        3,
+        1,
+    );
+    assert!(
+        d.expected
+            .as_deref()
+            .unwrap()
+            .contains("must come before the first [table]"),
+        "{d}"
+    );
+}
+
+#[test]
+fn bad_interface() {
+    let d = expect("roles = [\"evault-agent\"]\nprivate_interfaces = [\"eth1\", \"a-very-long-interface-name\"]\n", DiagnosticKind::BadInterface, 2, 31);
+    assert!(
+        d.expected
+            .as_deref()
+            .unwrap()
+            .starts_with("1-15 characters"),
+        "{d}"
+    );
+    assert!(parse("roles = [\"evault-agent\"]\nprivate_interfaces = [\"vlan*\"]\n").is_ok());
+}
+
+#[test]
+fn allow_entries_are_checked() {
+    let d = expect(
+        &format!("{ROLES}[[allow]]\nproto = \"tcp\"\nports = 1\n"),
+        DiagnosticKind::MissingKey,
+        2,
+        1,
+    );
+    assert_eq!(d.expected.as_deref(), Some("a key `comment`"));
+    expect(
+        &format!("{ROLES}[[allow]]\nproto = \"tcp\"\nports = 1\ncomment = \" \"\n"),
+        DiagnosticKind::Empty,
+        5,
+        11,
+    );
+    let d = expect(
+        &format!(
+            "{ROLES}[[allow]]\nproto = \"tcp\"\nports = 1\nto = [\"10.0.0.1\"]\ncomment = \"c\"\n"
+        ),
+        DiagnosticKind::InvalidValue,
+        5,
+        6,
+    );
+    assert_eq!(d.expected.as_deref(), Some("`from` for this direction"));
+}
+
+#[test]
+fn all_semantic_errors_are_reported_together() {
+    let err = parse("roles = [\"veeam-linux-repo\"]\n[peers]\nproxy = [\"x\"]\n").unwrap_err();
+    let kinds: Vec<DiagnosticKind> = err.diagnostics().iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        [DiagnosticKind::UnknownRole, DiagnosticKind::BadPrefix]
+    );
+}
+
+#[test]
+fn warnings_for_unused_groups_and_host_bits() {
+    let (cfg, w) = parse(&format!(
+        "{ROLES}[peers]\nevault_vault = [\"10.1.2.3\"]\nproxy = [\"10.0.0.1/24\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        cfg.peers["proxy"],
+        ["10.0.0.0/24".parse::<IpNet>().unwrap()]
+    );
+    let kinds: Vec<(WarningKind, usize)> = w
+        .iter()
+        .map(|w| (w.kind, w.location.as_ref().unwrap().line))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (WarningKind::HostBitsSet, 4),
+            (WarningKind::UnusedPeerGroup, 3)
+        ]
+    );
+    assert!(w[1].to_string().contains("evault_vault"), "{}", w[1]);
+    // A group used only under a condition that does not hold is unused too.
+    let (_, w) =
+        parse("roles = [\"veeam-backup-server\"]\n[peers]\nha_partner = [\"10.0.0.2\"]\n").unwrap();
+    assert_eq!(w.len(), 1);
+    let (_, w) = parse("roles = [\"veeam-backup-server\"]\n[settings]\nvsa_ha = true\n[peers]\nha_partner = [\"10.0.0.2\"]\n").unwrap();
+    assert!(w.is_empty());
+}
+
+#[test]
+fn from_cli_builds_a_config() {
+    let (cfg, w) = HostConfig::from_cli(
+        catalog(),
+        &["veeam-linux-repository", "evault-agent"],
+        &[
+            "backup_server=10.0.0.10",
+            "backup_server=10.0.0.11,fd00::1",
+            "evault_registration=10.0.0.0/8",
+        ],
+        &["veeam_data_range=legacy", "ssh_enabled=false"],
+    )
+    .unwrap();
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(cfg.peers["backup_server"].len(), 3);
+    assert_eq!(
+        cfg.settings.get("ssh_enabled"),
+        Some(&SettingValue::Bool(false))
+    );
+    assert_eq!(cfg.path, None);
+}
+
+#[test]
+fn from_cli_errors_carry_suggestions() {
+    let err = HostConfig::from_cli(
+        catalog(),
+        &["veeam-linux-proxi"],
+        &["bakup_server=10.0.0.1", "proxy", "proxy=10.0.0.300"],
+        &["veeam_data_range=legasy"],
+    )
+    .unwrap_err();
+    let got: Vec<(DiagnosticKind, Option<&str>)> = err
+        .diagnostics()
+        .iter()
+        .map(|d| (d.kind, d.suggestion.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (DiagnosticKind::UnknownRole, Some("veeam-linux-proxy")),
+            (DiagnosticKind::UnknownPeerGroup, Some("backup_server")),
+            (DiagnosticKind::InvalidValue, None),
+            (DiagnosticKind::BadPrefix, None),
+            (DiagnosticKind::InvalidValue, Some("legacy")),
+        ]
+    );
+    assert!(err.diagnostics().iter().all(|d| d.location.is_none()));
+    let none: &[&str] = &[];
+    assert_eq!(
+        HostConfig::from_cli(catalog(), none, none, none)
+            .unwrap_err()
+            .diagnostics()[0]
+            .kind,
+        DiagnosticKind::Empty
+    );
+}
+
+#[test]
+fn load_reads_the_file_and_reports_io_errors() {
+    let path = std::env::temp_dir().join(format!(
+        "portwarden-config-test-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, ROLES).unwrap();
+    let (cfg, _) = HostConfig::load(&path, catalog()).unwrap();
+    assert_eq!(cfg.path.as_deref(), Some(path.as_path()));
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        HostConfig::load(&path, catalog()),
+        Err(ConfigError::Io { .. })
+    ));
+}
