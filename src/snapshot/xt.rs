@@ -131,6 +131,24 @@ pub enum XtInfo {
         /// Flags (invert, limit-iface).
         flags: u32,
     },
+    /// `-m hl` (IPv6 hop limit) or `-m ttl`.
+    Hl {
+        /// 0 eq, 1 ne, 2 lt, 3 gt.
+        mode: u8,
+        /// The value compared.
+        value: u8,
+    },
+    /// `-m rt` (IPv6 routing header): matches only packets that carry one.
+    Ipv6Rt {
+        /// `--rt-type`.
+        rt_type: u32,
+        /// Segments-left range.
+        segsleft: [u32; 2],
+        /// `IP6T_RT_*` flags of what is matched.
+        flags: u8,
+        /// Inversion bits.
+        invflags: u8,
+    },
     /// `-j REJECT` (IPv4 or IPv6 reject kinds).
     Reject {
         /// `ipt_reject_with` / `ip6t_reject_with` number.
@@ -269,6 +287,16 @@ fn decode_match_opt(name: &str, rev: u32, b: &[u8], v6: bool) -> Option<XtInfo> 
             mask: u32_at(b, 4)?,
             invert: *b.get(8)? != 0,
         },
+        ("hl" | "ttl", 0) => XtInfo::Hl {
+            mode: *b.first()?,
+            value: *b.get(1)?,
+        },
+        ("rt", 0) => XtInfo::Ipv6Rt {
+            rt_type: u32_at(b, 0)?,
+            segsleft: [u32_at(b, 4)?, u32_at(b, 8)?],
+            flags: *b.get(16)?,
+            invflags: *b.get(17)?,
+        },
         ("addrtype", 1) => XtInfo::Addrtype {
             source: u16_at(b, 0)?,
             dest: u16_at(b, 2)?,
@@ -309,7 +337,7 @@ mod tests {
         #[test]
         fn decoding_random_bytes_never_panics(name in prop::sample::select(vec![
             "tcp", "udp", "multiport", "conntrack", "state", "iprange", "comment",
-            "recent", "limit", "icmp", "icmp6", "mark", "addrtype", "REJECT", "LOG", "MARK", "zz"]),
+            "recent", "limit", "icmp", "icmp6", "mark", "addrtype", "hl", "rt", "REJECT", "LOG", "MARK", "zz"]),
             rev in 0u32..4, bytes in prop::collection::vec(any::<u8>(), 0..300), v6: bool) {
             let _ = decode_match(name, rev, &bytes, v6);
             let _ = decode_target(name, rev, &bytes);
