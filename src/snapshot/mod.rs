@@ -4,8 +4,10 @@
 //! later stage (evaluation, audit, reports) consumes; nothing past this type
 //! touches netlink. It is keyed the way the kernel's change notifications are
 //! (table by family and name, chain and set by name, rule by handle, element by
-//! key), so a notification can be applied in place (see [`Snapshot::apply`])
-//! instead of re-dumping a ruleset with a 200,000-element blocklist.
+//! key: see [`Set::upsert`] and [`Set::remove`]), and the decoder in
+//! [`crate::nft::decode`] turns one netlink message at a time into these
+//! values, so a notification can be applied in place instead of re-dumping a
+//! ruleset with a 200,000-element blocklist.
 
 mod expr;
 mod set;
