@@ -28,6 +28,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// Runs `args` inside `ns` with stdout discarded, returning its resource use.
 fn measure(ns: &str, args: &[&str]) -> Usage {
     let start = Instant::now();
+    // Reaped with wait4 below (for its rusage), not Child::wait.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new("ip")
         .args(["netns", "exec", ns])
         .args(args)

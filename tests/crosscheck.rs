@@ -8,12 +8,15 @@ use common::{fixture, require_root, Topology};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// A chain as compared: hook, priority, policy, rule count.
+type ChainView = (Option<String>, Option<i64>, Option<String>, usize);
+
 /// What both views are compared on.
 #[derive(Debug, Default, PartialEq)]
 struct View {
     tables: Vec<String>,
     /// chain -> (hook, priority, policy, rule count)
-    chains: BTreeMap<String, (Option<String>, Option<i64>, Option<String>, usize)>,
+    chains: BTreeMap<String, ChainView>,
     /// named set -> sorted elements
     sets: BTreeMap<String, Vec<String>>,
 }

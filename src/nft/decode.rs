@@ -44,7 +44,7 @@ pub struct Location {
 
 /// Decodes a table message (chains and sets come separately).
 pub fn table(m: Msg<'_>) -> Result<Table, DecodeError> {
-    let t = sys::Table::parse(m).ok_or_else(|| err("table", "rejected by libnftnl"))?;
+    let t = sys::Table::try_parse(m).map_err(|e| err("table", e.to_string()))?;
     Ok(Table {
         family: family(t.u32(ffi::NFTNL_TABLE_FAMILY), "table")?,
         name: t
@@ -62,7 +62,7 @@ pub fn table(m: Msg<'_>) -> Result<Table, DecodeError> {
 
 /// Decodes a chain message.
 pub fn chain(m: Msg<'_>) -> Result<(Location, Chain), DecodeError> {
-    let c = sys::Chain::parse(m).ok_or_else(|| err("chain", "rejected by libnftnl"))?;
+    let c = sys::Chain::try_parse(m).map_err(|e| err("chain", e.to_string()))?;
     let fam = family(c.u32(ffi::NFTNL_CHAIN_FAMILY), "chain")?;
     let name = c
         .str(ffi::NFTNL_CHAIN_NAME)
@@ -74,8 +74,11 @@ pub fn chain(m: Msg<'_>) -> Result<(Location, Chain), DecodeError> {
             let hook = Hook::from_raw(fam, n)
                 .ok_or_else(|| err("chain", format!("chain {name}: unknown hook {n}")))?;
             let mut devices = c.strings(ffi::NFTNL_CHAIN_DEVICES);
+            // libnftnl reports a single device both as DEV and in DEVICES.
             if let Some(d) = c.str(ffi::NFTNL_CHAIN_DEV) {
-                devices.push(d.to_string());
+                if !devices.iter().any(|x| x == d) {
+                    devices.push(d.to_string());
+                }
             }
             Some(BaseHook {
                 kind: c.str(ffi::NFTNL_CHAIN_TYPE).unwrap_or("filter").to_string(),
@@ -139,13 +142,16 @@ fn nl_attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 
 /// Decodes a rule message. A rule libnftnl rejects (it refuses a whole rule
 /// when one expression name is new to it) is rebuilt from the raw attributes
-/// with every expression [`Expr::Unknown`], so it is never lost.
+/// with every expression [`Expr::Unknown`], so it is never lost; a rule the
+/// validator refuses (libnftnl would exit on it) is an error.
 pub fn rule(
     m: Msg<'_>,
     v6_table: impl Fn(Family) -> bool,
 ) -> Result<(Location, Rule), DecodeError> {
-    let Some(r) = sys::Rule::parse(m) else {
-        return raw_rule(m);
+    let r = match sys::Rule::try_parse(m) {
+        Ok(r) => r,
+        Err(sys::ParseError::Rejected) => return raw_rule(m),
+        Err(e) => return Err(err("rule", e.to_string())),
     };
     let fam = family(r.u32(ffi::NFTNL_RULE_FAMILY), "rule")?;
     let loc = Location {
@@ -529,7 +535,7 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
 
 /// Decodes a set message (its elements come separately).
 pub fn set(m: Msg<'_>) -> Result<(Location, Set), DecodeError> {
-    let s = sys::Set::parse(m).ok_or_else(|| err("set", "rejected by libnftnl"))?;
+    let s = sys::Set::try_parse(m).map_err(|e| err("set", e.to_string()))?;
     let fam = family(s.u32(ffi::NFTNL_SET_FAMILY), "set")?;
     let name = s
         .str(ffi::NFTNL_SET_NAME)
@@ -627,8 +633,7 @@ pub struct ElemSink {
 
 /// Decodes every element of one element message into `sink`.
 pub fn elements(m: Msg<'_>, sink: &mut ElemSink) -> Result<(), DecodeError> {
-    sys::for_each_elem(m, |e| element(e, sink))
-        .map_err(|()| err("set element", "rejected by libnftnl"))
+    sys::for_each_elem(m, |e| element(e, sink)).map_err(|e| err("set element", e.to_string()))
 }
 
 fn element(e: &Elem<'_>, sink: &mut ElemSink) {
@@ -689,7 +694,7 @@ pub fn fill_set(set: &mut Set, mut sink: ElemSink) {
 
 /// Decodes a stateful object message.
 pub fn object(m: Msg<'_>) -> Result<(Location, Object), DecodeError> {
-    let o = sys::Obj::parse(m).ok_or_else(|| err("object", "rejected by libnftnl"))?;
+    let o = sys::Obj::try_parse(m).map_err(|e| err("object", e.to_string()))?;
     let fam = family(o.u32(ffi::NFTNL_OBJ_FAMILY), "object")?;
     let ty = o.u32(ffi::NFTNL_OBJ_TYPE).unwrap_or(0);
     let kind = match ty {
@@ -726,7 +731,7 @@ pub fn object(m: Msg<'_>) -> Result<(Location, Object), DecodeError> {
 
 /// Decodes a flowtable message.
 pub fn flowtable(m: Msg<'_>) -> Result<(Location, Flowtable), DecodeError> {
-    let f = sys::Flowtable::parse(m).ok_or_else(|| err("flowtable", "rejected by libnftnl"))?;
+    let f = sys::Flowtable::try_parse(m).map_err(|e| err("flowtable", e.to_string()))?;
     let fam = family(f.u32(ffi::NFTNL_FLOWTABLE_FAMILY), "flowtable")?;
     Ok((
         Location {

@@ -9,6 +9,7 @@
 pub mod decode;
 mod read;
 pub mod sys;
+pub mod validate;
 
 pub use read::{read_snapshot, ReadError, ReadOptions};
 

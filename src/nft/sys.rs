@@ -3,8 +3,11 @@
 //!
 //! Everything handed out borrows from an owner that frees the libnftnl object
 //! on drop, so no raw pointer outlives its object. Messages are length-checked
-//! here before libnftnl sees them, because libmnl trusts `nlmsg_len`.
+//! here before libnftnl sees them, because libmnl trusts `nlmsg_len`, and
+//! every parse entry point runs [`validate`] first, because libnftnl exits
+//! the process on an attribute of unexpected size.
 
+use super::validate::{self, Invalid, Kind};
 use libc::{c_char, c_int, c_void, nlmsghdr};
 use nftnl_sys as ffi;
 use std::ffi::CStr;
@@ -85,6 +88,11 @@ impl<'a> Msg<'a> {
     /// The `nfgenmsg` family byte (NFPROTO number).
     pub fn family(&self) -> Option<u8> {
         self.bytes.get(16).copied()
+    }
+
+    /// The whole message, `nlmsghdr` first.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     /// The netlink attributes after the `nfgenmsg` header.
@@ -320,24 +328,63 @@ unsafe fn c_data<'a>(p: *const c_void, len: u32) -> Option<&'a [u8]> {
     }
 }
 
+/// Why a libnftnl parse entry point gave no object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The message would make libnftnl exit or read outside it, so it was
+    /// not handed over (see [`validate`]).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// libnftnl refused the message (an expression it does not know, ...).
+    #[error("rejected by libnftnl")]
+    Rejected,
+}
+
 macro_rules! nl_object {
-    ($(#[$m:meta])* $name:ident, $ty:ident, $alloc:ident, $free:ident, $parse:ident,
+    ($(#[$m:meta])* $name:ident, $kind:ident, $ty:ident, $alloc:ident, $free:ident, $parse:ident,
      $is_set:ident, $get_data:ident, $get_str:ident, $get_u32:ident, $get_u64:ident) => {
         $(#[$m])*
         pub struct $name(*mut ffi::$ty);
 
         impl $name {
-            /// Parses one message; `None` if libnftnl rejects it.
+            /// Parses one message; `None` if the validator or libnftnl rejects it.
             pub fn parse(m: Msg<'_>) -> Option<Self> {
+                Self::try_parse(m).ok()
+            }
+            /// Parses one message, validated first so that libnftnl never
+            /// sees a message it would exit or read out of bounds on.
+            pub fn try_parse(m: Msg<'_>) -> Result<Self, ParseError> {
+                validate::validate_as(Kind::$kind, m.bytes)?;
                 // SAFETY: alloc returns an owned object or NULL; `m` is a
-                // bounds-checked message, so parse reads only inside it.
+                // bounds-checked message that passed the validator, so parse
+                // reads only inside it and does not exit.
                 unsafe {
                     let p = ffi::$alloc();
                     if p.is_null() {
-                        return None;
+                        return Err(ParseError::Rejected);
                     }
                     let o = $name(p);
-                    (ffi::$parse(m.hdr(), p) >= 0).then_some(o)
+                    if ffi::$parse(m.hdr(), p) >= 0 {
+                        Ok(o)
+                    } else {
+                        Err(ParseError::Rejected)
+                    }
+                }
+            }
+            /// Test hook: libnftnl's parser alone, the validator skipped, for
+            /// tests that watch what libnftnl does in a child process.
+            #[cfg(test)]
+            fn parse_unvalidated(m: Msg<'_>) -> bool {
+                // SAFETY: as in `try_parse`; without validation libnftnl may
+                // exit, which is what the caller observes.
+                unsafe {
+                    let p = ffi::$alloc();
+                    if p.is_null() {
+                        return false;
+                    }
+                    let ok = ffi::$parse(m.hdr(), p) >= 0;
+                    ffi::$free(p);
+                    ok
                 }
             }
             /// Whether the attribute is present.
@@ -385,37 +432,37 @@ macro_rules! nl_object {
 
 nl_object!(
     /// A table message decoded by libnftnl.
-    Table, nftnl_table, nftnl_table_alloc, nftnl_table_free, nftnl_table_nlmsg_parse,
+    Table, Table, nftnl_table, nftnl_table_alloc, nftnl_table_free, nftnl_table_nlmsg_parse,
     nftnl_table_is_set, nftnl_table_get_data, nftnl_table_get_str, nftnl_table_get_u32,
     nftnl_table_get_u64
 );
 nl_object!(
     /// A chain message decoded by libnftnl.
-    Chain, nftnl_chain, nftnl_chain_alloc, nftnl_chain_free, nftnl_chain_nlmsg_parse,
+    Chain, Chain, nftnl_chain, nftnl_chain_alloc, nftnl_chain_free, nftnl_chain_nlmsg_parse,
     nftnl_chain_is_set, nftnl_chain_get_data, nftnl_chain_get_str, nftnl_chain_get_u32,
     nftnl_chain_get_u64
 );
 nl_object!(
     /// A rule message decoded by libnftnl.
-    Rule, nftnl_rule, nftnl_rule_alloc, nftnl_rule_free, nftnl_rule_nlmsg_parse,
+    Rule, Rule, nftnl_rule, nftnl_rule_alloc, nftnl_rule_free, nftnl_rule_nlmsg_parse,
     nftnl_rule_is_set, nftnl_rule_get_data, nftnl_rule_get_str, nftnl_rule_get_u32,
     nftnl_rule_get_u64
 );
 nl_object!(
     /// A set message decoded by libnftnl.
-    Set, nftnl_set, nftnl_set_alloc, nftnl_set_free, nftnl_set_nlmsg_parse,
+    Set, Set, nftnl_set, nftnl_set_alloc, nftnl_set_free, nftnl_set_nlmsg_parse,
     nftnl_set_is_set, nftnl_set_get_data, nftnl_set_get_str, nftnl_set_get_u32,
     nftnl_set_get_u64
 );
 nl_object!(
     /// A stateful object message decoded by libnftnl.
-    Obj, nftnl_obj, nftnl_obj_alloc, nftnl_obj_free, nftnl_obj_nlmsg_parse,
+    Obj, Obj, nftnl_obj, nftnl_obj_alloc, nftnl_obj_free, nftnl_obj_nlmsg_parse,
     nftnl_obj_is_set, nftnl_obj_get_data, nftnl_obj_get_str, nftnl_obj_get_u32,
     nftnl_obj_get_u64
 );
 nl_object!(
     /// A flowtable message decoded by libnftnl.
-    Flowtable, nftnl_flowtable, nftnl_flowtable_alloc, nftnl_flowtable_free,
+    Flowtable, Flowtable, nftnl_flowtable, nftnl_flowtable_alloc, nftnl_flowtable_free,
     nftnl_flowtable_nlmsg_parse, nftnl_flowtable_is_set, nftnl_flowtable_get_data,
     nftnl_flowtable_get_str, nftnl_flowtable_get_u32, nftnl_flowtable_get_u64
 );
@@ -479,7 +526,8 @@ impl Flowtable {
 
 /// The generation id from a `NEWGEN` message.
 pub fn parse_gen(m: Msg<'_>) -> Option<u32> {
-    // SAFETY: owned object, freed below; `m` is bounds-checked.
+    validate::validate_as(Kind::Gen, m.bytes).ok()?;
+    // SAFETY: owned object, freed below; `m` is bounds-checked and validated.
     unsafe {
         let g = ffi::nftnl_gen_alloc();
         if g.is_null() {
@@ -549,8 +597,13 @@ impl<'a> Expr<'a> {
     pub fn u32(&self, attr: u32) -> Option<u32> {
         self.uint(attr).map(|v| v as u32)
     }
-    /// Expressions nested inside this one (dynset's stateful expressions).
+    /// Expressions nested inside this one (dynset's stateful expressions);
+    /// empty for any other expression.
     pub fn nested(&self) -> Vec<Expr<'a>> {
+        // libnftnl reads any expression's private data as a dynset's.
+        if self.name() != "dynset" {
+            return Vec::new();
+        }
         unsafe extern "C" fn collect(e: *mut ffi::nftnl_expr, data: *mut c_void) -> c_int {
             // SAFETY: `data` is the Vec passed below, alive for the call.
             let v = unsafe { &mut *(data as *mut Vec<*mut ffi::nftnl_expr>) };
@@ -649,21 +702,23 @@ impl<'a> Elem<'a> {
 /// Parses the elements of one `NEWSETELEM` message and hands each to `f`.
 /// libnftnl's copies are freed when the message is done, so memory stays
 /// bounded by one message however large the set.
-pub fn for_each_elem(m: Msg<'_>, mut f: impl FnMut(&Elem<'_>)) -> Result<(), ()> {
+pub fn for_each_elem(m: Msg<'_>, mut f: impl FnMut(&Elem<'_>)) -> Result<(), ParseError> {
+    validate::validate_as(Kind::SetElems, m.bytes)?;
     // SAFETY: a fresh set owns the parsed elements; the iterator and the set
-    // are freed before returning and no Elem escapes the closure.
+    // are freed before returning and no Elem escapes the closure. `m` passed
+    // the validator.
     unsafe {
         let s = ffi::nftnl_set_alloc();
         if s.is_null() {
-            return Err(());
+            return Err(ParseError::Rejected);
         }
         let owner = Set(s);
         if ffi::nftnl_set_elems_nlmsg_parse(m.hdr(), s) < 0 {
-            return Err(());
+            return Err(ParseError::Rejected);
         }
         let it = ffi::nftnl_set_elems_iter_create(s);
         if it.is_null() {
-            return Err(());
+            return Err(ParseError::Rejected);
         }
         // `iter_next` returns the current element and advances (NULL at the end).
         loop {
@@ -680,6 +735,34 @@ pub fn for_each_elem(m: Msg<'_>, mut f: impl FnMut(&Elem<'_>)) -> Result<(), ()>
         drop(owner);
     }
     Ok(())
+}
+
+/// Test hook: hands `m` to libnftnl's parser for `kind` without validating
+/// it, to check in a child process that libnftnl exits exactly where the
+/// validator says it would.
+#[cfg(test)]
+pub(crate) fn parse_unvalidated(kind: Kind, m: Msg<'_>) -> bool {
+    match kind {
+        Kind::Table => Table::parse_unvalidated(m),
+        Kind::Chain => Chain::parse_unvalidated(m),
+        Kind::Rule => Rule::parse_unvalidated(m),
+        Kind::Set => Set::parse_unvalidated(m),
+        Kind::Obj => Obj::parse_unvalidated(m),
+        Kind::Flowtable => Flowtable::parse_unvalidated(m),
+        // SAFETY: owned objects, freed here; `m` is bounds-checked.
+        Kind::Gen => unsafe {
+            let g = ffi::nftnl_gen_alloc();
+            let ok = ffi::nftnl_gen_nlmsg_parse(m.hdr(), g) >= 0;
+            ffi::nftnl_gen_free(g);
+            ok
+        },
+        Kind::SetElems => unsafe {
+            let s = ffi::nftnl_set_alloc();
+            let ok = ffi::nftnl_set_elems_nlmsg_parse(m.hdr(), s) >= 0;
+            ffi::nftnl_set_free(s);
+            ok
+        },
+    }
 }
 
 /// Parses a message with every libnftnl parser, for robustness tests: none
