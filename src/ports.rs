@@ -10,6 +10,17 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An inclusive range of ports, `first..=last`, never empty.
+///
+/// ```
+/// use portwarden::ports::{PortRange, PortSet};
+/// let data: PortRange = "2500-3300".parse().unwrap();
+/// assert_eq!(data.len(), 801);
+/// assert!("3300-2500".parse::<PortRange>().is_err());
+/// // Which part of the data range a rule opening 2500-2999 leaves closed:
+/// let open = PortSet::from_ranges([PortRange::new(2500, 2999).unwrap()]);
+/// let missing = PortSet::from_ranges([data]).subtract(&open);
+/// assert_eq!(missing.to_string(), "3000-3300");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortRange {
     first: u16,
