@@ -2,9 +2,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use portwarden::catalog::{self, Catalog};
+use portwarden::config::{self, HostConfig};
 use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
 use portwarden::snapshot::Summary;
 use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Audit what this host's live nftables ruleset does to the connections its
@@ -36,6 +39,45 @@ enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
     },
+    /// List the backup roles the catalog knows, or show one with its sources.
+    ///
+    /// The catalog is built in and extended or overridden by *.toml files in
+    /// /usr/share/portwarden/catalog.d/ then /etc/portwarden/catalog.d/.
+    ///
+    /// Examples: portwarden roles; portwarden roles show evault-agent
+    Roles {
+        /// `show ID` to show one role.
+        #[command(subcommand)]
+        show: Option<RolesCommand>,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Validate the host configuration against the catalog.
+    ///
+    /// Every error names file, line and column and what was expected; unknown
+    /// keys and role ids come with the nearest valid name. Exit 0 when valid
+    /// (warnings are printed), 3 when not.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolesCommand {
+    /// Show one role: its requirements, each with its source.
+    Show {
+        /// Role id, e.g. veeam-linux-repository.
+        id: String,
+    },
+}
+
+/// The catalog: built in, then the override directories.
+fn load_catalog() -> anyhow::Result<Catalog> {
+    let dirs: Vec<&Path> = catalog::DEFAULT_DIRS.iter().map(Path::new).collect();
+    Ok(Catalog::load(&dirs)?)
 }
 
 fn main() -> ExitCode {
@@ -72,5 +114,79 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Roles { show, json } => {
+            let cat = load_catalog()?;
+            match show {
+                None if json => {
+                    let roles: Vec<_> = cat.roles().collect();
+                    println!("{}", serde_json::to_string_pretty(&roles)?);
+                }
+                None => {
+                    for r in cat.roles() {
+                        println!("{:<36} {}", r.id(), r.title);
+                    }
+                }
+                Some(RolesCommand::Show { id }) => {
+                    let Some(role) = cat.role(&id) else {
+                        let near = catalog::nearest(&id, cat.role_ids());
+                        let hint = near
+                            .map(|n| format!("; did you mean `{n}`?"))
+                            .unwrap_or_default();
+                        anyhow::bail!("unknown role `{id}`{hint} (portwarden roles lists them)");
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(role)?);
+                    } else {
+                        print_role(role);
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let cat = load_catalog()?;
+            match HostConfig::load(&config, &cat) {
+                Ok((_, warnings)) => {
+                    for w in &warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    println!("{}: valid", config.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(3))
+                }
+            }
+        }
+    }
+}
+
+fn print_role(role: &catalog::Role) {
+    println!("{} — {}", role.id(), role.title);
+    println!("{}", role.description.trim());
+    if !role.includes.is_empty() {
+        let inc: Vec<&str> = role.includes.iter().map(|i| i.get_ref().as_str()).collect();
+        println!("includes: {}", inc.join(", "));
+    }
+    for r in &role.requirements {
+        let ports = match (&r.ports, &r.port_set) {
+            (Some(p), _) => p.to_set().to_string(),
+            (None, Some(set)) => format!("<{}>", set.get_ref()),
+            (None, None) => String::from("?"),
+        };
+        println!(
+            "  {:<5}{:<4}{:<14} peer {:<28} {}",
+            format!("{:?}", r.direction).to_lowercase(),
+            format!("{:?}", r.proto).to_lowercase(),
+            ports,
+            r.peers().join("|"),
+            r.purpose
+        );
+        println!(
+            "        source: {}, {}",
+            r.source.doc.get_ref(),
+            r.source.section
+        );
     }
 }
