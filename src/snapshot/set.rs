@@ -276,6 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn elements_update_in_place_keeping_key_order() {
+        let mut set = Set {
+            name: "s".into(),
+            handle: 1,
+            flags: 0,
+            key: KeyType(vec![value::Datatype::new(value::INET_SERVICE, 1)]),
+            data: None,
+            timeout_ms: None,
+            comment: None,
+            elements: Vec::new(),
+        };
+        for k in [30u8, 10, 20, 10] {
+            set.upsert(start(k));
+        }
+        let keys = |s: &Set| {
+            s.elements
+                .iter()
+                .map(|e| e.key.as_slice()[0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&set), vec![10, 20, 30]);
+        assert!(set.remove(&Key::from(&[20u8][..])).is_some());
+        assert!(set.remove(&Key::from(&[21u8][..])).is_none());
+        assert_eq!(keys(&set), vec![10, 30]);
+    }
+
+    #[test]
     fn adjacent_ranges_stay_apart() {
         // [1, 4] and [5, 9]: end 5 and start 5 share a key.
         let mut starts = vec![start(5), start(1)];
