@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod eval;
 pub mod nft;
 pub mod ports;
 pub mod snapshot;

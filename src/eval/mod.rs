@@ -1,0 +1,468 @@
+//! Evaluation: what the kernel does to one new inbound connection.
+//!
+//! An [`Evaluator`] is built once from a [`Snapshot`] and the host's
+//! [`Routes`]; [`Evaluator::explain`] then follows a [`Probe`] (the first
+//! packet of a new TCP or UDP connection: a SYN, or the first datagram;
+//! conntrack state `new`, mark 0) through every base chain on its way into
+//! the host, the way `nf_hook_slow` and `nft_do_chain` do, and says what
+//! happens to it ([`Answer`]).
+//!
+//! # The path
+//!
+//! 1. **ingress**: `netdev` ingress chains whose devices include the input
+//!    interface and `inet` ingress chains (kernel 5.10+) for it. Both sit on
+//!    the device's one ingress hook list, so they run interleaved by priority.
+//!    There is no conntrack yet (`ct state` is `invalid`, other `ct` keys do
+//!    not match) and `meta nfproto` is `netdev` (5) in netdev chains.
+//! 2. **prerouting** (`ip`/`inet` for IPv4, `ip6`/`inet` for IPv6), by
+//!    priority. Conntrack runs at -200: before it the packet has no
+//!    conntrack entry (`notrack` there makes it `untracked`); after it,
+//!    `ct state new`. All `nat` chains of the hook run together at -100 (the
+//!    NAT hook, `nf_nat_inet_fn`), each by its own priority, until one sets
+//!    up a mapping; untracked packets skip them.
+//! 3. **routing decision**: a destination that is not local (after DNAT)
+//!    leaves the input path: the verdict is [`Verdict::Forwarded`] (the
+//!    forward path is not evaluated).
+//! 4. **input**, by priority; `nat` chains of the input hook (SNAT) run
+//!    together at 100.
+//!
+//! Base chains of dormant tables are skipped. When two base chains of a hook
+//! share a priority, the kernel runs the one registered *last* first
+//! (`nf_hook_entries_grow` inserts before equal priorities); the snapshot
+//! does not say when each chain was registered, so creation order is taken to
+//! be dump order (tables, then chains, in the order the kernel lists them),
+//! and the answer says so in its assumptions when the probe met such a tie.
+//!
+//! In a base chain `accept` ends that chain only: the packet goes on to the
+//! next base chain. `drop` and `reject` are final. Reaching the end of a base
+//! chain (or `return` in it) applies its policy. `jump` pushes a return point
+//! (at most 16, `NFT_JUMP_STACK_SIZE`), `goto` does not, `return` and the end
+//! of a regular chain pop one. A failed match ends the rule.
+//!
+//! # Registers and packet
+//!
+//! The kernel's register file is emulated byte for byte (`nft_regs`: 16-byte
+//! registers 1-4 overlapping 4-byte registers 8-23) with the kernel's store
+//! widths (`nft_reg_store8/16`, zeroed tails of payload loads, host byte order
+//! for meta/ct values), so `cmp`, `range`, `bitwise`, `byteorder` and set keys
+//! compare exactly the bytes the kernel compares. Headers are synthesised
+//! from the probe: IPv4/IPv6 (no options, no extension headers), then TCP
+//! (a plain SYN, flags 0x02, with an MSS option) or UDP.
+//!
+//! # What is not known is never guessed
+//!
+//! Every register byte carries a mask of the bits that are known. Fields the
+//! probe does not determine (IP id and checksum, TCP sequence number and
+//! window, packet length unless given, flow label, MAC addresses, time, CPU,
+//! random numbers...) are unknown bits. A comparison, range or lookup whose
+//! result depends on unknown bits, an [`Expr::Unknown`] expression (every
+//! rule marked `incomplete` holds at least one), an undecoded `xt` match or
+//! target (`XtInfo::Raw`), a `socket`/`tproxy` lookup without socket
+//! information, or anything else not modelled is a **fork**: evaluation
+//! continues separately with every outcome the construct could have
+//! (for a condition: matches / does not match; for an opaque expression:
+//! does not match, matches with unknown side effects on registers, marks and
+//! conntrack state, accepts, drops). If every branch ends in the same
+//! verdict, that verdict is certain and the assumptions name the construct;
+//! otherwise the verdict is [`Verdict::Unknown`] and [`Answer::reason`] names
+//! the table, chain, rule handle and expression. At most [`MAX_BRANCHES`]
+//! branches are explored per probe.
+//!
+//! Stateful matches are evaluated for the first connection under no load:
+//! `limit` is not exceeded, `quota` keeps its snapshot consumption, `ct count`
+//! and `connlimit` count 1, xt `recent` lists do not hold the source, dynamic
+//! set meters start fresh. Each assumption used is listed in the answer.
+
+mod compile;
+mod exec;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+pub use routes::{rtn, Interface, Route, RouteKind, Routes, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK};
+
+use crate::snapshot::{Expr, Family, Hook, Policy, Snapshot};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Most branches explored for one probe before giving up with `unknown`.
+pub const MAX_BRANCHES: u32 = 256;
+
+/// The transport protocol of a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4 {
+    /// TCP: the probe is a SYN.
+    Tcp,
+    /// UDP: the probe is the first datagram.
+    Udp,
+}
+
+impl L4 {
+    /// The IP protocol number.
+    pub fn proto(self) -> u8 {
+        match self {
+            L4::Tcp => 6,
+            L4::Udp => 17,
+        }
+    }
+}
+
+impl fmt::Display for L4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            L4::Tcp => "tcp",
+            L4::Udp => "udp",
+        })
+    }
+}
+
+/// The interface a probe arrives on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Iface {
+    /// Name (`meta iifname`).
+    pub name: String,
+    /// Index (`meta iif`).
+    pub index: u32,
+    /// `ARPHRD_*` type (`meta iiftype`): 1 Ethernet, 772 loopback.
+    #[serde(default = "routes_ether")]
+    pub iftype: u16,
+}
+
+fn routes_ether() -> u16 {
+    ARPHRD_ETHER
+}
+
+impl Iface {
+    /// An interface by name, index and type.
+    pub fn new(name: &str, index: u32, iftype: u16) -> Iface {
+        Iface {
+            name: name.to_string(),
+            index,
+            iftype,
+        }
+    }
+}
+
+/// Why a probe cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// Source and destination are of different families.
+    #[error("source {0} and destination {1} are not of the same address family")]
+    MixedFamilies(IpAddr, IpAddr),
+    /// The interface name does not fit `IFNAMSIZ`.
+    #[error("interface name {0:?} is longer than 15 bytes")]
+    IfaceName(String),
+}
+
+/// The first packet of a new inbound connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// TCP (a SYN) or UDP.
+    pub proto: L4,
+    /// Source address; its family (v4/v6) is the probe's.
+    pub saddr: IpAddr,
+    /// Destination address.
+    pub daddr: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Input interface.
+    pub iif: Iface,
+    /// IPv4 TTL / IPv6 hop limit; 64 (Linux) assumed when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// UDP payload length, when known (packet length fields are unknown
+    /// otherwise; a SYN's length depends on its options and is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_len: Option<u16>,
+    /// The SYN's MSS option; 1460 (IPv4) / 1440 (IPv6) assumed when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_mss: Option<u16>,
+}
+
+impl Probe {
+    /// A probe with the given addresses and ports; TTL, payload length and
+    /// MSS are left to their documented defaults.
+    pub fn new(
+        proto: L4,
+        saddr: IpAddr,
+        daddr: IpAddr,
+        sport: u16,
+        dport: u16,
+        iif: Iface,
+    ) -> Probe {
+        Probe {
+            proto,
+            saddr,
+            daddr,
+            sport,
+            dport,
+            iif,
+            ttl: None,
+            payload_len: None,
+            tcp_mss: None,
+        }
+    }
+
+    /// Whether the probe is IPv6.
+    pub fn is_v6(&self) -> bool {
+        self.saddr.is_ipv6()
+    }
+
+    /// Checks that the probe can be evaluated.
+    pub fn validate(&self) -> Result<(), ProbeError> {
+        if self.saddr.is_ipv6() != self.daddr.is_ipv6() {
+            return Err(ProbeError::MixedFamilies(self.saddr, self.daddr));
+        }
+        if self.iif.name.len() > 15 {
+            return Err(ProbeError::IfaceName(self.iif.name.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// What the kernel does to the probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Delivered to a local socket (every base chain on the path let it through).
+    Accept,
+    /// Dropped.
+    Drop,
+    /// Dropped with an ICMP error or TCP reset ([`Answer::reject_with`]).
+    Reject,
+    /// Not for this host (after DNAT, see [`Answer::nat`]): routed on, the
+    /// forward path is not evaluated.
+    Forwarded,
+    /// Cannot be decided from the snapshot; see [`Answer::reason`].
+    Unknown,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Accept => "accept",
+            Verdict::Drop => "drop",
+            Verdict::Reject => "reject",
+            Verdict::Forwarded => "forwarded",
+            Verdict::Unknown => "unknown",
+        })
+    }
+}
+
+/// A rule, by where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RuleRef {
+    /// Table family.
+    pub family: Family,
+    /// Table name.
+    pub table: String,
+    /// Chain name.
+    pub chain: String,
+    /// Rule handle.
+    pub handle: u64,
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "table {} {} chain {} rule handle {}",
+            self.family, self.table, self.chain, self.handle
+        )
+    }
+}
+
+/// A base chain's policy, by where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PolicyRef {
+    /// Table family.
+    pub family: Family,
+    /// Table name.
+    pub table: String,
+    /// Base chain name.
+    pub chain: String,
+    /// The policy.
+    pub policy: Policy,
+}
+
+/// What decided the verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DecidedBy {
+    /// A rule (for `accept`: the accepting rule of the last base chain).
+    Rule(RuleRef),
+    /// A base chain's policy.
+    Policy(PolicyRef),
+}
+
+impl fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecidedBy::Rule(r) => r.fmt(f),
+            DecidedBy::Policy(p) => write!(
+                f,
+                "table {} {} chain {} policy {}",
+                p.family,
+                p.table,
+                p.chain,
+                match p.policy {
+                    Policy::Accept => "accept",
+                    Policy::Drop => "drop",
+                }
+            ),
+        }
+    }
+}
+
+/// How a chain was entered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A base chain, from its hook.
+    Hook,
+    /// By `jump`.
+    Jump,
+    /// By `goto`.
+    Goto,
+    /// Resumed after a jumped-to chain returned.
+    Return,
+}
+
+/// One chain on the probe's way, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainVisit {
+    /// Table family.
+    pub family: Family,
+    /// Table name.
+    pub table: String,
+    /// Chain name.
+    pub chain: String,
+    /// The hook being traversed.
+    pub hook: Hook,
+    /// The priority of the base chain being run.
+    pub priority: i32,
+    /// How the chain was entered.
+    pub via: Via,
+}
+
+/// A NAT translation applied on the way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Translation {
+    /// `dnat`, `redirect` or `snat`.
+    pub kind: String,
+    /// The new destination (source, for `snat`) address.
+    pub addr: IpAddr,
+    /// The new port.
+    pub port: u16,
+    /// The rule that translated.
+    pub rule: RuleRef,
+}
+
+/// The evaluator's answer for one probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The rule or policy that decided it (for `unknown`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<DecidedBy>,
+    /// For `reject`: how (`tcp reset`, `icmp port-unreachable`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_with: Option<String>,
+    /// A DNAT/redirect (or input SNAT) applied on the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<Translation>,
+    /// Every chain traversed, in order.
+    pub trace: Vec<ChainVisit>,
+    /// Assumptions the verdict rests on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<String>,
+    /// Why the verdict is `unknown` (or what `forwarded` means here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A snapshot pre-indexed for evaluation: base chains per hook in priority
+/// order, chains and sets by id, set elements flattened for binary search,
+/// jump targets resolved. Owns its data (no borrow of the snapshot) and is
+/// `Send + Sync`: share one between threads.
+#[derive(Debug)]
+pub struct Evaluator {
+    prog: compile::Program,
+    routes: routes::RouteIndex,
+}
+
+impl Evaluator {
+    /// Indexes `snapshot` for evaluation with the host's `routes`.
+    pub fn new(snapshot: &Snapshot, routes: Routes) -> Evaluator {
+        Evaluator {
+            prog: compile::Program::new(snapshot),
+            routes: routes::RouteIndex::new(routes),
+        }
+    }
+
+    /// The routes the evaluator answers `fib` from.
+    pub fn routes(&self) -> &Routes {
+        &self.routes.given
+    }
+
+    /// The interface called `name` as a probe's input interface (index and
+    /// type from [`Routes`]; index 0 and Ethernet when not listed).
+    pub fn iface(&self, name: &str) -> Iface {
+        match self.routes.by_name(name) {
+            Some(i) => {
+                let itf = self.routes.interface(i);
+                Iface::new(&itf.name, itf.index, itf.iftype)
+            }
+            None => Iface::new(name, 0, ARPHRD_ETHER),
+        }
+    }
+
+    /// Follows `probe` through the ruleset and says what happens to it.
+    pub fn explain(&self, probe: &Probe) -> Answer {
+        exec::explain(&self.prog, &self.routes, probe)
+    }
+
+    /// Only the verdict of [`Evaluator::explain`].
+    pub fn verdict(&self, probe: &Probe) -> Verdict {
+        exec::verdict(&self.prog, &self.routes, probe)
+    }
+}
+
+/// A short description of an expression for reasons (`meta l4proto`,
+/// `xt match "foo"`...).
+pub(crate) fn describe(e: &Expr) -> String {
+    match e {
+        Expr::Unknown { name, reason } => format!("expression {name:?} ({reason})"),
+        Expr::Match { name, info, .. } | Expr::Target { name, info, .. } => {
+            let what = if matches!(e, Expr::Match { .. }) {
+                "match"
+            } else {
+                "target"
+            };
+            match &**info {
+                crate::snapshot::xt::XtInfo::Raw { .. } => {
+                    format!("xt {what} {name:?} (options not decoded)")
+                }
+                _ => format!("xt {what} {name:?}"),
+            }
+        }
+        other => {
+            let v = serde_json::to_value(other).ok();
+            let ty = v
+                .as_ref()
+                .and_then(|v| v.get("type"))
+                .and_then(|t| t.as_str())
+                .unwrap_or("expression")
+                .to_string();
+            match v.as_ref().and_then(|v| v.get("key")) {
+                Some(k) => format!("{ty} {}", k.as_str().map_or(k.to_string(), String::from)),
+                None => ty,
+            }
+        }
+    }
+}
