@@ -562,8 +562,9 @@ impl St {
 
     /// A fully known value.
     fn rstore(&mut self, off: u8, d: &[u8]) {
-        let k = [0xffu8; 16];
-        self.rset(off, d, &k[..d.len()], ORIGIN_NONE);
+        let k = [0xffu8; 64];
+        let n = d.len().min(64);
+        self.rset(off, &d[..n], &k[..n], ORIGIN_NONE);
     }
 
     fn store32(&mut self, off: u8, v: u32) {
@@ -758,7 +759,7 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
         tproxied: false,
         local_origin: false,
         reject: None,
-        trace: Vec::with_capacity(8),
+        trace: Vec::with_capacity(16),
         assume: 0,
         notes: Vec::new(),
         nat: None,
@@ -798,15 +799,21 @@ impl Ctx<'_> {
         self.p.tables[self.p.chains[c as usize].table as usize].family
     }
 
-    fn finish(&self, st: St, verdict: Verdict, dec: Option<Dec>, reason: Option<String>) -> Out {
+    fn finish(
+        &self,
+        st: &mut St,
+        verdict: Verdict,
+        dec: Option<Dec>,
+        reason: Option<String>,
+    ) -> Out {
         Out {
             verdict,
             dec,
             reject: st.reject,
-            nat: st.nat,
-            trace: st.trace,
+            nat: st.nat.take(),
+            trace: std::mem::take(&mut st.trace),
             assume: st.assume,
-            notes: st.notes,
+            notes: std::mem::take(&mut st.notes),
             reason,
             v6: st.pkt.v6,
             l4: st.pkt.l4,
@@ -880,7 +887,7 @@ impl Ctx<'_> {
     }
 
     /// The end of a chain or `return`: pop, or the base chain's policy.
-    fn ret(&self, mut st: St) -> Result<St, Box<Out>> {
+    fn ret(&self, st: &mut St) -> Result<(), Box<Out>> {
         if st.sp > 0 {
             st.sp -= 1;
             let (c, r) = st.stack[st.sp];
@@ -893,7 +900,7 @@ impl Ctx<'_> {
                 prio: st.prio,
                 via: Via::Return,
             });
-            return Ok(st);
+            return Ok(());
         }
         let policy = self.p.chains[st.base as usize]
             .base
@@ -902,8 +909,8 @@ impl Ctx<'_> {
         match policy {
             Policy::Accept => {
                 st.last_accept = Some(Dec::Policy(st.base));
-                self.base_done(&mut st);
-                Ok(st)
+                self.base_done(st);
+                Ok(())
             }
             Policy::Drop => {
                 let d = Dec::Policy(st.base);
@@ -918,7 +925,7 @@ impl Ctx<'_> {
             if st.chain == NONE {
                 let Some(e) = self.path.get(st.entry) else {
                     let dec = st.last_accept;
-                    return self.finish(st, Verdict::Accept, dec, None);
+                    return self.finish(&mut st, Verdict::Accept, dec, None);
                 };
                 let ei = st.entry;
                 st.entry += 1;
@@ -966,9 +973,8 @@ impl Ctx<'_> {
             }
             let chain = &self.p.chains[st.chain as usize];
             let Some(rule) = chain.rules.get(st.rule as usize) else {
-                match self.ret(st) {
-                    Ok(s) => st = s,
-                    Err(out) => return *out,
+                if let Err(out) = self.ret(&mut st) {
+                    return *out;
                 }
                 continue;
             };
@@ -979,7 +985,7 @@ impl Ctx<'_> {
                         "{}: evaluation does not end (a loop of gotos?)",
                         self.here(&st)
                     );
-                    return self.finish(st, Verdict::Unknown, None, Some(reason));
+                    return self.finish(&mut st, Verdict::Unknown, None, Some(reason));
                 }
                 if !chain.index.is_empty() && !self.candidate(&mut st) {
                     continue;
@@ -1004,38 +1010,39 @@ impl Ctx<'_> {
                     st.rule += 1;
                     st.op = 0;
                 }
-                Flow::Verdict(v) => match self.verdict(st, v) {
-                    Ok(s) => st = s,
-                    Err(out) => return *out,
-                },
+                Flow::Verdict(v) => {
+                    if let Err(out) = self.verdict(&mut st, v) {
+                        return *out;
+                    }
+                }
                 Flow::Fork(f) => {
                     let (choices, what) = *f;
                     return self.fork(st, choices, what, budget);
                 }
                 Flow::Unknown(why) => {
                     let reason = format!("{}: {why}", self.here(&st));
-                    return self.finish(st, Verdict::Unknown, None, Some(reason));
+                    return self.finish(&mut st, Verdict::Unknown, None, Some(reason));
                 }
             }
         }
     }
 
-    fn verdict(&self, mut st: St, v: CVerdict) -> Result<St, Box<Out>> {
+    fn verdict(&self, st: &mut St, v: CVerdict) -> Result<(), Box<Out>> {
         let here = Dec::Rule(st.chain, st.rule);
         match v {
             CVerdict::Continue => {
                 st.op += 1;
-                Ok(st)
+                Ok(())
             }
             CVerdict::Break => {
                 st.rule += 1;
                 st.op = 0;
-                Ok(st)
+                Ok(())
             }
             CVerdict::Accept => {
                 st.last_accept = Some(here);
-                self.base_done(&mut st);
-                Ok(st)
+                self.base_done(st);
+                Ok(())
             }
             CVerdict::Drop => {
                 let v = if st.reject.is_some() {
@@ -1048,7 +1055,7 @@ impl Ctx<'_> {
             CVerdict::Queue(n) => {
                 let why = format!(
                     "{}: the packet is queued to userspace (queue {n}); the verdict is the queue reader's",
-                    self.here(&st)
+                    self.here(st)
                 );
                 Err(Box::new(self.finish(
                     st,
@@ -1058,7 +1065,7 @@ impl Ctx<'_> {
                 )))
             }
             CVerdict::Stolen => {
-                let why = format!("{}: the packet is stolen", self.here(&st));
+                let why = format!("{}: the packet is stolen", self.here(st));
                 Err(Box::new(self.finish(
                     st,
                     Verdict::Unknown,
@@ -1069,7 +1076,7 @@ impl Ctx<'_> {
             CVerdict::Missing => {
                 let why = format!(
                     "{}: jump or goto to a chain that does not exist",
-                    self.here(&st)
+                    self.here(st)
                 );
                 Err(Box::new(self.finish(
                     st,
@@ -1083,7 +1090,7 @@ impl Ctx<'_> {
                 if st.sp >= st.stack.len() {
                     let why = format!(
                         "{}: jump stack overflow (more than 16 levels)",
-                        self.here(&st)
+                        self.here(st)
                     );
                     return Err(Box::new(self.finish(
                         st,
@@ -1094,12 +1101,12 @@ impl Ctx<'_> {
                 }
                 st.stack[st.sp] = (st.chain, st.rule + 1);
                 st.sp += 1;
-                self.enter(&mut st, c, Via::Jump);
-                Ok(st)
+                self.enter(st, c, Via::Jump);
+                Ok(())
             }
             CVerdict::Goto(c) => {
-                self.enter(&mut st, c, Via::Goto);
-                Ok(st)
+                self.enter(st, c, Via::Goto);
+                Ok(())
             }
         }
     }
@@ -1116,7 +1123,7 @@ impl Ctx<'_> {
         }
         let Some(d) = st.pkt.daddr() else {
             return Some(self.finish(
-                st.clone(),
+                st,
                 Verdict::Unknown,
                 None,
                 Some("the destination address was rewritten to an unknown value".into()),
@@ -1143,10 +1150,16 @@ impl Ctx<'_> {
                 "{d} is not a local address: the packet is forwarded (the forward path is not evaluated)"
             ),
         };
-        Some(self.finish(st.clone(), Verdict::Forwarded, dec, Some(reason)))
+        Some(self.finish(st, Verdict::Forwarded, dec, Some(reason)))
     }
 
-    fn fork(&self, st: St, choices: SmallVec<[Choice; 4]>, what: String, budget: &mut u32) -> Out {
+    fn fork(
+        &self,
+        mut st: St,
+        choices: SmallVec<[Choice; 4]>,
+        what: String,
+        budget: &mut u32,
+    ) -> Out {
         let at = self.here(&st);
         let mut outs: Vec<(Choice, Out)> = Vec::with_capacity(choices.len());
         for c in choices {
@@ -1154,7 +1167,7 @@ impl Ctx<'_> {
                 let reason = format!(
                     "too many undecidable constructs (more than {MAX_BRANCHES} branches); the last one: {at}: {what}"
                 );
-                return self.finish(st, Verdict::Unknown, None, Some(reason));
+                return self.finish(&mut st, Verdict::Unknown, None, Some(reason));
             }
             *budget -= 1;
             let mut s = st.clone();
@@ -1199,9 +1212,16 @@ impl Ctx<'_> {
 // --------------------------------------------------------------- answers
 
 fn final_verdict(o: &Out) -> Verdict {
-    match (o.verdict, o.reject) {
-        (Verdict::Reject, Some((false, 1, _))) if o.l4 == L4::Udp => Verdict::Drop,
-        (v, _) => v,
+    // A TCP reset answers TCP only: for UDP nothing is sent.
+    let reset = match o.reject {
+        Some((false, kind, _)) => kind == 1,
+        Some((true, v6, with)) => with == if v6 == 1 { 6 } else { 7 },
+        None => false,
+    };
+    if o.verdict == Verdict::Reject && reset && o.l4 == L4::Udp {
+        Verdict::Drop
+    } else {
+        o.verdict
     }
 }
 

@@ -72,6 +72,39 @@
 //! `limit` is not exceeded, `quota` keeps its snapshot consumption, `ct count`
 //! and `connlimit` count 1, xt `recent` lists do not hold the source, dynamic
 //! set meters start fresh. Each assumption used is listed in the answer.
+//!
+//! A probe arriving on a loopback interface comes from a local process: its
+//! conntrack entry and NAT bindings already exist from the output path
+//! (`ct state` is `new` even before -200, `notrack` has no effect, prerouting
+//! `nat` chains are skipped); the output path itself is not evaluated.
+//!
+//! # Not modelled
+//!
+//! - The forward, output and postrouting paths; bridge and arp families.
+//! - Policy routing (`ip rule`, fwmark routing tables), multipath weights,
+//!   route metrics; the routing code's own sysctl checks (`rp_filter`,
+//!   martian sources, `accept_local`). `fib` answers from [`Routes`] only.
+//! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
+//!   TCP options other than MSS (unknown bits), UDP payload contents.
+//! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`
+//!   have no modelled effect), expectations (`related`), accounting.
+//! - Expressions that change the packet other than NAT and `payload set`
+//!   (e.g. `tcp option ... set`) do not change what later loads see.
+//! - Per-element state of dynamic sets (a meter's existing entry is treated
+//!   as fresh), existing `xt recent` entries, quota consumption after the
+//!   snapshot.
+//!
+//! # Speed
+//!
+//! Building the [`Evaluator`] compiles every rule. Besides the interpreter,
+//! each rule gets a *guard* (its leading `load → [mask] → test` conditions,
+//! evaluated straight from the packet state) and each chain an *index* (for
+//! fields many rules test, the rules each value or value range allows), so
+//! rules that cannot match are skipped without being run. This is exact
+//! because every rule is checked to read only registers it wrote itself (as
+//! every rule `nft` generates does; otherwise guards and indexes are off):
+//! a skipped rule has a pure condition that is false, and nothing it would
+//! have written is ever read.
 
 mod compile;
 mod exec;
@@ -343,7 +376,9 @@ pub struct ChainVisit {
     pub chain: String,
     /// The hook being traversed.
     pub hook: Hook,
-    /// The priority of the base chain being run.
+    /// The priority of the base chain being run (a `nat` chain shows its
+    /// own priority; it runs at the NAT hook, -100 in prerouting, 100 in
+    /// input).
     pub priority: i32,
     /// How the chain was entered.
     pub via: Via,

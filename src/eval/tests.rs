@@ -884,6 +884,22 @@ fn throughput() {
         })
         .collect();
     let hard = Evaluator::new(&synthetic_with(1000, true), topology());
+    for (n, ranges) in [(20_000, false), (20_000, true)] {
+        let snap = synthetic_with(n, ranges);
+        let t = std::time::Instant::now();
+        let big = Evaluator::new(&snap, topology());
+        let built = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut k = 0;
+        for p in probes.iter().cycle().take(20_000) {
+            std::hint::black_box(big.explain(p));
+            k += 1;
+        }
+        println!(
+            "{n} rules (ranges: {ranges}): built in {built:?}, {:.0} probes/s",
+            k as f64 / t.elapsed().as_secs_f64()
+        );
+    }
     let ufw = ev("ufw-host");
     let fwd = ev("firewalld-zones");
     let f2b = ev("fail2ban-blocklist");
@@ -1020,20 +1036,33 @@ fn loopback_probes_were_tracked_on_the_way_out() {
 #[test]
 fn malformed_expressions_never_panic() {
     use serde_json::Value;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut seed = std::env::var("PW_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15u64);
     let mut rnd = move |n: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed % n.max(1)
     };
-    for fx in ["ufw-host", "nat-gateway", "concat-sets", "rpfilter-raw", "marks-ctmark"] {
+    for fx in [
+        "ufw-host",
+        "nat-gateway",
+        "concat-sets",
+        "rpfilter-raw",
+        "marks-ctmark",
+    ] {
         let base = snapshot(fx);
         let probes: Vec<Probe> = {
             let e = Evaluator::new(&base, topology());
             grid(&e).into_iter().step_by(97).collect()
         };
-        for _ in 0..150 {
+        let iters: usize = std::env::var("PW_FUZZ_ITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(150);
+        for _ in 0..iters {
             let mut s = base.clone();
             for _ in 0..4 {
                 let t = rnd(s.tables.len() as u64) as usize;
@@ -1061,7 +1090,9 @@ fn malformed_expressions_never_panic() {
                                 let n = rnd(40) as usize;
                                 *h = format!(
                                     "0x{}",
-                                    (0..n).map(|_| format!("{:02x}", rnd(256))).collect::<String>()
+                                    (0..n)
+                                        .map(|_| format!("{:02x}", rnd(256)))
+                                        .collect::<String>()
                                 );
                             }
                             _ => {}
@@ -1078,4 +1109,26 @@ fn malformed_expressions_never_panic() {
             }
         }
     }
+}
+
+/// Evaluates the probes of a file against a snapshot, for the kernel
+/// comparison in `src/eval/testdata/kernel-diff.py`: `PW_DIFF_SNAPSHOT`,
+/// `PW_DIFF_ROUTES` (JSON), `PW_DIFF_PROBES` (one probe per line); writes
+/// one verdict per line to `PW_DIFF_OUT`.
+#[test]
+#[ignore]
+fn evaluate_probe_file() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
+    let read = |k: &str| std::fs::read_to_string(var(k)).unwrap();
+    let snap: Snapshot = serde_json::from_str(&read("PW_DIFF_SNAPSHOT")).unwrap();
+    let routes: Routes = serde_json::from_str(&read("PW_DIFF_ROUTES")).unwrap();
+    let e = Evaluator::new(&snap, routes);
+    let out: Vec<String> = read("PW_DIFF_PROBES")
+        .lines()
+        .map(|l| {
+            let p: Probe = serde_json::from_str(l).unwrap();
+            serde_json::to_string(&e.explain(&p)).unwrap()
+        })
+        .collect();
+    std::fs::write(var("PW_DIFF_OUT"), out.join("\n") + "\n").unwrap();
 }

@@ -707,12 +707,14 @@ impl Ctx<'_> {
         invert: bool,
     ) -> Flow {
         let over = consumed >= bytes;
-        st.notes.push(format!(
+        let note = format!(
             "quota{}: {consumed} of {bytes} bytes used when the snapshot was taken; the probe is assumed {} it",
             name.map(|n| format!(" {n:?}")).unwrap_or_default(),
             if over { "over" } else { "under" }
-        ));
-        st.notes.dedup();
+        );
+        if !st.notes.contains(&note) {
+            st.notes.push(note);
+        }
         bool_flow(over == invert)
     }
 
