@@ -269,7 +269,7 @@ pub enum Expr {
         sreg: Reg,
         /// Destination register.
         dreg: Reg,
-        /// 0 = to network order, 1 = to host order.
+        /// 0 = to host order (`NFT_BYTEORDER_NTOH`), 1 = to network order (`HTON`).
         op: u32,
         /// Total length.
         len: u32,

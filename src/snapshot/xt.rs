@@ -27,7 +27,7 @@ pub enum XtInfo {
         flg_mask: u8,
         /// TCP flags that must be set within the mask.
         flg_cmp: u8,
-        /// Inversion bits: 1 sport, 2 dport, 4 option, 8 flags.
+        /// Inversion bits (`XT_TCP_INV_*`): 1 sport, 2 dport, 4 flags, 8 option.
         invflags: u8,
     },
     /// `-p udp --sport/--dport`.
@@ -94,7 +94,7 @@ pub enum XtInfo {
         invert: bool,
         /// List name.
         name: String,
-        /// 1 source, 2 destination.
+        /// 0 source (`--rsource`), 1 destination (`--rdest`).
         side: u8,
     },
     /// `-m limit`.
