@@ -755,6 +755,20 @@ pub fn flowtable(m: Msg<'_>) -> Result<(Location, Flowtable), DecodeError> {
     ))
 }
 
+/// Runs one message through libnftnl's parsers and every decoder, for the
+/// robustness tests: none may panic, exit or read out of bounds.
+#[cfg(test)]
+pub(crate) fn decode_everything(m: Msg<'_>) {
+    sys::parse_all_for_fuzzing(m);
+    let _ = table(m);
+    let _ = chain(m);
+    let _ = rule(m, |_| false);
+    let _ = set(m);
+    let _ = object(m);
+    let _ = flowtable(m);
+    let _ = elements(m, &mut ElemSink::default());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

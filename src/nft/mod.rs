@@ -22,15 +22,7 @@ mod tests {
     fn decode_everything(buf: &[u8]) {
         for m in sys::messages(buf) {
             let Ok(m) = m else { break };
-            sys::parse_all_for_fuzzing(m);
-            let _ = decode::table(m);
-            let _ = decode::chain(m);
-            let _ = decode::rule(m, |_| false);
-            let _ = decode::set(m);
-            let _ = decode::object(m);
-            let _ = decode::flowtable(m);
-            let mut sink = decode::ElemSink::default();
-            let _ = decode::elements(m, &mut sink);
+            decode::decode_everything(m);
         }
     }
 

@@ -767,7 +767,7 @@ pub(crate) fn parse_unvalidated(kind: Kind, m: Msg<'_>) -> bool {
 
 /// Parses a message with every libnftnl parser, for robustness tests: none
 /// may crash on any bounds-checked input.
-#[doc(hidden)]
+#[cfg(test)]
 pub fn parse_all_for_fuzzing(m: Msg<'_>) {
     let _ = Table::parse(m);
     let _ = Chain::parse(m).map(|c| c.strings(ffi::NFTNL_CHAIN_DEVICES));

@@ -3055,13 +3055,7 @@ mod tests {
             m[..4].copy_from_slice(&len.to_ne_bytes());
             with_msg(&m, |m| {
                 let _ = validate(&m);
-                sys::parse_all_for_fuzzing(m);
-                let _ = decode::table(m);
-                let _ = decode::chain(m);
-                let _ = decode::rule(m, |_| false);
-                let _ = decode::set(m);
-                let _ = decode::object(m);
-                let _ = decode::flowtable(m);
+                decode::decode_everything(m);
             });
         }
     }
