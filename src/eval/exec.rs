@@ -395,9 +395,11 @@ impl Choice {
 }
 
 /// What decided a verdict, by chain and rule index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Dec {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Dec {
+    /// A rule: (chain, rule index).
     Rule(u32, u32),
+    /// A base chain's policy.
     Policy(u32),
 }
 
@@ -704,6 +706,44 @@ pub(super) fn explain(p: &Program, r: &RouteIndex, probe: &Probe) -> Answer {
 
 pub(super) fn verdict(p: &Program, r: &RouteIndex, probe: &Probe) -> Verdict {
     final_verdict(&run_probe(p, r, probe))
+}
+
+/// The verdict, what decided it and, for `unknown`, why: what the exposure
+/// map needs, without the names and trace of an [`Answer`].
+pub(super) fn brief(
+    p: &Program,
+    r: &RouteIndex,
+    probe: &Probe,
+) -> (Verdict, Option<Dec>, Option<String>) {
+    let o = run_probe(p, r, probe);
+    (final_verdict(&o), o.dec, o.reason)
+}
+
+/// The rule or policy `d` names.
+pub(super) fn decided_by(p: &Program, d: Dec) -> DecidedBy {
+    let rule_ref = |chain: u32, rule: u32| {
+        let c = &p.chains[chain as usize];
+        let t = &p.tables[c.table as usize];
+        RuleRef {
+            family: t.family,
+            table: t.name.clone(),
+            chain: c.name.clone(),
+            handle: c.rules.get(rule as usize).map_or(0, |r| r.handle),
+        }
+    };
+    match d {
+        Dec::Rule(c, r) => DecidedBy::Rule(rule_ref(c, r)),
+        Dec::Policy(c) => {
+            let ch = &p.chains[c as usize];
+            let t = &p.tables[ch.table as usize];
+            DecidedBy::Policy(PolicyRef {
+                family: t.family,
+                table: t.name.clone(),
+                chain: ch.name.clone(),
+                policy: ch.base.as_ref().map_or(Policy::Accept, |b| b.policy),
+            })
+        }
+    }
 }
 
 fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {

@@ -108,6 +108,7 @@
 
 mod compile;
 mod exec;
+pub mod exposure;
 mod routes;
 #[cfg(test)]
 mod tests;

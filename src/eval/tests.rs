@@ -1132,3 +1132,81 @@ fn evaluate_probe_file() {
         .collect();
     std::fs::write(var("PW_DIFF_OUT"), out.join("\n") + "\n").unwrap();
 }
+
+/// What the exposure map says of a probe, as a verdict: `accept` or
+/// `unknown` from the opening covering it, `drop` for "not accepted".
+fn exposed(x: &exposure::Exposure, p: &Probe) -> Verdict {
+    x.lookup(p.proto, p.saddr, p.daddr, &p.iif.name, p.sport, p.dport)
+        .map_or(Verdict::Drop, |o| o.verdict)
+}
+
+fn as_exposure(v: Verdict) -> Verdict {
+    match v {
+        Verdict::Accept | Verdict::Unknown => v,
+        _ => Verdict::Drop,
+    }
+}
+
+/// Probes at and around every edge of every opening, plus the grid.
+fn edge_probes(e: &Evaluator, x: &exposure::Exposure, seed: &mut u64) -> Vec<Probe> {
+    let mut next = move || {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    };
+    let mut out: Vec<Probe> = grid(e).into_iter().filter(|p| p.iif.name != "lo").collect();
+    for o in &x.openings {
+        let fam = o.family;
+        let mut srcs = o.sources.sample(4);
+        if let Some(&(a, b)) = o.sources.intervals().first() {
+            srcs.extend([a.wrapping_sub(1), b.wrapping_add(1)].map(|v| fam.addr(v & fam.max())));
+        }
+        srcs.push(fam.addr(next() as u128 & fam.max()));
+        let (f, l) = (o.ports.first(), o.ports.last());
+        let ports = [f, l, f.wrapping_sub(1), l.wrapping_add(1), f + (l - f) / 2];
+        for s in srcs {
+            for d in ports {
+                out.push(Probe::new(
+                    o.proto,
+                    s,
+                    o.to,
+                    o.sports.first(),
+                    d,
+                    e.iface(&o.iif),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn exposure_agrees_with_explain_on_every_fixture() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut total = 0;
+    for fx in FIXTURES {
+        let e = ev(fx);
+        let x = e.exposure();
+        assert!(x.notes.is_empty(), "{fx}: {:?}", x.notes);
+        for p in edge_probes(&e, &x, &mut seed) {
+            let want = as_exposure(e.verdict(&p));
+            let got = exposed(&x, &p);
+            assert_eq!(
+                got,
+                want,
+                "{fx}: {:?} {} -> {} {}:{} on {}: exposure says {got} ({:?}), explain {want}",
+                p.proto,
+                p.saddr,
+                p.daddr,
+                p.sport,
+                p.dport,
+                p.iif.name,
+                x.lookup(p.proto, p.saddr, p.daddr, &p.iif.name, p.sport, p.dport)
+                    .and_then(|o| o.reason.clone())
+            );
+            total += 1;
+        }
+    }
+    assert!(total > 10_000, "{total} probes");
+}

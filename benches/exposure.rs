@@ -1,0 +1,132 @@
+//! Benchmark: the exposure map of the large ruleset (20,000 rules and a
+//! 200,000-element interval blocklist), computed from a snapshot already in
+//! memory.
+//!
+//! The snapshot is read from the kernel once (`portwarden dump --json` in a
+//! throwaway namespace) and parsed; then, alternately, the time to read it
+//! again (the reference, measured in the same run) and the time to build the
+//! evaluator and compute the exposure map are measured. The host is
+//! described by hand: loopback and four Ethernet interfaces with IPv4 and
+//! IPv6 addresses (`eth0`-`eth3`, which the ruleset's `iifname` rules name).
+//!
+//! Prints wall times, the ratio exposure / snapshot read, and the process's
+//! peak RSS (snapshot included). Targets: at most 1 s and 256 MiB. Needs
+//! root. `cargo bench --bench exposure`; `PW_BENCH_RUNS`, `PW_BENCH_RULES`,
+//! `PW_BENCH_ELEMENTS` as for the dump benchmark.
+
+use portwarden::eval::{Evaluator, Interface, Routes, ARPHRD_LOOPBACK};
+use portwarden::snapshot::Snapshot;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+#[path = "common/ruleset.rs"]
+mod ruleset;
+use ruleset::ruleset;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn peak_rss_mib() -> f64 {
+    // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+fn host() -> Routes {
+    let mut lo = Interface::new("lo", 1, &["127.0.0.1/8", "::1/128"]);
+    lo.iftype = ARPHRD_LOOPBACK;
+    let mut interfaces = vec![lo];
+    for i in 0..4u32 {
+        let v4 = format!("192.0.{}.1/24", 2 + i);
+        let v6 = format!("2001:db8:{i}::1/64");
+        interfaces.push(Interface::new(&format!("eth{i}"), 2 + i, &[&v4, &v6]));
+    }
+    Routes {
+        interfaces,
+        routes: Vec::new(),
+        sockets: None,
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED exposure benchmark: needs root (network namespaces)");
+        return;
+    }
+    let rules = env_usize("PW_BENCH_RULES", 20_000);
+    let elements = env_usize("PW_BENCH_ELEMENTS", 200_000);
+    let runs = env_usize("PW_BENCH_RUNS", 3).max(1);
+    let ns = format!("pwbenchx-{}", std::process::id());
+    let file = std::env::temp_dir().join(format!("{ns}.nft"));
+    std::fs::write(&file, ruleset(rules, elements)).expect("write ruleset");
+    struct Cleanup(String, std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+            let _ = std::fs::remove_file(&self.1);
+        }
+    }
+    let ok = Command::new("ip").args(["netns", "add", &ns]).status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "ip netns add");
+    let _cleanup = Cleanup(ns.clone(), file.clone());
+    let st = Command::new("ip")
+        .args(["netns", "exec", &ns, "nft", "-f"])
+        .arg(&file)
+        .status()
+        .expect("nft");
+    assert!(st.success(), "loading the benchmark ruleset failed");
+
+    let ours = env!("CARGO_BIN_EXE_portwarden");
+    let dump = || {
+        let t = Instant::now();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, ours, "dump", "--json"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("portwarden dump");
+        assert!(out.status.success(), "portwarden dump failed");
+        (t.elapsed().as_secs_f64(), out.stdout)
+    };
+    let (_, json) = dump();
+    let snap: Snapshot = serde_json::from_slice(&json).expect("snapshot JSON");
+    drop(json);
+    let rss_snapshot = peak_rss_mib();
+
+    let (mut reads, mut maps) = (Vec::new(), Vec::new());
+    let mut openings = 0;
+    for _ in 0..runs {
+        reads.push(dump().0);
+        let t = Instant::now();
+        let ev = Evaluator::new(&snap, host());
+        let x = ev.exposure();
+        maps.push(t.elapsed().as_secs_f64());
+        openings = x.openings.len();
+        assert!(x.notes.is_empty(), "{:?}", x.notes);
+    }
+    let (r, m) = (median(reads), median(maps));
+    let rss = peak_rss_mib();
+    println!("exposure benchmark: {rules} rules, {elements}-element interval blocklist, 4 interfaces, median of {runs} runs");
+    println!("snapshot read (portwarden dump --json): {r:.3} s  (reference)");
+    println!("evaluator build + exposure map:         {m:.3} s  ({openings} openings)");
+    println!("ratio exposure / snapshot read: {:.3}", m / r);
+    println!("peak RSS: {rss:.1} MiB (after loading the snapshot: {rss_snapshot:.1} MiB)");
+    println!(
+        "targets: exposure <= 1 s: {}; peak RSS <= 256 MiB: {}",
+        if m <= 1.0 { "met" } else { "NOT met" },
+        if rss <= 256.0 { "met" } else { "NOT met" }
+    );
+}

@@ -1,0 +1,1538 @@
+//! The exposure map: which new inbound connections the ruleset accepts,
+//! over the whole source-address and port spaces.
+//!
+//! # How
+//!
+//! The map is exact for what [`Evaluator::explain`] decides, because it *is*
+//! `explain`, run on one representative of each class of probes the ruleset
+//! cannot tell apart:
+//!
+//! 1. For each family, protocol and non-loopback input interface (a
+//!    *combination*), the rules that can run are those whose leading
+//!    `meta nfproto`/`l4proto`/`protocol`/`iifname` tests do not exclude it.
+//! 2. Every expression of those rules that reads the source address or a
+//!    port is found by following register contents through the rule
+//!    (`payload`, `ct original saddr`, masks, concatenations, `cmp`,
+//!    `range`, set and map lookups, `xt` tcp/udp/multiport/iprange). Port
+//!    tests give *boundaries*; the destination ports split into intervals
+//!    ("atoms") inside which no test changes. Address tests give
+//!    *predicates* (address sets: a prefix, a range, the elements of a set
+//!    that map to the same thing).
+//! 3. A predicate guarded by destination-port tests that run before it in
+//!    its rule only matters for those ports. The others are *common*: their
+//!    classes (addresses with the same membership in every common
+//!    predicate, found by one sweep; a 200,000-range blocklist makes two
+//!    classes, not 400,000) are computed once, then refined per port atom
+//!    with that atom's own predicates only.
+//! 4. One probe per (local address, source-port atom, destination-port atom,
+//!    address class) is evaluated; accepted (or `unknown`) classes become
+//!    [`Opening`]s, and neighbouring port atoms with the same outcome are
+//!    merged.
+//!
+//! Routes are predicates too (for `fib` and `xt addrtype`), and the ports of
+//! known sockets are boundaries (for `socket` and `tproxy`).
+//!
+//! # What is not symbolic
+//!
+//! The destination address takes each local address of the family in turn
+//! (not broadcast or multicast ones). An address test that is not a prefix,
+//! range or set of ranges (a non-prefix mask, a shift, an address copied
+//! into a mark) cannot be split into classes: the combination is then
+//! reported as one `unknown` opening with the reason.
+
+use super::compile::{BitKind, CData, Op, Program, SetInfo, SetKind, Test};
+use super::exec::{self, Dec};
+use super::{DecidedBy, Evaluator, Iface, Probe, Verdict, L4};
+use crate::addrs::{addr_value, AddrFamily, AddrSet};
+use crate::ports::{PortRange, PortSet};
+use crate::snapshot::xt::XtInfo;
+use crate::snapshot::{CtKey, Family, MetaKey, PayloadBase};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// What the ruleset accepts, for new inbound TCP and UDP connections.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exposure {
+    /// Accepted (or possibly accepted) regions, by family, protocol,
+    /// interface, local address and port intervals.
+    pub openings: Vec<Opening>,
+    /// What limited the analysis (no interfaces known...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// One accepted region: new connections of `proto` from `sources` and
+/// `sports` to `to`:`ports`, arriving on `iif`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Opening {
+    /// Address family.
+    pub family: AddrFamily,
+    /// Transport protocol.
+    pub proto: L4,
+    /// Input interface.
+    pub iif: String,
+    /// Local destination address.
+    pub to: IpAddr,
+    /// Destination ports.
+    pub ports: PortRange,
+    /// Source ports.
+    pub sports: PortRange,
+    /// Source addresses.
+    pub sources: AddrSet,
+    /// [`Verdict::Accept`], or [`Verdict::Unknown`] (may be accepted).
+    pub verdict: Verdict,
+    /// The rule or policy that decided (as [`Evaluator::explain`] reports).
+    pub decided_by: Option<DecidedBy>,
+    /// Why the verdict is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Opening {
+    /// Whether the opening covers the probe described.
+    pub fn covers(
+        &self,
+        proto: L4,
+        from: IpAddr,
+        to: IpAddr,
+        iif: &str,
+        sport: u16,
+        dport: u16,
+    ) -> bool {
+        self.proto == proto
+            && self.iif == iif
+            && self.to == to
+            && self.ports.contains(dport)
+            && self.sports.contains(sport)
+            && self.sources.contains(from)
+    }
+}
+
+impl Exposure {
+    /// The opening covering a probe; `None` means the ruleset does not
+    /// accept it.
+    pub fn lookup(
+        &self,
+        proto: L4,
+        from: IpAddr,
+        to: IpAddr,
+        iif: &str,
+        sport: u16,
+        dport: u16,
+    ) -> Option<&Opening> {
+        self.openings
+            .iter()
+            .find(|o| o.covers(proto, from, to, iif, sport, dport))
+    }
+}
+
+impl Evaluator {
+    /// Computes the exposure map (see the [module docs](self)).
+    pub fn exposure(&self) -> Exposure {
+        let itfs: Vec<Iface> = self
+            .routes
+            .given
+            .interfaces
+            .iter()
+            .filter(|i| i.iftype != super::ARPHRD_LOOPBACK)
+            .map(|i| Iface::new(&i.name, i.index, i.iftype))
+            .collect();
+        let mut notes = Vec::new();
+        if itfs.is_empty() {
+            notes.push("no non-loopback interface is known: nothing can arrive".to_string());
+        }
+        let mut combos = Vec::new();
+        for fam in [AddrFamily::V4, AddrFamily::V6] {
+            let locals = self.local_addrs(fam);
+            if locals.is_empty() {
+                continue;
+            }
+            for proto in [L4::Tcp, L4::Udp] {
+                for itf in &itfs {
+                    combos.push((fam, proto, itf.clone(), locals.clone()));
+                }
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(combos.len())
+            .max(1);
+        let mut results: Vec<Vec<Raw>> = vec![Vec::new(); combos.len()];
+        std::thread::scope(|s| {
+            let chunks: Vec<_> = results.chunks_mut(combos.len().div_ceil(threads)).collect();
+            let mut start = 0;
+            for chunk in chunks {
+                let mine = &combos[start..start + chunk.len()];
+                start += chunk.len();
+                s.spawn(move || {
+                    for (slot, (fam, proto, itf, locals)) in chunk.iter_mut().zip(mine) {
+                        *slot = self.combo(*fam, *proto, itf, locals);
+                    }
+                });
+            }
+        });
+        let openings = results
+            .into_iter()
+            .flatten()
+            .map(|r| Opening {
+                family: r.family,
+                proto: r.proto,
+                iif: r.iif,
+                to: r.to,
+                ports: r.ports,
+                sports: r.sports,
+                sources: r.sources,
+                verdict: r.verdict,
+                decided_by: r.dec.map(|d| exec::decided_by(&self.prog, d)),
+                reason: r.reason,
+            })
+            .collect();
+        Exposure { openings, notes }
+    }
+
+    /// Local non-loopback addresses of a family.
+    fn local_addrs(&self, fam: AddrFamily) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .routes
+            .given
+            .interfaces
+            .iter()
+            .filter(|i| i.iftype != super::ARPHRD_LOOPBACK)
+            .flat_map(|i| i.addrs.iter().map(|n| n.addr()))
+            .filter(|a| AddrFamily::of(*a) == fam && !a.is_loopback())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    /// The openings of one family, protocol and interface.
+    fn combo(&self, fam: AddrFamily, proto: L4, itf: &Iface, locals: &[IpAddr]) -> Vec<Raw> {
+        let preds = collect(&self.prog, self, fam, proto, itf);
+        if let Some(why) = preds.opaque {
+            return locals
+                .iter()
+                .map(|&to| Raw {
+                    family: fam,
+                    proto,
+                    iif: itf.name.clone(),
+                    to,
+                    ports: PortRange::ALL,
+                    sports: PortRange::ALL,
+                    sources: AddrSet::all(fam),
+                    verdict: Verdict::Unknown,
+                    dec: None,
+                    reason: Some(format!("the exposure map cannot split this: {why}")),
+                })
+                .collect();
+        }
+        let dports = atoms(preds.dport_bounds);
+        let sports = atoms(preds.sport_bounds);
+        let mut common = Vec::new();
+        let mut specific: Vec<Vec<usize>> = vec![Vec::new(); dports.len()];
+        let mut spec_sets = Vec::new();
+        for p in preds.addr {
+            match p.rel {
+                None => common.push(p.set),
+                Some(rel) => {
+                    let id = spec_sets.len();
+                    spec_sets.push(p.set);
+                    for r in rel.ranges() {
+                        let mut i = dports.partition_point(|a| a.1 < r.first());
+                        while i < dports.len() && dports[i].0 <= r.last() {
+                            specific[i].push(id);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let part = Partition::new(fam, &common);
+        let mut out = Vec::new();
+        for &to in locals {
+            for &(s0, s1) in &sports {
+                let mut runs: Vec<Run> = Vec::new();
+                for (ai, &(d0, d1)) in dports.iter().enumerate() {
+                    let classes = part.refine(&specific[ai], &spec_sets);
+                    // (verdict, dec, reason) -> sources
+                    let mut acc: Vec<(Verdict, Option<Dec>, Option<String>, AddrSet)> = Vec::new();
+                    for (rep, region) in classes {
+                        let probe = Probe::new(proto, fam.addr(rep), to, s0, d0, itf.clone());
+                        let (v, dec, reason) = exec::brief(&self.prog, &self.routes, &probe);
+                        if !matches!(v, Verdict::Accept | Verdict::Unknown) {
+                            continue;
+                        }
+                        let set = region.materialize(&part);
+                        match acc
+                            .iter_mut()
+                            .find(|a| a.0 == v && a.1 == dec && a.2 == reason)
+                        {
+                            Some(a) => a.3 = a.3.union(&set),
+                            None => acc.push((v, dec, reason, set)),
+                        }
+                    }
+                    // Extend the runs that continue, close the others.
+                    let mut next = Vec::with_capacity(acc.len());
+                    for (v, dec, reason, set) in acc {
+                        let cont = runs.iter().position(|r| {
+                            r.last.checked_add(1) == Some(d0)
+                                && r.verdict == v
+                                && r.dec == dec
+                                && r.reason == reason
+                                && (r.sources.ptr_eq(&set) || r.sources == set)
+                        });
+                        match cont {
+                            Some(i) => {
+                                let mut r = runs.swap_remove(i);
+                                r.last = d1;
+                                next.push(r);
+                            }
+                            None => next.push(Run {
+                                first: d0,
+                                last: d1,
+                                verdict: v,
+                                dec,
+                                reason,
+                                sources: set,
+                            }),
+                        }
+                    }
+                    for r in runs.drain(..) {
+                        out.push(r.finish(fam, proto, &itf.name, to, (s0, s1)));
+                    }
+                    runs = next;
+                }
+                for r in runs {
+                    out.push(r.finish(fam, proto, &itf.name, to, (s0, s1)));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// An opening before names are resolved.
+#[derive(Clone, Debug)]
+struct Raw {
+    family: AddrFamily,
+    proto: L4,
+    iif: String,
+    to: IpAddr,
+    ports: PortRange,
+    sports: PortRange,
+    sources: AddrSet,
+    verdict: Verdict,
+    dec: Option<Dec>,
+    reason: Option<String>,
+}
+
+/// Consecutive port atoms with the same outcome.
+struct Run {
+    first: u16,
+    last: u16,
+    verdict: Verdict,
+    dec: Option<Dec>,
+    reason: Option<String>,
+    sources: AddrSet,
+}
+
+impl Run {
+    fn finish(self, family: AddrFamily, proto: L4, iif: &str, to: IpAddr, sp: (u16, u16)) -> Raw {
+        Raw {
+            family,
+            proto,
+            iif: iif.to_string(),
+            to,
+            ports: PortRange::new(self.first, self.last).expect("atoms are ordered"),
+            sports: PortRange::new(sp.0, sp.1).expect("atoms are ordered"),
+            sources: self.sources,
+            verdict: self.verdict,
+            dec: self.dec,
+            reason: self.reason,
+        }
+    }
+}
+
+/// Port intervals between consecutive boundaries (each boundary starts an
+/// interval).
+fn atoms(mut bounds: Vec<u16>) -> Vec<(u16, u16)> {
+    bounds.push(0);
+    bounds.sort_unstable();
+    bounds.dedup();
+    let mut v = Vec::with_capacity(bounds.len());
+    for (i, &b) in bounds.iter().enumerate() {
+        let end = bounds.get(i + 1).map_or(u16::MAX, |n| n - 1);
+        v.push((b, end));
+    }
+    v
+}
+
+// ---------------------------------------------------------------------
+// Address classes
+
+/// The classes of the common predicates: elementary intervals (sorted,
+/// covering the whole space) with their class.
+struct Partition {
+    family: AddrFamily,
+    starts: Vec<u128>,
+    class: Vec<u32>,
+    /// Per class, its intervals.
+    members: Vec<AddrSet>,
+}
+
+/// A class of addresses after refinement.
+enum Region {
+    /// A common class, whole.
+    Class(u32),
+    /// A common class minus some addresses.
+    Minus(u32, AddrSet),
+    /// Explicit addresses.
+    Set(AddrSet),
+}
+
+impl Region {
+    fn materialize(&self, p: &Partition) -> AddrSet {
+        match self {
+            Region::Class(c) => p.members[*c as usize].clone(),
+            Region::Minus(c, u) => p.members[*c as usize].subtract(u),
+            Region::Set(s) => s.clone(),
+        }
+    }
+}
+
+/// Membership tags: a predicate's contribution to a class hash.
+fn tag(i: usize, salt: u64) -> u64 {
+    // splitmix64
+    let mut z = (i as u64)
+        .wrapping_add(salt)
+        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Elementary intervals of `sets` (sorted starts covering `0..=max`) with
+/// the XOR of the tags of the sets containing each.
+fn sweep(max: u128, sets: &[&AddrSet], salt: u64) -> Vec<(u128, u64)> {
+    let mut ev: Vec<(u128, u64)> = Vec::new();
+    for (i, s) in sets.iter().enumerate() {
+        let t = tag(i, salt);
+        for &(a, b) in s.intervals() {
+            ev.push((a, t));
+            if b < max {
+                ev.push((b + 1, t));
+            }
+        }
+    }
+    ev.sort_unstable_by_key(|e| e.0);
+    let mut out: Vec<(u128, u64)> = vec![(0, 0)];
+    let mut h = 0u64;
+    for (x, t) in ev {
+        h ^= t;
+        match out.last_mut() {
+            Some(last) if last.0 == x => last.1 = h,
+            _ => out.push((x, h)),
+        }
+    }
+    out
+}
+
+impl Partition {
+    fn new(family: AddrFamily, sets: &[AddrSet]) -> Partition {
+        let refs: Vec<&AddrSet> = sets.iter().collect();
+        let el = sweep(family.max(), &refs, 0);
+        let mut ids: HashMap<u64, u32> = HashMap::new();
+        let mut members: Vec<Vec<(u128, u128)>> = Vec::new();
+        let mut starts = Vec::with_capacity(el.len());
+        let mut class = Vec::with_capacity(el.len());
+        for (i, &(a, h)) in el.iter().enumerate() {
+            let b = el.get(i + 1).map_or(family.max(), |n| n.0 - 1);
+            let next = ids.len() as u32;
+            let c = *ids.entry(h).or_insert(next);
+            if c as usize == members.len() {
+                members.push(Vec::new());
+            }
+            // Neighbouring elementary intervals of one class merge.
+            match members[c as usize].last_mut() {
+                Some(l) if l.1.checked_add(1) == Some(a) => l.1 = b,
+                _ => members[c as usize].push((a, b)),
+            }
+            starts.push(a);
+            class.push(c);
+        }
+        Partition {
+            family,
+            starts,
+            class,
+            members: members
+                .into_iter()
+                .map(|m| AddrSet::from_sorted(family, m))
+                .collect(),
+        }
+    }
+
+    /// The class of the elementary interval holding `x`.
+    fn index(&self, x: u128) -> usize {
+        self.starts.partition_point(|&s| s <= x) - 1
+    }
+
+    fn end(&self, i: usize) -> u128 {
+        self.starts.get(i + 1).map_or(self.family.max(), |n| n - 1)
+    }
+
+    /// The classes after refinement by the predicates `ids` of `sets`, each
+    /// with a representative address.
+    fn refine(&self, ids: &[usize], sets: &[AddrSet]) -> Vec<(u128, Region)> {
+        if ids.is_empty() {
+            return self
+                .members
+                .iter()
+                .enumerate()
+                .map(|(c, m)| (m.intervals()[0].0, Region::Class(c as u32)))
+                .collect();
+        }
+        let local: Vec<&AddrSet> = ids.iter().map(|&i| &sets[i]).collect();
+        let el = sweep(self.family.max(), &local, 1);
+        // (class, hash) -> pieces, for addresses inside some predicate.
+        let mut pieces: HashMap<(u32, u64), Vec<(u128, u128)>> = HashMap::new();
+        let mut order: Vec<(u32, u64)> = Vec::new();
+        let mut inside: Vec<(u128, u128)> = Vec::new();
+        for (i, &(a, h)) in el.iter().enumerate() {
+            if h == 0 {
+                continue;
+            }
+            let b = el.get(i + 1).map_or(self.family.max(), |n| n.0 - 1);
+            inside.push((a, b));
+            let mut j = self.index(a);
+            let mut x = a;
+            loop {
+                let e = self.end(j).min(b);
+                let key = (self.class[j], h);
+                let v = pieces.entry(key).or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                });
+                match v.last_mut() {
+                    Some(l) if l.1.checked_add(1) == Some(x) => l.1 = e,
+                    _ => v.push((x, e)),
+                }
+                if e == b {
+                    break;
+                }
+                j += 1;
+                x = e + 1;
+            }
+        }
+        let u = AddrSet::from_ranges(self.family, inside);
+        let mut out = Vec::new();
+        for (c, m) in self.members.iter().enumerate() {
+            // A member of the class outside every predicate, if any.
+            let rep = m.intervals().iter().find_map(|&(a, b)| {
+                let mut x = a;
+                loop {
+                    if !u.contains_value(x) {
+                        return Some(x);
+                    }
+                    // Skip to the end of the predicate interval holding x.
+                    let iv = u.intervals();
+                    let k = iv.partition_point(|r| r.1 < x);
+                    let end = iv[k].1;
+                    if end >= b {
+                        return None;
+                    }
+                    x = end + 1;
+                }
+            });
+            if let Some(rep) = rep {
+                let touched = order.iter().any(|k| k.0 == c as u32);
+                out.push((
+                    rep,
+                    if touched {
+                        Region::Minus(c as u32, u.clone())
+                    } else {
+                        Region::Class(c as u32)
+                    },
+                ));
+            }
+        }
+        for key in order {
+            let v = pieces.remove(&key).unwrap_or_default();
+            let rep = v[0].0;
+            out.push((rep, Region::Set(AddrSet::from_ranges(self.family, v))));
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------
+// Predicates: what the rules test
+
+/// A symbolic field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Field {
+    Saddr,
+    Sport,
+    Dport,
+}
+
+/// What one register byte holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum B {
+    /// Something the class does not vary.
+    Other,
+    /// A value fixed for the whole combination (family, protocol, interface).
+    Known(u8),
+    /// Byte `i` of a field, masked and xored.
+    Fld { f: Field, i: u8, m: u8, x: u8 },
+    /// A function of a field that is not a mask.
+    Bad(Field),
+}
+
+/// An address predicate and the destination ports it matters for.
+struct APred {
+    set: AddrSet,
+    /// `None`: every port.
+    rel: Option<PortSet>,
+}
+
+/// Everything the rules of one combination test.
+struct Preds {
+    addr: Vec<APred>,
+    dport_bounds: Vec<u16>,
+    sport_bounds: Vec<u16>,
+    opaque: Option<String>,
+    /// Common predicates already recorded (shared sets, by identity).
+    seen: std::collections::HashSet<usize>,
+}
+
+impl Preds {
+    fn ports(&mut self, f: Field, a: u16, b: u16) {
+        let v = if f == Field::Dport {
+            &mut self.dport_bounds
+        } else {
+            &mut self.sport_bounds
+        };
+        v.push(a);
+        if b < u16::MAX {
+            v.push(b + 1);
+        }
+    }
+
+    fn addr(&mut self, set: AddrSet, rel: &PortSet) {
+        if set.is_empty() || set.is_all() {
+            return;
+        }
+        let rel = if rel.count() == 65536 {
+            None
+        } else {
+            for r in rel.ranges() {
+                self.ports(Field::Dport, r.first(), r.last());
+            }
+            Some(rel.clone())
+        };
+        if rel.is_none() && !self.seen.insert(set.ptr_id()) {
+            return;
+        }
+        self.addr.push(APred { set, rel });
+    }
+
+    fn opaque(&mut self, why: String) {
+        if self.opaque.is_none() {
+            self.opaque = Some(why);
+        }
+    }
+}
+
+/// A big-endian byte string as an integer.
+fn be(b: &[u8]) -> u128 {
+    b.iter().fold(0u128, |a, &x| (a << 8) | x as u128)
+}
+
+/// Widens an interval over the first `n` bytes of a `w`-byte field to the
+/// field's value space.
+fn widen(a: u128, b: u128, n: usize, w: usize) -> (u128, u128) {
+    let shift = 8 * (w - n) as u32;
+    if shift == 0 {
+        (a, b)
+    } else {
+        (a << shift, (b << shift) | ((1u128 << shift) - 1))
+    }
+}
+
+/// The whole values `0..=max` of an `n`-byte string.
+fn max_of(n: usize) -> u128 {
+    if n >= 16 {
+        u128::MAX
+    } else {
+        (1u128 << (8 * n)) - 1
+    }
+}
+
+/// Whether `m` (over `n` bytes) is a prefix mask.
+fn is_prefix(m: &[u8]) -> bool {
+    let bits: Vec<u8> = m
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| b >> i & 1))
+        .collect();
+    bits.windows(2).all(|w| w[0] >= w[1])
+}
+
+/// Per group of set elements: its addresses and destination ports.
+type Groups = std::rc::Rc<Vec<(AddrSet, Option<(u16, u16)>)>>;
+
+struct Collector<'a> {
+    prog: &'a Program,
+    fam: AddrFamily,
+    proto: L4,
+    itf: &'a Iface,
+    out: Preds,
+    /// Grouped set elements already computed: (set, key offset, len) ->
+    /// per group, its address intervals and ports of the other components.
+    cache: HashMap<(u32, usize, usize), Groups>,
+}
+
+/// Collects the predicates of every rule that can run in the combination.
+fn collect(prog: &Program, ev: &Evaluator, fam: AddrFamily, proto: L4, itf: &Iface) -> Preds {
+    let mut c = Collector {
+        prog,
+        fam,
+        proto,
+        itf,
+        out: Preds {
+            addr: Vec::new(),
+            dport_bounds: Vec::new(),
+            sport_bounds: Vec::new(),
+            opaque: None,
+            seen: Default::default(),
+        },
+        cache: HashMap::new(),
+    };
+    let v6 = fam == AddrFamily::V6;
+    for chain in &prog.chains {
+        let tf = prog.tables[chain.table as usize].family;
+        let runs = match tf {
+            Family::Ip => !v6,
+            Family::Ip6 => v6,
+            Family::Inet | Family::Netdev => true,
+            _ => false,
+        };
+        if !runs {
+            continue;
+        }
+        let mut regs = [B::Other; 64];
+        for rule in &chain.rules {
+            if !c.applies(&rule.guard, tf) {
+                continue;
+            }
+            if prog.guards {
+                regs = [B::Other; 64];
+            }
+            c.rule(&rule.ops, &mut regs, tf);
+        }
+    }
+    // Routes answer fib and addrtype; sockets answer socket and tproxy.
+    let routes = &ev.routes.given;
+    let nets = routes
+        .interfaces
+        .iter()
+        .flat_map(|i| i.addrs.iter().copied())
+        .chain(routes.routes.iter().map(|r| r.dst));
+    let all = PortSet::all();
+    for n in nets {
+        if AddrFamily::of(n.addr()) != fam {
+            continue;
+        }
+        let host = AddrSet::from_ranges(fam, vec![(addr_value(n.addr()), addr_value(n.addr()))]);
+        c.out.addr(host, &all);
+        c.out.addr(AddrSet::from_prefixes(fam, [n.trunc()]), &all);
+        if let ipnet::IpNet::V4(n4) = n {
+            let b = addr_value(IpAddr::V4(n4.broadcast()));
+            c.out.addr(AddrSet::from_ranges(fam, vec![(b, b)]), &all);
+        }
+    }
+    for s in routes.sockets.iter().flatten() {
+        c.out.ports(Field::Dport, s.port, s.port);
+    }
+    c.out
+}
+
+impl Collector<'_> {
+    /// Whether a rule whose guard is `guard` may run for the combination:
+    /// false only when a leading `nfproto`/`l4proto`/`protocol`/`iifname`
+    /// test is certainly false.
+    fn applies(&self, guard: &[super::compile::Cond], tf: Family) -> bool {
+        let v6 = self.fam == AddrFamily::V6;
+        for c in guard {
+            let val: [u8; 16] = match c.src {
+                super::compile::Src::Meta(MetaKey::Nfproto) if tf != Family::Netdev => {
+                    let mut v = [0; 16];
+                    v[0] = if v6 { 10 } else { 2 };
+                    v
+                }
+                super::compile::Src::Meta(MetaKey::L4proto) if tf != Family::Netdev => {
+                    let mut v = [0; 16];
+                    v[0] = self.proto.proto();
+                    v
+                }
+                super::compile::Src::Meta(MetaKey::Protocol) => {
+                    let mut v = [0; 16];
+                    v[..2].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+                    v
+                }
+                super::compile::Src::Meta(MetaKey::Iifname) => {
+                    let mut v = [0; 16];
+                    let n = self.itf.name.as_bytes();
+                    v[..n.len().min(16)].copy_from_slice(&n[..n.len().min(16)]);
+                    v
+                }
+                _ => continue,
+            };
+            let mut val = val;
+            if let Some((m, x)) = &c.mask {
+                for i in 0..16 {
+                    val[i] =
+                        (val[i] & m.get(i).copied().unwrap_or(0)) ^ x.get(i).copied().unwrap_or(0);
+                }
+            }
+            let holds = match &c.test {
+                Test::Cmp { op, data } => cmp_holds(*op, &val[..data.len()], data),
+                Test::Range { op, from, to } => {
+                    let k = &val[..from.len()];
+                    let inside = from.as_slice() <= k && k <= to.as_slice();
+                    inside == (*op == crate::snapshot::CmpOp::Eq)
+                }
+                Test::Lookup { set, invert } => {
+                    let s = &self.prog.sets[*set as usize];
+                    if s.catchall.is_some() || s.dynamic || s.klen > 16 {
+                        continue;
+                    }
+                    s.find(&val[..s.klen]).is_some() != *invert
+                }
+            };
+            if !holds {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The register bytes a `meta` load writes when the combination fixes
+    /// them.
+    fn known_meta(&self, key: MetaKey, tf: Family) -> Option<Vec<u8>> {
+        let v6 = self.fam == AddrFamily::V6;
+        match key {
+            MetaKey::Nfproto if tf != Family::Netdev => {
+                Some(vec![if v6 { 10 } else { 2 }, 0, 0, 0])
+            }
+            MetaKey::L4proto => Some(vec![self.proto.proto(), 0, 0, 0]),
+            MetaKey::Protocol => Some(if v6 {
+                vec![0x86, 0xdd, 0, 0]
+            } else {
+                vec![0x08, 0x00, 0, 0]
+            }),
+            MetaKey::Iifname => {
+                let mut v = vec![0u8; 16];
+                let n = self.itf.name.as_bytes();
+                let k = n.len().min(16);
+                v[..k].copy_from_slice(&n[..k]);
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+
+    /// Follows one rule's register contents, recording what it tests.
+    fn rule(&mut self, ops: &[Op], regs: &mut [B; 64], tf: Family) {
+        let v6 = self.fam == AddrFamily::V6;
+        let (sa, alen) = if v6 { (8u32, 16u32) } else { (12, 4) };
+        // Destination ports this point of the rule is reached for.
+        let mut rel = PortSet::all();
+        for op in ops {
+            match op {
+                Op::Payload {
+                    base,
+                    offset,
+                    len,
+                    dreg,
+                } => {
+                    let w = (*len as usize).div_ceil(4) * 4;
+                    for i in 0..w {
+                        let slot = *dreg as usize + i;
+                        if slot >= 64 {
+                            break;
+                        }
+                        let at = offset + i as u32;
+                        regs[slot] = if i >= *len as usize {
+                            B::Other
+                        } else {
+                            match base {
+                                PayloadBase::Network if at >= sa && at < sa + alen => B::Fld {
+                                    f: Field::Saddr,
+                                    i: (at - sa) as u8,
+                                    m: 0xff,
+                                    x: 0,
+                                },
+                                PayloadBase::Transport if at < 2 => B::Fld {
+                                    f: Field::Sport,
+                                    i: at as u8,
+                                    m: 0xff,
+                                    x: 0,
+                                },
+                                PayloadBase::Transport if at < 4 => B::Fld {
+                                    f: Field::Dport,
+                                    i: (at - 2) as u8,
+                                    m: 0xff,
+                                    x: 0,
+                                },
+                                _ => B::Other,
+                            }
+                        };
+                    }
+                }
+                Op::Ct { key, dir, dreg } => {
+                    let reply = *dir == Some(1);
+                    let (f, n) = match key {
+                        CtKey::Src | CtKey::SrcIp | CtKey::SrcIp6 if !reply => {
+                            (Some(Field::Saddr), alen as usize)
+                        }
+                        CtKey::Dst | CtKey::DstIp | CtKey::DstIp6 if reply => {
+                            (Some(Field::Saddr), alen as usize)
+                        }
+                        CtKey::ProtoSrc if !reply => (Some(Field::Sport), 2),
+                        CtKey::ProtoDst if !reply => (Some(Field::Dport), 2),
+                        CtKey::ProtoDst if reply => (Some(Field::Sport), 2),
+                        CtKey::ProtoSrc if reply => (Some(Field::Dport), 2),
+                        _ => (None, 0),
+                    };
+                    let w = if matches!(f, Some(Field::Saddr)) {
+                        16
+                    } else {
+                        4
+                    };
+                    for i in 0..w {
+                        let slot = *dreg as usize + i;
+                        if slot < 64 {
+                            regs[slot] = match f {
+                                Some(f) if i < n => B::Fld {
+                                    f,
+                                    i: i as u8,
+                                    m: 0xff,
+                                    x: 0,
+                                },
+                                _ => B::Other,
+                            };
+                        }
+                    }
+                }
+                Op::Bitwise {
+                    sreg,
+                    dreg,
+                    len,
+                    kind,
+                } => {
+                    let src: Vec<B> = (0..*len as usize)
+                        .map(|i| regs.get(*sreg as usize + i).copied().unwrap_or(B::Other))
+                        .collect();
+                    let any = src.iter().find_map(|b| match b {
+                        B::Fld { f, .. } | B::Bad(f) => Some(*f),
+                        B::Other | B::Known(_) => None,
+                    });
+                    for (i, b) in src.iter().enumerate() {
+                        let slot = *dreg as usize + i;
+                        if slot >= 64 {
+                            break;
+                        }
+                        regs[slot] = match (kind, *b) {
+                            (BitKind::Bool { mask, xor }, B::Fld { f, i: fi, m, x }) => {
+                                let mk = mask.get(i).copied().unwrap_or(0);
+                                let xk = xor.get(i).copied().unwrap_or(0);
+                                if m & mk == 0 {
+                                    B::Other
+                                } else {
+                                    B::Fld {
+                                        f,
+                                        i: fi,
+                                        m: m & mk,
+                                        x: (x & mk) ^ xk,
+                                    }
+                                }
+                            }
+                            (BitKind::Bool { mask, xor }, B::Known(v)) => B::Known(
+                                (v & mask.get(i).copied().unwrap_or(0))
+                                    ^ xor.get(i).copied().unwrap_or(0),
+                            ),
+                            (BitKind::Bool { .. }, other) => other,
+                            _ => any.map_or(B::Other, B::Bad),
+                        };
+                    }
+                }
+                Op::Byteorder {
+                    sreg, dreg, len, ..
+                } => {
+                    let any = (0..*len as usize).find_map(|i| match regs.get(*sreg as usize + i) {
+                        Some(B::Fld { f, .. } | B::Bad(f)) => Some(*f),
+                        _ => None,
+                    });
+                    for i in 0..*len as usize {
+                        if let Some(r) = regs.get_mut(*dreg as usize + i) {
+                            *r = any.map_or(B::Other, B::Bad);
+                        }
+                    }
+                }
+                Op::Cmp { sreg, op, data } => {
+                    let bytes = slice(regs, *sreg, data.len());
+                    if let Some(v) = known(&bytes) {
+                        if !cmp_holds(*op, &v, data) {
+                            return;
+                        }
+                        continue;
+                    }
+                    let test = Test::Cmp {
+                        op: *op,
+                        data: data.clone(),
+                    };
+                    if let Some(ports) = self.test(&bytes, &test, &rel) {
+                        rel = rel.intersect(&ports);
+                    }
+                }
+                Op::Range { sreg, op, from, to } => {
+                    let bytes = slice(regs, *sreg, from.len());
+                    if let Some(v) = known(&bytes) {
+                        let inside =
+                            from.as_slice() <= v.as_slice() && v.as_slice() <= to.as_slice();
+                        if inside != (*op == crate::snapshot::CmpOp::Eq) {
+                            return;
+                        }
+                        continue;
+                    }
+                    let test = Test::Range {
+                        op: *op,
+                        from: from.clone(),
+                        to: to.clone(),
+                    };
+                    if let Some(ports) = self.test(&bytes, &test, &rel) {
+                        rel = rel.intersect(&ports);
+                    }
+                }
+                Op::Lookup {
+                    set,
+                    sreg,
+                    dst,
+                    invert,
+                } => {
+                    let s = &self.prog.sets[*set as usize];
+                    let bytes = slice(regs, *sreg, s.klen);
+                    // A failed lookup breaks the rule, map or not (a
+                    // verdict map without the key has no verdict).
+                    if let Some(ports) = self.lookup(*set, &bytes, &rel) {
+                        if !invert {
+                            rel = rel.intersect(&ports);
+                        }
+                    }
+                    if let Some(super::compile::Dst::Reg(r)) = dst {
+                        clear(regs, *r, s.dlen.div_ceil(4) * 4);
+                    }
+                }
+                Op::ObjMap { set, sreg } => {
+                    let s = &self.prog.sets[*set as usize];
+                    let bytes = slice(regs, *sreg, s.klen);
+                    self.lookup(*set, &bytes, &rel);
+                }
+                Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => {
+                    if let Some(f) = tainted(&slice(regs, *sreg, 4)) {
+                        self.out
+                            .opaque(format!("a mark or conntrack value is computed from {f:?}"));
+                    }
+                }
+                Op::PayloadSet { sreg, len, .. } => {
+                    if let Some(f) = tainted(&slice(regs, *sreg, *len as usize)) {
+                        self.out
+                            .opaque(format!("a packet field is rewritten from {f:?}"));
+                    }
+                }
+                Op::Nat { addr, proto, .. } => {
+                    let mut b = Vec::new();
+                    if let Some((x, y)) = addr {
+                        b.extend(slice(regs, *x, alen as usize));
+                        b.extend(slice(regs, *y, alen as usize));
+                    }
+                    if let Some((x, y)) = proto {
+                        b.extend(slice(regs, *x, 2));
+                        b.extend(slice(regs, *y, 2));
+                    }
+                    if let Some(f) = tainted(&b) {
+                        self.out
+                            .opaque(format!("a NAT target is computed from {f:?}"));
+                    }
+                }
+                Op::Xt { info, .. } => self.xt(info, &mut rel),
+                Op::Meta { dreg, key } => {
+                    if let Some(v) = self.known_meta(*key, tf) {
+                        for (i, b) in v.iter().enumerate() {
+                            if let Some(r) = regs.get_mut(*dreg as usize + i) {
+                                *r = B::Known(*b);
+                            }
+                        }
+                        continue;
+                    }
+                    let w = if matches!(
+                        key,
+                        MetaKey::Iifname
+                            | MetaKey::Oifname
+                            | MetaKey::Iifkind
+                            | MetaKey::Oifkind
+                            | MetaKey::Sdifname
+                            | MetaKey::BriIifname
+                            | MetaKey::BriOifname
+                    ) {
+                        16
+                    } else if *key == MetaKey::TimeNs {
+                        8
+                    } else {
+                        4
+                    };
+                    clear(regs, *dreg, w);
+                }
+                Op::Imm { dreg, data } => {
+                    clear(regs, *dreg, data.len().div_ceil(4) * 4);
+                    for (i, b) in data.iter().enumerate() {
+                        if let Some(r) = regs.get_mut(*dreg as usize + i) {
+                            *r = B::Known(*b);
+                        }
+                    }
+                }
+                // NFT_FIB_RESULT_OIFNAME writes a 16-byte name.
+                Op::Fib { dreg, result, .. } => {
+                    clear(regs, *dreg, if *result == 2 { 16 } else { 4 })
+                }
+                Op::Exthdr { dreg, len, .. } => {
+                    clear(regs, *dreg, (*len as usize).div_ceil(4).max(1) * 4)
+                }
+                Op::Socket { dreg, .. } | Op::Rt { dreg, .. } => clear(regs, *dreg, 8),
+                Op::Opaque { dreg, len, .. } => clear(regs, *dreg, *len as usize),
+                _ => {}
+            }
+        }
+    }
+
+    /// Records what a `cmp`/`range` over `bytes` tests; returns the
+    /// destination ports it can hold for when it tests only those.
+    fn test(&mut self, bytes: &[B], test: &Test, rel: &PortSet) -> Option<PortSet> {
+        let runs = field_runs(bytes);
+        if runs.is_empty() {
+            return None;
+        }
+        let eq = matches!(
+            test,
+            Test::Cmp {
+                op: crate::snapshot::CmpOp::Eq | crate::snapshot::CmpOp::Neq,
+                ..
+            }
+        );
+        if !eq && (runs.len() != 1 || runs[0].pos != 0 || runs[0].len != bytes.len()) {
+            let f = runs[0].f;
+            return self.brute(bytes, test, f, rel);
+        }
+        let mut dport_only = None;
+        for r in &runs {
+            let w = field_width(r.f, self.fam);
+            let plain = r.masks.iter().all(|&m| m == 0xff) && r.xors.iter().all(|&x| x == 0);
+            let interval = match test {
+                Test::Cmp { data, .. } if eq => {
+                    let d: Vec<u8> = (0..r.len).map(|k| data[r.pos + k] ^ r.xors[k]).collect();
+                    if r.first != 0 || !is_prefix(&r.masks) {
+                        None
+                    } else if d.iter().zip(&r.masks).any(|(d, m)| d & !m != 0) {
+                        Some(None)
+                    } else {
+                        let lo = be(&d);
+                        let hi = be(&d
+                            .iter()
+                            .zip(&r.masks)
+                            .map(|(d, m)| d | !m)
+                            .collect::<Vec<_>>());
+                        Some(Some(widen(lo, hi, r.len, w)))
+                    }
+                }
+                _ if plain && r.first == 0 => {
+                    let n = bytes.len();
+                    let (lo, hi) = match test {
+                        Test::Cmp { op, data } => {
+                            let d = be(data);
+                            match op {
+                                crate::snapshot::CmpOp::Lt | crate::snapshot::CmpOp::Gte => {
+                                    if d == 0 {
+                                        (0, max_of(n))
+                                    } else {
+                                        (0, d - 1)
+                                    }
+                                }
+                                crate::snapshot::CmpOp::Lte | crate::snapshot::CmpOp::Gt => (0, d),
+                                _ => (d, d),
+                            }
+                        }
+                        Test::Range { from, to, .. } => (be(from), be(to)),
+                        Test::Lookup { .. } => unreachable!("lookups take their own path"),
+                    };
+                    Some(Some(widen(lo, hi, n, w)))
+                }
+                _ => None,
+            };
+            match interval {
+                Some(None) => {}
+                Some(Some((a, b))) => match r.f {
+                    Field::Saddr => self
+                        .out
+                        .addr(AddrSet::from_ranges(self.fam, vec![(a, b)]), rel),
+                    f => {
+                        self.out.ports(f, a as u16, b as u16);
+                        if f == Field::Dport && runs.len() == 1 && holds_inside(test) {
+                            dport_only =
+                                Some(PortSet::from_ranges([
+                                    PortRange::new(a as u16, b as u16).expect("ordered")
+                                ]));
+                        }
+                    }
+                },
+                None => {
+                    if r.f == Field::Saddr {
+                        self.out.opaque(
+                            "a source-address test that is not a prefix or range".to_string(),
+                        );
+                    } else {
+                        self.brute(bytes, test, r.f, rel);
+                    }
+                }
+            }
+        }
+        dport_only
+    }
+
+    /// Port boundaries of any test over a port field, by trying every
+    /// value; an address field makes the combination opaque.
+    fn brute(&mut self, bytes: &[B], test: &Test, f: Field, _rel: &PortSet) -> Option<PortSet> {
+        if f == Field::Saddr
+            || bytes
+                .iter()
+                .any(|b| matches!(b, B::Fld { f: g, .. } | B::Bad(g) if *g != f))
+        {
+            self.out.opaque(format!(
+                "a test combining {f:?} with other fields in an unusual way"
+            ));
+            return None;
+        }
+        if bytes.iter().any(|b| matches!(b, B::Bad(_))) {
+            self.out.opaque(format!("a computed function of {f:?}"));
+            return None;
+        }
+        let mut last = None;
+        for p in 0..=u16::MAX {
+            let pb = p.to_be_bytes();
+            let mut v = [0u8; 16];
+            let mut known = true;
+            for (k, b) in bytes.iter().enumerate() {
+                match *b {
+                    B::Fld { i, m, x, .. } => v[k] = (pb[i as usize] & m) ^ x,
+                    B::Known(c) => v[k] = c,
+                    _ => known = false,
+                }
+            }
+            if !known {
+                self.out
+                    .opaque(format!("a test of {f:?} together with another value"));
+                return None;
+            }
+            let n = bytes.len();
+            let h = match test {
+                Test::Cmp { op, data } => cmp_holds(*op, &v[..n], data),
+                Test::Range { op, from, to } => {
+                    let inside = from.as_slice() <= &v[..n] && &v[..n] <= to.as_slice();
+                    inside == (*op == crate::snapshot::CmpOp::Eq)
+                }
+                Test::Lookup { .. } => false,
+            };
+            if last != Some(h) {
+                if last.is_some() {
+                    self.out.ports(f, p, p);
+                }
+                last = Some(h);
+            }
+        }
+        None
+    }
+
+    /// Records what a set lookup keyed on `bytes` tests; returns the
+    /// destination ports it can succeed for when the key is the
+    /// destination port alone.
+    fn lookup(&mut self, set: u32, bytes: &[B], rel: &PortSet) -> Option<PortSet> {
+        let runs = field_runs(bytes);
+        if runs.is_empty() {
+            return None;
+        }
+        let s: &SetInfo = &self.prog.sets[set as usize];
+        let plain = |r: &FRun| {
+            r.first == 0
+                && r.len == field_width(r.f, self.fam)
+                && r.masks.iter().all(|&m| m == 0xff)
+                && r.xors.iter().all(|&x| x == 0)
+        };
+        if let Some(r) = runs.iter().find(|r| {
+            !plain(r)
+                && !(r.f == Field::Saddr
+                    && r.first == 0
+                    && r.masks.iter().all(|&m| m == 0xff)
+                    && r.xors.iter().all(|&x| x == 0))
+        }) {
+            self.out.opaque(format!(
+                "set {:?} is looked up with a masked, partial or computed {:?}",
+                s.name, r.f
+            ));
+            return None;
+        }
+        let dport_at = runs.iter().find(|r| r.f == Field::Dport).map(|r| r.pos);
+        let mut only_dport = Vec::new();
+        for r in &runs {
+            match r.f {
+                Field::Saddr => {
+                    let w = field_width(Field::Saddr, self.fam);
+                    let groups = self.groups(set, r.pos, r.len, w, dport_at);
+                    for (g, port) in groups.iter() {
+                        let rel2 = match port {
+                            Some((a, b)) => rel
+                                .intersect(&PortSet::from_ranges([
+                                    PortRange::new(*a, *b).expect("ordered")
+                                ])),
+                            None => rel.clone(),
+                        };
+                        if !rel2.is_empty() {
+                            self.out.addr(g.clone(), &rel2);
+                        }
+                    }
+                }
+                f => {
+                    for i in 0..s.n {
+                        let a = be(&s.start(i)[r.pos..r.pos + 2]) as u16;
+                        let b = be(&s.end(i)[r.pos..r.pos + 2]) as u16;
+                        let (a, b) = (a.min(b), a.max(b));
+                        self.out.ports(f, a, b);
+                        only_dport.push(PortRange::new(a, b).expect("ordered"));
+                    }
+                }
+            }
+        }
+        let alone = runs.len() == 1
+            && runs[0].f == Field::Dport
+            && bytes.iter().all(|b| !matches!(b, B::Other))
+            && s.catchall.is_none();
+        alone.then(|| PortSet::from_ranges(only_dport))
+    }
+
+    /// The address intervals of a set's elements, grouped by everything
+    /// else the element holds (other key components and mapped data), with
+    /// the destination port component when the key has one.
+    fn groups(
+        &mut self,
+        set: u32,
+        pos: usize,
+        n: usize,
+        w: usize,
+        dport_at: Option<usize>,
+    ) -> Groups {
+        let key = (set, pos, n);
+        if let Some(g) = self.cache.get(&key) {
+            return g.clone();
+        }
+        let s: &SetInfo = &self.prog.sets[set as usize];
+        let mut idx: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut out: Vec<(Vec<(u128, u128)>, Option<(u16, u16)>)> = Vec::new();
+        let interval = matches!(s.kind, SetKind::Interval | SetKind::Concat(_));
+        for i in 0..s.n {
+            let (st, en) = (s.start(i), s.end(i));
+            let mut g: Vec<u8> = Vec::new();
+            for k in 0..s.klen {
+                if k < pos || k >= pos + n {
+                    g.push(st[k]);
+                    g.push(if interval { en[k] } else { st[k] });
+                }
+            }
+            match s.elem_data(i) {
+                CData::None => {}
+                CData::Value(d) => g.extend_from_slice(d),
+                other => g.extend_from_slice(format!("{other:?}").as_bytes()),
+            }
+            let lo = be(&st[pos..pos + n]);
+            let hi = be(&(if interval { en } else { st })[pos..pos + n]);
+            let iv = widen(lo.min(hi), lo.max(hi), n, w);
+            let port = dport_at.map(|p| {
+                let a = be(&st[p..p + 2]) as u16;
+                let b = be(&(if interval { en } else { st })[p..p + 2]) as u16;
+                (a.min(b), a.max(b))
+            });
+            let gi = *idx.entry(g).or_insert_with(|| {
+                out.push((Vec::new(), port));
+                out.len() - 1
+            });
+            out[gi].0.push(iv);
+        }
+        let fam = self.fam;
+        let g = std::rc::Rc::new(
+            out.into_iter()
+                .map(|(iv, p)| (AddrSet::from_ranges(fam, iv), p))
+                .collect::<Vec<_>>(),
+        );
+        self.cache.insert(key, g.clone());
+        g
+    }
+
+    /// Predicates of decoded iptables matches.
+    fn xt(&mut self, info: &XtInfo, rel: &mut PortSet) {
+        let v6 = self.fam == AddrFamily::V6;
+        match info {
+            XtInfo::Tcp { sport, dport, .. } | XtInfo::Udp { sport, dport, .. } => {
+                self.out
+                    .ports(Field::Sport, sport[0].min(sport[1]), sport[0].max(sport[1]));
+                self.out
+                    .ports(Field::Dport, dport[0].min(dport[1]), dport[0].max(dport[1]));
+            }
+            XtInfo::Multiport { ports, range, .. } => {
+                let mut i = 0;
+                while i < ports.len() {
+                    if range.get(i).copied().unwrap_or(false) && i + 1 < ports.len() {
+                        self.out.ports(Field::Dport, ports[i], ports[i + 1]);
+                        self.out.ports(Field::Sport, ports[i], ports[i + 1]);
+                        i += 2;
+                    } else {
+                        self.out.ports(Field::Dport, ports[i], ports[i]);
+                        self.out.ports(Field::Sport, ports[i], ports[i]);
+                        i += 1;
+                    }
+                }
+            }
+            XtInfo::Iprange {
+                src: Some([a, b]), ..
+            } => {
+                if a.is_ipv6() == v6 {
+                    let set =
+                        AddrSet::from_ranges(self.fam, vec![(addr_value(*a), addr_value(*b))]);
+                    self.out.addr(set, rel);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether a `cmp`/`range` holds inside the interval it names (`==`,
+/// `<=`...) rather than outside it (`!=`).
+fn holds_inside(t: &Test) -> bool {
+    use crate::snapshot::CmpOp;
+    match t {
+        Test::Cmp { op, .. } => *op == CmpOp::Eq,
+        Test::Range { op, .. } => *op == CmpOp::Eq,
+        Test::Lookup { invert, .. } => !invert,
+    }
+}
+
+fn cmp_holds(op: crate::snapshot::CmpOp, v: &[u8], d: &[u8]) -> bool {
+    use crate::snapshot::CmpOp;
+    let o = v.cmp(d);
+    match op {
+        CmpOp::Eq => o.is_eq(),
+        CmpOp::Neq => o.is_ne(),
+        CmpOp::Lt => o.is_lt(),
+        CmpOp::Lte => o.is_le(),
+        CmpOp::Gt => o.is_gt(),
+        CmpOp::Gte => o.is_ge(),
+    }
+}
+
+/// Bytes of a field in a field's value: 2 for ports.
+fn field_width(f: Field, fam: AddrFamily) -> usize {
+    match (f, fam) {
+        (Field::Saddr, AddrFamily::V4) => 4,
+        (Field::Saddr, AddrFamily::V6) => 16,
+        _ => 2,
+    }
+}
+
+fn slice(regs: &[B; 64], at: u8, len: usize) -> Vec<B> {
+    (0..len)
+        .map(|i| regs.get(at as usize + i).copied().unwrap_or(B::Other))
+        .collect()
+}
+
+fn clear(regs: &mut [B; 64], at: u8, len: usize) {
+    for i in 0..len {
+        if let Some(b) = regs.get_mut(at as usize + i) {
+            *b = B::Other;
+        }
+    }
+}
+
+fn tainted(b: &[B]) -> Option<Field> {
+    b.iter().find_map(|b| match b {
+        B::Fld { f, .. } | B::Bad(f) => Some(*f),
+        B::Other | B::Known(_) => None,
+    })
+}
+
+/// The bytes, when all are fixed for the combination.
+fn known(b: &[B]) -> Option<Vec<u8>> {
+    b.iter()
+        .map(|b| match b {
+            B::Known(v) => Some(*v),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A run of consecutive bytes of one field in a compared value.
+#[derive(Clone, Debug)]
+struct FRun {
+    f: Field,
+    /// Position in the compared bytes.
+    pos: usize,
+    /// First field byte.
+    first: usize,
+    len: usize,
+    masks: Vec<u8>,
+    xors: Vec<u8>,
+}
+
+fn field_runs(bytes: &[B]) -> Vec<FRun> {
+    let mut out: Vec<FRun> = Vec::new();
+    for (k, b) in bytes.iter().enumerate() {
+        match *b {
+            B::Fld { f, i, m, x } => {
+                let extend = out.last().is_some_and(|r| {
+                    r.f == f && r.pos + r.len == k && r.first + r.len == i as usize
+                });
+                if extend {
+                    let r = out.last_mut().expect("checked");
+                    r.len += 1;
+                    r.masks.push(m);
+                    r.xors.push(x);
+                } else {
+                    out.push(FRun {
+                        f,
+                        pos: k,
+                        first: i as usize,
+                        len: 1,
+                        masks: vec![m],
+                        xors: vec![x],
+                    });
+                }
+            }
+            B::Bad(f) => out.push(FRun {
+                f,
+                pos: k,
+                first: usize::MAX,
+                len: 1,
+                masks: vec![0],
+                xors: vec![0],
+            }),
+            B::Other | B::Known(_) => {}
+        }
+    }
+    out
+}
