@@ -248,8 +248,24 @@ impl Evaluator {
             }
         }
         let part = Partition::new(fam, &common);
-        let mut out = Vec::new();
+        // Local addresses no test tells apart share one evaluation.
+        let mut groups: Vec<(IpAddr, Vec<IpAddr>)> = Vec::new();
         for &to in locals {
+            let same = groups.iter_mut().find(|(rep, _)| {
+                !preds.daddr_split
+                    && preds
+                        .daddr
+                        .iter()
+                        .all(|d| d.contains(*rep) == d.contains(to))
+            });
+            match same {
+                Some(g) => g.1.push(to),
+                None => groups.push((to, vec![to])),
+            }
+        }
+        let mut out = Vec::new();
+        for (to, members) in groups {
+            let first = out.len();
             for &(s0, s1) in &sports {
                 let mut runs: Vec<Run> = Vec::new();
                 for (ai, &(d0, d1)) in dports.iter().enumerate() {
@@ -305,6 +321,13 @@ impl Evaluator {
                 for r in runs {
                     out.push(r.finish(fam, proto, &itf.name, to, (s0, s1)));
                 }
+            }
+            let mine = out[first..].to_vec();
+            for &other in &members[1..] {
+                out.extend(mine.iter().cloned().map(|mut r| {
+                    r.to = other;
+                    r
+                }));
             }
         }
         out
@@ -571,6 +594,7 @@ impl Partition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Field {
     Saddr,
+    Daddr,
     Sport,
     Dport,
 }
@@ -601,6 +625,13 @@ struct Preds {
     dport_bounds: Vec<u16>,
     sport_bounds: Vec<u16>,
     opaque: Option<String>,
+    /// Destination-address predicates.
+    daddr: Vec<AddrSet>,
+    /// Destination addresses must each be evaluated (a test of them the
+    /// classes cannot follow, `fib`, `socket`).
+    daddr_split: bool,
+    /// `fib` or `xt addrtype` is used: routes split the address classes.
+    fib: bool,
     /// Common predicates already recorded (shared sets, by identity).
     seen: std::collections::HashSet<usize>,
 }
@@ -703,6 +734,9 @@ fn collect(prog: &Program, ev: &Evaluator, fam: AddrFamily, proto: L4, itf: &Ifa
             dport_bounds: Vec::new(),
             sport_bounds: Vec::new(),
             opaque: None,
+            daddr: Vec::new(),
+            daddr_split: false,
+            fib: false,
             seen: Default::default(),
         },
         cache: HashMap::new(),
@@ -732,11 +766,16 @@ fn collect(prog: &Program, ev: &Evaluator, fam: AddrFamily, proto: L4, itf: &Ifa
     }
     // Routes answer fib and addrtype; sockets answer socket and tproxy.
     let routes = &ev.routes.given;
-    let nets = routes
-        .interfaces
-        .iter()
-        .flat_map(|i| i.addrs.iter().copied())
-        .chain(routes.routes.iter().map(|r| r.dst));
+    let nets: Vec<ipnet::IpNet> = if c.out.fib {
+        routes
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addrs.iter().copied())
+            .chain(routes.routes.iter().map(|r| r.dst))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let all = PortSet::all();
     for n in nets {
         if AddrFamily::of(n.addr()) != fam {
@@ -845,6 +884,7 @@ impl Collector<'_> {
     fn rule(&mut self, ops: &[Op], regs: &mut [B; 64], tf: Family) {
         let v6 = self.fam == AddrFamily::V6;
         let (sa, alen) = if v6 { (8u32, 16u32) } else { (12, 4) };
+        let da = sa + alen;
         // Destination ports this point of the rule is reached for.
         let mut rel = PortSet::all();
         for op in ops {
@@ -869,6 +909,12 @@ impl Collector<'_> {
                                 PayloadBase::Network if at >= sa && at < sa + alen => B::Fld {
                                     f: Field::Saddr,
                                     i: (at - sa) as u8,
+                                    m: 0xff,
+                                    x: 0,
+                                },
+                                PayloadBase::Network if at >= da && at < da + alen => B::Fld {
+                                    f: Field::Daddr,
+                                    i: (at - da) as u8,
                                     m: 0xff,
                                     x: 0,
                                 },
@@ -898,13 +944,19 @@ impl Collector<'_> {
                         CtKey::Dst | CtKey::DstIp | CtKey::DstIp6 if reply => {
                             (Some(Field::Saddr), alen as usize)
                         }
+                        CtKey::Dst | CtKey::DstIp | CtKey::DstIp6 => {
+                            (Some(Field::Daddr), alen as usize)
+                        }
+                        CtKey::Src | CtKey::SrcIp | CtKey::SrcIp6 => {
+                            (Some(Field::Daddr), alen as usize)
+                        }
                         CtKey::ProtoSrc if !reply => (Some(Field::Sport), 2),
                         CtKey::ProtoDst if !reply => (Some(Field::Dport), 2),
                         CtKey::ProtoDst if reply => (Some(Field::Sport), 2),
                         CtKey::ProtoSrc if reply => (Some(Field::Dport), 2),
                         _ => (None, 0),
                     };
-                    let w = if matches!(f, Some(Field::Saddr)) {
+                    let w = if matches!(f, Some(Field::Saddr | Field::Daddr)) {
                         16
                     } else {
                         4
@@ -1103,12 +1155,19 @@ impl Collector<'_> {
                 }
                 // NFT_FIB_RESULT_OIFNAME writes a 16-byte name.
                 Op::Fib { dreg, result, .. } => {
+                    self.out.fib = true;
+                    self.out.daddr_split = true;
                     clear(regs, *dreg, if *result == 2 { 16 } else { 4 })
                 }
                 Op::Exthdr { dreg, len, .. } => {
                     clear(regs, *dreg, (*len as usize).div_ceil(4).max(1) * 4)
                 }
-                Op::Socket { dreg, .. } | Op::Rt { dreg, .. } => clear(regs, *dreg, 8),
+                Op::Socket { dreg, .. } => {
+                    self.out.daddr_split = true;
+                    clear(regs, *dreg, 8)
+                }
+                Op::Tproxy { .. } => self.out.daddr_split = true,
+                Op::Rt { dreg, .. } => clear(regs, *dreg, 8),
                 Op::Opaque { dreg, len, .. } => clear(regs, *dreg, *len as usize),
                 _ => {}
             }
@@ -1181,6 +1240,10 @@ impl Collector<'_> {
             match interval {
                 Some(None) => {}
                 Some(Some((a, b))) => match r.f {
+                    Field::Daddr => self
+                        .out
+                        .daddr
+                        .push(AddrSet::from_ranges(self.fam, vec![(a, b)])),
                     Field::Saddr => self
                         .out
                         .addr(AddrSet::from_ranges(self.fam, vec![(a, b)]), rel),
@@ -1195,7 +1258,9 @@ impl Collector<'_> {
                     }
                 },
                 None => {
-                    if r.f == Field::Saddr {
+                    if r.f == Field::Daddr {
+                        self.out.daddr_split = true;
+                    } else if r.f == Field::Saddr {
                         self.out.opaque(
                             "a source-address test that is not a prefix or range".to_string(),
                         );
@@ -1211,6 +1276,15 @@ impl Collector<'_> {
     /// Port boundaries of any test over a port field, by trying every
     /// value; an address field makes the combination opaque.
     fn brute(&mut self, bytes: &[B], test: &Test, f: Field, _rel: &PortSet) -> Option<PortSet> {
+        let only = |g: Field| {
+            bytes
+                .iter()
+                .all(|b| !matches!(b, B::Fld { f, .. } | B::Bad(f) if *f != g))
+        };
+        if f == Field::Daddr && only(Field::Daddr) {
+            self.out.daddr_split = true;
+            return None;
+        }
         if f == Field::Saddr
             || bytes
                 .iter()
@@ -1276,13 +1350,18 @@ impl Collector<'_> {
                 && r.masks.iter().all(|&m| m == 0xff)
                 && r.xors.iter().all(|&x| x == 0)
         };
-        if let Some(r) = runs.iter().find(|r| {
+        let bad = runs.iter().find(|r| {
             !plain(r)
-                && !(r.f == Field::Saddr
+                && !(matches!(r.f, Field::Saddr | Field::Daddr)
                     && r.first == 0
                     && r.masks.iter().all(|&m| m == 0xff)
                     && r.xors.iter().all(|&x| x == 0))
-        }) {
+        });
+        if let Some(r) = bad {
+            if r.f == Field::Daddr && runs.iter().all(|r| r.f == Field::Daddr) {
+                self.out.daddr_split = true;
+                return None;
+            }
             self.out.opaque(format!(
                 "set {:?} is looked up with a masked, partial or computed {:?}",
                 s.name, r.f
@@ -1293,6 +1372,13 @@ impl Collector<'_> {
         let mut only_dport = Vec::new();
         for r in &runs {
             match r.f {
+                Field::Daddr => {
+                    let w = field_width(Field::Daddr, self.fam);
+                    let groups = self.groups(set, r.pos, r.len, w, None);
+                    for (g, _) in groups.iter() {
+                        self.out.daddr.push(g.clone());
+                    }
+                }
                 Field::Saddr => {
                     let w = field_width(Field::Saddr, self.fam);
                     let groups = self.groups(set, r.pos, r.len, w, dport_at);
@@ -1408,13 +1494,21 @@ impl Collector<'_> {
                     }
                 }
             }
-            XtInfo::Iprange {
-                src: Some([a, b]), ..
-            } => {
-                if a.is_ipv6() == v6 {
-                    let set =
-                        AddrSet::from_ranges(self.fam, vec![(addr_value(*a), addr_value(*b))]);
+            XtInfo::Addrtype { .. } => {
+                self.out.fib = true;
+                self.out.daddr_split = true;
+            }
+            XtInfo::Iprange { src, dst, .. } => {
+                let iv = |r: &[IpAddr; 2]| {
+                    (r[0].is_ipv6() == v6).then(|| {
+                        AddrSet::from_ranges(self.fam, vec![(addr_value(r[0]), addr_value(r[1]))])
+                    })
+                };
+                if let Some(set) = src.as_ref().and_then(iv) {
                     self.out.addr(set, rel);
+                }
+                if let Some(set) = dst.as_ref().and_then(iv) {
+                    self.out.daddr.push(set);
                 }
             }
             _ => {}
@@ -1449,8 +1543,8 @@ fn cmp_holds(op: crate::snapshot::CmpOp, v: &[u8], d: &[u8]) -> bool {
 /// Bytes of a field in a field's value: 2 for ports.
 fn field_width(f: Field, fam: AddrFamily) -> usize {
     match (f, fam) {
-        (Field::Saddr, AddrFamily::V4) => 4,
-        (Field::Saddr, AddrFamily::V6) => 16,
+        (Field::Saddr | Field::Daddr, AddrFamily::V4) => 4,
+        (Field::Saddr | Field::Daddr, AddrFamily::V6) => 16,
         _ => 2,
     }
 }
