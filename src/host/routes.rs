@@ -53,7 +53,8 @@ const IFLA_INFO_KIND: u16 = 1;
 /// - routes of the main table (`RT_TABLE_MAIN`), IPv4 then IPv6, in the
 ///   kernel's order: unicast (`dev` is the output interface, also for a
 ///   route through a gateway; a multipath route gives one entry per next
-///   hop), blackhole, unreachable, prohibit. The local table is not read
+///   hop), blackhole, unreachable, prohibit (without a device, although
+///   the kernel names `lo` for IPv6 ones). The local table is not read
 ///   (the evaluator derives it); cached clones, source-specific IPv6 routes
 ///   (`from ...`) and other types (`throw`, `nat`, multicast) are left out.
 pub fn read_routes() -> Result<Routes, HostError> {
@@ -348,8 +349,15 @@ pub(crate) fn decode_route(
             format!("prefix length {} for {dst}", h.destination_prefix_length),
         )
     })?;
-    if kind != RouteKind::Unicast {
-        return Ok(vec![(net, oif.filter(|&i| i != 0), kind)]);
+    match kind {
+        // IPv6 reject routes name `lo` as their device; they send nowhere.
+        RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit => {
+            return Ok(vec![(net, None, kind)])
+        }
+        RouteKind::Local | RouteKind::Broadcast => {
+            return Ok(vec![(net, oif.filter(|&i| i != 0), kind)])
+        }
+        RouteKind::Unicast => {}
     }
     if hops.is_empty() {
         hops.extend(oif.filter(|&i| i != 0));
@@ -530,13 +538,16 @@ mod tests {
             decode_route(&bytes(&m), inet).unwrap(),
             vec![(net("0.0.0.0/0"), Some(3), RouteKind::Unicast)]
         );
-        // Blackhole, no device.
+        // Blackhole, no device (IPv6 ones name lo).
         let m = route_msg(
             inet,
             main,
             RouteType::BlackHole,
             24,
-            vec![RouteAttribute::Destination(v4("203.0.113.0"))],
+            vec![
+                RouteAttribute::Destination(v4("203.0.113.0")),
+                RouteAttribute::Oif(1),
+            ],
         );
         assert_eq!(
             decode_route(&bytes(&m), inet).unwrap(),
