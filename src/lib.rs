@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod config;
 pub mod eval;
+pub mod host;
 pub mod nft;
 pub mod ports;
 pub mod snapshot;
