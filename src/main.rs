@@ -1,13 +1,17 @@
 //! The `portwarden` command line.
 
+mod explain;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use portwarden::catalog::{self, Catalog};
 use portwarden::config::{self, HostConfig};
-use portwarden::host::{self, HostError};
+use portwarden::eval::Evaluator;
+use portwarden::host::{self, read_routes, HostError};
 use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
 use portwarden::snapshot::Summary;
 use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -90,6 +94,63 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say what the live ruleset does to one new inbound connection.
+    ///
+    /// Follows the connection's first packet (a TCP SYN or the first UDP
+    /// datagram) through every base chain on its way into this host, as the
+    /// kernel would, and prints the verdict, the rule or policy that decided
+    /// it, the chains traversed, any NAT, and the assumptions the answer rests
+    /// on (or why it cannot be decided). Reads the ruleset over netlink and
+    /// the interfaces and routes of this network namespace.
+    Explain(ExplainArgs),
+}
+
+const EXPLAIN_EXAMPLES: &str = "\
+Examples:
+  portwarden explain tcp/6162 --from 10.0.0.5
+  portwarden explain udp/53 --from 2001:db8:1::2 --iif pw-pub --json
+  echo '{\"proto\":\"tcp\",\"port\":6162,\"from\":\"10.0.0.5\"}' | portwarden explain --batch
+
+Batch input, one JSON object per line: proto, port, from (required); to, iif,
+sport (optional, same defaults). Output: one JSON answer per line, in order;
+a line that cannot be read gets {\"error\": \"line N: ...\"} instead.
+
+Exit codes: 0 ok (whatever the verdict), 2 bad arguments, and the read errors
+of `dump` (77 no permission, 69 unavailable, 75 ruleset kept changing,
+76 unexpected netlink reply, 74 other I/O error).";
+
+/// Arguments of `explain`.
+#[derive(clap::Args)]
+#[command(after_help = EXPLAIN_EXAMPLES)]
+struct ExplainArgs {
+    /// Protocol and destination port, e.g. tcp/6162 or udp/53.
+    #[arg(value_name = "PROTO/PORT", value_parser = explain::parse_service,
+          required_unless_present = "batch")]
+    service: Option<explain::Service>,
+    /// Source address of the connection.
+    #[arg(long, value_name = "ADDR", required_unless_present = "batch")]
+    from: Option<IpAddr>,
+    /// Destination address [default: the first address of the input
+    /// interface of the source's family, else any non-loopback local one].
+    #[arg(long, value_name = "ADDR")]
+    to: Option<IpAddr>,
+    /// Input interface [default: the interface this host routes --from through].
+    #[arg(long, value_name = "IFNAME")]
+    iif: Option<String>,
+    /// Source port (the default is a typical Linux ephemeral port).
+    #[arg(long, value_name = "N", default_value_t = explain::DEFAULT_SPORT)]
+    sport: u16,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Read probes as JSON lines on stdin and write one JSON answer per line.
+    /// The ruleset and routes are read once: every answer is from the same
+    /// snapshot.
+    #[arg(long, conflicts_with_all = ["service", "from", "to", "iif", "sport", "json"])]
+    batch: bool,
+    /// How many times to start over when the ruleset changes mid-read.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    tries: u32,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
             finish(out)
         }
+        Command::Explain(a) => run_explain(a),
         Command::CheckConfig { config } => {
             let cat = load_catalog()?;
             match HostConfig::load(&config, &cat) {
@@ -217,6 +279,78 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// message.
 fn finish(mut out: impl Write) -> anyhow::Result<ExitCode> {
     match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing output"),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Exits with a usage error (status 2) for `explain`, as clap does.
+fn explain_usage_error(msg: String) -> ! {
+    let mut cmd = Cli::command();
+    let sub = cmd
+        .find_subcommand_mut("explain")
+        .expect("explain subcommand")
+        .clone()
+        .bin_name("portwarden explain");
+    sub.clone()
+        .error(clap::error::ErrorKind::ValueValidation, msg)
+        .exit()
+}
+
+fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(f), Some(t)) = (a.from, a.to) {
+        if f.is_ipv6() != t.is_ipv6() {
+            explain_usage_error(format!(
+                "--from {f} and --to {t} are not of the same address family"
+            ));
+        }
+    }
+    let snap = read_snapshot(&ReadOptions { max_tries: a.tries })?;
+    let routes = read_routes()?;
+    let ev = Evaluator::new(&snap, routes);
+    if a.batch {
+        let stdin = io::stdin();
+        let stdout = io::stdout();
+        return match explain::batch(&ev, stdin.lock(), stdout.lock()) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+            Err(e) => Err(e).context("explain --batch"),
+        };
+    }
+    let (Some(svc), Some(from)) = (a.service, a.from) else {
+        explain_usage_error("PROTO/PORT and --from are required".into());
+    };
+    let mut res = explain::Resolver::new(&ev);
+    let probe = match res.resolve(svc.proto, svc.port, from, a.to, a.iif.as_deref(), a.sport) {
+        Ok(p) => p.clone(),
+        Err(e) => explain_usage_error(e),
+    };
+    if ev
+        .routes()
+        .interfaces
+        .iter()
+        .all(|i| i.name != probe.iif.name)
+    {
+        eprintln!(
+            "portwarden: warning: no interface {:?} on this host (index 0 assumed)",
+            probe.iif.name
+        );
+    }
+    let answer = ev.explain(&probe);
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let written = if a.json {
+        serde_json::to_writer(&mut out, &answer)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        write!(
+            out,
+            "{}",
+            explain::text(&snap, ev.routes(), &probe, &answer)
+        )
+    };
+    match written.and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing output"),
         _ => Ok(ExitCode::SUCCESS),
     }

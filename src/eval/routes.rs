@@ -48,6 +48,89 @@ pub struct Routes {
     pub sockets: Option<Vec<Socket>>,
 }
 
+impl Routes {
+    /// The interface the host routes a packet to `addr` through, i.e. where
+    /// a connection from `addr` is expected to arrive: the loopback
+    /// interface for one of the host's own addresses (as the kernel's local
+    /// table says), otherwise the longest-prefix match over the connected
+    /// prefixes of the interfaces' addresses and [`Routes::routes`] (the
+    /// first of equal prefixes wins, connected prefixes first). `None` when
+    /// nothing matches or the best route has no device (blackhole,
+    /// unreachable, prohibit).
+    pub fn route_dev(&self, addr: IpAddr) -> Option<&str> {
+        let local = self.interfaces.iter().find(|i| {
+            i.addrs.iter().any(|n| {
+                n.addr() == addr
+                    || (i.iftype == ARPHRD_LOOPBACK && is_v4(n) && n.trunc().contains(&addr))
+            })
+        });
+        if let Some(itf) = local {
+            let lo = self.interfaces.iter().find(|i| i.iftype == ARPHRD_LOOPBACK);
+            return Some(lo.unwrap_or(itf).name.as_str());
+        }
+        let connected = self.interfaces.iter().flat_map(|i| {
+            i.addrs
+                .iter()
+                .filter(move |n| {
+                    n.prefix_len() < n.max_prefix_len()
+                        && !(i.iftype == ARPHRD_LOOPBACK && is_v4(n))
+                })
+                .map(move |n| (n.trunc(), Some(i.name.as_str())))
+        });
+        let routed = self
+            .routes
+            .iter()
+            .filter(|r| !matches!(r.kind, RouteKind::Local | RouteKind::Broadcast))
+            .map(|r| {
+                let dev = match r.kind {
+                    RouteKind::Unicast => r.dev.as_deref(),
+                    _ => None,
+                };
+                (r.dst.trunc(), dev)
+            });
+        let mut best: Option<(u8, Option<&str>)> = None;
+        for (net, dev) in connected.chain(routed) {
+            if net.contains(&addr) && best.map_or(true, |(len, _)| net.prefix_len() > len) {
+                best = Some((net.prefix_len(), dev));
+            }
+        }
+        best.and_then(|(_, dev)| dev)
+    }
+
+    /// The address a connection arriving on `dev` is taken to be for when
+    /// none is given: the interface's first address of the family (for
+    /// IPv6 the first that is not link-local, if any), else the first
+    /// address of that family on any non-loopback interface.
+    pub fn default_local_addr(&self, dev: &str, v6: bool) -> Option<IpAddr> {
+        let pick = |itf: &Interface| {
+            let mut fam = itf
+                .addrs
+                .iter()
+                .map(IpNet::addr)
+                .filter(move |a| a.is_ipv6() == v6);
+            if v6 {
+                let all: Vec<IpAddr> = fam.collect();
+                all.iter()
+                    .find(|a| !is_link_local(**a))
+                    .or(all.first())
+                    .copied()
+            } else {
+                fam.next()
+            }
+        };
+        self.interfaces
+            .iter()
+            .find(|i| i.name == dev)
+            .and_then(pick)
+            .or_else(|| {
+                self.interfaces
+                    .iter()
+                    .filter(|i| i.iftype != ARPHRD_LOOPBACK)
+                    .find_map(pick)
+            })
+    }
+}
+
 /// One network interface.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interface {

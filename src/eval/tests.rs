@@ -1210,3 +1210,34 @@ fn exposure_agrees_with_explain_on_every_fixture() {
     }
     assert!(total > 10_000, "{total} probes");
 }
+
+#[test]
+fn route_dev_is_the_longest_prefix_match() {
+    let mut r = topology();
+    r.routes.push(Route::via("0.0.0.0/0", "pw-pub"));
+    r.routes.push(Route {
+        dst: "203.0.113.0/24".parse().unwrap(),
+        dev: None,
+        kind: RouteKind::Blackhole,
+    });
+    let dev = |a: &str| r.route_dev(a.parse().unwrap());
+    assert_eq!(dev("10.99.0.7"), Some("pw-priv"));
+    assert_eq!(dev("10.0.0.10"), Some("pw-priv"));
+    assert_eq!(dev("10.0.0.11"), Some("pw-pub"), "default route");
+    assert_eq!(dev("192.0.2.200"), Some("pw-pub"));
+    assert_eq!(dev("203.0.113.5"), None, "blackhole");
+    assert_eq!(dev("fd00:99::2"), Some("pw-priv"));
+    assert_eq!(dev("2001:db8:9::1"), None, "no IPv6 default route");
+    assert_eq!(dev("10.99.0.1"), Some("lo"), "own address");
+    assert_eq!(dev("127.0.0.9"), Some("lo"));
+}
+
+#[test]
+fn default_local_addr_prefers_the_interface_then_any() {
+    let r = topology();
+    let a = |d: &str, v6: bool| r.default_local_addr(d, v6).map(|a| a.to_string());
+    assert_eq!(a("pw-priv", false).as_deref(), Some("10.99.0.1"));
+    assert_eq!(a("pw-pub", true).as_deref(), Some("2001:db8:1::1"));
+    assert_eq!(a("nosuch", false).as_deref(), Some("192.0.2.1"));
+    assert_eq!(a("lo", false).as_deref(), Some("127.0.0.1"));
+}

@@ -12,12 +12,14 @@
 mod expr;
 mod set;
 mod summary;
+mod text;
 pub mod value;
 pub mod xt;
 
 pub use expr::*;
 pub use set::*;
 pub use summary::Summary;
+pub use text::rule_text;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
