@@ -5,6 +5,7 @@
 //! module with `unsafe` code and netlink sockets) and produces a
 //! [`snapshot::Snapshot`]; everything else works on that snapshot as plain data.
 
+pub mod addrs;
 pub mod catalog;
 pub mod config;
 pub mod eval;
