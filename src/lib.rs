@@ -9,6 +9,7 @@ pub mod addrs;
 pub mod catalog;
 pub mod config;
 pub mod eval;
+pub mod host;
 pub mod nft;
 pub mod ports;
 pub mod snapshot;
