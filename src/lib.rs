@@ -6,6 +6,7 @@
 //! [`snapshot::Snapshot`]; everything else works on that snapshot as plain data.
 
 pub mod addrs;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod eval;
