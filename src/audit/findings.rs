@@ -42,13 +42,14 @@ pub(crate) struct Ctx<'a> {
     pub manager: Manager,
     pub ifaces: Vec<&'a Interface>,
     /// Ports where a verdict may change: every 2-byte constant of a rule
-    /// (and the port after it) and the bounds of port-typed set elements.
+    /// (and the port after it), the bounds of port-typed set elements and
+    /// the ports of xt tcp/udp/multiport matches.
     pub port_marks: BTreeSet<u32>,
 }
 
 /// The ports at which some rule's port test can change its outcome.
-fn port_marks(snapshot: &crate::snapshot::Snapshot) -> BTreeSet<u32> {
-    use crate::snapshot::{value, Expr};
+pub(crate) fn port_marks(snapshot: &crate::snapshot::Snapshot) -> BTreeSet<u32> {
+    use crate::snapshot::{value, xt::XtInfo, Expr};
     let mut marks = BTreeSet::new();
     let mut two = |b: &[u8]| {
         if b.len() == 2 {
@@ -67,6 +68,19 @@ fn port_marks(snapshot: &crate::snapshot::Snapshot) -> BTreeSet<u32> {
                             two(from.as_slice());
                             two(to.as_slice());
                         }
+                        Expr::Match { info, .. } => match &**info {
+                            XtInfo::Tcp { sport, dport, .. } | XtInfo::Udp { sport, dport, .. } => {
+                                for p in sport.iter().chain(dport.iter()) {
+                                    two(&p.to_be_bytes());
+                                }
+                            }
+                            XtInfo::Multiport { ports, .. } => {
+                                for p in ports {
+                                    two(&p.to_be_bytes());
+                                }
+                            }
+                            _ => {}
+                        },
                         _ => {}
                     }
                 }

@@ -321,32 +321,52 @@ fn ufw_ports(ports: &PortSet) -> Vec<String> {
     out
 }
 
-/// Rich-rule source/destination parts and family for an access: one entry
-/// per prefix, or a single "any" entry.
-fn firewalld_sources(sources: &Option<AddrSet>, kw: &str) -> Vec<String> {
-    match sources {
-        None => vec![String::new()],
-        Some(s) => {
-            let fam = match s.family() {
-                AddrFamily::V4 => "ipv4",
-                AddrFamily::V6 => "ipv6",
-            };
-            if s.is_all() {
-                return vec![format!("family=\"{fam}\" ")];
-            }
-            let comp = s.complement().to_prefixes();
-            if comp.len() == 1 {
-                return vec![format!(
-                    "family=\"{fam}\" {kw} NOT address=\"{}\" ",
-                    comp[0]
-                )];
-            }
-            s.to_prefixes()
-                .iter()
-                .map(|n| format!("family=\"{fam}\" {kw} address=\"{n}\" "))
-                .collect()
-        }
+/// Rich-rule source parts for an access (one address, `NOT` one address,
+/// or a firewalld ipset holding the prefixes or their complement), with the
+/// commands that create the ipset first.
+fn firewalld_sources(sources: &Option<AddrSet>) -> (Vec<String>, String) {
+    let Some(s) = sources else {
+        return (Vec::new(), String::new());
+    };
+    let (fam, ipset_fam) = match s.family() {
+        AddrFamily::V4 => ("ipv4", ""),
+        AddrFamily::V6 => ("ipv6", " --option=family=inet6"),
+    };
+    if s.is_all() {
+        return (Vec::new(), format!("family=\"{fam}\" "));
     }
+    let direct = s.to_prefixes();
+    let comp = s.complement().to_prefixes();
+    if direct.len() == 1 {
+        return (
+            Vec::new(),
+            format!("family=\"{fam}\" source address=\"{}\" ", direct[0]),
+        );
+    }
+    if comp.len() == 1 {
+        return (
+            Vec::new(),
+            format!("family=\"{fam}\" source NOT address=\"{}\" ", comp[0]),
+        );
+    }
+    let (not, list) = if comp.len() < direct.len() {
+        ("NOT ", comp)
+    } else {
+        ("", direct)
+    };
+    let entries: Vec<String> = list.iter().map(ToString::to_string).collect();
+    let name = format!("pw-{:08x}", super::fnv1a(&entries.join(",")) as u32);
+    let setup = vec![
+        format!("firewall-cmd --permanent --new-ipset={name} --type=hash:net{ipset_fam}"),
+        format!(
+            "for e in {}; do firewall-cmd --permanent --ipset={name} --add-entry=$e; done",
+            entries.join(" ")
+        ),
+    ];
+    (
+        setup,
+        format!("family=\"{fam}\" source {not}ipset=\"{name}\" "),
+    )
 }
 
 fn firewalld_port(r: &PortRange) -> String {
@@ -358,16 +378,14 @@ fn firewalld_port(r: &PortRange) -> String {
 }
 
 fn firewalld_rich(a: &Access, ifaces: &[String], proto: Proto, verdict: &str) -> Vec<String> {
-    let mut lines = Vec::new();
+    let (mut lines, src) = firewalld_sources(&a.sources);
     for iface in ifaces {
-        for src in firewalld_sources(&a.sources, "source") {
-            for r in a.ports.ranges() {
-                lines.push(format!(
-                    "firewall-cmd --permanent --zone={} --add-rich-rule='rule {src}port port=\"{}\" protocol=\"{proto}\" {verdict}'",
-                    zone_of(iface),
-                    firewalld_port(r)
-                ));
-            }
+        for r in a.ports.ranges() {
+            lines.push(format!(
+                "firewall-cmd --permanent --zone={} --add-rich-rule='rule {src}port port=\"{}\" protocol=\"{proto}\" {verdict}'",
+                zone_of(iface),
+                firewalld_port(r)
+            ));
         }
     }
     lines

@@ -335,7 +335,7 @@ pub(crate) struct Draft {
 }
 
 /// FNV-1a, 64 bits: stable across runs and platforms (unlike `DefaultHasher`).
-fn fnv1a(text: &str) -> u64 {
+pub(crate) fn fnv1a(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);

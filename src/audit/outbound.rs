@@ -10,7 +10,7 @@
 //! - conditions portwarden decides exactly are the protocol (`meta
 //!   l4proto`, `ip protocol`, `ip6 nexthdr`), `meta nfproto`, the
 //!   destination port (`th/tcp/udp dport` with `==`, `!=`, ranges and
-//!   anonymous or named port sets), `ct state` bit tests, `oifname`/`oif`
+//!   anonymous or named port sets), `ct state` (bit tests and sets), `oifname`/`oif`
 //!   against loopback, and the destination address against the peers
 //!   (when the peers lie wholly inside or wholly outside it);
 //! - a rule whose conditions are all of that kind and that ends in
@@ -18,14 +18,18 @@
 //!   or `reject` blocks them (a finding);
 //! - ports that reach the end of a chain with policy `drop` are blocked by
 //!   that policy (a finding);
+//! - `jump` and `goto` to a regular chain (whose conditions are all of that
+//!   kind) are followed, up to 16 deep; what the chain returns goes on with
+//!   the next rule (after `jump`) or to the caller (after `goto`); `return`
+//!   and the end of the base chain lead to its policy;
 //! - any other rule that may match the connection (other matches, `limit`,
-//!   `jump`/`goto`, verdict maps, `xt` matches, unknown expressions, `return`
-//!   from a policy-accept chain aside) leaves its ports undecided: no
-//!   finding, but a note ("not verified"), and later rules are not consulted
-//!   for those ports.
+//!   verdict maps, `xt` matches, queues, unknown expressions) leaves its
+//!   ports undecided: no finding, but a note ("not verified"), and later
+//!   rules are not consulted for those ports.
 //!
-//! If an output `nat` chain rewrites destinations, nothing is concluded for
-//! that family (a note says so). Netdev `egress` chains, policy routing and
+//! If an output chain (or a chain it jumps to) may rewrite destinations
+//! (NAT, payload mangling, tproxy), nothing is concluded for that family (a
+//! note says so). Netdev `egress` chains, policy routing and
 //! the forward path are not read. So an `outbound-blocked` finding is
 //! certain (for the ports and chain it names); its absence proves nothing
 //! where a note says "not verified".
@@ -69,7 +73,11 @@ enum Action {
     Drop,
     /// `return` (in a base chain: the policy).
     Return,
-    /// Anything else (jump, goto, queue, verdict map, unknown target).
+    /// `jump CHAIN`.
+    Jump(String),
+    /// `goto CHAIN`.
+    Goto(String),
+    /// Anything else (queue, verdict map, unknown target).
     Other(String),
 }
 
@@ -300,6 +308,21 @@ fn effect(table: &Table, rule: &Rule, w: &Want<'_>, ports: &PortSet) -> Option<E
                     }
                     (
                         Some(Loaded {
+                            field: Field::CtState,
+                            mask: None,
+                        }),
+                        Some((_, elems)),
+                    ) => {
+                        const NEW: u64 = 8;
+                        let hit = elems.iter().any(|(lo, hi)| le(lo) <= NEW && NEW <= le(hi));
+                        if hit != *invert {
+                            Truth::Always
+                        } else {
+                            Truth::Never
+                        }
+                    }
+                    (
+                        Some(Loaded {
                             field: Field::L4Proto,
                             mask: None,
                         }),
@@ -358,6 +381,8 @@ fn effect(table: &Table, rule: &Rule, w: &Want<'_>, ports: &PortSet) -> Option<E
                     NftVerdict::Drop => Action::Drop,
                     NftVerdict::Continue => Action::Continue,
                     NftVerdict::Return => Action::Return,
+                    NftVerdict::Jump(c) => Action::Jump(c.clone()),
+                    NftVerdict::Goto(c) => Action::Goto(c.clone()),
                     other => Action::Other(other.to_string()),
                 };
                 break;
@@ -575,18 +600,22 @@ fn cond_cmp(
     }
 }
 
-/// What one chain does to the connection's ports.
+/// Most nested jumps followed (the kernel's `NFT_JUMP_STACK_SIZE`).
+const MAX_DEPTH: usize = 16;
+
+/// What becomes of the ports that enter a chain.
 #[derive(Default)]
-struct ChainResult {
-    /// Ports certainly refused, by rule or policy.
+struct Walk {
+    /// Ports certainly refused, by rule.
     blocked: Vec<(PortSet, DecidedBy)>,
     /// Ports not decided, with why.
     unverified: Vec<(PortSet, String)>,
+    /// Ports that leave the chain by `return` or its end.
+    returned: PortSet,
 }
 
-fn walk(table: &Table, chain: &Chain, w: &Want<'_>, ports: &PortSet) -> ChainResult {
-    let base = chain.base.as_ref().expect("a base chain");
-    let mut res = ChainResult::default();
+fn walk_chain(table: &Table, chain: &Chain, w: &Want<'_>, ports: &PortSet, depth: usize) -> Walk {
+    let mut res = Walk::default();
     let mut undecided = ports.clone();
     let rule_ref = |r: &Rule| {
         DecidedBy::Rule(RuleRef {
@@ -596,13 +625,11 @@ fn walk(table: &Table, chain: &Chain, w: &Want<'_>, ports: &PortSet) -> ChainRes
             handle: r.handle,
         })
     };
-    let policy_ref = || {
-        DecidedBy::Policy(PolicyRef {
-            family: table.family,
-            table: table.name.clone(),
-            chain: chain.name.clone(),
-            policy: base.policy,
-        })
+    let unverified = |rule: &Rule, why: &str| {
+        format!(
+            "table {} {} chain {} rule handle {} {why}",
+            table.family, table.name, chain.name, rule.handle
+        )
     };
     for rule in &chain.rules {
         if undecided.is_empty() {
@@ -615,37 +642,62 @@ fn walk(table: &Table, chain: &Chain, w: &Want<'_>, ports: &PortSet) -> ChainRes
         if hit.is_empty() || eff.action == Action::Continue {
             continue;
         }
-        let mut decide = |hit: &PortSet| undecided = undecided.subtract(hit);
-        match (&eff.action, eff.exact) {
-            (Action::Accept, true) => decide(&hit),
-            (Action::Drop, true) => {
+        let target = match &eff.action {
+            Action::Jump(t) | Action::Goto(t) => table.chain(t).filter(|_| depth < MAX_DEPTH),
+            _ => None,
+        };
+        match (&eff.action, eff.exact, target) {
+            (Action::Accept, true, _) => undecided = undecided.subtract(&hit),
+            (Action::Drop, true, _) => {
                 res.blocked.push((hit.clone(), rule_ref(rule)));
-                decide(&hit);
+                undecided = undecided.subtract(&hit);
             }
-            (Action::Return, true) => {
-                if base.policy == Policy::Drop {
-                    res.blocked.push((hit.clone(), policy_ref()));
+            (Action::Return, true, _) => {
+                res.returned = res.returned.union(&hit);
+                undecided = undecided.subtract(&hit);
+            }
+            (Action::Jump(_) | Action::Goto(_), true, Some(sub_chain)) => {
+                let sub = walk_chain(table, sub_chain, w, &hit, depth + 1);
+                res.blocked.extend(sub.blocked);
+                res.unverified.extend(sub.unverified);
+                if matches!(eff.action, Action::Jump(_)) {
+                    // What the jumped-to chain returns goes on with the next rule.
+                    undecided = undecided.subtract(&hit.subtract(&sub.returned));
+                } else {
+                    res.returned = res.returned.union(&sub.returned);
+                    undecided = undecided.subtract(&hit);
                 }
-                decide(&hit);
             }
-            (action, _) => {
+            (action, _, _) => {
                 let why = match action {
                     Action::Other(what) => format!("ends in {what}"),
+                    Action::Jump(t) | Action::Goto(t) if eff.exact => {
+                        format!("jumps to chain {t}, which portwarden could not follow")
+                    }
                     _ => eff.why.clone().unwrap_or_else(|| "is not evaluated".into()),
                 };
-                res.unverified.push((
-                    hit.clone(),
-                    format!(
-                        "table {} {} chain {} rule handle {} {why}",
-                        table.family, table.name, chain.name, rule.handle
-                    ),
-                ));
-                decide(&hit);
+                res.unverified.push((hit.clone(), unverified(rule, &why)));
+                undecided = undecided.subtract(&hit);
             }
         }
     }
-    if !undecided.is_empty() && base.policy == Policy::Drop {
-        res.blocked.push((undecided, policy_ref()));
+    res.returned = res.returned.union(&undecided);
+    res
+}
+
+/// What a base chain does to the connection's ports: what reaches the
+/// policy is refused when the policy is `drop`.
+fn walk(table: &Table, chain: &Chain, w: &Want<'_>, ports: &PortSet) -> Walk {
+    let base = chain.base.as_ref().expect("a base chain");
+    let mut res = walk_chain(table, chain, w, ports, 0);
+    if !res.returned.is_empty() && base.policy == Policy::Drop {
+        let d = DecidedBy::Policy(PolicyRef {
+            family: table.family,
+            table: table.name.clone(),
+            chain: chain.name.clone(),
+            policy: base.policy,
+        });
+        res.blocked.push((res.returned.clone(), d));
     }
     res
 }
@@ -659,16 +711,24 @@ fn sees(table: Family, v6: bool) -> bool {
     }
 }
 
-fn rewrites_destination(chain: &Chain) -> bool {
+/// Whether a chain, or a chain it jumps to, may rewrite packets (NAT,
+/// payload mangling, tproxy).
+fn rewrites_destination(table: &Table, chain: &Chain, depth: usize) -> bool {
     chain.rules.iter().any(|r| {
-        r.exprs.iter().any(|e| {
-            matches!(
-                e,
-                Expr::Nat { .. }
-                    | Expr::Redir { .. }
-                    | Expr::PayloadSet { .. }
-                    | Expr::Tproxy { .. }
-            )
+        r.exprs.iter().any(|e| match e {
+            Expr::Nat { .. }
+            | Expr::Redir { .. }
+            | Expr::PayloadSet { .. }
+            | Expr::Tproxy { .. } => true,
+            Expr::Immediate {
+                verdict: Some(NftVerdict::Jump(t) | NftVerdict::Goto(t)),
+                ..
+            } => match table.chain(t) {
+                Some(c) if depth < MAX_DEPTH => rewrites_destination(table, c, depth + 1),
+                Some(_) => true,
+                None => false,
+            },
+            _ => false,
         })
     })
 }
@@ -735,7 +795,7 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 .iter()
                 .filter(|(t, _)| sees(t.family, v6))
                 .collect();
-            if let Some((t, c)) = chains.iter().find(|(_, c)| rewrites_destination(c)) {
+            if let Some((t, c)) = chains.iter().find(|(t, c)| rewrites_destination(t, c, 0)) {
                 notes.push(format!(
                     "outbound {} {} to {} ({what}) not verified: table {} {} chain {} may rewrite destinations",
                     r.proto, r.ports, if v6 { "IPv6 peers" } else { "IPv4 peers" }, t.family, t.name, c.name

@@ -690,6 +690,8 @@ fn not_listening_only_where_the_catalog_says_a_service_listens() {
 
 #[test]
 fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
+    let limit =
+        json!({"type": "limit", "rate": 1, "unit": 1, "burst": 5, "bytes": false, "invert": false});
     let s = snap(vec![
         chain("input", Some(("input", "accept")), vec![]),
         chain(
@@ -701,11 +703,27 @@ fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
                 cat(vec![
                     l4proto(6),
                     dport(8087),
-                    vec![verdict(json!({"jump": "extra"}))],
+                    vec![limit, verdict(json!("accept"))],
+                ]),
+                vec![verdict(json!({"jump": "extra"}))],
+            ],
+        ),
+        chain(
+            "extra",
+            None,
+            vec![
+                cat(vec![
+                    l4proto(6),
+                    dport(8086),
+                    vec![verdict(json!("return"))],
+                ]),
+                cat(vec![
+                    l4proto(6),
+                    dport(2546),
+                    vec![verdict(json!("accept"))],
                 ]),
             ],
         ),
-        chain("extra", None, vec![]),
     ]);
     let r = Case::new(
         s,
@@ -717,32 +735,42 @@ fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
         .iter()
         .map(|f| (f.requirement.clone().unwrap(), ports(f)))
         .collect();
+    // 2546 is accepted in the jumped-to chain; 8086 returns from it and
+    // meets the policy; 443 is accepted; 8087 is behind a limit.
     assert_eq!(
         got,
-        [
-            ("vault".to_string(), "2546".to_string()),
-            ("registration".to_string(), "8086".to_string())
-        ],
+        [("registration".to_string(), "8086".to_string())],
         "{}",
         r.to_json()
     );
-    let reg = b[1];
+    let reg = b[0];
     assert_eq!(reg.direction, Direction::Out);
+    assert_eq!(reg.severity, Severity::Critical);
     assert_eq!(peers(reg), ["10.200.86.0/24"]);
+    assert!(matches!(
+        reg.evidence[0],
+        Evidence::Policy {
+            policy: Policy::Drop,
+            ..
+        }
+    ));
     assert_eq!(
         reg.fix.as_ref().unwrap().nft,
         "nft add rule inet filter output ip daddr 10.200.86.0/24 tcp dport 8086 accept"
     );
-    // 8087 goes through a jump: not verified, said in a note.
     assert!(
         r.notes.iter().any(|n| n.contains("outbound tcp 8087")
             && n.contains("not verified")
-            && n.contains("jump extra")),
+            && n.contains("rule handle 12 uses limit")),
         "{:#?}",
         r.notes
     );
-    // Vault peers are unbound (any address): both families, policy drop on inet.
-    assert_eq!(peers(b[0]), ["0.0.0.0/0", "::/0"]);
+    assert_eq!(
+        r.notes.iter().filter(|n| n.contains("outbound")).count(),
+        1,
+        "{:#?}",
+        r.notes
+    );
 }
 
 #[test]
@@ -1087,6 +1115,47 @@ fn fix_text_for_nft_firewalld_and_ufw() {
         &[except],
     );
     assert!(f.firewalld.unwrap().contains("--add-rich-rule='rule family=\"ipv4\" source NOT address=\"10.0.0.10/32\" port port=\"22\" protocol=\"tcp\" drop'"));
+    // Several exceptions: a firewalld ipset of them.
+    let mut two = access(
+        &["pw-pub"],
+        Some(&["0.0.0.0/0"]),
+        AddrFamily::V4,
+        &[(22, 22)],
+    );
+    two.sources = Some(two.sources.unwrap().subtract(&AddrSet::from_prefixes(
+        AddrFamily::V4,
+        [
+            "10.0.0.10/32".parse().unwrap(),
+            "10.0.0.20/32".parse().unwrap(),
+        ],
+    )));
+    let fw = fix::close_inbound(
+        Manager::Firewalld,
+        &snapshot,
+        Some(&by),
+        false,
+        Proto::Tcp,
+        &[two],
+    )
+    .firewalld
+    .unwrap();
+    let lines: Vec<&str> = fw.lines().collect();
+    assert_eq!(lines.len(), 4, "{fw}");
+    assert!(
+        lines[0].starts_with("firewall-cmd --permanent --new-ipset=pw-")
+            && lines[0].ends_with(" --type=hash:net"),
+        "{fw}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "for e in 10.0.0.10/32 10.0.0.20/32; do firewall-cmd --permanent --ipset=pw-"
+        ),
+        "{fw}"
+    );
+    assert!(
+        lines[2].contains("rule family=\"ipv4\" source NOT ipset=\"pw-"),
+        "{fw}"
+    );
     // An IPv6 block is never put in an `ip` table.
     let v6 = access(
         &["pw-pub"],
