@@ -335,7 +335,7 @@ fn representative(part: &AddrSet, iface: &Interface, to: IpAddr) -> Option<IpAdd
     for net in iface
         .addrs
         .iter()
-        .filter(|n| family_of(n.addr()) == part.family())
+        .filter(|n| n.addr().is_ipv6() == region::is_v6(part.family()))
     {
         for h in net.hosts().take(4) {
             if h != to && part.contains(h) {

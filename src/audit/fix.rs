@@ -103,9 +103,9 @@ pub(crate) struct Access {
     pub ports: PortSet,
 }
 
-fn set_key(s: &AddrSet) -> (AddrFamily, Vec<String>) {
+fn set_key(s: &AddrSet) -> (bool, Vec<String>) {
     (
-        s.family(),
+        super::region::is_v6(s.family()),
         s.to_prefixes().iter().map(ToString::to_string).collect(),
     )
 }
@@ -114,7 +114,7 @@ fn set_key(s: &AddrSet) -> (AddrFamily, Vec<String>) {
 /// sources on the same interfaces share a block; an all-IPv4 and an
 /// all-IPv6 block with the same ports and interfaces become one.
 pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
-    type SrcKey = (AddrFamily, Vec<String>);
+    type SrcKey = (bool, Vec<String>);
     // (iface, sources) -> ports
     let mut per_if: BTreeMap<(String, SrcKey), (AddrSet, PortSet)> = BTreeMap::new();
     for p in pieces {
@@ -152,14 +152,14 @@ pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
     // Merge the all-v4 / all-v6 pairs.
     let mut i = 0;
     while i < out.len() {
-        let is_all = |a: &Access, f: AddrFamily| {
+        let is_all = |a: &Access, v6: bool| {
             a.sources
                 .as_ref()
-                .is_some_and(|s| s.is_all() && s.family() == f)
+                .is_some_and(|s| s.is_all() && super::region::is_v6(s.family()) == v6)
         };
-        if is_all(&out[i], AddrFamily::V4) {
+        if is_all(&out[i], false) {
             let twin = out.iter().position(|b| {
-                is_all(b, AddrFamily::V6) && b.ifaces == out[i].ifaces && b.ports == out[i].ports
+                is_all(b, true) && b.ifaces == out[i].ifaces && b.ports == out[i].ports
             });
             if let Some(j) = twin {
                 out[i].sources = None;

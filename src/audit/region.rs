@@ -97,6 +97,12 @@ pub fn requirement_peers(r: &ResolvedRequirement, cfg: &HostConfig) -> Peers {
     Peers::from_nets(&nets, false)
 }
 
+/// Whether a family is IPv6 (compares families without assuming more of
+/// [`AddrFamily`] than its two variants).
+pub fn is_v6(f: AddrFamily) -> bool {
+    matches!(f, AddrFamily::V6)
+}
+
 /// The family of an address.
 pub fn family_of(a: IpAddr) -> AddrFamily {
     if a.is_ipv4() {
@@ -133,7 +139,7 @@ pub fn uncovered(ports: &PortSet, base: &AddrSet, covers: &[Rect]) -> Vec<(PortR
     }
     let relevant: Vec<&Rect> = covers
         .iter()
-        .filter(|c| c.sources.family() == base.family())
+        .filter(|c| is_v6(c.sources.family()) == is_v6(base.family()))
         .filter(|c| !c.ports.intersect(ports).is_empty())
         .filter(|c| !c.sources.intersect(base).is_empty())
         .collect();
@@ -180,7 +186,7 @@ pub fn uncovered(ports: &PortSet, base: &AddrSet, covers: &[Rect]) -> Vec<(PortR
 /// Whether any of `covers` overlaps `ports` × `base`.
 pub fn overlaps(ports: &PortSet, base: &AddrSet, covers: &[Rect]) -> bool {
     covers.iter().any(|c| {
-        c.sources.family() == base.family()
+        is_v6(c.sources.family()) == is_v6(base.family())
             && !c.ports.intersect(ports).is_empty()
             && !c.sources.intersect(base).is_empty()
     })

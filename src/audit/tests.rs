@@ -151,7 +151,9 @@ impl Case {
         Case {
             snapshot,
             routes: topology(),
-            exposure: Exposure::default(),
+            exposure: Exposure {
+                openings: Vec::new(),
+            },
             listeners: Vec::new(),
             config: config(config_text),
         }
