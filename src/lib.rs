@@ -8,6 +8,7 @@
 //! sockets) over rtnetlink and sock_diag, without `unsafe`.
 
 pub mod addrs;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod eval;

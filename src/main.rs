@@ -1,11 +1,12 @@
 //! The `portwarden` command line.
 
 mod explain;
+mod exposure_text;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use portwarden::catalog::{self, Catalog};
-use portwarden::config::{self, HostConfig};
+use portwarden::config::{self, CliOptions, HostConfig};
 use portwarden::eval::Evaluator;
 use portwarden::host::{self, read_routes, HostError};
 use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
@@ -103,6 +104,71 @@ enum Command {
     /// on (or why it cannot be decided). Reads the ruleset over netlink and
     /// the interfaces and routes of this network namespace.
     Explain(ExplainArgs),
+    /// Map what the live ruleset accepts: every new inbound TCP and UDP
+    /// connection, over all source addresses and ports.
+    ///
+    /// For each family, protocol, input interface and local address, the
+    /// destination port intervals that are accepted, each with the source
+    /// prefixes (and source ports) it is accepted from and the rule or policy
+    /// that lets it in. Computed from classes of connections the ruleset
+    /// cannot tell apart, each decided as `explain` decides it, so the map and
+    /// `explain` always agree. `unknown` marks regions that depend on
+    /// something the snapshot cannot decide.
+    ///
+    /// JSON: {"generation": N, "openings": [{"family", "proto", "iif", "to",
+    /// "ports": [first, last], "sports": [first, last], "sources": [prefixes],
+    /// "verdict": "accept"|"unknown", "decided_by", "reason"}], "notes"}.
+    ///
+    /// Exit codes: 0 ok, and the read errors of `dump` (77, 69, 75, 76, 74).
+    Exposure {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// How many times to start over when the ruleset changes mid-read.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        tries: u32,
+    },
+    /// Audit this host: what the live ruleset, the listening sockets and the
+    /// host's roles mean together.
+    ///
+    /// Reads the ruleset (one generation), the interfaces and routes and the
+    /// listening sockets of this network namespace, and reports missing and
+    /// excess openings, exposed listeners, required services not listening
+    /// and blocked outbound connections, each with evidence and a fix.
+    ///
+    /// The roles come from the configuration file (--config, default
+    /// /etc/portwarden/portwarden.toml), or, without a file, from --role
+    /// (with --peer, --private-iface and --set).
+    ///
+    /// Exit codes (monitoring-plugin convention): 0 no warnings, 1 warnings,
+    /// 2 criticals, 3 could not audit (bad configuration, no permission,
+    /// read error; the reason is one line on stderr).
+    ///
+    /// Examples: portwarden audit --format json;
+    /// portwarden audit --role veeam-linux-repository --peer backup_server=10.0.0.10
+    Audit {
+        /// The configuration file (not with --role).
+        #[arg(long, conflicts_with = "role")]
+        config: Option<PathBuf>,
+        /// A role the host plays, instead of a configuration file (repeatable).
+        #[arg(long = "role", value_name = "ID")]
+        role: Vec<String>,
+        /// Bind a peer group: GROUP=ADDR[/LEN][,ADDR...] (repeatable; with --role).
+        #[arg(long = "peer", value_name = "GROUP=PREFIX", requires = "role")]
+        peer: Vec<String>,
+        /// An interface facing the private network (repeatable; with --role).
+        #[arg(long = "private-iface", value_name = "IF", requires = "role")]
+        private_iface: Vec<String>,
+        /// A host setting: NAME=VALUE (repeatable; with --role).
+        #[arg(long = "set", value_name = "NAME=VALUE", requires = "role")]
+        set: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// How many times to start over when the ruleset changes mid-read.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        tries: u32,
+    },
 }
 
 const EXPLAIN_EXAMPLES: &str = "\
@@ -153,6 +219,15 @@ struct ExplainArgs {
     tries: u32,
 }
 
+/// Output format of `audit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Readable text, grouped by role.
+    Text,
+    /// `{"generation": N, "findings": [...], "notes": [...]}`.
+    Json,
+}
+
 #[derive(Subcommand)]
 enum RolesCommand {
     /// Show one role: its requirements, each with its source.
@@ -169,7 +244,19 @@ fn load_catalog() -> anyhow::Result<Catalog> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // `audit` keeps the monitoring-plugin convention: a usage error is
+        // "could not audit" (3), not clap's 2 (which would read as critical).
+        Err(e) if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("audit") => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("portwarden: cannot audit: {first} (see portwarden audit --help)");
+            return ExitCode::from(CANNOT_AUDIT);
+        }
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -256,6 +343,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             finish(out)
         }
         Command::Explain(a) => run_explain(a),
+        Command::Exposure { json, tries } => {
+            let snap = read_snapshot(&ReadOptions { max_tries: tries })?;
+            let routes = read_routes()?;
+            let x = Evaluator::new(&snap, routes).exposure();
+            let stdout = io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            if json {
+                #[derive(serde::Serialize)]
+                struct Doc<'a> {
+                    generation: u32,
+                    #[serde(flatten)]
+                    exposure: &'a portwarden::eval::exposure::Exposure,
+                }
+                let doc = Doc {
+                    generation: snap.generation,
+                    exposure: &x,
+                };
+                serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
+                writeln!(out)?;
+            } else {
+                out.write_all(exposure_text::text(&x).as_bytes())?;
+            }
+            finish(out)
+        }
         Command::CheckConfig { config } => {
             let cat = load_catalog()?;
             match HostConfig::load(&config, &cat) {
@@ -272,6 +383,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Audit {
+            config,
+            role,
+            peer,
+            private_iface,
+            set,
+            format,
+            tries,
+        } => Ok(audit(
+            config,
+            CliOptions {
+                roles: role,
+                peers: peer,
+                settings: set,
+                private_interfaces: private_iface,
+            },
+            format,
+            tries,
+        )),
     }
 }
 
@@ -354,6 +484,74 @@ fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing output"),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Exit code when the audit could not be done.
+const CANNOT_AUDIT: u8 = 3;
+
+/// `portwarden audit`: gathers the inputs, audits, prints. Every failure
+/// before the report is exit 3 with one line on stderr.
+fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -> ExitCode {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        let text = e.to_string();
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let first = lines.next().unwrap_or_default().trim().to_string();
+        let more = lines.count();
+        let more = if more > 0 {
+            format!(" (and {more} more lines; see portwarden check-config)")
+        } else {
+            String::new()
+        };
+        eprintln!("portwarden: cannot audit: {what}: {first}{more}");
+        ExitCode::from(CANNOT_AUDIT)
+    };
+    let cat = match load_catalog() {
+        Ok(c) => c,
+        Err(e) => return fail("catalog", &e),
+    };
+    let loaded = if cli.roles.is_empty() {
+        let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+        HostConfig::load(&path, &cat)
+    } else {
+        HostConfig::from_cli_options(&cat, &cli)
+    };
+    let (cfg, warnings) = match loaded {
+        Ok(c) => c,
+        Err(e) => return fail("configuration", &e),
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let reqs = match cat.resolve(&cfg.roles, &cfg.settings) {
+        Ok(r) => r,
+        Err(e) => return fail("roles", &e),
+    };
+    let snapshot = match read_snapshot(&ReadOptions { max_tries: tries }) {
+        Ok(s) => s,
+        Err(e) => return fail("reading the ruleset", &e),
+    };
+    let routes = match host::read_routes() {
+        Ok(r) => r,
+        Err(e) => return fail("reading interfaces and routes", &e),
+    };
+    let listeners = match host::read_listeners() {
+        Ok(l) => l,
+        Err(e) => return fail("reading listening sockets", &e),
+    };
+    let report = portwarden::audit::audit_snapshot(&snapshot, routes, &listeners, &reqs, &cfg);
+    let text = match format {
+        Format::Json => report.to_json() + "\n",
+        Format::Text => {
+            portwarden::audit::text::render(&report, portwarden::audit::text::colour_for_stdout())
+        }
+    };
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return fail("writing the report", &e);
+        }
+    }
+    ExitCode::from(report.exit_code())
 }
 
 fn print_role(role: &catalog::Role) {

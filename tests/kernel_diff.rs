@@ -17,7 +17,7 @@
 //!    expectations), their neighbours, the catalog's ports and a seeded
 //!    random sample; each probe has its own source port;
 //! 3. `portwarden explain --batch` answers them all in the host namespace
-//!    (and `portwarden exposure --json`, when the binary has it);
+//!    (and `portwarden exposure --json`);
 //! 4. a recorder table (`inet pw_seen`, an input chain at priority
 //!    2147483647, after every other input chain) records
 //!    `iifname . saddr . l4proto . sport . dport` of every TCP/UDP packet
@@ -824,17 +824,13 @@ fn explain_batch(ns: &Netns, probes: &[Probe]) -> Vec<Value> {
     answers
 }
 
-/// `portwarden exposure --json` compared with explain (against the contract
-/// in /work/notes/api.md); `None` when the binary has no `exposure` yet.
-fn exposure_check(ns: &Netns, probes: &[Probe], answers: &[Value]) -> Option<Vec<String>> {
+/// `portwarden exposure --json` compared with explain, probe by probe.
+fn exposure_check(ns: &Netns, probes: &[Probe], answers: &[Value]) -> Vec<String> {
     let out = ns.portwarden(&["exposure", "--json"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(2) && err.contains("unrecognized subcommand") {
-        return None;
-    }
     assert!(out.status.success(), "exposure --json failed: {err}");
     let v: Value = serde_json::from_slice(&out.stdout).expect("exposure JSON");
-    Some(exposure_disagreements(&v, probes, answers))
+    exposure_disagreements(&v, probes, answers)
 }
 
 /// Probes where "explain accepts" and "an accepting opening of the exposure
@@ -926,7 +922,7 @@ struct Report {
     retested: usize,
     disagreements: Vec<String>,
     unknown: Vec<String>,
-    exposure: Option<Vec<String>>,
+    exposure: Vec<String>,
     seconds: f64,
 }
 
@@ -1133,10 +1129,10 @@ fn explain_agrees_with_the_kernel_on_every_fixture() {
         ran += 1;
         total += r.probes;
         accepted += r.kernel_accepted;
-        let exp = match &r.exposure {
-            None => "exposure: not available".to_string(),
-            Some(b) if b.is_empty() => "exposure agrees".to_string(),
-            Some(b) => format!("exposure DIFFERS on {}", b.len()),
+        let exp = if r.exposure.is_empty() {
+            "exposure agrees".to_string()
+        } else {
+            format!("exposure DIFFERS on {}", r.exposure.len())
         };
         eprintln!(
             "kernel_diff {name}: {} probes, kernel accepted {}, {} disagreements, {} unknown, {} stateful sent last, {} retested alone; {exp} ({:.1} s)",
@@ -1154,13 +1150,11 @@ fn explain_agrees_with_the_kernel_on_every_fixture() {
         for d in &r.disagreements {
             eprintln!("  DISAGREEMENT {name}: {d}");
         }
-        if let Some(b) = &r.exposure {
-            for d in b {
-                eprintln!("  EXPOSURE {name}: {d}");
-            }
-            if !b.is_empty() {
-                exposure_failures.insert(name.clone(), b.len());
-            }
+        for d in &r.exposure {
+            eprintln!("  EXPOSURE {name}: {d}");
+        }
+        if !r.exposure.is_empty() {
+            exposure_failures.insert(name.clone(), r.exposure.len());
         }
         if !r.disagreements.is_empty() {
             failures.insert(name.clone(), r.disagreements.len());

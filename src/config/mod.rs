@@ -292,6 +292,20 @@ pub struct HostConfig {
     pub remediation: RemediationConfig,
 }
 
+/// Command-line options that stand in for a configuration file (see
+/// [`HostConfig::from_cli_options`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CliOptions {
+    /// `--role ID`, in order.
+    pub roles: Vec<String>,
+    /// `--peer GROUP=ADDR[/LEN][,ADDR...]`.
+    pub peers: Vec<String>,
+    /// `--set NAME=VALUE`.
+    pub settings: Vec<String>,
+    /// `--private-iface IF`.
+    pub private_interfaces: Vec<String>,
+}
+
 fn default_in() -> Direction {
     Direction::In
 }
@@ -682,6 +696,26 @@ impl HostConfig {
         peers: &[S],
         settings: &[S],
     ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        let own = |v: &[S]| v.iter().map(|s| s.as_ref().to_string()).collect();
+        Self::from_cli_options(
+            catalog,
+            &CliOptions {
+                roles: own(roles),
+                peers: own(peers),
+                settings: own(settings),
+                private_interfaces: Vec::new(),
+            },
+        )
+    }
+
+    /// Like [`HostConfig::from_cli`], with every command-line option
+    /// including `--private-iface IF` (repeatable). All errors are reported
+    /// together.
+    pub fn from_cli_options(
+        catalog: &Catalog,
+        opts: &CliOptions,
+    ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        let (roles, peers, settings) = (&opts.roles, &opts.peers, &opts.settings);
         let mut ck = Checker {
             catalog,
             errors: Vec::new(),
@@ -693,10 +727,9 @@ impl HostConfig {
                 Some("at least one --role ID".into());
         }
         for id in roles {
-            ck.role(id.as_ref().trim(), None, &mut cfg.roles);
+            ck.role(id.trim(), None, &mut cfg.roles);
         }
         for arg in peers {
-            let arg = arg.as_ref();
             let Some((group, list)) = arg.split_once('=') else {
                 ck.error(None, K::InvalidValue, format!("--peer {arg:?} has no '='"))
                     .expected =
@@ -714,7 +747,6 @@ impl HostConfig {
             }
         }
         for arg in settings {
-            let arg = arg.as_ref();
             let Some((name, value)) = arg.split_once('=') else {
                 ck.error(None, K::InvalidValue, format!("--set {arg:?} has no '='"))
                     .expected = Some("NAME=VALUE, e.g. veeam_data_range=legacy".into());
@@ -726,6 +758,13 @@ impl HostConfig {
                 v => SettingValue::Text(v.to_string()),
             };
             ck.setting(name.trim(), value, None, None, &mut cfg.settings);
+        }
+        for name in &opts.private_interfaces {
+            if let Some(n) = ck.interface(name.trim(), None) {
+                if !cfg.private_interfaces.contains(&n) {
+                    cfg.private_interfaces.push(n);
+                }
+            }
         }
         if ck.errors.is_empty() {
             ck.unused_groups(&cfg, |_| None);

@@ -468,3 +468,30 @@ fn load_reads_the_file_and_reports_io_errors() {
         Err(ConfigError::Io { .. })
     ));
 }
+
+#[test]
+fn from_cli_options_take_private_interfaces() {
+    let opts = CliOptions {
+        roles: vec!["evault-agent".into()],
+        peers: vec!["evault_management=10.0.0.0/8".into()],
+        settings: Vec::new(),
+        private_interfaces: vec!["eth1".into(), "vlan*".into(), "eth1".into()],
+    };
+    let (cfg, _) = HostConfig::from_cli_options(catalog(), &opts).unwrap();
+    assert_eq!(cfg.private_interfaces, ["eth1", "vlan*"]);
+    let bad = CliOptions {
+        private_interfaces: vec!["a/b".into()],
+        roles: vec!["evault-agnt".into()],
+        ..opts
+    };
+    let kinds: Vec<DiagnosticKind> = HostConfig::from_cli_options(catalog(), &bad)
+        .unwrap_err()
+        .diagnostics()
+        .iter()
+        .map(|d| d.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [DiagnosticKind::UnknownRole, DiagnosticKind::BadInterface]
+    );
+}

@@ -113,6 +113,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
+pub use exposure::{Exposure, Opening};
 pub use routes::{rtn, Interface, Route, RouteKind, Routes, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 
 use crate::snapshot::{Expr, Family, Hook, Policy, Snapshot};

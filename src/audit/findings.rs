@@ -1,0 +1,939 @@
+//! The inbound finding kinds: `missing-opening` / `partial-opening`,
+//! `excess-opening`, `exposed-listener` and `not-listening`.
+
+use super::fix::{self, Manager};
+use super::region::{self, family_of, iface_matches, requirement_peers, Peers, Rect};
+use super::{AuditInput, Draft, Evidence, Piece};
+use crate::addrs::{AddrFamily, AddrSet};
+use crate::catalog::{Direction, Proto, ResolvedRequirement, Scope};
+use crate::config::FindingKind;
+use crate::eval::{DecidedBy, Evaluator, Interface, Opening, Probe, Verdict, ARPHRD_LOOPBACK, L4};
+use crate::host::Listener;
+use crate::ports::{PortRange, PortSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// Source port of the probes the audit sends through the evaluator (in the
+/// Linux ephemeral range).
+pub const PROBE_SPORT: u16 = 40000;
+
+/// Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`):
+/// an opening counts as accepting a required connection only if it accepts
+/// every source port of this range.
+pub const CLIENT_SPORTS: (u16, u16) = (32768, 60999);
+
+/// Port ranges (between the ports where some rule's port test changes) up
+/// to this length are probed port by port for their blocker; longer ones by
+/// bisection.
+const SCAN_ALL: u32 = 64;
+
+/// The catalog's protocol as the evaluator's.
+pub fn l4(p: Proto) -> L4 {
+    match p {
+        Proto::Tcp => L4::Tcp,
+        Proto::Udp => L4::Udp,
+    }
+}
+
+/// What the finding functions share: the input, the firewall manager, and
+/// the host's non-loopback interfaces.
+pub(crate) struct Ctx<'a> {
+    pub input: AuditInput<'a>,
+    pub manager: Manager,
+    pub ifaces: Vec<&'a Interface>,
+    /// Ports where a verdict may change: every 2-byte constant of a rule
+    /// (and the port after it), the bounds of port-typed set elements and
+    /// the ports of xt tcp/udp/multiport matches.
+    pub port_marks: BTreeSet<u32>,
+}
+
+/// The ports at which some rule's port test can change its outcome.
+pub(crate) fn port_marks(snapshot: &crate::snapshot::Snapshot) -> BTreeSet<u32> {
+    use crate::snapshot::{value, xt::XtInfo, Expr};
+    let mut marks = BTreeSet::new();
+    let mut two = |b: &[u8]| {
+        if b.len() == 2 {
+            let v = u32::from(u16::from_be_bytes([b[0], b[1]]));
+            marks.insert(v);
+            marks.insert(v + 1);
+        }
+    };
+    for t in &snapshot.tables {
+        for c in &t.chains {
+            for r in &c.rules {
+                for e in &r.exprs {
+                    match e {
+                        Expr::Cmp { data, .. } => two(data.as_slice()),
+                        Expr::Range { from, to, .. } => {
+                            two(from.as_slice());
+                            two(to.as_slice());
+                        }
+                        Expr::Match { info, .. } => match &**info {
+                            XtInfo::Tcp { sport, dport, .. } | XtInfo::Udp { sport, dport, .. } => {
+                                for p in sport.iter().chain(dport.iter()) {
+                                    two(&p.to_be_bytes());
+                                }
+                            }
+                            XtInfo::Multiport { ports, .. } => {
+                                for p in ports {
+                                    two(&p.to_be_bytes());
+                                }
+                            }
+                            _ => {}
+                        },
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for set in &t.sets {
+            let offsets = set.key.offsets();
+            for (dt, (off, len)) in set.key.0.iter().zip(offsets) {
+                if dt.id != value::INET_SERVICE || len != 2 {
+                    continue;
+                }
+                for el in &set.elements {
+                    for k in [Some(&el.key), el.key_end.as_ref()].into_iter().flatten() {
+                        if let Some(b) = k.as_slice().get(off..off + 2) {
+                            two(b);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    marks
+}
+
+/// Whether an interface is a loopback interface.
+pub fn is_loopback(i: &Interface) -> bool {
+    i.iftype == ARPHRD_LOOPBACK || i.name == "lo"
+}
+
+/// The local addresses of an interface that peers connect to (IPv6
+/// link-local addresses are left out).
+pub fn local_addrs(i: &Interface) -> Vec<IpAddr> {
+    i.addrs
+        .iter()
+        .map(|n| n.addr())
+        .filter(|a| match a {
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+            IpAddr::V4(_) => true,
+        })
+        .collect()
+}
+
+fn covers_clients(o: &Opening) -> bool {
+    o.sports.first() <= CLIENT_SPORTS.0 && o.sports.last() >= CLIENT_SPORTS.1
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(input: &AuditInput<'a>, manager: Manager) -> Ctx<'a> {
+        let ifaces = input
+            .evaluator
+            .routes()
+            .interfaces
+            .iter()
+            .filter(|i| !is_loopback(i))
+            .collect();
+        Ctx {
+            input: *input,
+            manager,
+            ifaces,
+            port_marks: port_marks(input.snapshot),
+        }
+    }
+
+    fn evaluator(&self) -> &'a Evaluator {
+        self.input.evaluator
+    }
+
+    /// The interfaces a requirement concerns, and whether the private
+    /// interfaces had to be replaced by all (none configured).
+    pub fn applicable(&self, scope: Scope) -> (Vec<&'a Interface>, bool) {
+        let private = &self.input.config.private_interfaces;
+        match scope {
+            Scope::Any => (self.ifaces.clone(), false),
+            Scope::Private if private.is_empty() => (self.ifaces.clone(), true),
+            Scope::Private => (
+                self.ifaces
+                    .iter()
+                    .copied()
+                    .filter(|i| private.iter().any(|p| iface_matches(p, &i.name)))
+                    .collect(),
+                false,
+            ),
+        }
+    }
+
+    /// Whether a requirement of `scope` concerns interface `name`.
+    fn applies_to(&self, scope: Scope, name: &str) -> bool {
+        let private = &self.input.config.private_interfaces;
+        scope == Scope::Any || private.is_empty() || private.iter().any(|p| iface_matches(p, name))
+    }
+
+    /// Openings of a protocol on one interface and local address, with one verdict.
+    fn openings(
+        &self,
+        proto: L4,
+        iif: &str,
+        to: IpAddr,
+        verdict: Verdict,
+    ) -> impl Iterator<Item = &'a Opening> + '_ {
+        let iif = iif.to_string();
+        self.input
+            .exposure
+            .openings
+            .iter()
+            .filter(move |o| o.proto == proto && o.iif == iif && o.to == to && o.verdict == verdict)
+    }
+
+    /// What requirements and `[[allow]]` entries want accepted on interface
+    /// `iif`, for `proto` and one family, as rectangles.
+    pub fn wanted(&self, proto: Proto, iif: &str, fam: AddrFamily) -> Vec<Rect> {
+        let mut out = Vec::new();
+        for r in self.input.requirements {
+            if r.direction != Direction::In || r.proto != proto || !self.applies_to(r.scope, iif) {
+                continue;
+            }
+            let peers = requirement_peers(r, self.input.config);
+            let sources = peers.family(fam).clone();
+            if !sources.is_empty() {
+                out.push(Rect {
+                    ports: r.ports.clone(),
+                    sources,
+                });
+            }
+        }
+        for a in &self.input.config.allow {
+            if a.direction != Direction::In
+                || a.proto != proto
+                || !(a.interfaces.is_empty() || a.interfaces.iter().any(|p| iface_matches(p, iif)))
+            {
+                continue;
+            }
+            let sources = Peers::from_nets(&a.addresses, true).family(fam).clone();
+            if !sources.is_empty() {
+                out.push(Rect {
+                    ports: a.ports.clone(),
+                    sources,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A part of a region on one interface and local address, with the rule or
+/// policy that decides it.
+#[derive(Clone, Debug)]
+pub(crate) struct RawPiece {
+    pub iface: String,
+    pub to: IpAddr,
+    pub ports: PortRange,
+    pub sources: AddrSet,
+    pub decided_by: Option<DecidedBy>,
+}
+
+/// Pieces merged for a finding: total ports, peers and interfaces, and the
+/// per-(interface, address, peers) breakdown.
+pub(crate) struct Merged {
+    pub ports: PortSet,
+    pub peers: Peers,
+    pub interfaces: Vec<String>,
+    pub pieces: Vec<Piece>,
+}
+
+/// Interface, local address and peer prefixes (as text, for ordering).
+type PieceKey = (String, IpAddr, Vec<String>);
+
+pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
+    let mut ports = PortSet::new();
+    let mut peers = Peers::none();
+    let mut interfaces = BTreeSet::new();
+    // (iface, to, peers) -> ports
+    let mut by: BTreeMap<PieceKey, (Vec<ipnet::IpNet>, PortSet)> = BTreeMap::new();
+    for p in pieces {
+        let ps = PortSet::from_ranges([p.ports]);
+        ports = ports.union(&ps);
+        peers.add(&p.sources);
+        interfaces.insert(p.iface.clone());
+        let nets = p.sources.to_prefixes();
+        let key = (
+            p.iface.clone(),
+            p.to,
+            nets.iter().map(ToString::to_string).collect(),
+        );
+        let e = by.entry(key).or_insert_with(|| (nets, PortSet::new()));
+        e.1 = e.1.union(&ps);
+    }
+    let pieces = by
+        .into_iter()
+        .map(|((iface, to, _), (nets, ports))| Piece {
+            interface: iface,
+            to,
+            ports,
+            peers: nets,
+        })
+        .collect();
+    Merged {
+        ports,
+        peers,
+        interfaces: interfaces.into_iter().collect(),
+        pieces,
+    }
+}
+
+/// `10.0.0.10/32, 10.0.0.0/8` or `any` (or `any except ...`), for summaries.
+pub fn peers_text(p: &Peers) -> String {
+    let all4 = p.v4.is_all();
+    let all6 = p.v6.is_all();
+    if all4 && all6 {
+        return "any address".into();
+    }
+    let part = |s: &AddrSet, name: &str| -> Option<String> {
+        if s.is_empty() {
+            return None;
+        }
+        if s.is_all() {
+            return Some(format!("any {name} address"));
+        }
+        let direct = s.to_prefixes();
+        let comp = s.complement().to_prefixes();
+        if comp.len() < direct.len() && comp.len() <= 4 {
+            let c: Vec<String> = comp.iter().map(ToString::to_string).collect();
+            return Some(format!("any {name} address except {}", c.join(", ")));
+        }
+        let mut v: Vec<String> = direct.iter().take(6).map(ToString::to_string).collect();
+        if direct.len() > 6 {
+            v.push(format!("... ({} prefixes)", direct.len()));
+        }
+        Some(v.join(", "))
+    };
+    [part(&p.v4, "IPv4"), part(&p.v6, "IPv6")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn blocker_text(d: &Option<DecidedBy>) -> String {
+    match d {
+        Some(d) => d.to_string(),
+        None => "no single rule (forwarded or undecided)".into(),
+    }
+}
+
+fn blocker_key(d: &Option<DecidedBy>) -> String {
+    d.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// An address of `part` to probe with: preferably one in a connected subnet
+/// of the interface (so reverse-path checks see a plausible peer), else the
+/// first host address of the first interval.
+fn representative(part: &AddrSet, iface: &Interface, to: IpAddr) -> Option<IpAddr> {
+    for net in iface
+        .addrs
+        .iter()
+        .filter(|n| n.addr().is_ipv6() == region::is_v6(part.family()))
+    {
+        for h in net.hosts().take(4) {
+            if h != to && part.contains(h) {
+                return Some(h);
+            }
+        }
+    }
+    let (first, last) = part.ranges().next()?;
+    let next = match first {
+        IpAddr::V4(a) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(a).wrapping_add(1))),
+        IpAddr::V6(a) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a).wrapping_add(1))),
+    };
+    Some(if first != last && part.contains(next) {
+        next
+    } else {
+        first
+    })
+}
+
+/// What decides a probe, with its verdict.
+fn decide(
+    ev: &Evaluator,
+    proto: L4,
+    from: IpAddr,
+    to: IpAddr,
+    iif: &str,
+    port: u16,
+) -> (Verdict, Option<DecidedBy>) {
+    let probe = Probe::new(proto, from, to, PROBE_SPORT, port, ev.iface(iif));
+    let a = ev.explain(&probe);
+    (a.verdict, a.decided_by)
+}
+
+type Decided = (Verdict, Option<DecidedBy>);
+
+/// Splits `range` into runs with the same decision. The range is first cut
+/// at `marks` (where some rule's port test can change); each part is then
+/// probed port by port when short, else by bisection (a run whose first,
+/// middle and last ports agree is taken as uniform).
+fn split_ports(
+    probe: &dyn Fn(u16) -> Decided,
+    range: PortRange,
+    marks: &BTreeSet<u32>,
+) -> Vec<(PortRange, Decided)> {
+    let mut out: Vec<(PortRange, Decided)> = Vec::new();
+    let push = |r: PortRange, d: Decided, out: &mut Vec<(PortRange, Decided)>| match out.last_mut()
+    {
+        Some((last, ld)) if *ld == d && u32::from(last.last()) + 1 == u32::from(r.first()) => {
+            *last = PortRange::new(last.first(), r.last()).expect("ordered");
+        }
+        _ => out.push((r, d)),
+    };
+    let (lo, hi) = (u32::from(range.first()), u32::from(range.last()));
+    let inner: Vec<u32> = if lo < hi {
+        marks.range(lo + 1..=hi).copied().collect()
+    } else {
+        Vec::new()
+    };
+    let cuts: Vec<u32> = if inner.len() > 4096 {
+        Vec::new()
+    } else {
+        inner
+    };
+    let mut parts = Vec::new();
+    let mut start = lo;
+    for c in cuts.into_iter().chain([hi + 1]) {
+        parts.push(PortRange::new(start as u16, (c - 1) as u16).expect("ordered"));
+        start = c;
+    }
+    for part in parts {
+        if part.len() <= SCAN_ALL {
+            for p in part.first()..=part.last() {
+                push(PortRange::single(p), probe(p), &mut out);
+            }
+            continue;
+        }
+        let mut stack = vec![(
+            part.first(),
+            part.last(),
+            probe(part.first()),
+            probe(part.last()),
+        )];
+        let mut segs: Vec<(PortRange, Decided)> = Vec::new();
+        while let Some((lo, hi, dlo, dhi)) = stack.pop() {
+            if lo == hi {
+                segs.push((PortRange::single(lo), dlo));
+                continue;
+            }
+            let mid = lo + (hi - lo) / 2;
+            let dmid = probe(mid);
+            if dlo == dhi && dlo == dmid {
+                segs.push((PortRange::new(lo, hi).expect("ordered"), dlo));
+                continue;
+            }
+            let dnext = probe(mid + 1);
+            stack.push((mid + 1, hi, dnext, dhi));
+            stack.push((lo, mid, dlo, dmid));
+        }
+        segs.sort_by_key(|(r, _)| r.first());
+        for (r, d) in segs {
+            push(r, d, &mut out);
+        }
+    }
+    out
+}
+
+/// The uncovered pieces of a requirement on one (interface, address), each
+/// split by what refuses it. Pieces the evaluator accepts or cannot decide
+/// (the exposure disagreeing) are reported in `notes` instead.
+fn blockers(
+    ctx: &Ctx<'_>,
+    (proto, iface, to): (L4, &Interface, IpAddr),
+    range: PortRange,
+    sources: &AddrSet,
+    what: &str,
+    notes: &mut Vec<String>,
+) -> Vec<RawPiece> {
+    let ev = ctx.evaluator();
+    let prefixes = sources.to_prefixes();
+    let parts: Vec<AddrSet> = if prefixes.len() <= 8 {
+        prefixes
+            .iter()
+            .map(|n| AddrSet::from_prefixes(sources.family(), [*n]))
+            .collect()
+    } else {
+        vec![sources.clone()]
+    };
+    // (range, decided) -> sources
+    let mut acc: Vec<(PortRange, Decided, AddrSet)> = Vec::new();
+    for part in parts {
+        let Some(from) = representative(&part, iface, to) else {
+            continue;
+        };
+        let probe = |p: u16| decide(ev, proto, from, to, &iface.name, p);
+        for (r, d) in split_ports(&probe, range, &ctx.port_marks) {
+            match acc.iter_mut().find(|(r2, d2, _)| *r2 == r && *d2 == d) {
+                Some(e) => e.2 = e.2.union(&part),
+                None => acc.push((r, d, part.clone())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (r, (verdict, decided_by), srcs) in acc {
+        match verdict {
+            Verdict::Drop | Verdict::Reject | Verdict::Forwarded => out.push(RawPiece {
+                iface: iface.name.clone(),
+                to,
+                ports: r,
+                sources: srcs,
+                decided_by,
+            }),
+            Verdict::Accept | Verdict::Unknown => notes.push(format!(
+                "{what}: {proto} {r} from {} to {to} on {}: the exposure says not accepted but explain says {verdict}; not reported",
+                peers_text(&peers_of(&srcs)),
+                iface.name
+            )),
+        }
+    }
+    out
+}
+
+fn peers_of(s: &AddrSet) -> Peers {
+    let mut p = Peers::none();
+    p.add(s);
+    p
+}
+
+fn req_name(r: &ResolvedRequirement) -> String {
+    format!("{}/{}", r.role, r.requirement)
+}
+
+/// `missing-opening` and `partial-opening` findings.
+pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    for r in ctx.input.requirements {
+        if r.direction != Direction::In || r.ports.is_empty() {
+            continue;
+        }
+        let peers = requirement_peers(r, ctx.input.config);
+        if peers.is_empty() {
+            continue;
+        }
+        let proto = l4(r.proto);
+        let what = req_name(r);
+        let (ifaces, no_private) = ctx.applicable(r.scope);
+        if no_private {
+            notes.push(format!(
+                "{what} concerns the private network, but no private_interfaces are configured: checked on every interface"
+            ));
+        }
+        if ifaces.is_empty() {
+            notes.push(format!(
+                "{what}: none of the private_interfaces exists on this host; not checked"
+            ));
+            continue;
+        }
+        let mut accepted_any = false;
+        let mut raw: Vec<RawPiece> = Vec::new();
+        for iface in &ifaces {
+            for to in local_addrs(iface) {
+                let base = peers.family(family_of(to));
+                if base.is_empty() {
+                    continue;
+                }
+                let rect = |o: &Opening| Rect {
+                    ports: PortSet::from_ranges([o.ports]),
+                    sources: o.sources.clone(),
+                };
+                let acc: Vec<Rect> = ctx
+                    .openings(proto, &iface.name, to, Verdict::Accept)
+                    .filter(|o| covers_clients(o))
+                    .map(rect)
+                    .collect();
+                let unknown: Vec<&Opening> = ctx
+                    .openings(proto, &iface.name, to, Verdict::Unknown)
+                    .collect();
+                accepted_any |= region::overlaps(&r.ports, base, &acc);
+                for o in &unknown {
+                    let ports = PortSet::from_ranges([o.ports]).intersect(&r.ports);
+                    let srcs = o.sources.intersect(base);
+                    if !ports.is_empty() && !srcs.is_empty() {
+                        notes.push(format!(
+                            "{what}: {proto} {ports} from {} to {to} on {} may or may not be accepted: {}",
+                            peers_text(&peers_of(&srcs)),
+                            iface.name,
+                            o.reason.as_deref().unwrap_or("undecided")
+                        ));
+                    }
+                }
+                let unknown_rects: Vec<Rect> = unknown.iter().map(|o| rect(o)).collect();
+                for (range, srcs) in region::uncovered(&r.ports, base, &acc) {
+                    let ps = PortSet::from_ranges([range]);
+                    for (rg, s) in region::uncovered(&ps, &srcs, &unknown_rects) {
+                        raw.extend(blockers(ctx, (proto, iface, to), rg, &s, &what, notes));
+                    }
+                }
+            }
+        }
+        if raw.is_empty() {
+            continue;
+        }
+        let kind = if r.partial_ok && accepted_any {
+            FindingKind::PartialOpening
+        } else {
+            FindingKind::MissingOpening
+        };
+        // One finding per blocker.
+        let mut groups: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
+        for p in raw {
+            groups
+                .entry(blocker_key(&p.decided_by))
+                .or_default()
+                .push(p);
+        }
+        for (key, pieces) in groups {
+            let blocker = pieces[0].decided_by.clone();
+            let m = merge(&pieces);
+            let evidence = match &blocker {
+                Some(d) => vec![Evidence::decided_by(ctx.input.snapshot, d)],
+                None => vec![Evidence::Note {
+                    text: "not delivered locally: forwarded after NAT, or no single rule decides"
+                        .into(),
+                }],
+            };
+            let accesses = fix::accesses(&pieces);
+            let private = (r.scope == Scope::Private).then(|| m.interfaces.clone());
+            let fix = fix::open_inbound(
+                ctx.manager,
+                ctx.input.snapshot,
+                blocker.as_ref(),
+                r.proto,
+                &accesses,
+                private.as_deref(),
+            );
+            let how = if kind == FindingKind::PartialOpening {
+                "is only partly accepted (normal if the service opens ports on demand)"
+            } else {
+                "is not accepted"
+            };
+            let fallback = if r.fallback {
+                " (with these settings a fallback channel)"
+            } else {
+                ""
+            };
+            drafts.push(Draft {
+                kind,
+                role: Some(r.role.clone()),
+                requirement: Some(r.requirement.clone()),
+                direction: Direction::In,
+                proto: r.proto,
+                summary: format!(
+                    "{} {} from {} on {} {how}{fallback}: refused by {} (needed for: {})",
+                    r.proto,
+                    m.ports,
+                    peers_text(&m.peers),
+                    m.interfaces.join(", "),
+                    blocker_text(&blocker),
+                    r.purpose.trim_end_matches('.'),
+                ),
+                ports: m.ports,
+                peers: m.peers.prefixes(),
+                interfaces: m.interfaces,
+                evidence,
+                fix: Some(fix),
+                pieces: m.pieces,
+                tiebreak: key,
+            });
+        }
+    }
+    drafts
+}
+
+/// `excess-opening` findings: one per accepting rule (or policy) and protocol.
+pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
+    let loopbacks: BTreeSet<&str> = ctx
+        .evaluator()
+        .routes()
+        .interfaces
+        .iter()
+        .filter(|i| is_loopback(i))
+        .map(|i| i.name.as_str())
+        .collect();
+    // (proto, blocker key) -> pieces; and whether the rule also accepts wanted traffic.
+    let mut groups: BTreeMap<(Proto, String), Vec<RawPiece>> = BTreeMap::new();
+    let mut partly_wanted: BTreeSet<String> = BTreeSet::new();
+    for o in &ctx.input.exposure.openings {
+        if loopbacks.contains(o.iif.as_str()) || o.sources.is_empty() {
+            continue;
+        }
+        let proto = match o.proto {
+            L4::Tcp => Proto::Tcp,
+            L4::Udp => Proto::Udp,
+        };
+        if o.verdict == Verdict::Unknown {
+            notes.push(format!(
+                "{} {} from {} to {} on {} may or may not be accepted: {}",
+                o.proto,
+                o.ports,
+                peers_text(&peers_of(&o.sources)),
+                o.to,
+                o.iif,
+                o.reason.as_deref().unwrap_or("undecided")
+            ));
+            continue;
+        }
+        if o.verdict != Verdict::Accept {
+            continue;
+        }
+        let key = blocker_key(&o.decided_by);
+        let wanted = ctx.wanted(proto, &o.iif, o.sources.family());
+        let ports = PortSet::from_ranges([o.ports]);
+        let rest = region::uncovered(&ports, &o.sources, &wanted);
+        if region::overlaps(&ports, &o.sources, &wanted) {
+            partly_wanted.insert(key.clone());
+        }
+        for (rg, s) in rest {
+            groups
+                .entry((proto, key.clone()))
+                .or_default()
+                .push(RawPiece {
+                    iface: o.iif.clone(),
+                    to: o.to,
+                    ports: rg,
+                    sources: s,
+                    decided_by: o.decided_by.clone(),
+                });
+        }
+    }
+    let mut drafts = Vec::new();
+    for ((proto, key), pieces) in groups {
+        let decided_by = pieces[0].decided_by.clone();
+        let m = merge(&pieces);
+        let evidence = decided_by
+            .iter()
+            .map(|d| Evidence::decided_by(ctx.input.snapshot, d))
+            .collect();
+        let accesses = fix::accesses(&pieces);
+        let fix = fix::close_inbound(
+            ctx.manager,
+            ctx.input.snapshot,
+            decided_by.as_ref(),
+            !partly_wanted.contains(&key),
+            proto,
+            &accesses,
+        );
+        drafts.push(Draft {
+            kind: FindingKind::ExcessOpening,
+            role: None,
+            requirement: None,
+            direction: Direction::In,
+            proto,
+            summary: format!(
+                "{proto} {} from {} is accepted on {} but no role requires it and no [[allow]] entry allows it: accepted by {}",
+                m.ports,
+                peers_text(&m.peers),
+                m.interfaces.join(", "),
+                blocker_text(&decided_by)
+            ),
+            ports: m.ports,
+            peers: m.peers.prefixes(),
+            interfaces: m.interfaces,
+            evidence,
+            fix: Some(fix),
+            pieces: m.pieces,
+            tiebreak: key,
+        });
+    }
+    drafts
+}
+
+/// The sockets on one port and where the firewall lets peers reach them.
+type ListenerGroup<'a> = (Vec<&'a Listener>, Vec<RawPiece>);
+
+/// `exposed-listener` findings: one per protocol and port.
+pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
+    // (proto, port) -> (listeners, pieces)
+    let mut groups: BTreeMap<(Proto, u16), ListenerGroup<'_>> = BTreeMap::new();
+    for l in ctx.input.listeners.iter().filter(|l| l.is_exposed()) {
+        let proto = match l.proto {
+            L4::Tcp => Proto::Tcp,
+            L4::Udp => Proto::Udp,
+        };
+        let mut pieces = Vec::new();
+        for iface in &ctx.ifaces {
+            for to in local_addrs(iface) {
+                if !l.accepts(to, &iface.name) {
+                    continue;
+                }
+                let fam = family_of(to);
+                let wanted = ctx
+                    .wanted(proto, &iface.name, fam)
+                    .into_iter()
+                    .any(|w| w.ports.contains(l.port));
+                if wanted {
+                    continue;
+                }
+                for o in ctx.openings(l.proto, &iface.name, to, Verdict::Accept) {
+                    if o.ports.contains(l.port) && !o.sources.is_empty() {
+                        pieces.push(RawPiece {
+                            iface: iface.name.clone(),
+                            to,
+                            ports: PortRange::single(l.port),
+                            sources: o.sources.clone(),
+                            decided_by: o.decided_by.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if !pieces.is_empty() {
+            let e = groups.entry((proto, l.port)).or_default();
+            e.0.push(l);
+            e.1.extend(pieces);
+        }
+    }
+    let mut drafts = Vec::new();
+    for ((proto, port), (listeners, pieces)) in groups {
+        let m = merge(&pieces);
+        let mut evidence: Vec<Evidence> = Vec::new();
+        for l in &listeners {
+            let ev = Evidence::Listener {
+                proto,
+                addr: l.addr,
+                port: l.port,
+                dev: l.dev.clone(),
+                process: l.process.clone(),
+            };
+            if !evidence.contains(&ev) {
+                evidence.push(ev);
+            }
+        }
+        // The accepting rules, each with the fix that closes its part.
+        let mut by_rule: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
+        for p in &pieces {
+            by_rule
+                .entry(blocker_key(&p.decided_by))
+                .or_default()
+                .push(p.clone());
+        }
+        let mut fixes = Vec::new();
+        for rule_pieces in by_rule.values() {
+            let d = rule_pieces[0].decided_by.clone();
+            if let Some(d) = &d {
+                let e = Evidence::decided_by(ctx.input.snapshot, d);
+                if !evidence.contains(&e) {
+                    evidence.push(e);
+                }
+            }
+            fixes.push(fix::close_inbound(
+                ctx.manager,
+                ctx.input.snapshot,
+                d.as_ref(),
+                false,
+                proto,
+                &fix::accesses(rule_pieces),
+            ));
+        }
+        let who: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.process.as_ref().map(|p| p.command.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        drafts.push(Draft {
+            kind: FindingKind::ExposedListener,
+            role: None,
+            requirement: None,
+            direction: Direction::In,
+            proto,
+            summary: format!(
+                "{} listens on {proto} {port}, which no role or [[allow]] entry wants, and the firewall lets {} reach it on {}",
+                if who.is_empty() { "a process".to_string() } else { who.join(", ") },
+                peers_text(&m.peers),
+                m.interfaces.join(", ")
+            ),
+            ports: m.ports,
+            peers: m.peers.prefixes(),
+            interfaces: m.interfaces,
+            evidence,
+            fix: fix::combine(fixes),
+            pieces: m.pieces,
+            tiebreak: String::new(),
+        });
+    }
+    drafts
+}
+
+/// `not-listening` findings: required ports with `listen = true` that no
+/// socket serves on the interfaces the requirement concerns.
+pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    for r in ctx.input.requirements {
+        if r.direction != Direction::In || !r.listen || r.ports.is_empty() {
+            continue;
+        }
+        let peers = requirement_peers(r, ctx.input.config);
+        if peers.is_empty() {
+            continue;
+        }
+        let (ifaces, _) = ctx.applicable(r.scope);
+        let pairs: Vec<(&str, IpAddr)> = ifaces
+            .iter()
+            .flat_map(|i| {
+                local_addrs(i)
+                    .into_iter()
+                    .filter(|a| !peers.family(family_of(*a)).is_empty())
+                    .map(move |a| (i.name.as_str(), a))
+            })
+            .collect();
+        let proto = l4(r.proto);
+        let served = PortSet::from_ranges(
+            ctx.input
+                .listeners
+                .iter()
+                .filter(|l| l.proto == proto && l.is_exposed())
+                .filter(|l| pairs.is_empty() || pairs.iter().any(|(i, a)| l.accepts(*a, i)))
+                .map(|l| PortRange::single(l.port)),
+        );
+        let missing = r.ports.subtract(&served);
+        if missing.is_empty() {
+            continue;
+        }
+        let mut interfaces: Vec<String> = ifaces.iter().map(|i| i.name.clone()).collect();
+        interfaces.sort();
+        drafts.push(Draft {
+            kind: FindingKind::NotListening,
+            role: Some(r.role.clone()),
+            requirement: Some(r.requirement.clone()),
+            direction: Direction::In,
+            proto: r.proto,
+            summary: format!(
+                "nothing listens on {} {missing} ({}) on {}",
+                r.proto,
+                r.purpose.trim_end_matches('.'),
+                if interfaces.is_empty() {
+                    "this host".to_string()
+                } else {
+                    interfaces.join(", ")
+                }
+            ),
+            evidence: vec![Evidence::Note {
+                text: format!(
+                    "no {} socket bound to port {missing} on an address of {} (a wildcard or that address)",
+                    r.proto,
+                    if interfaces.is_empty() {
+                        "this host".to_string()
+                    } else {
+                        interfaces.join(", ")
+                    }
+                ),
+            }],
+            ports: missing,
+            peers: peers.prefixes(),
+            interfaces,
+            fix: None,
+            pieces: Vec::new(),
+            tiebreak: String::new(),
+        });
+    }
+    drafts
+}

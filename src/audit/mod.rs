@@ -1,0 +1,474 @@
+//! The audit: what the live ruleset, the host's listening sockets and its
+//! declared roles mean together, as findings.
+//!
+//! [`audit`] is pure: it reads an [`AuditInput`] (the snapshot, an
+//! [`Evaluator`] built from it and the host's routes, the [`Exposure`]
+//! computed once from that evaluator, the listeners, the resolved
+//! requirements and the host configuration) and returns a [`Report`]. No
+//! netlink, no files; the CLI gathers the inputs (`portwarden audit`).
+//!
+//! # Finding kinds
+//!
+//! - `missing-opening`: part of a required inbound connection (protocol,
+//!   ports, peer addresses) that the ruleset does not accept, on an
+//!   interface the requirement concerns (the private interfaces for
+//!   `scope = "private"`, else every non-loopback interface) and on a local
+//!   address of that interface (IPv6 link-local addresses excepted). The
+//!   exact uncovered port sub-ranges and source prefixes are reported, each
+//!   with the rule or policy that refuses it (the evaluator's `explain` on a
+//!   probe from each uncovered piece); pieces refused by the same rule or
+//!   policy form one finding. A requirement with `partial_ok` that is partly
+//!   accepted gives `partial-opening` instead (default severity `ok`).
+//! - `excess-opening`: what the ruleset accepts from non-loopback interfaces
+//!   that no requirement of the selected roles and no `[[allow]]` entry
+//!   accounts for, as port intervals and source prefixes; one finding per
+//!   accepting rule (or policy) and protocol, across interfaces and addresses.
+//! - `exposed-listener`: a socket not bound to loopback that the ruleset lets
+//!   some peer reach, on a port that no requirement or `[[allow]]` entry
+//!   wants on that interface, with the owning process.
+//! - `not-listening`: a required inbound port whose service should listen
+//!   (`listen = true` in the catalog) without a matching socket.
+//! - `outbound-blocked`: a required outbound connection that an output-hook
+//!   chain certainly refuses. See [`outbound`] for how little this checks:
+//!   what it cannot decide becomes a note, never a finding.
+//!
+//! Where the evaluator answers `unknown` (the exposure's openings with
+//! verdict `unknown`), nothing is concluded: the report's `notes` say which
+//! ports and addresses could not be decided and why.
+//!
+//! # Severities and ids
+//!
+//! Severity per kind comes from the configuration's `[severity]` (defaults:
+//! `missing-opening`, `exposed-listener`, `outbound-blocked` critical;
+//! `excess-opening`, `not-listening` warning; `partial-opening` ok); a kind
+//! set to `ignore` is dropped. Each finding's `id` is 12 hex digits of a
+//! hash of kind, role, direction, protocol, ports, peers and interfaces: the
+//! same finding gets the same id in every run, whatever the order of rules,
+//! openings or requirements.
+
+pub mod findings;
+pub mod fix;
+pub mod nfttext;
+pub mod outbound;
+pub mod region;
+#[cfg(test)]
+mod tests;
+pub mod text;
+
+use crate::catalog::{Direction, Proto, ResolvedRequirement};
+use crate::config::{FindingKind, HostConfig, Severity};
+use crate::eval::{DecidedBy, Evaluator, Exposure, Routes};
+use crate::host::{Listener, Process};
+use crate::ports::PortSet;
+use crate::snapshot::{Family, Policy, Snapshot};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+pub use fix::{Fix, Manager};
+
+/// Everything the audit looks at. Build the evaluator from the same
+/// snapshot, and the exposure from that evaluator.
+#[derive(Clone, Copy)]
+pub struct AuditInput<'a> {
+    /// The ruleset.
+    pub snapshot: &'a Snapshot,
+    /// The snapshot indexed for evaluation, with the host's routes.
+    pub evaluator: &'a Evaluator,
+    /// What the ruleset accepts ([`Evaluator::exposure`]), computed once.
+    pub exposure: &'a Exposure,
+    /// Listening TCP sockets and bound UDP sockets.
+    pub listeners: &'a [Listener],
+    /// The requirements of the host's roles ([`crate::catalog::Catalog::resolve`]).
+    pub requirements: &'a [ResolvedRequirement],
+    /// The host configuration (peers, private interfaces, allowlist, severities).
+    pub config: &'a HostConfig,
+}
+
+/// Where a finding's decision comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Evidence {
+    /// A rule that accepts or refuses the traffic.
+    Rule {
+        /// Table family.
+        family: Family,
+        /// Table name.
+        table: String,
+        /// Chain name.
+        chain: String,
+        /// Rule handle.
+        handle: u64,
+        /// The rule as nft would list it (approximately: rebuilt from the
+        /// decoded expressions).
+        text: String,
+    },
+    /// A base chain's policy.
+    Policy {
+        /// Table family.
+        family: Family,
+        /// Table name.
+        table: String,
+        /// Chain name.
+        chain: String,
+        /// The policy.
+        policy: Policy,
+    },
+    /// A listening socket.
+    Listener {
+        /// Protocol.
+        proto: Proto,
+        /// Bound address (unspecified for a wildcard bind).
+        addr: IpAddr,
+        /// Port.
+        port: u16,
+        /// Bound device, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dev: Option<String>,
+        /// The owning process, when known.
+        process: Option<Process>,
+    },
+    /// Something that is not a rule, policy or socket (e.g. "no socket listens").
+    Note {
+        /// What was observed.
+        text: String,
+    },
+}
+
+impl Evidence {
+    /// The evidence for a rule or policy that decided a verdict.
+    pub fn decided_by(snapshot: &Snapshot, d: &DecidedBy) -> Evidence {
+        match d {
+            DecidedBy::Rule(r) => Evidence::Rule {
+                family: r.family,
+                table: r.table.clone(),
+                chain: r.chain.clone(),
+                handle: r.handle,
+                text: rule_text_of(snapshot, r.family, &r.table, &r.chain, r.handle)
+                    .unwrap_or_else(|| "(rule not in the snapshot)".into()),
+            },
+            DecidedBy::Policy(p) => Evidence::Policy {
+                family: p.family,
+                table: p.table.clone(),
+                chain: p.chain.clone(),
+                policy: p.policy,
+            },
+        }
+    }
+
+    /// One line, for the text report.
+    pub fn line(&self) -> String {
+        match self {
+            Evidence::Rule {
+                family,
+                table,
+                chain,
+                handle,
+                text,
+            } => format!("table {family} {table} chain {chain} handle {handle}: {text}"),
+            Evidence::Policy {
+                family,
+                table,
+                chain,
+                policy,
+            } => format!(
+                "table {family} {table} chain {chain}: policy {}",
+                policy_word(*policy)
+            ),
+            Evidence::Listener {
+                proto,
+                addr,
+                port,
+                dev,
+                process,
+            } => {
+                let at = match addr {
+                    IpAddr::V6(_) => format!("[{addr}]:{port}"),
+                    IpAddr::V4(_) => format!("{addr}:{port}"),
+                };
+                let dev = dev.as_ref().map(|d| format!("%{d}")).unwrap_or_default();
+                let who = match process {
+                    Some(p) => format!(
+                        "{} (pid {}{})",
+                        p.command,
+                        p.pid,
+                        p.unit
+                            .as_ref()
+                            .map(|u| format!(", {u}"))
+                            .unwrap_or_default()
+                    ),
+                    None => "unknown process".into(),
+                };
+                format!("{proto} {at}{dev} listened on by {who}")
+            }
+            Evidence::Note { text } => text.clone(),
+        }
+    }
+}
+
+fn policy_word(p: Policy) -> &'static str {
+    match p {
+        Policy::Accept => "accept",
+        Policy::Drop => "drop",
+    }
+}
+
+/// The nft text of a rule of the snapshot.
+fn rule_text_of(
+    snapshot: &Snapshot,
+    family: Family,
+    table: &str,
+    chain: &str,
+    handle: u64,
+) -> Option<String> {
+    let t = snapshot
+        .tables
+        .iter()
+        .find(|t| t.family == family && t.name == table)?;
+    let r = t.chain(chain)?.rules.iter().find(|r| r.handle == handle)?;
+    Some(nfttext::rule_text(t, r))
+}
+
+/// Part of a finding: what one interface and local address see.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Piece {
+    /// Input interface.
+    pub interface: String,
+    /// Local address.
+    pub to: IpAddr,
+    /// Ports.
+    pub ports: PortSet,
+    /// Peer prefixes.
+    pub peers: Vec<IpNet>,
+}
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable id: 12 hex digits (see the module docs).
+    pub id: String,
+    /// Severity, from the configuration.
+    pub severity: Severity,
+    /// What kind of finding.
+    pub kind: FindingKind,
+    /// The role whose requirement it concerns (`None`: no role requires it).
+    pub role: Option<String>,
+    /// The requirement id within the role.
+    pub requirement: Option<String>,
+    /// Direction of the connections.
+    pub direction: Direction,
+    /// Protocol.
+    pub proto: Proto,
+    /// Ports, as `[first, last]` intervals.
+    pub ports: PortSet,
+    /// Peer prefixes (sources for inbound, destinations for outbound).
+    pub peers: Vec<IpNet>,
+    /// Interfaces concerned (inbound; empty for outbound).
+    pub interfaces: Vec<String>,
+    /// One sentence saying what is wrong.
+    pub summary: String,
+    /// The rules, policies or sockets behind the finding.
+    pub evidence: Vec<Evidence>,
+    /// Suggested change (none for `not-listening`: start the service).
+    pub fix: Option<Fix>,
+    /// Per interface and local address: exactly which ports and peers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pieces: Vec<Piece>,
+}
+
+/// The audit's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Ruleset generation the snapshot was taken at.
+    pub generation: u32,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// What could not be decided, and other remarks.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// The most severe finding's severity (`Ok` when there is none).
+    pub fn worst(&self) -> Severity {
+        self.findings
+            .iter()
+            .map(|f| f.severity)
+            .max()
+            .unwrap_or(Severity::Ok)
+            .max(Severity::Ok)
+    }
+
+    /// Exit code in the monitoring-plugin convention: 0 nothing to warn
+    /// about, 1 warnings, 2 criticals.
+    pub fn exit_code(&self) -> u8 {
+        match self.worst() {
+            Severity::Critical => 2,
+            Severity::Warning => 1,
+            Severity::Ok | Severity::Ignore => 0,
+        }
+    }
+
+    /// `{"generation": N, "findings": [...], "notes": [...]}`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serialises")
+    }
+}
+
+/// A finding before severity and id are assigned.
+#[derive(Clone, Debug)]
+pub(crate) struct Draft {
+    pub kind: FindingKind,
+    pub role: Option<String>,
+    pub requirement: Option<String>,
+    pub direction: Direction,
+    pub proto: Proto,
+    pub ports: PortSet,
+    pub peers: Vec<IpNet>,
+    pub interfaces: Vec<String>,
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+    pub fix: Option<Fix>,
+    pub pieces: Vec<Piece>,
+    /// Distinguishes drafts whose other id fields coincide (the blocker).
+    pub tiebreak: String,
+}
+
+/// FNV-1a, 64 bits: stable across runs and platforms (unlike `DefaultHasher`).
+pub(crate) fn fnv1a(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn id_text(d: &Draft) -> String {
+    let mut ifaces = d.interfaces.clone();
+    ifaces.sort();
+    let mut peers: Vec<String> = d.peers.iter().map(ToString::to_string).collect();
+    peers.sort();
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}",
+        serde_json::to_value(d.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        d.role.as_deref().unwrap_or("-"),
+        d.direction,
+        d.proto,
+        d.ports,
+        peers.join(","),
+        ifaces.join(",")
+    )
+}
+
+/// Assigns severities (dropping `ignore`d kinds) and stable, unique ids, and
+/// sorts: most severe first, then by role, kind, protocol, ports and id.
+pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
+    let mut keyed: Vec<(String, Draft)> = drafts
+        .into_iter()
+        .filter(|d| config.severity.of(d.kind) != Severity::Ignore)
+        .map(|d| (id_text(&d), d))
+        .collect();
+    // Coinciding id texts (same region, different blockers): add the tiebreak.
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for (t, _) in &keyed {
+        *count.entry(t.clone()).or_default() += 1;
+    }
+    for (t, d) in &mut keyed {
+        if count[t.as_str()] > 1 {
+            t.push('|');
+            t.push_str(&d.tiebreak);
+        }
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut out: Vec<Finding> = keyed
+        .into_iter()
+        .map(|(mut t, d)| {
+            while !seen.insert(format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff)) {
+                t.push('+');
+            }
+            Finding {
+                id: format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff),
+                severity: config.severity.of(d.kind),
+                kind: d.kind,
+                role: d.role,
+                requirement: d.requirement,
+                direction: d.direction,
+                proto: d.proto,
+                ports: d.ports,
+                peers: d.peers,
+                interfaces: d.interfaces,
+                summary: d.summary,
+                evidence: d.evidence,
+                fix: d.fix,
+                pieces: d.pieces,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.role.is_none().cmp(&b.role.is_none()))
+            .then_with(|| a.role.cmp(&b.role))
+            .then_with(|| kind_order(a.kind).cmp(&kind_order(b.kind)))
+            .then_with(|| a.proto.cmp(&b.proto))
+            .then_with(|| a.ports.ranges().cmp(b.ports.ranges()))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    out
+}
+
+fn kind_order(k: FindingKind) -> u8 {
+    match k {
+        FindingKind::MissingOpening => 0,
+        FindingKind::PartialOpening => 1,
+        FindingKind::OutboundBlocked => 2,
+        FindingKind::NotListening => 3,
+        FindingKind::ExposedListener => 4,
+        FindingKind::ExcessOpening => 5,
+    }
+}
+
+/// Audits the host: every finding kind, severities applied, notes collected.
+pub fn audit(input: &AuditInput<'_>) -> Report {
+    let mut notes = Vec::new();
+    let manager = Manager::detect(input.snapshot, input.config.remediation.manager);
+    let ctx = findings::Ctx::new(input, manager);
+    let mut drafts = Vec::new();
+    drafts.extend(findings::missing(&ctx, &mut notes));
+    drafts.extend(findings::excess(&ctx, &mut notes));
+    drafts.extend(findings::exposed_listeners(&ctx));
+    drafts.extend(findings::not_listening(&ctx));
+    drafts.extend(outbound::blocked(&ctx, &mut notes));
+    notes.sort();
+    notes.dedup();
+    Report {
+        generation: input.snapshot.generation,
+        findings: finish(drafts, input.config),
+        notes,
+    }
+}
+
+/// Builds the evaluator and the exposure (once) and audits.
+pub fn audit_snapshot(
+    snapshot: &Snapshot,
+    routes: Routes,
+    listeners: &[Listener],
+    requirements: &[ResolvedRequirement],
+    config: &HostConfig,
+) -> Report {
+    let evaluator = Evaluator::new(snapshot, routes);
+    let exposure = evaluator.exposure();
+    audit(&AuditInput {
+        snapshot,
+        evaluator: &evaluator,
+        exposure: &exposure,
+        listeners,
+        requirements,
+        config,
+    })
+}

@@ -1,0 +1,1248 @@
+//! Audit tests on hand-built exposures, listeners and requirements, with
+//! real snapshots (`src/eval/testdata`) or small hand-written ones.
+
+use super::fix::{self, Access, Manager};
+use super::region::{self, Rect};
+use super::*;
+use crate::addrs::{AddrFamily, AddrSet};
+use crate::catalog::Catalog;
+use crate::config::{FirewallManager, HostConfig};
+use crate::eval::{Interface, Opening, PolicyRef, Route, RuleRef, Verdict, ARPHRD_LOOPBACK, L4};
+use crate::host::{Listener, Process};
+use crate::ports::{PortRange, PortSet};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::OnceLock;
+
+fn catalog() -> &'static Catalog {
+    static CAT: OnceLock<Catalog> = OnceLock::new();
+    CAT.get_or_init(|| Catalog::builtin().expect("builtin catalog"))
+}
+
+fn testdata(name: &str) -> Snapshot {
+    let path = format!(
+        "{}/src/eval/testdata/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The host side of the test topology (as in the evaluator's tests).
+fn topology() -> Routes {
+    let mut lo = Interface::new("lo", 1, &["127.0.0.1/8", "::1/128"]);
+    lo.iftype = ARPHRD_LOOPBACK;
+    Routes {
+        interfaces: vec![
+            lo,
+            Interface::new(
+                "pw-pub",
+                2,
+                &["192.0.2.1/24", "2001:db8:1::1/64", "fe80::1/64"],
+            ),
+            Interface::new(
+                "pw-priv",
+                3,
+                &["10.99.0.1/24", "fd00:99::1/64", "fe80::2/64"],
+            ),
+        ],
+        routes: vec![Route::via("10.0.0.0/8", "pw-priv")],
+        sockets: None,
+    }
+}
+
+/// Every non-loopback (interface, local address) of the topology, link-local excepted.
+const LOCAL: &[(&str, &str)] = &[
+    ("pw-pub", "192.0.2.1"),
+    ("pw-pub", "2001:db8:1::1"),
+    ("pw-priv", "10.99.0.1"),
+    ("pw-priv", "fd00:99::1"),
+];
+
+fn config(text: &str) -> HostConfig {
+    HostConfig::parse(Path::new("test.toml"), text, catalog())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+}
+
+fn rule_ref(family: Family, table: &str, chain: &str, handle: u64) -> DecidedBy {
+    DecidedBy::Rule(RuleRef {
+        family,
+        table: table.into(),
+        chain: chain.into(),
+        handle,
+    })
+}
+
+fn policy_ref(family: Family, table: &str, chain: &str, policy: Policy) -> DecidedBy {
+    DecidedBy::Policy(PolicyRef {
+        family,
+        table: table.into(),
+        chain: chain.into(),
+        policy,
+    })
+}
+
+fn range(a: u16, b: u16) -> PortRange {
+    PortRange::new(a, b).unwrap()
+}
+
+/// An accepting opening on (iif, to) for sources.
+fn opening(
+    iif: &str,
+    to: &str,
+    proto: L4,
+    ports: PortRange,
+    sources: &[&str],
+    by: Option<DecidedBy>,
+) -> Opening {
+    let to: IpAddr = to.parse().unwrap();
+    let fam = region::family_of(to);
+    let nets: Vec<IpNet> = sources.iter().map(|s| s.parse().unwrap()).collect();
+    Opening {
+        family: fam,
+        proto,
+        iif: iif.into(),
+        to,
+        ports,
+        sports: PortRange::ALL,
+        sources: AddrSet::from_prefixes(fam, nets),
+        verdict: Verdict::Accept,
+        decided_by: by,
+        reason: None,
+    }
+}
+
+/// The same opening on every local address (sources of the matching family).
+fn everywhere(proto: L4, ports: PortRange, by: &DecidedBy) -> Vec<Opening> {
+    LOCAL
+        .iter()
+        .map(|(i, a)| opening(i, a, proto, ports, &["0.0.0.0/0", "::/0"], Some(by.clone())))
+        .collect()
+}
+
+fn listener(proto: L4, addr: &str, port: u16, command: &str) -> Listener {
+    Listener {
+        proto,
+        addr: addr.parse().unwrap(),
+        port,
+        v6only: false,
+        dev: None,
+        uid: 0,
+        inode: u64::from(port),
+        process: Some(Process {
+            pid: 100 + u32::from(port),
+            command: command.into(),
+            unit: Some(format!("{command}.service")),
+        }),
+    }
+}
+
+struct Case {
+    snapshot: Snapshot,
+    routes: Routes,
+    exposure: Exposure,
+    listeners: Vec<Listener>,
+    config: HostConfig,
+}
+
+impl Case {
+    fn new(snapshot: Snapshot, config_text: &str) -> Case {
+        Case {
+            snapshot,
+            routes: topology(),
+            exposure: Exposure {
+                notes: Vec::new(),
+                openings: Vec::new(),
+            },
+            listeners: Vec::new(),
+            config: config(config_text),
+        }
+    }
+
+    fn run(&self) -> Report {
+        let reqs = catalog()
+            .resolve(&self.config.roles, &self.config.settings)
+            .unwrap();
+        let ev = Evaluator::new(&self.snapshot, self.routes.clone());
+        audit(&AuditInput {
+            snapshot: &self.snapshot,
+            evaluator: &ev,
+            exposure: &self.exposure,
+            listeners: &self.listeners,
+            requirements: &reqs,
+            config: &self.config,
+        })
+    }
+}
+
+fn of_kind(r: &Report, k: FindingKind) -> Vec<&Finding> {
+    r.findings.iter().filter(|f| f.kind == k).collect()
+}
+
+fn ports(f: &Finding) -> String {
+    f.ports.to_string()
+}
+
+fn peers(f: &Finding) -> Vec<String> {
+    f.peers.iter().map(ToString::to_string).collect()
+}
+
+// ---- hand-written rulesets, in the dump's JSON form ----
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::from("0x");
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+fn l4proto(p: u8) -> Vec<Value> {
+    vec![
+        json!({"type": "meta", "key": "l4proto", "dreg": 1}),
+        json!({"type": "cmp", "sreg": 1, "op": "eq", "data": hex(&[p])}),
+    ]
+}
+
+fn dport_range(a: u16, b: u16) -> Vec<Value> {
+    vec![
+        json!({"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1}),
+        json!({"type": "range", "sreg": 1, "op": "eq", "from": hex(&a.to_be_bytes()), "to": hex(&b.to_be_bytes())}),
+    ]
+}
+
+fn dport(p: u16) -> Vec<Value> {
+    vec![
+        json!({"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1}),
+        json!({"type": "cmp", "sreg": 1, "op": "eq", "data": hex(&p.to_be_bytes())}),
+    ]
+}
+
+fn ct_established() -> Vec<Value> {
+    vec![
+        json!({"type": "ct", "key": "state", "dreg": 1}),
+        json!({"type": "bitwise", "sreg": 1, "dreg": 1, "len": 4, "op": "bool", "mask": "0x06000000", "xor": "0x00000000"}),
+        json!({"type": "cmp", "sreg": 1, "op": "neq", "data": "0x00000000"}),
+    ]
+}
+
+fn verdict(v: Value) -> Value {
+    json!({"type": "immediate", "dreg": 0, "verdict": v})
+}
+
+fn reject() -> Value {
+    json!({"type": "reject", "kind": 1, "code": 0})
+}
+
+fn chain(name: &str, hook: Option<(&str, &str)>, rules: Vec<Vec<Value>>) -> Value {
+    let rules: Vec<Value> = rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, exprs)| json!({"handle": 10 + i, "position": i, "exprs": exprs}))
+        .collect();
+    let mut c = json!({"name": name, "handle": 1, "rules": rules});
+    if let Some((hook, policy)) = hook {
+        c["type"] = json!("filter");
+        c["hook"] = json!(hook);
+        c["priority"] = json!(0);
+        c["policy"] = json!(policy);
+    }
+    c
+}
+
+fn snap(chains: Vec<Value>) -> Snapshot {
+    serde_json::from_value(json!({"generation": 7, "tables": [
+        {"family": "inet", "name": "filter", "handle": 1, "flags": 0, "chains": chains, "sets": []}
+    ]}))
+    .expect("snapshot JSON")
+}
+
+fn cat(parts: Vec<Vec<Value>>) -> Vec<Value> {
+    parts.into_iter().flatten().collect()
+}
+
+// ---- missing-opening ----
+
+const MOVER: &str =
+    "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.99.0.2\", \"192.0.2.2\"]\n";
+
+/// The exposure of tests/fixtures/backup-host-basic.nft: 22 everywhere,
+/// the Veeam ports on pw-priv only.
+fn basic_exposure() -> Exposure {
+    let t = |h| Some(rule_ref(Family::Inet, "filter", "input", h));
+    let mut openings = Vec::new();
+    for (i, a) in LOCAL {
+        let all: &[&str] = &["0.0.0.0/0", "::/0"];
+        openings.push(opening(i, a, L4::Tcp, PortRange::single(22), all, t(12)));
+        if *i == "pw-priv" {
+            for r in [
+                range(2500, 3300),
+                PortRange::single(6160),
+                PortRange::single(6162),
+            ] {
+                openings.push(opening(i, a, L4::Tcp, r, all, t(13)));
+            }
+        }
+    }
+    Exposure {
+        openings,
+        notes: Vec::new(),
+    }
+}
+
+#[test]
+fn missing_openings_name_exact_pieces_and_the_refusing_rule() {
+    let mut case = Case::new(testdata("backup-host-basic"), MOVER);
+    case.exposure = basic_exposure();
+    let r = case.run();
+    let missing = of_kind(&r, FindingKind::MissingOpening);
+    // 6160 and 6162 are refused on pw-pub by `meta l4proto tcp reject with tcp reset` (handle 16).
+    assert_eq!(missing.len(), 2, "{}", r.to_json());
+    for f in &missing {
+        assert_eq!(f.interfaces, ["pw-pub"]);
+        assert_eq!(peers(f), ["10.99.0.2/32", "192.0.2.2/32"]);
+        assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(f.role.as_deref(), Some("veeam-data-mover"));
+        match &f.evidence[0] {
+            Evidence::Rule { handle, text, .. } => {
+                assert_eq!(*handle, 16);
+                assert_eq!(text, "meta l4proto tcp reject with tcp reset");
+            }
+            other => panic!("{other:?}"),
+        }
+        let fix = f.fix.as_ref().unwrap();
+        assert_eq!(
+            fix.nft,
+            format!(
+                "nft insert rule inet filter input handle 16 'ip saddr {{ 10.99.0.2/32, 192.0.2.2/32 }} tcp dport {} accept'",
+                ports(f)
+            )
+        );
+        assert_eq!(fix.firewalld, None);
+        assert_eq!(fix.ufw, None);
+        // Only the IPv4 address of pw-pub: the peers are IPv4 only.
+        assert_eq!(f.pieces.len(), 1);
+        assert_eq!(f.pieces[0].to.to_string(), "192.0.2.1");
+    }
+    let ports: Vec<String> = missing.iter().map(|f| ports(f)).collect();
+    assert_eq!(ports, ["6160", "6162"]);
+    // The data range is partly open (pw-priv): partial_ok makes it `partial-opening`, severity ok.
+    let partial = of_kind(&r, FindingKind::PartialOpening);
+    assert_eq!(partial.len(), 1);
+    assert_eq!(partial[0].severity, Severity::Ok);
+    assert_eq!(self::ports(partial[0]), "2500-3300");
+    assert_eq!(partial[0].interfaces, ["pw-pub"]);
+    // ssh (22) is accepted everywhere: no finding for it.
+    assert!(!r
+        .findings
+        .iter()
+        .any(|f| f.requirement.as_deref() == Some("ssh") && f.kind != FindingKind::NotListening));
+}
+
+#[test]
+fn missing_pieces_are_grouped_by_what_refuses_them() {
+    // policy drop; 3000-3100 rejected by a rule; nothing accepted at all.
+    let s = snap(vec![chain(
+        "input",
+        Some(("input", "drop")),
+        vec![
+            cat(vec![ct_established(), vec![verdict(json!("accept"))]]),
+            cat(vec![l4proto(6), dport_range(3000, 3100), vec![reject()]]),
+        ],
+    )]);
+    let case = Case::new(
+        s,
+        "roles = [\"veeam-data-mover\"]\nprivate_interfaces = [\"pw-priv\"]\n[peers]\nbackup_server = [\"10.99.0.0/24\"]\n",
+    );
+    let r = case.run();
+    let data: Vec<&Finding> = of_kind(&r, FindingKind::MissingOpening)
+        .into_iter()
+        .filter(|f| f.requirement.as_deref() == Some("data"))
+        .collect();
+    assert_eq!(data.len(), 2, "{}", r.to_json());
+    let by_policy = data
+        .iter()
+        .find(|f| matches!(f.evidence[0], Evidence::Policy { .. }))
+        .unwrap();
+    let by_rule = data
+        .iter()
+        .find(|f| matches!(f.evidence[0], Evidence::Rule { .. }))
+        .unwrap();
+    assert_eq!(ports(by_policy), "2500-2999,3101-3300");
+    assert_eq!(ports(by_rule), "3000-3100");
+    assert_eq!(by_policy.interfaces, ["pw-priv", "pw-pub"]);
+    assert_eq!(
+        by_policy.fix.as_ref().unwrap().nft,
+        "nft add rule inet filter input 'ip saddr 10.99.0.0/24 tcp dport { 2500-2999, 3101-3300 } accept'"
+    );
+    assert_eq!(
+        by_rule.fix.as_ref().unwrap().nft,
+        "nft insert rule inet filter input handle 11 ip saddr 10.99.0.0/24 tcp dport 3000-3100 accept"
+    );
+    assert_ne!(by_policy.id, by_rule.id);
+}
+
+#[test]
+fn unbound_peer_group_means_any_source_and_empty_group_needs_nothing() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    // backup_server unbound: any source, both families.
+    let r = Case::new(s.clone(), "roles = [\"veeam-data-mover\"]\n").run();
+    let transport = r
+        .findings
+        .iter()
+        .find(|f| {
+            f.kind == FindingKind::MissingOpening && f.requirement.as_deref() == Some("transport")
+        })
+        .unwrap();
+    assert_eq!(peers(transport), ["0.0.0.0/0", "::/0"]);
+    assert_eq!(transport.pieces.len(), 4);
+    assert_eq!(
+        transport.fix.as_ref().unwrap().nft,
+        "nft add rule inet filter input tcp dport 6162 accept"
+    );
+    // Bound to []: no opening needed, no finding of any kind for it.
+    let r = Case::new(
+        s,
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = []\n",
+    )
+    .run();
+    assert!(r.findings.is_empty(), "{}", r.to_json());
+}
+
+#[test]
+fn private_requirements_are_checked_on_private_interfaces_only() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let mut case = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\"]\n",
+    );
+    case.listeners = vec![listener(L4::Tcp, "0.0.0.0", 2548, "VVAgent")];
+    let r = case.run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert_eq!(m.len(), 1, "{}", r.to_json());
+    assert_eq!(m[0].interfaces, ["pw-priv"]);
+    assert_eq!(ports(m[0]), "2548");
+    assert_eq!(
+        m[0].fix.as_ref().unwrap().nft,
+        "nft add rule inet filter input 'iifname \"pw-priv\" ip saddr 10.0.0.0/8 tcp dport 2548 accept'"
+    );
+    // An opening for it on the public interface is excess.
+    case.exposure.openings = vec![
+        opening(
+            "pw-pub",
+            "192.0.2.1",
+            L4::Tcp,
+            PortRange::single(2548),
+            &["10.0.0.0/8"],
+            Some(rule_ref(Family::Inet, "filter", "input", 10)),
+        ),
+        opening(
+            "pw-priv",
+            "10.99.0.1",
+            L4::Tcp,
+            PortRange::single(2548),
+            &["10.0.0.0/8"],
+            Some(rule_ref(Family::Inet, "filter", "input", 10)),
+        ),
+    ];
+    let r = case.run();
+    assert!(of_kind(&r, FindingKind::MissingOpening).is_empty());
+    let x = of_kind(&r, FindingKind::ExcessOpening);
+    assert_eq!(x.len(), 1);
+    assert_eq!(x[0].interfaces, ["pw-pub"]);
+    // The rule also accepts what is wanted (on pw-priv): narrow it, do not delete it.
+    assert!(x[0]
+        .fix
+        .as_ref()
+        .unwrap()
+        .nft
+        .starts_with("nft insert rule inet filter input handle 10 "));
+}
+
+#[test]
+fn legacy_data_range_setting_widens_the_requirement() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(
+        s,
+        "roles = [\"veeam-data-mover\"]\n[settings]\nveeam_data_range = \"legacy\"\n[peers]\nbackup_server = [\"10.99.0.2\"]\n",
+    )
+    .run();
+    let data = r
+        .findings
+        .iter()
+        .find(|f| f.requirement.as_deref() == Some("data"))
+        .unwrap();
+    assert_eq!(ports(data), "2500-5000");
+}
+
+// ---- excess-opening ----
+
+fn open_snapshot() -> Snapshot {
+    snap(vec![chain("input", Some(("input", "accept")), vec![])])
+}
+
+#[test]
+fn default_accept_host_is_one_excess_finding_per_protocol() {
+    let policy = policy_ref(Family::Inet, "filter", "input", Policy::Accept);
+    let mut case = Case::new(
+        open_snapshot(),
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n",
+    );
+    case.exposure.openings = [L4::Tcp, L4::Udp]
+        .into_iter()
+        .flat_map(|p| everywhere(p, PortRange::ALL, &policy))
+        .collect();
+    let r = case.run();
+    let x = of_kind(&r, FindingKind::ExcessOpening);
+    assert_eq!(x.len(), 2, "{}", r.to_json());
+    for f in &x {
+        assert_eq!(f.ports.ranges(), [PortRange::ALL]);
+        assert_eq!(peers(f), ["0.0.0.0/0", "::/0"]);
+        assert_eq!(f.interfaces, ["pw-priv", "pw-pub"]);
+        assert_eq!(f.role, None);
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(matches!(
+            f.evidence[0],
+            Evidence::Policy {
+                policy: Policy::Accept,
+                ..
+            }
+        ));
+    }
+    let json: Value = serde_json::from_str(&r.to_json()).unwrap();
+    let tcp = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "excess-opening" && f["proto"] == "tcp")
+        .unwrap();
+    assert_eq!(tcp["ports"], json!([[0, 65535]]));
+    // The drop rules keep what is required (from 10.0.0.10) and loopback untouched.
+    let nft = &x
+        .iter()
+        .find(|f| f.proto == Proto::Tcp)
+        .unwrap()
+        .fix
+        .as_ref()
+        .unwrap()
+        .nft;
+    assert!(nft.contains("nft add rule inet filter input 'iifname { \"pw-priv\", \"pw-pub\" } ip saddr != 10.0.0.10/32 tcp dport { 22, 2500-3300, 6160, 6162 } drop'"), "{nft}");
+    assert!(
+        nft.contains(
+            "meta nfproto ipv4 tcp dport { 0-21, 23-2499, 3301-6159, 6161, 6163-65535 } drop"
+        ),
+        "{nft}"
+    );
+    assert!(
+        nft.contains("meta nfproto ipv6 tcp dport 0-65535 drop"),
+        "{nft}"
+    );
+    // Wanted traffic is not excess.
+    assert!(of_kind(&r, FindingKind::MissingOpening).is_empty());
+}
+
+#[test]
+fn allowlisted_openings_are_not_excess() {
+    let by = rule_ref(Family::Inet, "filter", "input", 20);
+    let mut case = Case::new(
+        open_snapshot(),
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\"]\n\n[[allow]]\nproto = \"tcp\"\nports = [9100]\nfrom = [\"10.0.5.0/24\"]\ninterfaces = [\"pw-priv\"]\ncomment = \"node exporter\"\n",
+    );
+    case.exposure.openings = vec![
+        opening(
+            "pw-priv",
+            "10.99.0.1",
+            L4::Tcp,
+            PortRange::single(9100),
+            &["10.0.5.0/24"],
+            Some(by.clone()),
+        ),
+        opening(
+            "pw-pub",
+            "192.0.2.1",
+            L4::Tcp,
+            PortRange::single(9100),
+            &["10.0.5.0/24"],
+            Some(by.clone()),
+        ),
+    ];
+    let r = case.run();
+    let x = of_kind(&r, FindingKind::ExcessOpening);
+    assert_eq!(x.len(), 1, "{}", r.to_json());
+    assert_eq!(x[0].interfaces, ["pw-pub"]);
+    // Narrow (the rule also accepts the allowed part), never delete.
+    assert_eq!(
+        x[0].fix.as_ref().unwrap().nft,
+        "nft insert rule inet filter input handle 20 'iifname \"pw-pub\" ip saddr 10.0.5.0/24 tcp dport 9100 drop'"
+    );
+    // Allowed everywhere: nothing.
+    case.exposure.openings.truncate(1);
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::ExcessOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+}
+
+#[test]
+fn a_rule_that_accepts_only_excess_is_deleted() {
+    let by = rule_ref(Family::Inet, "filter", "input", 21);
+    let mut case = Case::new(open_snapshot(), MOVER);
+    case.exposure.openings = vec![
+        opening(
+            "pw-pub",
+            "192.0.2.1",
+            L4::Tcp,
+            PortRange::single(8080),
+            &["0.0.0.0/0"],
+            Some(by.clone()),
+        ),
+        opening(
+            "pw-priv",
+            "10.99.0.1",
+            L4::Tcp,
+            PortRange::single(8080),
+            &["0.0.0.0/0"],
+            Some(by),
+        ),
+    ];
+    let r = case.run();
+    let x = of_kind(&r, FindingKind::ExcessOpening);
+    assert_eq!(x.len(), 1, "merged across interfaces: {}", r.to_json());
+    assert_eq!(x[0].interfaces, ["pw-priv", "pw-pub"]);
+    assert_eq!(x[0].pieces.len(), 2);
+    assert_eq!(
+        x[0].fix.as_ref().unwrap().nft,
+        "nft delete rule inet filter input handle 21"
+    );
+}
+
+// ---- exposed-listener and not-listening ----
+
+#[test]
+fn exposed_listeners_are_reported_with_their_process() {
+    let policy = policy_ref(Family::Inet, "filter", "input", Policy::Accept);
+    let mut case = Case::new(
+        open_snapshot(),
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\"]\n\n[[allow]]\nproto = \"tcp\"\nports = [9100]\ncomment = \"node exporter\"\n",
+    );
+    case.exposure.openings = everywhere(L4::Tcp, PortRange::ALL, &policy);
+    let mut v6only = listener(L4::Tcp, "::", 22, "sshd");
+    v6only.v6only = true;
+    case.listeners = vec![
+        listener(L4::Tcp, "0.0.0.0", 22, "sshd"),
+        v6only,
+        listener(L4::Tcp, "127.0.0.1", 631, "cupsd"),
+        listener(L4::Tcp, "0.0.0.0", 9100, "node_exporter"),
+        listener(L4::Tcp, "0.0.0.0", 2548, "VVAgent"),
+        listener(L4::Udp, "0.0.0.0", 5353, "avahi"),
+    ];
+    let r = case.run();
+    let x = of_kind(&r, FindingKind::ExposedListener);
+    let got: Vec<String> = x.iter().map(|f| ports(f)).collect();
+    // 631 is loopback only, 9100 allowlisted, avahi's UDP port not accepted;
+    // 2548 is wanted on pw-priv but not on pw-pub.
+    assert_eq!(got, ["22", "2548"], "{}", r.to_json());
+    assert_eq!(x[1].interfaces, ["pw-pub"]);
+    let f = x[0];
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(peers(f), ["0.0.0.0/0", "::/0"]);
+    assert_eq!(f.interfaces, ["pw-priv", "pw-pub"]);
+    let listeners: Vec<&Evidence> = f
+        .evidence
+        .iter()
+        .filter(|e| matches!(e, Evidence::Listener { .. }))
+        .collect();
+    assert_eq!(listeners.len(), 2);
+    assert!(
+        listeners[0].line().contains("sshd (pid 122, sshd.service)"),
+        "{}",
+        listeners[0].line()
+    );
+    assert!(
+        f.summary.starts_with("sshd listens on tcp 22"),
+        "{}",
+        f.summary
+    );
+    assert!(f
+        .fix
+        .as_ref()
+        .unwrap()
+        .nft
+        .starts_with("nft add rule inet filter input 'iifname"));
+}
+
+#[test]
+fn not_listening_only_where_the_catalog_says_a_service_listens() {
+    let s = open_snapshot();
+    let mut case = Case::new(s, MOVER);
+    case.listeners = vec![
+        listener(L4::Tcp, "0.0.0.0", 22, "sshd"),
+        listener(L4::Tcp, "127.0.0.1", 6162, "veeamtransport"),
+    ];
+    let r = case.run();
+    let n = of_kind(&r, FindingKind::NotListening);
+    let got: Vec<String> = n.iter().map(|f| ports(f)).collect();
+    // 6160 and 6162 (loopback only does not count); not the data range (listen = false), not 22.
+    assert_eq!(got, ["6160", "6162"], "{}", r.to_json());
+    assert!(n
+        .iter()
+        .all(|f| f.severity == Severity::Warning && f.fix.is_none()));
+}
+
+// ---- outbound-blocked ----
+
+#[test]
+fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
+    let limit =
+        json!({"type": "limit", "rate": 1, "unit": 1, "burst": 5, "bytes": false, "invert": false});
+    let s = snap(vec![
+        chain("input", Some(("input", "accept")), vec![]),
+        chain(
+            "output",
+            Some(("output", "drop")),
+            vec![
+                cat(vec![ct_established(), vec![verdict(json!("accept"))]]),
+                cat(vec![l4proto(6), dport(443), vec![verdict(json!("accept"))]]),
+                cat(vec![
+                    l4proto(6),
+                    dport(8087),
+                    vec![limit, verdict(json!("accept"))],
+                ]),
+                vec![verdict(json!({"jump": "extra"}))],
+            ],
+        ),
+        chain(
+            "extra",
+            None,
+            vec![
+                cat(vec![
+                    l4proto(6),
+                    dport(8086),
+                    vec![verdict(json!("return"))],
+                ]),
+                cat(vec![
+                    l4proto(6),
+                    dport(2546),
+                    vec![verdict(json!("accept"))],
+                ]),
+            ],
+        ),
+    ]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\n[peers]\nevault_registration = [\"10.200.86.0/24\"]\nevault_portal = [\"10.200.86.22\"]\n",
+    )
+    .run();
+    let b = of_kind(&r, FindingKind::OutboundBlocked);
+    let got: Vec<(String, String)> = b
+        .iter()
+        .map(|f| (f.requirement.clone().unwrap(), ports(f)))
+        .collect();
+    // 2546 is accepted in the jumped-to chain; 8086 returns from it and
+    // meets the policy; 443 is accepted; 8087 is behind a limit.
+    assert_eq!(
+        got,
+        [("registration".to_string(), "8086".to_string())],
+        "{}",
+        r.to_json()
+    );
+    let reg = b[0];
+    assert_eq!(reg.direction, Direction::Out);
+    assert_eq!(reg.severity, Severity::Critical);
+    assert_eq!(peers(reg), ["10.200.86.0/24"]);
+    assert!(matches!(
+        reg.evidence[0],
+        Evidence::Policy {
+            policy: Policy::Drop,
+            ..
+        }
+    ));
+    assert_eq!(
+        reg.fix.as_ref().unwrap().nft,
+        "nft add rule inet filter output ip daddr 10.200.86.0/24 tcp dport 8086 accept"
+    );
+    assert!(
+        r.notes.iter().any(|n| n.contains("outbound tcp 8087")
+            && n.contains("not verified")
+            && n.contains("rule handle 12 uses limit")),
+        "{:#?}",
+        r.notes
+    );
+    assert_eq!(
+        r.notes.iter().filter(|n| n.contains("outbound")).count(),
+        1,
+        "{:#?}",
+        r.notes
+    );
+}
+
+#[test]
+fn no_output_chain_means_nothing_is_blocked() {
+    let s = snap(vec![chain("input", Some(("input", "accept")), vec![])]);
+    let r = Case::new(s, "roles = [\"evault-agent\"]\n").run();
+    assert!(of_kind(&r, FindingKind::OutboundBlocked).is_empty());
+    assert!(
+        r.notes.iter().all(|n| !n.contains("outbound")),
+        "{:#?}",
+        r.notes
+    );
+    // An output chain with an accept policy and no rules blocks nothing either.
+    let r = Case::new(
+        testdata("backup-host-basic"),
+        "roles = [\"evault-agent\"]\n",
+    )
+    .run();
+    assert!(of_kind(&r, FindingKind::OutboundBlocked).is_empty());
+}
+
+#[test]
+fn outbound_drop_rule_for_the_port_is_a_finding() {
+    let s = snap(vec![chain(
+        "output",
+        Some(("output", "accept")),
+        vec![
+            cat(vec![
+                l4proto(17),
+                dport(2546),
+                vec![verdict(json!("accept"))],
+            ]),
+            cat(vec![l4proto(6), dport_range(2000, 3000), vec![reject()]]),
+        ],
+    )]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\n[peers]\nevault_vault = [\"192.0.2.0/24\"]\n",
+    )
+    .run();
+    let b = of_kind(&r, FindingKind::OutboundBlocked);
+    assert_eq!(b.len(), 1, "{}", r.to_json());
+    assert_eq!(ports(b[0]), "2546");
+    assert!(
+        matches!(&b[0].evidence[0], Evidence::Rule { handle: 11, text, .. } if text == "tcp dport 2000-3000 reject with tcp reset")
+    );
+    assert_eq!(
+        b[0].fix.as_ref().unwrap().nft,
+        "nft insert rule inet filter output handle 11 ip daddr 192.0.2.0/24 tcp dport 2546 accept"
+    );
+}
+
+// ---- severities, ids, output ----
+
+#[test]
+fn severity_overrides_apply_and_ignore_drops() {
+    let policy = policy_ref(Family::Inet, "filter", "input", Policy::Accept);
+    let mut case = Case::new(
+        open_snapshot(),
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n[severity]\nexcess-opening = \"critical\"\nnot-listening = \"ignore\"\n",
+    );
+    case.exposure.openings = everywhere(L4::Tcp, PortRange::ALL, &policy);
+    let r = case.run();
+    assert!(of_kind(&r, FindingKind::NotListening).is_empty());
+    let x = of_kind(&r, FindingKind::ExcessOpening);
+    assert_eq!(x.len(), 1);
+    assert_eq!(x[0].severity, Severity::Critical);
+    assert_eq!(r.exit_code(), 2);
+    // Default severities: missing openings are critical; made `ok`, the
+    // not-listening warnings remain: exit 1.
+    case.snapshot = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    case.config =
+        config("roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n");
+    case.exposure.openings = LOCAL
+        .iter()
+        .map(|(i, a)| {
+            opening(
+                i,
+                a,
+                L4::Tcp,
+                PortRange::single(22),
+                &["10.0.0.10/32"],
+                Some(policy.clone()),
+            )
+        })
+        .collect();
+    let r = case.run();
+    assert_eq!(r.worst(), Severity::Critical, "{}", r.to_json());
+    let mut ok = case.config.clone();
+    ok.severity.missing_opening = Severity::Ok;
+    case.config = ok;
+    let r = case.run();
+    assert_eq!(r.exit_code(), 1, "{}", r.to_json());
+}
+
+#[test]
+fn ids_are_stable_unique_and_independent_of_order() {
+    let policy = policy_ref(Family::Inet, "filter", "input", Policy::Accept);
+    let mut case = Case::new(testdata("backup-host-basic"), MOVER);
+    case.exposure = basic_exposure();
+    case.exposure
+        .openings
+        .extend(everywhere(L4::Udp, PortRange::ALL, &policy));
+    case.listeners = vec![listener(L4::Udp, "0.0.0.0", 53, "dnsmasq")];
+    let a = case.run();
+    case.exposure.openings.reverse();
+    case.config.roles.reverse();
+    let b = case.run();
+    let ids = |r: &Report| {
+        let mut v: Vec<String> = r.findings.iter().map(|f| f.id.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(a, b, "same report whatever the input order");
+    let v = ids(&a);
+    assert!(v.len() >= 5);
+    assert!(v
+        .iter()
+        .all(|id| id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit())));
+    let mut u = v.clone();
+    u.dedup();
+    assert_eq!(u, v, "unique");
+    // A known value: the id depends on nothing but the finding's identity.
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::MissingOpening && ports(f) == "6162")
+        .unwrap();
+    assert_eq!(
+        f.id,
+        format!(
+            "{:012x}",
+            fnv1a("missing-opening|veeam-data-mover|in|tcp|6162|10.99.0.2/32,192.0.2.2/32|pw-pub")
+                & 0xffff_ffff_ffff
+        )
+    );
+}
+
+#[test]
+fn json_shape() {
+    let mut case = Case::new(testdata("backup-host-basic"), MOVER);
+    case.exposure = basic_exposure();
+    let r = case.run();
+    let v: Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(v["generation"], json!(r.generation));
+    assert!(v["notes"].is_array());
+    let f = &v["findings"][0];
+    for key in [
+        "id",
+        "severity",
+        "kind",
+        "role",
+        "direction",
+        "proto",
+        "ports",
+        "peers",
+        "interfaces",
+        "evidence",
+        "fix",
+        "summary",
+    ] {
+        assert!(f.get(key).is_some(), "{key} missing in {f}");
+    }
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(f["kind"], "missing-opening");
+    assert_eq!(f["direction"], "in");
+    assert_eq!(f["ports"], json!([[6160, 6160]]));
+    assert_eq!(f["evidence"][0]["type"], "rule");
+    assert_eq!(f["fix"]["firewalld"], Value::Null);
+    assert!(f["fix"]["nft"]
+        .as_str()
+        .unwrap()
+        .starts_with("nft insert rule"));
+}
+
+#[test]
+fn text_is_grouped_by_role_and_coloured_only_on_request() {
+    let policy = policy_ref(Family::Inet, "filter", "input", Policy::Accept);
+    let mut case = Case::new(testdata("backup-host-basic"), MOVER);
+    case.exposure = basic_exposure();
+    case.exposure
+        .openings
+        .extend(everywhere(L4::Udp, range(5000, 5001), &policy));
+    let r = case.run();
+    let plain = text::render(&r, false);
+    assert!(!plain.contains('\x1b'));
+    let role = plain.find("\nveeam-data-mover\n").expect(&plain);
+    let none = plain.find("\nnot required by any role\n").expect(&plain);
+    assert!(role < none);
+    assert!(
+        plain.contains("CRITICAL  missing-opening transport: tcp 6162"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("fix (nft): nft insert rule inet filter input handle 16"),
+        "{plain}"
+    );
+    let coloured = text::render(&r, true);
+    assert!(coloured.contains("\x1b[1;31mCRITICAL\x1b[0m"));
+}
+
+// ---- fixes per manager ----
+
+#[test]
+fn manager_is_detected_from_the_snapshot() {
+    assert_eq!(
+        Manager::detect(&testdata("firewalld-zones"), FirewallManager::Auto),
+        Manager::Firewalld
+    );
+    assert_eq!(
+        Manager::detect(&testdata("ufw-host"), FirewallManager::Auto),
+        Manager::Ufw
+    );
+    assert_eq!(
+        Manager::detect(&testdata("backup-host-basic"), FirewallManager::Auto),
+        Manager::Nft
+    );
+    assert_eq!(
+        Manager::detect(&testdata("backup-host-basic"), FirewallManager::Ufw),
+        Manager::Ufw
+    );
+}
+
+fn access(
+    ifaces: &[&str],
+    sources: Option<&[&str]>,
+    fam: AddrFamily,
+    ports: &[(u16, u16)],
+) -> Access {
+    Access {
+        ifaces: ifaces.iter().map(|s| s.to_string()).collect(),
+        sources: sources.map(|s| AddrSet::from_prefixes(fam, s.iter().map(|p| p.parse().unwrap()))),
+        ports: PortSet::from_ranges(ports.iter().map(|&(a, b)| range(a, b))),
+    }
+}
+
+#[test]
+fn fix_text_for_nft_firewalld_and_ufw() {
+    let snapshot = testdata("firewalld-zones");
+    let blocker = rule_ref(Family::Inet, "firewalld", "filter_IN_public", 99);
+    let a = access(
+        &["pw-priv"],
+        Some(&["10.0.0.0/8"]),
+        AddrFamily::V4,
+        &[(2548, 2548), (2500, 2509)],
+    );
+    let f = fix::open_inbound(
+        Manager::Firewalld,
+        &snapshot,
+        Some(&blocker),
+        Proto::Tcp,
+        std::slice::from_ref(&a),
+        Some(&["pw-priv".into()]),
+    );
+    assert_eq!(
+        f.nft,
+        "nft insert rule inet firewalld filter_IN_public handle 99 'iifname \"pw-priv\" ip saddr 10.0.0.0/8 tcp dport { 2500-2509, 2548 } accept'"
+    );
+    let fw = f.firewalld.unwrap();
+    assert_eq!(
+        fw.lines().next().unwrap(),
+        "firewall-cmd --permanent --zone=\"$(firewall-cmd --get-zone-of-interface=pw-priv || firewall-cmd --get-default-zone)\" --add-rich-rule='rule family=\"ipv4\" source address=\"10.0.0.0/8\" port port=\"2500-2509\" protocol=\"tcp\" accept'"
+    );
+    assert_eq!(fw.lines().last().unwrap(), "firewall-cmd --reload");
+    assert_eq!(f.ufw, None);
+
+    let f = fix::open_inbound(
+        Manager::Ufw,
+        &snapshot,
+        Some(&blocker),
+        Proto::Tcp,
+        &[a],
+        Some(&["pw-priv".into()]),
+    );
+    assert_eq!(
+        f.ufw.unwrap(),
+        "ufw allow in on pw-priv proto tcp from 10.0.0.0/8 to any port 2500:2509,2548"
+    );
+    // Any source: firewalld ports.
+    let any = access(&["pw-pub"], None, AddrFamily::V4, &[(6162, 6162)]);
+    let f = fix::open_inbound(
+        Manager::Firewalld,
+        &snapshot,
+        Some(&blocker),
+        Proto::Tcp,
+        std::slice::from_ref(&any),
+        None,
+    );
+    assert!(f.firewalld.unwrap().contains("--add-port=6162/tcp"));
+    let f = fix::open_inbound(
+        Manager::Ufw,
+        &snapshot,
+        Some(&rule_ref(Family::Ip, "filter", "ufw-user-input", 5)),
+        Proto::Tcp,
+        &[any],
+        None,
+    );
+    assert_eq!(
+        f.nft,
+        "nft insert rule ip filter ufw-user-input handle 5 tcp dport 6162 accept"
+    );
+    assert_eq!(
+        f.ufw.unwrap(),
+        "ufw prepend allow proto tcp from any to any port 6162"
+    );
+
+    // Closing everything but one address.
+    let mut except = access(
+        &["pw-pub"],
+        Some(&["0.0.0.0/0"]),
+        AddrFamily::V4,
+        &[(22, 22)],
+    );
+    except.sources = Some(except.sources.unwrap().subtract(&AddrSet::from_prefixes(
+        AddrFamily::V4,
+        ["10.0.0.10/32".parse().unwrap()],
+    )));
+    let by = rule_ref(Family::Ip, "filter", "ufw-user-input", 7);
+    let f = fix::close_inbound(
+        Manager::Ufw,
+        &snapshot,
+        Some(&by),
+        false,
+        Proto::Tcp,
+        &[except.clone()],
+    );
+    assert_eq!(
+        f.nft,
+        "nft insert rule ip filter ufw-user-input handle 7 'iifname \"pw-pub\" ip saddr != 10.0.0.10/32 tcp dport 22 drop'"
+    );
+    assert_eq!(
+        f.ufw.unwrap(),
+        "ufw prepend deny in on pw-pub proto tcp from 0.0.0.0/0 to any port 22\nufw prepend allow in on pw-pub proto tcp from 10.0.0.10/32 to any port 22"
+    );
+    let f = fix::close_inbound(
+        Manager::Firewalld,
+        &snapshot,
+        Some(&by),
+        false,
+        Proto::Tcp,
+        &[except],
+    );
+    assert!(f.firewalld.unwrap().contains("--add-rich-rule='rule family=\"ipv4\" source NOT address=\"10.0.0.10/32\" port port=\"22\" protocol=\"tcp\" drop'"));
+    // Several exceptions: a firewalld ipset of them.
+    let mut two = access(
+        &["pw-pub"],
+        Some(&["0.0.0.0/0"]),
+        AddrFamily::V4,
+        &[(22, 22)],
+    );
+    two.sources = Some(two.sources.unwrap().subtract(&AddrSet::from_prefixes(
+        AddrFamily::V4,
+        [
+            "10.0.0.10/32".parse().unwrap(),
+            "10.0.0.20/32".parse().unwrap(),
+        ],
+    )));
+    let fw = fix::close_inbound(
+        Manager::Firewalld,
+        &snapshot,
+        Some(&by),
+        false,
+        Proto::Tcp,
+        &[two],
+    )
+    .firewalld
+    .unwrap();
+    let lines: Vec<&str> = fw.lines().collect();
+    assert_eq!(lines.len(), 4, "{fw}");
+    assert!(
+        lines[0].starts_with("firewall-cmd --permanent --new-ipset=pw-")
+            && lines[0].ends_with(" --type=hash:net"),
+        "{fw}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "for e in 10.0.0.10/32 10.0.0.20/32; do firewall-cmd --permanent --ipset=pw-"
+        ),
+        "{fw}"
+    );
+    assert!(
+        lines[2].contains("rule family=\"ipv4\" source NOT ipset=\"pw-"),
+        "{fw}"
+    );
+    // An IPv6 block is never put in an `ip` table.
+    let v6 = access(
+        &["pw-pub"],
+        Some(&["2001:db8::/32"]),
+        AddrFamily::V6,
+        &[(22, 22)],
+    );
+    let f = fix::close_inbound(Manager::Nft, &snapshot, Some(&by), false, Proto::Tcp, &[v6]);
+    assert_eq!(f.nft, "");
+}
+
+// ---- pieces: rule text and regions ----
+
+#[test]
+fn rules_read_as_nft_lists_them() {
+    let s = testdata("backup-host-basic");
+    let t = &s.tables[0];
+    let text = |h: u64| {
+        let r = t
+            .chain("input")
+            .unwrap()
+            .rules
+            .iter()
+            .find(|r| r.handle == h)
+            .unwrap();
+        nfttext::rule_text(t, r)
+    };
+    assert_eq!(text(5), "ct state established,related accept");
+    assert_eq!(text(6), "ct state invalid counter packets 0 bytes 0 drop");
+    assert_eq!(text(9), "meta l4proto icmp icmp type { 3, 8, 11 } accept");
+    assert_eq!(
+        text(12),
+        "tcp dport 22 ct state new limit rate 10/minute burst 5 packets counter packets 0 bytes 0 accept"
+    );
+    assert_eq!(
+        text(13),
+        "iifname \"pw-priv\" tcp dport @veeam_tcp counter packets 0 bytes 0 accept"
+    );
+    assert_eq!(
+        text(14),
+        "iifname \"pw-priv\" ip saddr 10.99.0.0/24 tcp dport 2548 counter packets 0 bytes 0 accept"
+    );
+    assert_eq!(text(17), "reject with icmpx admin-prohibited");
+}
+
+#[test]
+fn uncovered_regions_are_exact() {
+    let all4 = AddrSet::all(AddrFamily::V4);
+    let net = |s: &str| AddrSet::from_prefixes(AddrFamily::V4, [s.parse().unwrap()]);
+    let want = PortSet::from_ranges([range(2500, 3300)]);
+    let covers = vec![
+        Rect {
+            ports: PortSet::from_ranges([range(2500, 2509)]),
+            sources: all4.clone(),
+        },
+        Rect {
+            ports: PortSet::from_ranges([range(2400, 2600)]),
+            sources: net("10.0.0.0/8"),
+        },
+    ];
+    let got: Vec<(String, Vec<String>)> = region::uncovered(&want, &all4, &covers)
+        .into_iter()
+        .map(|(r, a)| {
+            (
+                r.to_string(),
+                a.to_prefixes().iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect();
+    let not10: Vec<String> = all4
+        .subtract(&net("10.0.0.0/8"))
+        .to_prefixes()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2510-2600".to_string(), not10),
+            ("2601-3300".to_string(), vec!["0.0.0.0/0".to_string()]),
+        ]
+    );
+    assert!(region::uncovered(&want, &net("10.1.0.0/16"), &covers[1..]).len() == 1);
+}

@@ -1,0 +1,807 @@
+//! `portwarden audit` against the real kernel: fixture rulesets and real
+//! listeners in the host namespace of the test topology, the audit run
+//! there, and every claim checked with real packets from the peer namespace.
+//!
+//! For each reported missing (or partly open) piece, a SYN or datagram at
+//! both edges and in the middle of each port range, from peer addresses
+//! inside the piece's prefixes, must NOT reach a last-priority input chain
+//! (a recorder table like `src/eval/testdata/kernel-diff.py` uses); for each
+//! required port NOT reported missing, one from the requirement's peers MUST
+//! reach it. Outbound findings are checked the other way round (host sends,
+//! the peer records).
+
+mod common;
+
+use common::{require_root, run, Netns, Topology, PRIVATE, PUBLIC};
+use ipnet::IpNet;
+use portwarden::audit::region::{requirement_peers, Peers};
+use portwarden::catalog::{Catalog, Direction, Scope};
+use portwarden::config::HostConfig;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+// ---- no root needed: exit code 3 ----
+
+fn pw(args: &[&str]) -> std::process::Output {
+    Command::new(common::portwarden_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run portwarden")
+}
+
+#[test]
+fn cannot_audit_is_exit_3_with_one_line() {
+    for args in [
+        &["audit", "--config", "/nonexistent/portwarden.toml"][..],
+        &[
+            "audit",
+            "--role",
+            "veeam-data-mover",
+            "--peer",
+            "bakup_server=10.0.0.1",
+        ][..],
+        &["audit", "--role", "no-such-role"][..],
+        &["audit", "--format", "xml"][..],
+    ] {
+        let out = pw(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("portwarden: cannot audit: "), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+// ---- the kernel checks ----
+
+const RECORDER: &str = r#"
+table inet pw_seen {
+  set s4 { type ipv4_addr . inet_service; flags dynamic; size 65535; }
+  set s6 { type ipv6_addr . inet_service; flags dynamic; size 65535; }
+  chain last {
+    type filter hook input priority 2147483647; policy accept;
+    meta nfproto ipv4 meta l4proto { tcp, udp } add @s4 { ip saddr . th sport }
+    meta nfproto ipv6 meta l4proto { tcp, udp } add @s6 { ip6 saddr . th sport }
+  }
+}
+"#;
+
+const SENDER: &str = r#"
+import json, socket, sys, time
+keep = []
+for line in sys.stdin:
+    p = json.loads(line)
+    fam = socket.AF_INET6 if ":" in p["saddr"] else socket.AF_INET
+    kind = socket.SOCK_STREAM if p["proto"] == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(fam, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((p["saddr"], p["sport"]))
+        s.setblocking(False)
+        if kind == socket.SOCK_STREAM:
+            s.connect_ex((p["daddr"], p["dport"]))
+        else:
+            s.sendto(b"x" * 8, (p["daddr"], p["dport"]))
+    except OSError as e:
+        print("send", p, e, file=sys.stderr)
+    keep.append(s)
+    time.sleep(0.002)
+time.sleep(0.5)
+"#;
+
+const LISTENERS: &str = r#"
+import socket, sys, time
+keep = []
+for spec in sys.argv[1:]:
+    proto, port = spec.split("/")
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(socket.AF_INET6, kind)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", int(port)))
+    if kind == socket.SOCK_STREAM:
+        s.listen(16)
+    keep.append(s)
+print("ready", flush=True)
+time.sleep(3600)
+"#;
+
+/// One packet to send: a SYN or a datagram.
+#[derive(Clone, Debug)]
+struct Probe {
+    proto: String,
+    saddr: IpAddr,
+    daddr: IpAddr,
+    dport: u16,
+    sport: u16,
+    /// Whether it must reach the receiver's last input chain.
+    expect: bool,
+    why: String,
+}
+
+/// Sends `probes` from `sender` and says which reached `receiver`'s last
+/// input chain (the recorder table is added to `receiver` first).
+fn record(receiver: &Netns, sender: &Netns, probes: &[Probe]) -> HashSet<(IpAddr, u16)> {
+    receiver.nft_text(RECORDER);
+    let mut child = sender
+        .cmd("python3")
+        .args(["-c", SENDER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 sender");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for p in probes {
+            let line = serde_json::json!({"proto": p.proto, "saddr": p.saddr.to_string(),
+                "daddr": p.daddr.to_string(), "dport": p.dport, "sport": p.sport});
+            writeln!(stdin, "{line}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "sender failed");
+    let mut seen = HashSet::new();
+    for set in ["s4", "s6"] {
+        let out = run(receiver
+            .cmd("nft")
+            .args(["-j", "list", "set", "inet", "pw_seen", set]));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for o in v["nftables"].as_array().unwrap() {
+            for e in o["set"]["elem"].as_array().into_iter().flatten() {
+                let val = if e.get("elem").is_some() {
+                    &e["elem"]["val"]
+                } else {
+                    e
+                };
+                let c = &val["concat"];
+                seen.insert((
+                    c[0].as_str().unwrap().parse().unwrap(),
+                    c[1].as_u64().unwrap() as u16,
+                ));
+            }
+        }
+    }
+    run(receiver
+        .cmd("nft")
+        .args(["delete", "table", "inet", "pw_seen"]));
+    seen
+}
+
+/// Checks every probe; panics listing all that disagree.
+fn check(receiver: &Netns, sender: &Netns, probes: &[Probe]) {
+    let seen = record(receiver, sender, probes);
+    let bad: Vec<String> = probes
+        .iter()
+        .filter(|p| seen.contains(&(p.saddr, p.sport)) != p.expect)
+        .map(|p| {
+            format!(
+                "{} {} -> {}:{} should {}reach the host: {}",
+                p.proto,
+                p.saddr,
+                p.daddr,
+                p.dport,
+                if p.expect { "" } else { "NOT " },
+                p.why
+            )
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} probes disagree:\n{}",
+        bad.len(),
+        probes.len(),
+        bad.join("\n")
+    );
+}
+
+/// Listening sockets held by a python process; killed (by its pid) on drop.
+struct Listeners(Child);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts dual-stack listeners (`tcp/6162`, `udp/53`) in `ns`.
+fn listeners(ns: &Netns, specs: &[&str]) -> Listeners {
+    let mut child = ns
+        .cmd("python3")
+        .arg("-c")
+        .arg(LISTENERS)
+        .args(specs)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3 listeners");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Listeners(child)
+}
+
+/// Extra peer addresses: a second one per link, beside .2 / ::2.
+fn add_peer_addresses(t: &Topology) {
+    for (a, dev) in [
+        ("192.0.2.66/24", PUBLIC.peer_if),
+        ("10.99.0.66/24", PRIVATE.peer_if),
+    ] {
+        t.peer.ip(&["addr", "add", a, "dev", dev]);
+    }
+    for (a, dev) in [
+        ("2001:db8:1::66/64", PUBLIC.peer_if),
+        ("fd00:99::66/64", PRIVATE.peer_if),
+    ] {
+        t.peer.ip(&["addr", "add", a, "dev", dev, "nodad"]);
+    }
+    // Packets from the "other" link's addresses must reach the ruleset.
+    for k in ["all", "default", "pw-pub", "pw-priv"] {
+        run(t
+            .host
+            .cmd("sysctl")
+            .args(["-qw", &format!("net.ipv4.conf.{k}.rp_filter=0")]));
+    }
+}
+
+/// Every source address the peer namespace can send from, same link first.
+fn peer_sources(to: IpAddr) -> Vec<IpAddr> {
+    let link_first: [&str; 4] = match to.to_string().as_str() {
+        "192.0.2.1" | "2001:db8:1::1" => {
+            ["192.0.2.2", "192.0.2.66", "2001:db8:1::2", "2001:db8:1::66"]
+        }
+        _ => ["10.99.0.2", "10.99.0.66", "fd00:99::2", "fd00:99::66"],
+    };
+    let all = [
+        "192.0.2.2",
+        "192.0.2.66",
+        "2001:db8:1::2",
+        "2001:db8:1::66",
+        "10.99.0.2",
+        "10.99.0.66",
+        "fd00:99::2",
+        "fd00:99::66",
+        "10.0.0.10",
+    ];
+    let mut v: Vec<IpAddr> = link_first
+        .iter()
+        .chain(all.iter())
+        .map(|s| s.parse().unwrap())
+        .filter(|a: &IpAddr| a.is_ipv4() == to.is_ipv4())
+        .collect();
+    v.dedup();
+    let mut seen = HashSet::new();
+    v.retain(|a| seen.insert(*a));
+    v
+}
+
+/// The host's local addresses per interface (the topology's, link-local excepted).
+fn local(iface: &str) -> [IpAddr; 2] {
+    let l = if iface == PUBLIC.host_if {
+        PUBLIC
+    } else {
+        PRIVATE
+    };
+    [l.host4.parse().unwrap(), l.host6.parse().unwrap()]
+}
+
+fn edges(first: u16, last: u16) -> Vec<u16> {
+    let mut v = vec![first, first + (last - first) / 2, last];
+    v.dedup();
+    v
+}
+
+fn ranges(v: &Value) -> Vec<(u16, u16)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_u64().unwrap() as u16, r[1].as_u64().unwrap() as u16))
+        .collect()
+}
+
+fn nets(v: &Value) -> Vec<IpNet> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// Writes a configuration file for one test.
+fn config_file(tag: &str, text: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("pw-audit-{}-{tag}.toml", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs `portwarden audit --format json --config F` in the host namespace.
+fn audit(t: &Topology, cfg: &Path) -> (Value, i32) {
+    let out = t.host.portwarden(&[
+        "audit",
+        "--format",
+        "json",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        (0..=2).contains(&code),
+        "audit failed ({code}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (v, code)
+}
+
+fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+/// A reported piece: interface, local address, port ranges, peers, protocol.
+type Reported = (String, IpAddr, Vec<(u16, u16)>, Vec<IpNet>, String);
+
+/// Probes for the inbound claims of `report`: every missing piece is
+/// refused, every required port not reported missing is accepted.
+fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
+    let cat = Catalog::builtin().unwrap();
+    let (cfg, _) = HostConfig::parse(Path::new("t.toml"), cfg_text, &cat).unwrap();
+    let reqs = cat.resolve(&cfg.roles, &cfg.settings).unwrap();
+    let mut sport = 20000u16;
+    let mut next = || {
+        sport += 1;
+        sport
+    };
+    let mut probes = Vec::new();
+    // (iface, to, ports, peers) reported missing
+    let mut missing: Vec<Reported> = Vec::new();
+    for kind in ["missing-opening", "partial-opening"] {
+        for f in findings(report, kind) {
+            let proto = f["proto"].as_str().unwrap().to_string();
+            for p in f["pieces"].as_array().unwrap() {
+                let iface = p["interface"].as_str().unwrap().to_string();
+                let to: IpAddr = p["to"].as_str().unwrap().parse().unwrap();
+                let pr = ranges(&p["ports"]);
+                let pn = nets(&p["peers"]);
+                let sources: Vec<IpAddr> = peer_sources(to)
+                    .into_iter()
+                    .filter(|a| pn.iter().any(|n| n.contains(a)))
+                    .take(2)
+                    .collect();
+                for &s in &sources {
+                    for &(a, b) in &pr {
+                        for port in edges(a, b) {
+                            probes.push(Probe {
+                                proto: proto.clone(),
+                                saddr: s,
+                                daddr: to,
+                                dport: port,
+                                sport: next(),
+                                expect: false,
+                                why: format!("{kind} {} on {iface}", f["id"]),
+                            });
+                        }
+                    }
+                }
+                missing.push((iface, to, pr, pn, proto.clone()));
+            }
+        }
+    }
+    let undecided: Vec<&str> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .filter(|n| n.contains("may or may not"))
+        .collect();
+    for r in reqs.iter().filter(|r| r.direction == Direction::In) {
+        let name = format!("{}/{}", r.role, r.requirement);
+        if undecided.iter().any(|n| n.starts_with(&name)) {
+            continue;
+        }
+        let peers: Peers = requirement_peers(r, &cfg);
+        let ifaces: Vec<&str> = match r.scope {
+            Scope::Private if !cfg.private_interfaces.is_empty() => {
+                cfg.private_interfaces.iter().map(String::as_str).collect()
+            }
+            _ => vec![PUBLIC.host_if, PRIVATE.host_if],
+        };
+        let proto = r.proto.to_string();
+        for iface in ifaces {
+            for to in local(iface) {
+                let fam = if to.is_ipv4() { &peers.v4 } else { &peers.v6 };
+                let Some(src) = peer_sources(to).into_iter().find(|a| fam.contains(*a)) else {
+                    continue;
+                };
+                for range in r.ports.ranges() {
+                    for port in edges(range.first(), range.last()) {
+                        let reported = missing.iter().any(|(i, t, pr, pn, p)| {
+                            i == iface
+                                && *t == to
+                                && *p == proto
+                                && pr.iter().any(|&(a, b)| a <= port && port <= b)
+                                && pn.iter().any(|n| n.contains(&src))
+                        });
+                        if !reported {
+                            probes.push(Probe {
+                                proto: proto.clone(),
+                                saddr: src,
+                                daddr: to,
+                                dport: port,
+                                sport: next(),
+                                expect: true,
+                                why: format!("{name} is not reported missing on {iface}"),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    probes
+}
+
+fn assert_valid_finding(f: &Value) {
+    let id = f["id"].as_str().unwrap();
+    assert!(
+        id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{f}"
+    );
+    assert!(f["fix"].is_null() || f["fix"]["nft"].is_string(), "{f}");
+}
+
+// ---- scenarios ----
+
+const BASIC_CFG: &str = r#"roles = ["veeam-data-mover", "evault-agent"]
+private_interfaces = ["pw-priv"]
+[peers]
+backup_server = ["192.0.2.2", "10.99.0.2"]
+evault_management = ["10.99.0.0/24"]
+"#;
+
+#[test]
+fn textbook_ruleset_missing_pieces_are_refused_and_the_rest_accepted() {
+    if !require_root("textbook_ruleset_missing_pieces_are_refused_and_the_rest_accepted") {
+        return;
+    }
+    let t = Topology::new("aud-basic");
+    add_peer_addresses(&t);
+    t.load_fixture("backup-host-basic.nft");
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2548"]);
+    let cfg = config_file("basic", BASIC_CFG);
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    for f in report["findings"].as_array().unwrap() {
+        assert_valid_finding(f);
+    }
+    // 6160 and 6162 from 192.0.2.2/10.99.0.2 on pw-pub: rejected by the tcp reset rule.
+    let missing = findings(&report, "missing-opening");
+    let ports: Vec<&Value> = missing.iter().map(|f| &f["ports"]).collect();
+    assert!(
+        ports.contains(&&serde_json::json!([[6160, 6160]])),
+        "{report:#}"
+    );
+    assert!(
+        ports.contains(&&serde_json::json!([[6162, 6162]])),
+        "{report:#}"
+    );
+    assert!(missing
+        .iter()
+        .all(|f| f["interfaces"] == serde_json::json!(["pw-pub"])));
+    assert!(findings(&report, "not-listening").is_empty(), "{report:#}");
+    let probes = inbound_probes(&report, BASIC_CFG);
+    assert!(probes.iter().any(|p| !p.expect) && probes.iter().any(|p| p.expect));
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+const RANGE_RULESET: &str = r#"flush ruleset
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    meta l4proto ipv6-icmp accept
+    tcp dport 2500-2599 accept
+    tcp dport 3000-3100 reject with tcp reset
+    ip saddr 10.99.0.66 tcp dport 6162 drop
+    tcp dport { 22, 6160, 6162 } accept
+  }
+}
+"#;
+
+const RANGE_CFG: &str = r#"roles = ["veeam-data-mover"]
+[settings]
+veeam_data_range = "legacy"
+"#;
+
+#[test]
+fn partly_open_range_with_two_blockers_matches_the_kernel() {
+    if !require_root("partly_open_range_with_two_blockers_matches_the_kernel") {
+        return;
+    }
+    let t = Topology::new("aud-range");
+    add_peer_addresses(&t);
+    t.host.nft_text(RANGE_RULESET);
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let cfg = config_file("range", RANGE_CFG);
+    let (report, _) = audit(&t, &cfg);
+    // backup_server unbound: any source. 2500-5000 (legacy) minus 2500-2599,
+    // split by blocker: the reject rule (3000-3100) and the policy.
+    let partial = findings(&report, "partial-opening");
+    assert_eq!(partial.len(), 2, "{report:#}");
+    let mut got: Vec<Value> = partial.iter().map(|f| f["ports"].clone()).collect();
+    got.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        got,
+        [
+            serde_json::json!([[2600, 2999], [3101, 5000]]),
+            serde_json::json!([[3000, 3100]])
+        ]
+    );
+    // 6162 from 10.99.0.66 only: dropped by the saddr rule.
+    let transport: Vec<&Value> = findings(&report, "missing-opening")
+        .into_iter()
+        .filter(|f| f["requirement"] == "transport")
+        .collect();
+    assert_eq!(transport.len(), 1, "{report:#}");
+    assert_eq!(transport[0]["peers"], serde_json::json!(["10.99.0.66/32"]));
+    let probes = inbound_probes(&report, RANGE_CFG);
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+const OPEN_RULESET: &str = "flush ruleset\ntable inet filter {\n  chain input {\n    type filter hook input priority filter; policy accept;\n  }\n}\n";
+
+const OPEN_CFG: &str = r#"roles = ["veeam-data-mover"]
+[peers]
+backup_server = ["10.99.0.2"]
+"#;
+
+#[test]
+fn default_accept_host_is_one_excess_finding_per_protocol() {
+    if !require_root("default_accept_host_is_one_excess_finding_per_protocol") {
+        return;
+    }
+    let t = Topology::new("aud-open");
+    add_peer_addresses(&t);
+    t.host.nft_text(OPEN_RULESET);
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/8080"]);
+    let cfg = config_file("open", OPEN_CFG);
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    let excess = findings(&report, "excess-opening");
+    assert_eq!(excess.len(), 2, "{report:#}");
+    for f in &excess {
+        assert_eq!(f["ports"], serde_json::json!([[0, 65535]]), "{f}");
+        assert_eq!(f["role"], Value::Null);
+        assert_eq!(f["evidence"][0]["type"], "policy");
+    }
+    assert!(
+        findings(&report, "missing-opening").is_empty(),
+        "{report:#}"
+    );
+    // The python listener on 8080 is exposed, with its process.
+    let exposed = findings(&report, "exposed-listener");
+    let e8080 = exposed
+        .iter()
+        .find(|f| f["ports"] == serde_json::json!([[8080, 8080]]))
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let process = e8080["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "listener")
+        .unwrap()["process"]
+        .clone();
+    assert!(
+        process["command"].as_str().unwrap().contains("python"),
+        "{process}"
+    );
+    assert!(process["pid"].as_u64().unwrap() > 0);
+    // The kernel accepts the excess ports too (edges of the whole space) and everything required.
+    let mut probes = inbound_probes(&report, OPEN_CFG);
+    let mut sport = 40000;
+    for (src, dst) in [("192.0.2.2", "192.0.2.1"), ("fd00:99::2", "fd00:99::1")] {
+        for port in [1u16, 8080, 65535] {
+            for proto in ["tcp", "udp"] {
+                sport += 1;
+                probes.push(Probe {
+                    proto: proto.into(),
+                    saddr: src.parse().unwrap(),
+                    daddr: dst.parse().unwrap(),
+                    dport: port,
+                    sport,
+                    expect: true,
+                    why: "reported excess".into(),
+                });
+            }
+        }
+    }
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+const FIREWALLD_CFG: &str = r#"roles = ["veeam-data-mover"]
+[peers]
+backup_server = ["10.0.0.10"]
+"#;
+
+#[test]
+fn firewalld_host_gets_firewall_cmd_fixes_and_matches_the_kernel() {
+    if !require_root("firewalld_host_gets_firewall_cmd_fixes_and_matches_the_kernel") {
+        return;
+    }
+    let t = Topology::new("aud-fwd");
+    add_peer_addresses(&t);
+    // The backup server 10.0.0.10 sits behind the private link.
+    t.peer
+        .ip(&["addr", "add", "10.0.0.10/32", "dev", PRIVATE.peer_if]);
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.10/32",
+        "via",
+        "10.99.0.2",
+        "dev",
+        PRIVATE.host_if,
+    ]);
+    t.load_fixture("firewalld-zones.nft");
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let cfg = config_file("fwd", FIREWALLD_CFG);
+    let (report, _) = audit(&t, &cfg);
+    let with_fix: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["fix"]["firewalld"].is_string())
+        .collect();
+    assert!(!with_fix.is_empty(), "{report:#}");
+    assert!(with_fix.iter().all(|f| f["fix"]["firewalld"]
+        .as_str()
+        .unwrap()
+        .contains("firewall-cmd --permanent")));
+    let probes = inbound_probes(&report, FIREWALLD_CFG);
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+const UFW_CFG: &str = r#"roles = ["veeam-data-mover"]
+[settings]
+veeam_data_range = "legacy"
+[peers]
+backup_server = ["192.0.2.2"]
+"#;
+
+#[test]
+fn ufw_host_gets_ufw_fixes_and_matches_the_kernel() {
+    if !require_root("ufw_host_gets_ufw_fixes_and_matches_the_kernel") {
+        return;
+    }
+    let t = Topology::new("aud-ufw");
+    add_peer_addresses(&t);
+    t.load_fixture("gen/ufw-host.sh");
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let cfg = config_file("ufw", UFW_CFG);
+    let (report, _) = audit(&t, &cfg);
+    // 3301-5000 from 192.0.2.2 is refused (only 10.0.0.10 may use 2500:5000).
+    let partial = findings(&report, "partial-opening");
+    assert!(!partial.is_empty(), "{report:#}");
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["fix"]["ufw"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("ufw "))));
+    // Port 22 is `ufw limit`ed (6 hits in 30 s): keep the accept probes few.
+    let probes = inbound_probes(&report, UFW_CFG);
+    assert!(probes.iter().filter(|p| p.dport == 22).count() <= 4);
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+const OUTBOUND_RULESET: &str = r#"flush ruleset
+table inet filter {
+  chain output {
+    type filter hook output priority filter; policy drop;
+    ct state established,related accept
+    oifname "lo" accept
+    meta l4proto ipv6-icmp accept
+    tcp dport 443 accept
+  }
+}
+"#;
+
+const OUTBOUND_CFG: &str = r#"roles = ["evault-agent"]
+[peers]
+evault_vault = ["192.0.2.2"]
+evault_registration = ["10.99.0.2"]
+evault_portal = ["192.0.2.2"]
+"#;
+
+#[test]
+fn outbound_blocked_is_what_the_kernel_blocks() {
+    if !require_root("outbound_blocked_is_what_the_kernel_blocks") {
+        return;
+    }
+    let t = Topology::new("aud-out");
+    t.host.nft_text(OUTBOUND_RULESET);
+    let _l = listeners(&t.host, &["tcp/2548"]);
+    let cfg = config_file("out", OUTBOUND_CFG);
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    let blocked = findings(&report, "outbound-blocked");
+    let mut got: Vec<(String, Value)> = blocked
+        .iter()
+        .map(|f| {
+            (
+                f["requirement"].as_str().unwrap().to_string(),
+                f["ports"].clone(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [
+            (
+                "registration".to_string(),
+                serde_json::json!([[8086, 8087]])
+            ),
+            ("vault".to_string(), serde_json::json!([[2546, 2546]]))
+        ],
+        "{report:#}"
+    );
+    // Host -> peer: blocked ports never reach the peer; 443 does.
+    let mut probes = Vec::new();
+    let mut sport = 30000;
+    for f in &blocked {
+        for peer in nets(&f["peers"]) {
+            let daddr = peer.addr();
+            let saddr: IpAddr = if daddr.to_string().starts_with("10.99.") {
+                PRIVATE.host4.parse().unwrap()
+            } else {
+                PUBLIC.host4.parse().unwrap()
+            };
+            for (a, b) in ranges(&f["ports"]) {
+                for port in edges(a, b) {
+                    sport += 1;
+                    probes.push(Probe {
+                        proto: "tcp".into(),
+                        saddr,
+                        daddr,
+                        dport: port,
+                        sport,
+                        expect: false,
+                        why: format!("outbound-blocked {}", f["id"]),
+                    });
+                }
+            }
+        }
+    }
+    probes.push(Probe {
+        proto: "tcp".into(),
+        saddr: PUBLIC.host4.parse().unwrap(),
+        daddr: "192.0.2.2".parse().unwrap(),
+        dport: 443,
+        sport: 31000,
+        expect: true,
+        why: "portal-web 443 is not reported blocked".into(),
+    });
+    check(&t.peer, &t.host, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
