@@ -828,9 +828,8 @@ impl Collector<'_> {
             };
             let mut val = val;
             if let Some((m, x)) = &c.mask {
-                for i in 0..16 {
-                    val[i] =
-                        (val[i] & m.get(i).copied().unwrap_or(0)) ^ x.get(i).copied().unwrap_or(0);
+                for (i, v) in val.iter_mut().enumerate() {
+                    *v = (*v & m.get(i).copied().unwrap_or(0)) ^ x.get(i).copied().unwrap_or(0);
                 }
             }
             let holds = match &c.test {
@@ -1351,11 +1350,11 @@ impl Collector<'_> {
                 && r.xors.iter().all(|&x| x == 0)
         };
         let bad = runs.iter().find(|r| {
-            !plain(r)
-                && !(matches!(r.f, Field::Saddr | Field::Daddr)
-                    && r.first == 0
-                    && r.masks.iter().all(|&m| m == 0xff)
-                    && r.xors.iter().all(|&x| x == 0))
+            let whole_address = matches!(r.f, Field::Saddr | Field::Daddr)
+                && r.first == 0
+                && r.masks.iter().all(|&m| m == 0xff)
+                && r.xors.iter().all(|&x| x == 0);
+            !(plain(r) || whole_address)
         });
         if let Some(r) = bad {
             if r.f == Field::Daddr && runs.iter().all(|r| r.f == Field::Daddr) {
@@ -1430,7 +1429,8 @@ impl Collector<'_> {
         }
         let s: &SetInfo = &self.prog.sets[set as usize];
         let mut idx: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut out: Vec<(Vec<(u128, u128)>, Option<(u16, u16)>)> = Vec::new();
+        type Group = (Vec<(u128, u128)>, Option<(u16, u16)>);
+        let mut out: Vec<Group> = Vec::new();
         let interval = matches!(s.kind, SetKind::Interval | SetKind::Concat(_));
         for i in 0..s.n {
             let (st, en) = (s.start(i), s.end(i));
