@@ -1,0 +1,369 @@
+//! Benchmark: the whole audit, as the real binary runs it, against the
+//! snapshot read alone, in one throwaway network namespace, measured in the
+//! same run.
+//!
+//! The namespace holds the large ruleset of the other benchmarks (20,000
+//! rules and a 200,000-element interval blocklist), four Ethernet links
+//! `eth0`-`eth3` with IPv4 and IPv6 addresses (the ruleset's `iifname` rules
+//! name them; dummy links, or veths to a second namespace where the kernel
+//! has no dummy driver), and 5,000 listening TCP sockets on distinct ports (one
+//! python3 process). Then, alternately:
+//!
+//! - `portwarden dump --json` (the reference: the snapshot's own time), and
+//! - `portwarden audit --format json --role veeam-linux-repository --peer
+//!   backup_server=10.0.0.10` (snapshot, routes, sockets, evaluator,
+//!   exposure, findings, JSON report).
+//!
+//! Prints wall time and peak RSS of each (wait4 rusage of the child), the
+//! difference audit - dump, and whether the targets hold: audit at most
+//! dump + 0.5 s, peak RSS at most 256 MiB. Audit exit codes 0-2 are normal
+//! (1 and 2 mean findings); 3 is a failure.
+//!
+//! Needs root. `cargo bench --bench audit`. Environment: `PW_BENCH_RULES`,
+//! `PW_BENCH_ELEMENTS`, `PW_BENCH_SOCKETS` (sizes), `PW_BENCH_RUNS` (default
+//! 3, median), `PW_BENCH_TIMEOUT_S` (give up on one command after this many
+//! seconds and report it; default 0 = never). The namespace and the
+//! listener process are removed however the benchmark ends, Ctrl-C included.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[path = "common/ruleset.rs"]
+mod ruleset;
+use ruleset::ruleset;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn check_interrupted() {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // Unwinds through the cleanup guards.
+        panic!("interrupted");
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// One run of one command.
+struct Usage {
+    wall: f64,
+    max_rss_kib: i64,
+    code: i32,
+}
+
+/// Runs `args` inside `ns` with stdout to the file `out` (created afresh),
+/// returning its resource use, or `None` when it did not finish within
+/// `timeout` (it is then killed).
+fn measure(ns: &str, args: &[&str], out: &Path, timeout: Option<Duration>) -> Option<Usage> {
+    check_interrupted();
+    let start = Instant::now();
+    // `ip netns exec` execs the command itself, so the child's rusage is the
+    // command's. Reaped with wait4 below (for its rusage), not Child::wait.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdout(std::fs::File::create(out).expect("output file"))
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: wait4 on our own child, without blocking.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break;
+        }
+        assert_eq!(r, 0, "wait4");
+        let late = timeout.is_some_and(|t| start.elapsed() > t);
+        if late || INTERRUPTED.load(Ordering::SeqCst) {
+            // SAFETY: our own, not yet reaped child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::wait4(pid, &mut status, 0, &mut ru);
+            }
+            check_interrupted();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let wall = start.elapsed().as_secs_f64();
+    assert!(libc::WIFEXITED(status), "{args:?} was killed");
+    Some(Usage {
+        wall,
+        max_rss_kib: ru.ru_maxrss,
+        code: libc::WEXITSTATUS(status),
+    })
+}
+
+/// python3 holding `n` IPv4 TCP listeners on 0.0.0.0, ports from `first`.
+const LISTENERS: &str = r#"
+import resource, socket, sys, time
+n, first = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
+keep = []
+for port in range(first, first + n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(1)
+    keep.append(s)
+print("ready", flush=True)
+time.sleep(86400)
+"#;
+
+/// Removes the namespace, the files and the listener process however we leave.
+struct Cleanup {
+    ns: String,
+    peer_ns: Option<String>,
+    files: Vec<std::path::PathBuf>,
+    listener: Option<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(c) = self.listener.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        if let Some(p) = &self.peer_ns {
+            let _ = Command::new("ip").args(["netns", "del", p]).status();
+        }
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let ok = Command::new("ip").args(args).status().map(|s| s.success());
+    assert_eq!(ok.ok(), Some(true), "ip {args:?}");
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED audit benchmark: needs root (network namespaces)");
+        return;
+    }
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let rules = env_usize("PW_BENCH_RULES", 20_000);
+    let elements = env_usize("PW_BENCH_ELEMENTS", 200_000);
+    let sockets = env_usize("PW_BENCH_SOCKETS", 5_000).min(40_000);
+    let runs = env_usize("PW_BENCH_RUNS", 3).max(1);
+    let timeout = match env_usize("PW_BENCH_TIMEOUT_S", 0) {
+        0 => None,
+        s => Some(Duration::from_secs(s as u64)),
+    };
+    let ns = format!("pwbencha-{}", std::process::id());
+    let tmp = std::env::temp_dir();
+    let file = tmp.join(format!("{ns}.nft"));
+    let script = tmp.join(format!("{ns}.py"));
+    let out_dump = tmp.join(format!("{ns}.dump.json"));
+    let out_audit = tmp.join(format!("{ns}.audit.json"));
+    let peer_ns = format!("{ns}-p");
+    let mut cleanup = Cleanup {
+        ns: ns.clone(),
+        peer_ns: None,
+        files: vec![
+            file.clone(),
+            script.clone(),
+            out_dump.clone(),
+            out_audit.clone(),
+        ],
+        listener: None,
+    };
+    std::fs::write(&file, ruleset(rules, elements)).expect("write ruleset");
+    std::fs::write(&script, LISTENERS).expect("write listener script");
+    ip(&["netns", "add", &ns]);
+    let ns = ns.as_str();
+    ip(&["-n", ns, "link", "set", "lo", "up"]);
+    for i in 0..4 {
+        let dev = format!("eth{i}");
+        // A dummy link; where the kernel has no dummy driver (containers),
+        // a veth whose other end lives in a second namespace.
+        let dummy = Command::new("ip")
+            .args(["-n", ns, "link", "add", &dev, "type", "dummy"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !dummy {
+            if cleanup.peer_ns.is_none() {
+                ip(&["netns", "add", &peer_ns]);
+                cleanup.peer_ns = Some(peer_ns.clone());
+            }
+            ip(&[
+                "link", "add", &dev, "netns", ns, "type", "veth", "peer", "name", &dev, "netns",
+                &peer_ns,
+            ]);
+            ip(&["-n", &peer_ns, "link", "set", &dev, "up"]);
+        }
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("192.0.{}.1/24", 2 + i),
+            "dev",
+            &dev,
+        ]);
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("2001:db8:{i}::1/64"),
+            "dev",
+            &dev,
+            "nodad",
+        ]);
+        ip(&["-n", ns, "link", "set", &dev, "up"]);
+    }
+
+    eprintln!("loading {rules} rules and a {elements}-element interval set...");
+    let t = Instant::now();
+    let st = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f"])
+        .arg(&file)
+        .status()
+        .expect("nft");
+    check_interrupted();
+    assert!(st.success(), "loading the benchmark ruleset failed");
+    eprintln!("loaded in {:.1} s", t.elapsed().as_secs_f64());
+
+    let first_port = 20_000u16;
+    eprintln!("starting {sockets} listening sockets...");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "python3"])
+        .arg(&script)
+        .args([sockets.to_string(), first_port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let stdout = child.stdout.take().expect("listener stdout");
+    cleanup.listener = Some(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("listener output");
+    check_interrupted();
+    assert_eq!(line.trim(), "ready", "the listener process did not start");
+
+    let ours = env!("CARGO_BIN_EXE_portwarden");
+    // Not timed: the namespace holds what we think it holds.
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, ours, "listeners", "--json"])
+        .output()
+        .expect("portwarden listeners");
+    assert!(out.status.success(), "portwarden listeners failed");
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("listeners JSON");
+    let seen = seen.as_array().map_or(0, Vec::len);
+    assert!(seen >= sockets, "{seen} sockets seen, {sockets} expected");
+
+    let dump_args = [ours, "dump", "--json"];
+    let audit_args = [
+        ours,
+        "audit",
+        "--format",
+        "json",
+        "--role",
+        "veeam-linux-repository",
+        "--peer",
+        "backup_server=10.0.0.10",
+    ];
+    let (mut dumps, mut audits) = (Vec::new(), Vec::new());
+    let mut timed_out = false;
+    for i in 0..runs {
+        eprintln!("run {}/{runs}...", i + 1);
+        // Alternate so both see the same machine state.
+        let d = measure(ns, &dump_args, &out_dump, timeout).expect("portwarden dump timed out");
+        assert_eq!(d.code, 0, "portwarden dump failed");
+        dumps.push(d);
+        match measure(ns, &audit_args, &out_audit, timeout) {
+            Some(a) => {
+                assert!(a.code <= 2, "portwarden audit failed (exit {})", a.code);
+                audits.push(a);
+            }
+            None => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+
+    let wall = |v: &[Usage]| median(v.iter().map(|u| u.wall).collect());
+    let rss = |v: &[Usage]| v.iter().map(|u| u.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(
+        o,
+        "audit benchmark: {rules} rules, {elements}-element interval set, {seen} listening \
+         sockets, 4 interfaces, median of {} runs",
+        audits.len().max(1)
+    );
+    let _ = writeln!(o, "{:<60} {:>9} {:>13}", "", "wall s", "peak RSS MiB");
+    let (dw, dr) = (wall(&dumps), rss(&dumps));
+    let _ = writeln!(
+        o,
+        "{:<60} {dw:>9.2} {dr:>13.1}",
+        "portwarden dump --json (reference)"
+    );
+    if timed_out {
+        let t = timeout.map_or(0, |t| t.as_secs());
+        let _ = writeln!(
+            o,
+            "portwarden audit: did not finish within {t} s (killed); targets NOT met"
+        );
+        return;
+    }
+    let (aw, ar) = (wall(&audits), rss(&audits));
+    let _ = writeln!(
+        o,
+        "{:<60} {aw:>9.2} {ar:>13.1}",
+        "portwarden audit --format json --role veeam-linux-repository"
+    );
+    let report: serde_json::Value = std::fs::read(&out_audit)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let findings = report["findings"].as_array().map_or(0, Vec::len);
+    let notes = report["notes"].as_array().map_or(0, Vec::len);
+    let code = audits.last().map_or(0, |a| a.code);
+    let _ = writeln!(
+        o,
+        "audit - dump: {:.2} s wall, {:.1} MiB peak RSS; audit exit {code}, {findings} findings, {notes} notes",
+        aw - dw,
+        ar - dr
+    );
+    let _ = writeln!(
+        o,
+        "targets: audit <= dump + 0.5 s: {}; peak RSS <= 256 MiB: {}",
+        if aw <= dw + 0.5 { "met" } else { "NOT met" },
+        if ar <= 256.0 { "met" } else { "NOT met" }
+    );
+}
