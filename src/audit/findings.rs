@@ -10,7 +10,7 @@ use crate::config::FindingKind;
 use crate::eval::{DecidedBy, Evaluator, Interface, Opening, Probe, Verdict, ARPHRD_LOOPBACK, L4};
 use crate::host::Listener;
 use crate::ports::{PortRange, PortSet};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// Source port of the probes the audit sends through the evaluator (in the
@@ -753,6 +753,17 @@ type ListenerGroup<'a> = (Vec<&'a Listener>, Vec<RawPiece>);
 pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
     // (proto, port) -> (listeners, pieces)
     let mut groups: BTreeMap<(Proto, u16), ListenerGroup<'_>> = BTreeMap::new();
+    // Computed once, not per listener: thousands of sockets are common.
+    let mut wanted: HashMap<(Proto, String, AddrFamily), PortSet> = HashMap::new();
+    let mut accepting: HashMap<(L4, &str, IpAddr), Vec<&Opening>> = HashMap::new();
+    for o in &ctx.input.exposure.openings {
+        if o.verdict == Verdict::Accept && !o.sources.is_empty() {
+            accepting
+                .entry((o.proto, o.iif.as_str(), o.to))
+                .or_default()
+                .push(o);
+        }
+    }
     for l in ctx.input.listeners.iter().filter(|l| l.is_exposed()) {
         let proto = match l.proto {
             L4::Tcp => Proto::Tcp,
@@ -765,15 +776,23 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                     continue;
                 }
                 let fam = family_of(to);
-                let wanted = ctx
-                    .wanted(proto, &iface.name, fam)
-                    .into_iter()
-                    .any(|w| w.ports.contains(l.port));
-                if wanted {
+                let want = wanted
+                    .entry((proto, iface.name.clone(), fam))
+                    .or_insert_with(|| {
+                        PortSet::from_ranges(
+                            ctx.wanted(proto, &iface.name, fam)
+                                .into_iter()
+                                .flat_map(|w| w.ports.ranges().to_vec()),
+                        )
+                    });
+                if want.contains(l.port) {
                     continue;
                 }
-                for o in ctx.openings(l.proto, &iface.name, to, Verdict::Accept) {
-                    if o.ports.contains(l.port) && !o.sources.is_empty() {
+                let candidates = accepting
+                    .get(&(l.proto, iface.name.as_str(), to))
+                    .map_or(&[][..], |v| v.as_slice());
+                for o in candidates {
+                    if o.ports.contains(l.port) {
                         pieces.push(RawPiece {
                             iface: iface.name.clone(),
                             to,
