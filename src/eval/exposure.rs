@@ -1445,9 +1445,11 @@ impl Collector<'_> {
         let mut idx: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut out: Vec<(Vec<(u128, u128)>, Option<(u16, u16)>)> = Vec::new();
         let interval = matches!(s.kind, SetKind::Interval | SetKind::Concat(_));
+        // The group key, rebuilt per element; allocated only for new groups.
+        let mut g: Vec<u8> = Vec::new();
         for i in 0..s.n {
             let (st, en) = (s.start(i), s.end(i));
-            let mut g: Vec<u8> = Vec::new();
+            g.clear();
             for k in 0..s.klen {
                 if k < pos || k >= pos + n {
                     g.push(st[k]);
@@ -1467,10 +1469,14 @@ impl Collector<'_> {
                 let b = be(&(if interval { en } else { st })[p..p + 2]) as u16;
                 (a.min(b), a.max(b))
             });
-            let gi = *idx.entry(g).or_insert_with(|| {
-                out.push((Vec::new(), port));
-                out.len() - 1
-            });
+            let gi = match idx.get(g.as_slice()) {
+                Some(&gi) => gi,
+                None => {
+                    out.push((Vec::new(), port));
+                    idx.insert(g.clone(), out.len() - 1);
+                    out.len() - 1
+                }
+            };
             out[gi].0.push(iv);
         }
         let fam = self.fam;
