@@ -840,9 +840,8 @@ impl Collector<'_> {
             };
             let mut val = val;
             if let Some((m, x)) = &c.mask {
-                for i in 0..16 {
-                    val[i] =
-                        (val[i] & m.get(i).copied().unwrap_or(0)) ^ x.get(i).copied().unwrap_or(0);
+                for (i, v) in val.iter_mut().enumerate() {
+                    *v = (*v & m.get(i).copied().unwrap_or(0)) ^ x.get(i).copied().unwrap_or(0);
                 }
             }
             let holds = match &c.test {
@@ -1364,11 +1363,11 @@ impl Collector<'_> {
                 && r.xors.iter().all(|&x| x == 0)
         };
         let bad = runs.iter().find(|r| {
-            !plain(r)
-                && !(matches!(r.f, Field::Saddr | Field::Daddr)
-                    && r.first == 0
-                    && r.masks.iter().all(|&m| m == 0xff)
-                    && r.xors.iter().all(|&x| x == 0))
+            let whole_addr = matches!(r.f, Field::Saddr | Field::Daddr)
+                && r.first == 0
+                && r.masks.iter().all(|&m| m == 0xff)
+                && r.xors.iter().all(|&x| x == 0);
+            !(plain(r) || whole_addr)
         });
         if let Some(r) = bad {
             if r.f == Field::Daddr && runs.iter().all(|r| r.f == Field::Daddr) {
@@ -1443,7 +1442,9 @@ impl Collector<'_> {
         }
         let s: &SetInfo = &self.prog.sets[set as usize];
         let mut idx: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut out: Vec<(Vec<(u128, u128)>, Option<(u16, u16)>)> = Vec::new();
+        // Per group: its address intervals and ports.
+        type Group = (Vec<(u128, u128)>, Option<(u16, u16)>);
+        let mut out: Vec<Group> = Vec::new();
         let interval = matches!(s.kind, SetKind::Interval | SetKind::Concat(_));
         // The group key, rebuilt per element; allocated only for new groups.
         let mut g: Vec<u8> = Vec::new();
