@@ -23,7 +23,12 @@
 //!    classes (addresses with the same membership in every common
 //!    predicate, found by one sweep; a 200,000-range blocklist makes two
 //!    classes, not 400,000) are computed once, then refined per port atom
-//!    with that atom's own predicates only.
+//!    with that atom's own predicates only. Likewise, when nothing rewrites
+//!    the packet, every predicate of a rule whose guard (its leading pure
+//!    conditions, see `compile::guard_of`) tests the destination port only
+//!    matters for the ports that guard lets through: for the others the
+//!    interpreter skips the rule without running it. So `ip saddr X tcp
+//!    dport N accept` refines port `N` alone.
 //! 4. One probe per (local address, source-port atom, destination-port atom,
 //!    address class) is evaluated; accepted (or `unknown`) classes become
 //!    [`Opening`]s, and neighbouring port atoms with the same outcome are
@@ -742,6 +747,8 @@ fn collect(prog: &Program, ev: &Evaluator, fam: AddrFamily, proto: L4, itf: &Ifa
         cache: HashMap::new(),
     };
     let v6 = fam == AddrFamily::V6;
+    let skips = dport_fixed(prog);
+    let all_ports = PortSet::all();
     for chain in &prog.chains {
         let tf = prog.tables[chain.table as usize].family;
         let runs = match tf {
@@ -761,7 +768,12 @@ fn collect(prog: &Program, ev: &Evaluator, fam: AddrFamily, proto: L4, itf: &Ifa
             if prog.guards {
                 regs = [B::Other; 64];
             }
-            c.rule(&rule.ops, &mut regs, tf);
+            let reached = if skips {
+                guard_ports(&rule.guard, &prog.sets)
+            } else {
+                all_ports.clone()
+            };
+            c.rule(&rule.ops, &mut regs, tf, reached);
         }
     }
     // Routes answer fib and addrtype; sockets answer socket and tproxy.
@@ -879,13 +891,14 @@ impl Collector<'_> {
         }
     }
 
-    /// Follows one rule's register contents, recording what it tests.
-    fn rule(&mut self, ops: &[Op], regs: &mut [B; 64], tf: Family) {
+    /// Follows one rule's register contents, recording what it tests;
+    /// `reached`: the destination ports the rule runs for at all.
+    fn rule(&mut self, ops: &[Op], regs: &mut [B; 64], tf: Family, reached: PortSet) {
         let v6 = self.fam == AddrFamily::V6;
         let (sa, alen) = if v6 { (8u32, 16u32) } else { (12, 4) };
         let da = sa + alen;
         // Destination ports this point of the rule is reached for.
-        let mut rel = PortSet::all();
+        let mut rel = reached;
         for op in ops {
             match op {
                 Op::Payload {
@@ -1350,11 +1363,11 @@ impl Collector<'_> {
                 && r.xors.iter().all(|&x| x == 0)
         };
         let bad = runs.iter().find(|r| {
-            let whole_address = matches!(r.f, Field::Saddr | Field::Daddr)
+            let whole_addr = matches!(r.f, Field::Saddr | Field::Daddr)
                 && r.first == 0
                 && r.masks.iter().all(|&m| m == 0xff)
                 && r.xors.iter().all(|&x| x == 0);
-            !(plain(r) || whole_address)
+            !(plain(r) || whole_addr)
         });
         if let Some(r) = bad {
             if r.f == Field::Daddr && runs.iter().all(|r| r.f == Field::Daddr) {
@@ -1429,12 +1442,15 @@ impl Collector<'_> {
         }
         let s: &SetInfo = &self.prog.sets[set as usize];
         let mut idx: HashMap<Vec<u8>, usize> = HashMap::new();
+        // Per group: its address intervals and ports.
         type Group = (Vec<(u128, u128)>, Option<(u16, u16)>);
         let mut out: Vec<Group> = Vec::new();
         let interval = matches!(s.kind, SetKind::Interval | SetKind::Concat(_));
+        // The group key, rebuilt per element; allocated only for new groups.
+        let mut g: Vec<u8> = Vec::new();
         for i in 0..s.n {
             let (st, en) = (s.start(i), s.end(i));
-            let mut g: Vec<u8> = Vec::new();
+            g.clear();
             for k in 0..s.klen {
                 if k < pos || k >= pos + n {
                     g.push(st[k]);
@@ -1454,10 +1470,14 @@ impl Collector<'_> {
                 let b = be(&(if interval { en } else { st })[p..p + 2]) as u16;
                 (a.min(b), a.max(b))
             });
-            let gi = *idx.entry(g).or_insert_with(|| {
-                out.push((Vec::new(), port));
-                out.len() - 1
-            });
+            let gi = match idx.get(g.as_slice()) {
+                Some(&gi) => gi,
+                None => {
+                    out.push((Vec::new(), port));
+                    idx.insert(g.clone(), out.len() - 1);
+                    out.len() - 1
+                }
+            };
             out[gi].0.push(iv);
         }
         let fam = self.fam;
@@ -1514,6 +1534,100 @@ impl Collector<'_> {
             _ => {}
         }
     }
+}
+
+/// Whether the interpreter sees the probe's own destination port in every
+/// rule: guards are on (they skip a rule whose leading condition is false)
+/// and nothing rewrites the packet (NAT, `redirect`, `payload set`).
+fn dport_fixed(prog: &Program) -> bool {
+    prog.guards
+        && !prog.chains.iter().flat_map(|c| &c.rules).any(|r| {
+            r.ops
+                .iter()
+                .any(|o| matches!(o, Op::PayloadSet { .. } | Op::Nat { .. } | Op::Redir { .. }))
+        })
+}
+
+/// The destination ports for which every destination-port condition of a
+/// rule's guard can hold. For the others the interpreter skips the rule
+/// without running it (the probe's port is fully known and, given
+/// [`dport_fixed`], never rewritten), so nothing the rule tests matters
+/// there. Conditions this does not follow (masked, wider compares, dynamic
+/// sets, catch-alls, concatenations) allow every port.
+fn guard_ports(guard: &[super::compile::Cond], sets: &[SetInfo]) -> PortSet {
+    use crate::snapshot::CmpOp;
+    let mut out = PortSet::all();
+    let range = |a: u16, b: u16| PortRange::new(a.min(b), a.max(b)).expect("ordered");
+    let port = |d: &[u8]| u16::from_be_bytes([d[0], d[1]]);
+    for c in guard {
+        let dport = matches!(
+            c.src,
+            super::compile::Src::Payload {
+                base: PayloadBase::Transport,
+                offset: 2,
+                len: 2
+            }
+        );
+        if !dport || c.mask.is_some() {
+            continue;
+        }
+        let holds = match &c.test {
+            Test::Cmp { op, data } if data.len() == 2 => {
+                let d = port(data);
+                let (lt, eq, gt) = (
+                    d.checked_sub(1).map(|x| range(0, x)),
+                    Some(range(d, d)),
+                    d.checked_add(1).map(|x| range(x, u16::MAX)),
+                );
+                let parts = match op {
+                    CmpOp::Eq => [None, eq, None],
+                    CmpOp::Neq => [lt, None, gt],
+                    CmpOp::Lt => [lt, None, None],
+                    CmpOp::Lte => [lt, eq, None],
+                    CmpOp::Gt => [None, None, gt],
+                    CmpOp::Gte => [None, eq, gt],
+                };
+                PortSet::from_ranges(parts.into_iter().flatten())
+            }
+            Test::Range { op, from, to } if from.len() == 2 && to.len() == 2 => {
+                let (a, b) = (port(from), port(to));
+                let inside = if a <= b {
+                    PortSet::from_ranges([range(a, b)])
+                } else {
+                    PortSet::new()
+                };
+                if *op == CmpOp::Eq {
+                    inside
+                } else {
+                    inside.complement()
+                }
+            }
+            Test::Lookup { set, invert } => {
+                let s = &sets[*set as usize];
+                if s.klen != 2
+                    || s.dynamic
+                    || s.catchall.is_some()
+                    || matches!(s.kind, SetKind::Concat(_))
+                {
+                    continue;
+                }
+                let interval = s.kind == SetKind::Interval;
+                let inside = PortSet::from_ranges((0..s.n).filter_map(|i| {
+                    let a = port(s.start(i));
+                    let b = if interval { port(s.end(i)) } else { a };
+                    (a <= b).then(|| range(a, b))
+                }));
+                if *invert {
+                    inside.complement()
+                } else {
+                    inside
+                }
+            }
+            _ => continue,
+        };
+        out = out.intersect(&holds);
+    }
+    out
 }
 
 /// Whether a `cmp`/`range` holds inside the interval it names (`==`,
