@@ -1,5 +1,5 @@
 //! Kernel differential test (the Rust port of
-//! `src/eval/testdata/kernel-diff.py`): for every fixture, real packets
+//! the former `kernel-diff.py`): for every fixture, real packets
 //! against the real kernel, compared with `portwarden explain --batch`.
 //!
 //! For each fixture (the `.nft` files and the script fixtures, enumerated as

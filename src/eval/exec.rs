@@ -719,20 +719,22 @@ pub(super) fn brief(
     (final_verdict(&o), o.dec, o.reason)
 }
 
+/// The rule at `rule` of `chain`, by name.
+fn rule_ref(p: &Program, chain: u32, rule: u32) -> RuleRef {
+    let c = &p.chains[chain as usize];
+    let t = &p.tables[c.table as usize];
+    RuleRef {
+        family: t.family,
+        table: t.name.clone(),
+        chain: c.name.clone(),
+        handle: c.rules.get(rule as usize).map_or(0, |r| r.handle),
+    }
+}
+
 /// The rule or policy `d` names.
 pub(super) fn decided_by(p: &Program, d: Dec) -> DecidedBy {
-    let rule_ref = |chain: u32, rule: u32| {
-        let c = &p.chains[chain as usize];
-        let t = &p.tables[c.table as usize];
-        RuleRef {
-            family: t.family,
-            table: t.name.clone(),
-            chain: c.name.clone(),
-            handle: c.rules.get(rule as usize).map_or(0, |r| r.handle),
-        }
-    };
     match d {
-        Dec::Rule(c, r) => DecidedBy::Rule(rule_ref(c, r)),
+        Dec::Rule(c, r) => DecidedBy::Rule(rule_ref(p, c, r)),
         Dec::Policy(c) => {
             let ch = &p.chains[c as usize];
             let t = &p.tables[ch.table as usize];
@@ -1328,33 +1330,11 @@ fn reject_text(v6: bool, r: (bool, u32, u32)) -> String {
 }
 
 fn to_answer(p: &Program, mut o: Out) -> Answer {
-    let rule_ref = |chain: u32, rule: u32| {
-        let c = &p.chains[chain as usize];
-        let t = &p.tables[c.table as usize];
-        RuleRef {
-            family: t.family,
-            table: t.name.clone(),
-            chain: c.name.clone(),
-            handle: c.rules.get(rule as usize).map_or(0, |r| r.handle),
-        }
-    };
     let verdict = final_verdict(&o);
     if verdict == Verdict::Drop && o.verdict == Verdict::Reject {
         o.assume |= 1 << A_RSTUDP;
     }
-    let decided_by = o.dec.map(|d| match d {
-        Dec::Rule(c, r) => DecidedBy::Rule(rule_ref(c, r)),
-        Dec::Policy(c) => {
-            let ch = &p.chains[c as usize];
-            let t = &p.tables[ch.table as usize];
-            DecidedBy::Policy(PolicyRef {
-                family: t.family,
-                table: t.name.clone(),
-                chain: ch.name.clone(),
-                policy: ch.base.as_ref().map_or(Policy::Accept, |b| b.policy),
-            })
-        }
-    });
+    let decided_by = o.dec.map(|d| decided_by(p, d));
     let trace = o
         .trace
         .iter()
@@ -1386,7 +1366,7 @@ fn to_answer(p: &Program, mut o: Out) -> Answer {
             kind: n.kind.to_string(),
             addr: n.addr,
             port: n.port,
-            rule: rule_ref(n.chain, n.rule),
+            rule: rule_ref(p, n.chain, n.rule),
         }),
         trace,
         assumptions,

@@ -1111,28 +1111,6 @@ fn malformed_expressions_never_panic() {
     }
 }
 
-/// Evaluates the probes of a file against a snapshot, for the kernel
-/// comparison in `src/eval/testdata/kernel-diff.py`: `PW_DIFF_SNAPSHOT`,
-/// `PW_DIFF_ROUTES` (JSON), `PW_DIFF_PROBES` (one probe per line); writes
-/// one verdict per line to `PW_DIFF_OUT`.
-#[test]
-#[ignore]
-fn evaluate_probe_file() {
-    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
-    let read = |k: &str| std::fs::read_to_string(var(k)).unwrap();
-    let snap: Snapshot = serde_json::from_str(&read("PW_DIFF_SNAPSHOT")).unwrap();
-    let routes: Routes = serde_json::from_str(&read("PW_DIFF_ROUTES")).unwrap();
-    let e = Evaluator::new(&snap, routes);
-    let out: Vec<String> = read("PW_DIFF_PROBES")
-        .lines()
-        .map(|l| {
-            let p: Probe = serde_json::from_str(l).unwrap();
-            serde_json::to_string(&e.explain(&p)).unwrap()
-        })
-        .collect();
-    std::fs::write(var("PW_DIFF_OUT"), out.join("\n") + "\n").unwrap();
-}
-
 /// What the exposure map says of a probe, as a verdict: `accept` or
 /// `unknown` from the opening covering it, `drop` for "not accepted".
 fn exposed(x: &exposure::Exposure, p: &Probe) -> Verdict {
