@@ -7,7 +7,7 @@ use super::*;
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::Catalog;
 use crate::config::{FirewallManager, HostConfig};
-use crate::eval::{Interface, Opening, PolicyRef, Route, RuleRef, Verdict, ARPHRD_LOOPBACK, L4};
+use crate::eval::{Opening, PolicyRef, Route, RuleRef, Verdict, L4};
 use crate::host::{Listener, Process};
 use crate::ports::{PortRange, PortSet};
 use serde_json::{json, Value};
@@ -19,36 +19,13 @@ fn catalog() -> &'static Catalog {
     CAT.get_or_init(|| Catalog::builtin().expect("builtin catalog"))
 }
 
-fn testdata(name: &str) -> Snapshot {
-    let path = format!(
-        "{}/src/eval/testdata/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::eval::testkit::snapshot as testdata;
 
-/// The host side of the test topology (as in the evaluator's tests).
+/// The host side of the test topology, routing all of 10/8 to the private side.
 fn topology() -> Routes {
-    let mut lo = Interface::new("lo", 1, &["127.0.0.1/8", "::1/128"]);
-    lo.iftype = ARPHRD_LOOPBACK;
-    Routes {
-        interfaces: vec![
-            lo,
-            Interface::new(
-                "pw-pub",
-                2,
-                &["192.0.2.1/24", "2001:db8:1::1/64", "fe80::1/64"],
-            ),
-            Interface::new(
-                "pw-priv",
-                3,
-                &["10.99.0.1/24", "fd00:99::1/64", "fe80::2/64"],
-            ),
-        ],
-        routes: vec![Route::via("10.0.0.0/8", "pw-priv")],
-        sockets: None,
-    }
+    let mut r = crate::eval::testkit::topology();
+    r.routes = vec![Route::via("10.0.0.0/8", "pw-priv")];
+    r
 }
 
 /// Every non-loopback (interface, local address) of the topology, link-local excepted.

@@ -111,6 +111,8 @@ mod exec;
 pub mod exposure;
 mod routes;
 #[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
 mod tests;
 
 pub use exposure::{Exposure, Opening};

@@ -6,37 +6,7 @@ use super::*;
 use crate::snapshot::Snapshot;
 use std::net::IpAddr;
 
-fn snapshot(name: &str) -> Snapshot {
-    let path = format!(
-        "{}/src/eval/testdata/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The host side of the test topology.
-fn topology() -> Routes {
-    let mut lo = Interface::new("lo", 1, &["127.0.0.1/8", "::1/128"]);
-    lo.iftype = ARPHRD_LOOPBACK;
-    Routes {
-        interfaces: vec![
-            lo,
-            Interface::new(
-                "pw-pub",
-                2,
-                &["192.0.2.1/24", "2001:db8:1::1/64", "fe80::1/64"],
-            ),
-            Interface::new(
-                "pw-priv",
-                3,
-                &["10.99.0.1/24", "fd00:99::1/64", "fe80::2/64"],
-            ),
-        ],
-        routes: vec![Route::via("10.0.0.10/32", "pw-priv")],
-        sockets: None,
-    }
-}
+use super::testkit::{snapshot, topology};
 
 fn ev(name: &str) -> Evaluator {
     Evaluator::new(&snapshot(name), topology())

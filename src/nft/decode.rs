@@ -245,7 +245,7 @@ pub fn expr(e: &NlExpr<'_>, v6: bool) -> Expr {
 }
 
 /// Expression names with a typed decoding.
-const KNOWN: &[&str] = &[
+pub(crate) const KNOWN: &[&str] = &[
     "payload",
     "cmp",
     "bitwise",
