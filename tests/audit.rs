@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::packets;
 use common::{require_root, run, Netns, Topology, PRIVATE, PUBLIC};
 use ipnet::IpNet;
 use portwarden::audit::region::{requirement_peers, Peers};
@@ -19,7 +20,7 @@ use portwarden::catalog::{Catalog, Direction, Scope};
 use portwarden::config::HostConfig;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,41 +60,6 @@ fn cannot_audit_is_exit_3_with_one_line() {
 
 // ---- the kernel checks ----
 
-const RECORDER: &str = r#"
-table inet pw_seen {
-  set s4 { type ipv4_addr . inet_service; flags dynamic; size 65535; }
-  set s6 { type ipv6_addr . inet_service; flags dynamic; size 65535; }
-  chain last {
-    type filter hook input priority 2147483647; policy accept;
-    meta nfproto ipv4 meta l4proto { tcp, udp } add @s4 { ip saddr . th sport }
-    meta nfproto ipv6 meta l4proto { tcp, udp } add @s6 { ip6 saddr . th sport }
-  }
-}
-"#;
-
-const SENDER: &str = r#"
-import json, socket, sys, time
-keep = []
-for line in sys.stdin:
-    p = json.loads(line)
-    fam = socket.AF_INET6 if ":" in p["saddr"] else socket.AF_INET
-    kind = socket.SOCK_STREAM if p["proto"] == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(fam, kind)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((p["saddr"], p["sport"]))
-        s.setblocking(False)
-        if kind == socket.SOCK_STREAM:
-            s.connect_ex((p["daddr"], p["dport"]))
-        else:
-            s.sendto(b"x" * 8, (p["daddr"], p["dport"]))
-    except OSError as e:
-        print("send", p, e, file=sys.stderr)
-    keep.append(s)
-    time.sleep(0.002)
-time.sleep(0.5)
-"#;
-
 const LISTENERS: &str = r#"
 import socket, sys, time
 keep = []
@@ -127,49 +93,23 @@ struct Probe {
 /// Sends `probes` from `sender` and says which reached `receiver`'s last
 /// input chain (the recorder table is added to `receiver` first).
 fn record(receiver: &Netns, sender: &Netns, probes: &[Probe]) -> HashSet<(IpAddr, u16)> {
-    receiver.nft_text(RECORDER);
-    let mut child = sender
-        .cmd("python3")
-        .args(["-c", SENDER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 sender");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for p in probes {
-            let line = serde_json::json!({"proto": p.proto, "saddr": p.saddr.to_string(),
-                "daddr": p.daddr.to_string(), "dport": p.dport, "sport": p.sport});
-            writeln!(stdin, "{line}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "sender failed");
-    let mut seen = HashSet::new();
-    for set in ["s4", "s6"] {
-        let out = run(receiver
-            .cmd("nft")
-            .args(["-j", "list", "set", "inet", "pw_seen", set]));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        for o in v["nftables"].as_array().unwrap() {
-            for e in o["set"]["elem"].as_array().into_iter().flatten() {
-                let val = if e.get("elem").is_some() {
-                    &e["elem"]["val"]
-                } else {
-                    e
-                };
-                let c = &val["concat"];
-                seen.insert((
-                    c[0].as_str().unwrap().parse().unwrap(),
-                    c[1].as_u64().unwrap() as u16,
-                ));
-            }
-        }
-    }
-    run(receiver
-        .cmd("nft")
-        .args(["delete", "table", "inet", "pw_seen"]));
+    packets::add_recorder(receiver);
+    let batch: Vec<packets::Packet> = probes
+        .iter()
+        .map(|p| packets::Packet {
+            proto: p.proto.clone(),
+            from: p.saddr,
+            to: p.daddr,
+            sport: p.sport,
+            port: p.dport,
+        })
+        .collect();
+    packets::send(sender, &batch, 0.002);
+    let seen = packets::seen(receiver)
+        .into_iter()
+        .map(|s| (s.saddr.parse().expect("recorded address"), s.sport))
+        .collect();
+    packets::remove_recorder(receiver);
     seen
 }
 

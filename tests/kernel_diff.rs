@@ -39,6 +39,7 @@
 
 mod common;
 
+use common::packets::{self, Seen};
 use common::{fixture, require_root, Link, Netns, Topology, PRIVATE, PUBLIC};
 use ipnet::IpNet;
 use serde_json::{json, Value};
@@ -46,49 +47,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
-
-/// The recording table; its chain runs after every fixture chain.
-const RECORDER: &str = r#"
-table inet pw_seen {
-  set s4 { type ifname . ipv4_addr . inet_proto . inet_service . inet_service; flags dynamic; size 65535; }
-  set s6 { type ifname . ipv6_addr . inet_proto . inet_service . inet_service; flags dynamic; size 65535; }
-  chain last {
-    type filter hook input priority 2147483647; policy accept;
-    meta nfproto ipv4 meta l4proto { tcp, udp } add @s4 { iifname . ip saddr . meta l4proto . th sport . th dport }
-    meta nfproto ipv6 meta l4proto { tcp, udp } add @s6 { iifname . ip6 saddr . meta l4proto . th sport . th dport }
-  }
-}
-"#;
-
-/// Sends one SYN or datagram per probe line (JSON), `PACE` seconds apart.
-const SENDER: &str = r#"
-import json, socket, sys, time
-pace = float(sys.argv[2])
-for line in open(sys.argv[1]):
-    p = json.loads(line)
-    fam = socket.AF_INET6 if ":" in p["from"] else socket.AF_INET
-    kind = socket.SOCK_STREAM if p["proto"] == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(fam, kind)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind((p["from"], p["sport"]))
-        s.setblocking(False)
-        if kind == socket.SOCK_STREAM:
-            s.connect_ex((p["to"], p["port"]))
-        else:
-            s.sendto(b"x" * 8, (p["to"], p["port"]))
-    except OSError as e:
-        print("send", p, e, file=sys.stderr)
-    # The SYN is on its way once connect returns; closing sends nothing
-    # more (no RST from SYN_SENT) and leaves no retransmission behind.
-    s.close()
-    if pace:
-        time.sleep(pace)
-time.sleep(0.3)
-"#;
 
 /// Catalog ports that are always probed besides the catalog's own list.
 const BASE_PORTS: &[u16] = &[
@@ -347,86 +308,28 @@ impl Env {
     }
 
     fn add_recorder(&self) {
-        self.topo.host.nft_text(RECORDER);
+        packets::add_recorder(&self.topo.host);
     }
 
-    /// Sends `probes` from the peer, then returns what the recorder saw:
-    /// (proto, sport) -> (iifname, saddr, dport).
-    fn send(&self, probes: &[&Probe], work: &Path, pace: f64) -> HashMap<(String, u16), Seen> {
-        let file = work.join("probes.jsonl");
-        let mut text = String::new();
-        for p in probes {
-            text += &p.json().to_string();
-            text.push('\n');
-        }
-        std::fs::write(&file, text).expect("write probes");
-        let sender = work.join("send.py");
-        std::fs::write(&sender, SENDER).expect("write sender");
-        let out = self
-            .topo
-            .peer
-            .cmd("python3")
-            .arg(&sender)
-            .arg(&file)
-            .arg(pace.to_string())
-            .stdin(Stdio::null())
-            .output()
-            .expect("python3");
-        assert!(
-            out.status.success(),
-            "sender failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.trim().is_empty(), "sender: {err}");
-        let mut seen = HashMap::new();
-        for set in ["s4", "s6"] {
-            let out = common::run(
-                self.topo
-                    .host
-                    .cmd("nft")
-                    .args(["-j", "list", "set", "inet", "pw_seen", set]),
-            );
-            let v: Value = serde_json::from_slice(&out.stdout).expect("nft -j");
-            for o in v["nftables"].as_array().into_iter().flatten() {
-                for e in o["set"]["elem"].as_array().into_iter().flatten() {
-                    let val = if e.get("elem").is_some() {
-                        &e["elem"]["val"]
-                    } else {
-                        e
-                    };
-                    let c = val["concat"].as_array().expect("concat element");
-                    let proto = match &c[2] {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => match n.as_u64() {
-                            Some(6) => "tcp".into(),
-                            Some(17) => "udp".into(),
-                            _ => n.to_string(),
-                        },
-                        other => other.to_string(),
-                    };
-                    let sport = c[3].as_u64().expect("sport") as u16;
-                    seen.insert(
-                        (proto, sport),
-                        Seen {
-                            iif: c[0].as_str().unwrap_or("?").to_string(),
-                            saddr: c[1].as_str().unwrap_or("?").to_string(),
-                            dport: c[4].as_u64().unwrap_or(0) as u16,
-                        },
-                    );
-                }
-            }
-        }
-        seen
+    /// Sends `probes` from the peer, then returns what the recorder saw,
+    /// by (proto, sport).
+    fn send(&self, probes: &[&Probe], pace: f64) -> HashMap<(String, u16), Seen> {
+        let batch: Vec<packets::Packet> = probes
+            .iter()
+            .map(|p| packets::Packet {
+                proto: p.proto.to_string(),
+                from: p.from,
+                to: p.to,
+                sport: p.sport,
+                port: p.port,
+            })
+            .collect();
+        packets::send(&self.topo.peer, &batch, pace);
+        packets::seen(&self.topo.host)
+            .into_iter()
+            .map(|s| ((s.proto.clone(), s.sport), s))
+            .collect()
     }
-}
-
-/// What the recorder saw of one probe.
-#[derive(Clone, Debug)]
-struct Seen {
-    iif: String,
-    saddr: String,
-    dport: u16,
 }
 
 // ------------------------------------------------------------ port numbers
@@ -926,7 +829,7 @@ struct Report {
     seconds: f64,
 }
 
-fn run_fixture(name: &str, work: &Path) -> Report {
+fn run_fixture(name: &str) -> Report {
     let t0 = Instant::now();
     let mut rng = Rng::seeded(name);
     let fixed = fixed_extras();
@@ -983,7 +886,7 @@ fn run_fixture(name: &str, work: &Path) -> Report {
     }
     let order: Vec<usize> = first.iter().chain(&later).copied().collect();
     let batch: Vec<&Probe> = order.iter().map(|&i| &probes[i]).collect();
-    let mut seen = env.send(&batch, work, 0.0002);
+    let mut seen = env.send(&batch, 0.0002);
     drop(env);
 
     let key = |p: &Probe| (p.proto.to_string(), p.sport);
@@ -1001,7 +904,7 @@ fn run_fixture(name: &str, work: &Path) -> Report {
     for &i in &retest {
         let env = Env::new(name, &extras);
         env.add_recorder();
-        let alone = env.send(&[&probes[i]], work, 0.0);
+        let alone = env.send(&[&probes[i]], 0.0);
         seen.remove(&key(&probes[i]));
         if let Some(s) = alone.get(&key(&probes[i])) {
             seen.insert(key(&probes[i]), s.clone());
@@ -1098,16 +1001,6 @@ fn explain_agrees_with_the_kernel_on_every_fixture() {
         return;
     }
     let only = std::env::var("PW_KERNEL_DIFF_ONLY").ok();
-    let work: PathBuf = std::env::temp_dir().join(format!("pw-kernel-diff-{}", std::process::id()));
-    std::fs::create_dir_all(&work).expect("work dir");
-    struct Rm(PathBuf);
-    impl Drop for Rm {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _rm = Rm(work.clone());
-
     let t0 = Instant::now();
     let mut failures = BTreeMap::new();
     let mut exposure_failures = BTreeMap::new();
@@ -1125,7 +1018,7 @@ fn explain_agrees_with_the_kernel_on_every_fixture() {
             eprintln!("SKIPPED {name}: needs {}", missing.join(", "));
             continue;
         }
-        let r = run_fixture(&name, &work);
+        let r = run_fixture(&name);
         ran += 1;
         total += r.probes;
         accepted += r.kernel_accepted;

@@ -237,3 +237,150 @@ impl Topology {
         }
     }
 }
+
+/// Real packets from a peer namespace, and what reached the host's last
+/// input chain: the kernel side of the kernel tests.
+#[allow(dead_code)] // each test binary uses its part
+pub mod packets {
+    use super::{run, Netns};
+    use serde_json::Value;
+    use std::io::Write;
+    use std::net::IpAddr;
+    use std::process::Stdio;
+
+    /// The recording table: its chain runs after every other input chain
+    /// and adds every TCP/UDP packet that gets there to a dynamic set.
+    const RECORDER: &str = r#"
+table inet pw_seen {
+  set s4 { type ifname . ipv4_addr . inet_proto . inet_service . inet_service; flags dynamic; size 65535; }
+  set s6 { type ifname . ipv6_addr . inet_proto . inet_service . inet_service; flags dynamic; size 65535; }
+  chain last {
+    type filter hook input priority 2147483647; policy accept;
+    meta nfproto ipv4 meta l4proto { tcp, udp } add @s4 { iifname . ip saddr . meta l4proto . th sport . th dport }
+    meta nfproto ipv6 meta l4proto { tcp, udp } add @s6 { iifname . ip6 saddr . meta l4proto . th sport . th dport }
+  }
+}
+"#;
+
+    /// Sends one SYN or datagram per JSON line on stdin, `argv[1]` seconds
+    /// apart.
+    const SENDER: &str = r#"
+import json, socket, sys, time
+pace = float(sys.argv[1])
+for line in sys.stdin:
+    p = json.loads(line)
+    fam = socket.AF_INET6 if ":" in p["from"] else socket.AF_INET
+    kind = socket.SOCK_STREAM if p["proto"] == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(fam, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((p["from"], p["sport"]))
+        s.setblocking(False)
+        if kind == socket.SOCK_STREAM:
+            s.connect_ex((p["to"], p["port"]))
+        else:
+            s.sendto(b"x" * 8, (p["to"], p["port"]))
+    except OSError as e:
+        print("send", p, e, file=sys.stderr)
+    # The SYN is on its way once connect returns; closing sends nothing
+    # more (no RST from SYN_SENT) and leaves no retransmission behind.
+    s.close()
+    if pace:
+        time.sleep(pace)
+time.sleep(0.3)
+"#;
+
+    /// One packet: a TCP SYN or a UDP datagram.
+    #[derive(Clone, Debug)]
+    pub struct Packet {
+        /// `tcp` or `udp`.
+        pub proto: String,
+        pub from: IpAddr,
+        pub to: IpAddr,
+        pub sport: u16,
+        pub port: u16,
+    }
+
+    /// A packet the recorder saw.
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub struct Seen {
+        pub iif: String,
+        pub proto: String,
+        pub saddr: String,
+        pub sport: u16,
+        pub dport: u16,
+    }
+
+    /// Adds the recorder to `host`.
+    pub fn add_recorder(host: &Netns) {
+        host.nft_text(RECORDER);
+    }
+
+    /// Removes the recorder (and what it saw) from `host`.
+    pub fn remove_recorder(host: &Netns) {
+        run(host.cmd("nft").args(["delete", "table", "inet", "pw_seen"]));
+    }
+
+    /// Sends `packets` from `peer`, `pace` seconds apart; every send must
+    /// succeed.
+    pub fn send(peer: &Netns, packets: &[Packet], pace: f64) {
+        let mut child = peer
+            .cmd("python3")
+            .args(["-c", SENDER, &pace.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 sender");
+        {
+            let mut stdin = child.stdin.take().expect("stdin");
+            for p in packets {
+                let line = serde_json::json!({"proto": p.proto, "from": p.from.to_string(),
+                    "to": p.to.to_string(), "sport": p.sport, "port": p.port});
+                writeln!(stdin, "{line}").expect("write to sender");
+            }
+        }
+        let out = child.wait_with_output().expect("sender");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "sender failed: {err}");
+        assert!(err.trim().is_empty(), "sender: {err}");
+    }
+
+    /// What the recorder of `host` has seen.
+    pub fn seen(host: &Netns) -> Vec<Seen> {
+        let mut out = Vec::new();
+        for set in ["s4", "s6"] {
+            let o = run(host
+                .cmd("nft")
+                .args(["-j", "list", "set", "inet", "pw_seen", set]));
+            let v: Value = serde_json::from_slice(&o.stdout).expect("nft -j");
+            for o in v["nftables"].as_array().into_iter().flatten() {
+                for e in o["set"]["elem"].as_array().into_iter().flatten() {
+                    let val = if e.get("elem").is_some() {
+                        &e["elem"]["val"]
+                    } else {
+                        e
+                    };
+                    let c = val["concat"].as_array().expect("concat element");
+                    let proto = match &c[2] {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => match n.as_u64() {
+                            Some(6) => "tcp".into(),
+                            Some(17) => "udp".into(),
+                            _ => n.to_string(),
+                        },
+                        other => other.to_string(),
+                    };
+                    out.push(Seen {
+                        iif: c[0].as_str().unwrap_or("?").to_string(),
+                        proto,
+                        saddr: c[1].as_str().unwrap_or("?").to_string(),
+                        sport: c[3].as_u64().expect("sport") as u16,
+                        dport: c[4].as_u64().unwrap_or(0) as u16,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
