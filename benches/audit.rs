@@ -27,91 +27,21 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+#[path = "common/harness.rs"]
+mod harness;
 #[path = "common/ruleset.rs"]
 mod ruleset;
+use harness::{check_interrupted, env_usize, ip, median, Scratch, Usage};
 use ruleset::ruleset;
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn check_interrupted() {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        // Unwinds through the cleanup guards.
-        panic!("interrupted");
-    }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// One run of one command.
-struct Usage {
-    wall: f64,
-    max_rss_kib: i64,
-    code: i32,
-}
-
-/// Runs `args` inside `ns` with stdout to the file `out` (created afresh),
-/// returning its resource use, or `None` when it did not finish within
-/// `timeout` (it is then killed).
+/// Runs `args` inside `ns` with stdout to the file `out` (created afresh);
+/// `None` when it did not finish within `timeout`.
 fn measure(ns: &str, args: &[&str], out: &Path, timeout: Option<Duration>) -> Option<Usage> {
-    check_interrupted();
-    let start = Instant::now();
-    // `ip netns exec` execs the command itself, so the child's rusage is the
-    // command's. Reaped with wait4 below (for its rusage), not Child::wait.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .stdout(std::fs::File::create(out).expect("output file"))
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as i32;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid out-parameter.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: wait4 on our own child, without blocking.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
-        if r == pid {
-            break;
-        }
-        assert_eq!(r, 0, "wait4");
-        let late = timeout.is_some_and(|t| start.elapsed() > t);
-        if late || INTERRUPTED.load(Ordering::SeqCst) {
-            // SAFETY: our own, not yet reaped child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::wait4(pid, &mut status, 0, &mut ru);
-            }
-            check_interrupted();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let wall = start.elapsed().as_secs_f64();
-    assert!(libc::WIFEXITED(status), "{args:?} was killed");
-    Some(Usage {
-        wall,
-        max_rss_kib: ru.ru_maxrss,
-        code: libc::WEXITSTATUS(status),
-    })
+    let stdout = Stdio::from(std::fs::File::create(out).expect("output file"));
+    harness::measure(ns, args, Stdio::null(), stdout, timeout)
 }
 
 /// python3 holding `n` IPv4 TCP listeners on 0.0.0.0, ports from `first`.
@@ -130,48 +60,9 @@ print("ready", flush=True)
 time.sleep(86400)
 "#;
 
-/// Removes the namespace, the files and the listener process however we leave.
-struct Cleanup {
-    ns: String,
-    peer_ns: Option<String>,
-    files: Vec<std::path::PathBuf>,
-    listener: Option<Child>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(c) = self.listener.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        if let Some(p) = &self.peer_ns {
-            let _ = Command::new("ip").args(["netns", "del", p]).status();
-        }
-        for f in &self.files {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let ok = Command::new("ip").args(args).status().map(|s| s.success());
-    assert_eq!(ok.ok(), Some(true), "ip {args:?}");
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
+    if !harness::start("audit") {
         return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED audit benchmark: needs root (network namespaces)");
-        return;
-    }
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let rules = env_usize("PW_BENCH_RULES", 20_000);
     let elements = env_usize("PW_BENCH_ELEMENTS", 200_000);
@@ -181,29 +72,17 @@ fn main() {
         0 => None,
         s => Some(Duration::from_secs(s as u64)),
     };
-    let ns = format!("pwbencha-{}", std::process::id());
-    let tmp = std::env::temp_dir();
-    let file = tmp.join(format!("{ns}.nft"));
-    let script = tmp.join(format!("{ns}.py"));
-    let out_dump = tmp.join(format!("{ns}.dump.json"));
-    let out_audit = tmp.join(format!("{ns}.audit.json"));
+    let mut scratch = Scratch::new("pwbencha");
+    let file = scratch.path(".nft");
+    let script = scratch.path(".py");
+    let out_dump = scratch.path(".dump.json");
+    let out_audit = scratch.path(".audit.json");
+    let ns = scratch.ns.clone();
     let peer_ns = format!("{ns}-p");
-    let mut cleanup = Cleanup {
-        ns: ns.clone(),
-        peer_ns: None,
-        files: vec![
-            file.clone(),
-            script.clone(),
-            out_dump.clone(),
-            out_audit.clone(),
-        ],
-        listener: None,
-    };
+    let mut peer_made = false;
     std::fs::write(&file, ruleset(rules, elements)).expect("write ruleset");
     std::fs::write(&script, LISTENERS).expect("write listener script");
-    ip(&["netns", "add", &ns]);
     let ns = ns.as_str();
-    ip(&["-n", ns, "link", "set", "lo", "up"]);
     for i in 0..4 {
         let dev = format!("eth{i}");
         // A dummy link; where the kernel has no dummy driver (containers),
@@ -214,9 +93,9 @@ fn main() {
             .status()
             .is_ok_and(|s| s.success());
         if !dummy {
-            if cleanup.peer_ns.is_none() {
-                ip(&["netns", "add", &peer_ns]);
-                cleanup.peer_ns = Some(peer_ns.clone());
+            if !peer_made {
+                scratch.add_ns(&peer_ns);
+                peer_made = true;
             }
             ip(&[
                 "link", "add", &dev, "netns", ns, "type", "veth", "peer", "name", &dev, "netns",
@@ -247,15 +126,7 @@ fn main() {
     }
 
     eprintln!("loading {rules} rules and a {elements}-element interval set...");
-    let t = Instant::now();
-    let st = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f"])
-        .arg(&file)
-        .status()
-        .expect("nft");
-    check_interrupted();
-    assert!(st.success(), "loading the benchmark ruleset failed");
-    eprintln!("loaded in {:.1} s", t.elapsed().as_secs_f64());
+    scratch.load(&file);
 
     let first_port = 20_000u16;
     eprintln!("starting {sockets} listening sockets...");
@@ -267,7 +138,7 @@ fn main() {
         .spawn()
         .expect("python3");
     let stdout = child.stdout.take().expect("listener stdout");
-    cleanup.listener = Some(child);
+    scratch.keep(child);
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)

@@ -16,28 +16,17 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/harness.rs"]
+mod harness;
+use harness::{env_usize, median, Scratch};
 
 /// Wall time of `args` inside `ns`, stdin from `input`, stdout discarded.
 fn measure(ns: &str, args: &[&str], input: &Path) -> f64 {
-    let start = Instant::now();
-    let st = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .stdin(File::open(input).expect("open input"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("spawn");
-    let wall = start.elapsed().as_secs_f64();
-    assert!(st.success(), "{args:?} failed");
-    wall
+    let stdin = Stdio::from(File::open(input).expect("open input"));
+    let u = harness::measure(ns, args, stdin, Stdio::null(), None).expect("no timeout");
+    assert_eq!(u.code, 0, "{args:?} failed");
+    u.wall
 }
 
 /// A small deterministic generator (xorshift64*).
@@ -192,40 +181,16 @@ fn queries(n: usize) -> String {
     s
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` would run us too.
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED explain benchmark: needs root (network namespaces)");
+    if !harness::start("explain") {
         return;
     }
     let n = env_usize("PW_BENCH_QUERIES", 200_000);
     let runs = env_usize("PW_BENCH_RUNS", 3).max(1);
-    let ns = format!("pwbench-ex-{}", std::process::id());
-    let dir = std::env::temp_dir().join(&ns);
+    let mut scratch = Scratch::new("pwbench-ex");
+    let ns = scratch.ns.clone();
+    let dir = scratch.path(".d");
     std::fs::create_dir_all(&dir).expect("temp dir");
-    // Delete the namespace and files however we leave.
-    struct Cleanup(String, std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-            let _ = std::fs::remove_dir_all(&self.1);
-        }
-    }
-    let ok = Command::new("ip")
-        .args(["netns", "add", &ns])
-        .status()
-        .map(|s| s.success());
-    assert_eq!(ok.ok(), Some(true), "ip netns add");
-    let _cleanup = Cleanup(ns.clone(), dir.clone());
 
     let ip = |args: &str| {
         let st = Command::new("ip")
@@ -235,7 +200,6 @@ fn main() {
             .expect("ip");
         assert!(st.success(), "ip {args}");
     };
-    ip("link set lo up");
     for z in 0..4 {
         // veth pairs (the dummy driver is not always built).
         ip(&format!("link add eth{z} type veth peer name peer{z}"));
@@ -253,12 +217,7 @@ fn main() {
     let (text, rules) = ruleset();
     let rs = dir.join("ruleset.nft");
     std::fs::write(&rs, text).expect("write ruleset");
-    let st = Command::new("ip")
-        .args(["netns", "exec", &ns, "nft", "-f"])
-        .arg(&rs)
-        .status()
-        .expect("nft");
-    assert!(st.success(), "loading the benchmark ruleset failed");
+    scratch.load(&rs);
     let qfile = dir.join("queries.jsonl");
     std::fs::write(&qfile, queries(n)).expect("write queries");
     let empty = dir.join("empty");

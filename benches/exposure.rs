@@ -18,24 +18,14 @@
 use portwarden::eval::{Evaluator, Interface, Routes, ARPHRD_LOOPBACK};
 use portwarden::nft::{read_snapshot, ReadOptions};
 use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/harness.rs"]
+mod harness;
 #[path = "common/ruleset.rs"]
 mod ruleset;
+use harness::{env_usize, median, Scratch};
 use ruleset::ruleset;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn peak_rss_mib() -> f64 {
     // SAFETY: zeroed rusage is a valid out-parameter for getrusage.
@@ -61,36 +51,17 @@ fn host() -> Routes {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
-        return;
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED exposure benchmark: needs root (network namespaces)");
+    if !harness::start("exposure") {
         return;
     }
     let rules = env_usize("PW_BENCH_RULES", 20_000);
     let elements = env_usize("PW_BENCH_ELEMENTS", 200_000);
     let runs = env_usize("PW_BENCH_RUNS", 3).max(1);
-    let ns = format!("pwbenchx-{}", std::process::id());
-    let file = std::env::temp_dir().join(format!("{ns}.nft"));
+    let mut scratch = Scratch::new("pwbenchx");
+    let file = scratch.path(".nft");
     std::fs::write(&file, ruleset(rules, elements)).expect("write ruleset");
-    struct Cleanup(String, std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-            let _ = std::fs::remove_file(&self.1);
-        }
-    }
-    let ok = Command::new("ip").args(["netns", "add", &ns]).status();
-    assert!(ok.map(|s| s.success()).unwrap_or(false), "ip netns add");
-    let _cleanup = Cleanup(ns.clone(), file.clone());
-    let st = Command::new("ip")
-        .args(["netns", "exec", &ns, "nft", "-f"])
-        .arg(&file)
-        .status()
-        .expect("nft");
-    assert!(st.success(), "loading the benchmark ruleset failed");
+    scratch.load(&file);
+    let ns = &scratch.ns;
 
     // Join the namespace (this process is single-threaded here).
     let nsfile = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("open netns");
