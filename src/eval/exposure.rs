@@ -55,6 +55,7 @@ use crate::snapshot::{CtKey, Family, MetaKey, PayloadBase};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 /// What the ruleset accepts, for new inbound TCP and UDP connections.
 #[derive(Clone, Debug, Serialize)]
@@ -163,20 +164,32 @@ impl Evaluator {
             .map_or(1, |n| n.get())
             .min(combos.len())
             .max(1);
-        let mut results: Vec<Vec<Raw>> = vec![Vec::new(); combos.len()];
-        std::thread::scope(|s| {
-            let chunks: Vec<_> = results.chunks_mut(combos.len().div_ceil(threads)).collect();
-            let mut start = 0;
-            for chunk in chunks {
-                let mine = &combos[start..start + chunk.len()];
-                start += chunk.len();
-                s.spawn(move || {
-                    for (slot, (fam, proto, itf, locals)) in chunk.iter_mut().zip(mine) {
-                        *slot = self.combo(*fam, *proto, itf, locals);
-                    }
-                });
-            }
+        // Combinations are taken from a shared counter (their costs differ
+        // widely: a family with a big blocklist is the expensive one).
+        let shared = Shared::default();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<(usize, Vec<Raw>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((fam, proto, itf, locals)) = combos.get(i) else {
+                                break mine;
+                            };
+                            mine.push((i, self.combo(*fam, *proto, itf, locals, &shared)));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("exposure worker"))
+                .collect()
         });
+        results.sort_by_key(|r| r.0);
+        let results = results.into_iter().map(|r| r.1);
         let openings = results
             .into_iter()
             .flatten()
@@ -212,8 +225,15 @@ impl Evaluator {
     }
 
     /// The openings of one family, protocol and interface.
-    fn combo(&self, fam: AddrFamily, proto: L4, itf: &Iface, locals: &[IpAddr]) -> Vec<Raw> {
-        let preds = collect(&self.prog, self, fam, proto, itf);
+    fn combo(
+        &self,
+        fam: AddrFamily,
+        proto: L4,
+        itf: &Iface,
+        locals: &[IpAddr],
+        shared: &Shared,
+    ) -> Vec<Raw> {
+        let preds = collect(&self.prog, self, fam, proto, itf, shared);
         if let Some(why) = preds.opaque {
             return locals
                 .iter()
@@ -252,7 +272,7 @@ impl Evaluator {
                 }
             }
         }
-        let part = Partition::new(fam, &common);
+        let part = shared.partition(fam, common);
         // Local addresses no test tells apart share one evaluation.
         let mut groups: Vec<(IpAddr, Vec<IpAddr>)> = Vec::new();
         for &to in locals {
@@ -714,7 +734,38 @@ fn is_prefix(m: &[u8]) -> bool {
 }
 
 /// Per group of set elements: its addresses and destination ports.
-type Groups = std::rc::Rc<Vec<(AddrSet, Option<(u16, u16)>)>>;
+type Groups = Arc<Vec<(AddrSet, Option<(u16, u16)>)>>;
+
+/// Which groups: (set, key offset, length, field width, port offset).
+type GroupKey = (u32, usize, usize, usize, Option<usize>);
+
+/// Work that depends on the ruleset's sets, not on the combination, done
+/// once for all combinations (and threads).
+#[derive(Default)]
+struct Shared {
+    /// Grouped set elements.
+    groups: Mutex<HashMap<GroupKey, Groups>>,
+    /// Address classes by the common predicates they were made from.
+    partitions: Mutex<Vec<(Vec<AddrSet>, Arc<Partition>)>>,
+}
+
+impl Shared {
+    /// The classes of `common` (compared by content; shared sets compare
+    /// by pointer first, so this is cheap).
+    fn partition(&self, fam: AddrFamily, common: Vec<AddrSet>) -> Arc<Partition> {
+        let done = self.partitions.lock().expect("partition cache");
+        if let Some((_, p)) = done.iter().find(|(k, p)| p.family == fam && *k == common) {
+            return p.clone();
+        }
+        drop(done);
+        let p = Arc::new(Partition::new(fam, &common));
+        self.partitions
+            .lock()
+            .expect("partition cache")
+            .push((common, p.clone()));
+        p
+    }
+}
 
 struct Collector<'a> {
     prog: &'a Program,
@@ -722,13 +773,18 @@ struct Collector<'a> {
     proto: L4,
     itf: &'a Iface,
     out: Preds,
-    /// Grouped set elements already computed: (set, key offset, len) ->
-    /// per group, its address intervals and ports of the other components.
-    cache: HashMap<(u32, usize, usize), Groups>,
+    shared: &'a Shared,
 }
 
 /// Collects the predicates of every rule that can run in the combination.
-fn collect(prog: &Program, ev: &Evaluator, fam: AddrFamily, proto: L4, itf: &Iface) -> Preds {
+fn collect<'a>(
+    prog: &'a Program,
+    ev: &Evaluator,
+    fam: AddrFamily,
+    proto: L4,
+    itf: &'a Iface,
+    shared: &'a Shared,
+) -> Preds {
     let mut c = Collector {
         prog,
         fam,
@@ -744,7 +800,7 @@ fn collect(prog: &Program, ev: &Evaluator, fam: AddrFamily, proto: L4, itf: &Ifa
             fib: false,
             seen: Default::default(),
         },
-        cache: HashMap::new(),
+        shared,
     };
     let v6 = fam == AddrFamily::V6;
     let skips = dport_fixed(prog);
@@ -812,33 +868,15 @@ impl Collector<'_> {
     /// false only when a leading `nfproto`/`l4proto`/`protocol`/`iifname`
     /// test is certainly false.
     fn applies(&self, guard: &[super::compile::Cond], tf: Family) -> bool {
-        let v6 = self.fam == AddrFamily::V6;
         for c in guard {
-            let val: [u8; 16] = match c.src {
-                super::compile::Src::Meta(MetaKey::Nfproto) if tf != Family::Netdev => {
-                    let mut v = [0; 16];
-                    v[0] = if v6 { 10 } else { 2 };
-                    v
-                }
-                super::compile::Src::Meta(MetaKey::L4proto) if tf != Family::Netdev => {
-                    let mut v = [0; 16];
-                    v[0] = self.proto.proto();
-                    v
-                }
-                super::compile::Src::Meta(MetaKey::Protocol) => {
-                    let mut v = [0; 16];
-                    v[..2].copy_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
-                    v
-                }
-                super::compile::Src::Meta(MetaKey::Iifname) => {
-                    let mut v = [0; 16];
-                    let n = self.itf.name.as_bytes();
-                    v[..n.len().min(16)].copy_from_slice(&n[..n.len().min(16)]);
-                    v
-                }
-                _ => continue,
+            let super::compile::Src::Meta(key) = c.src else {
+                continue;
             };
-            let mut val = val;
+            let Some(known) = self.known_meta(key, tf) else {
+                continue;
+            };
+            let mut val = [0u8; 16];
+            val[..known.len()].copy_from_slice(&known);
             if let Some((m, x)) = &c.mask {
                 for (i, v) in val.iter_mut().enumerate() {
                     *v = (*v & m.get(i).copied().unwrap_or(0)) ^ x.get(i).copied().unwrap_or(0);
@@ -846,11 +884,7 @@ impl Collector<'_> {
             }
             let holds = match &c.test {
                 Test::Cmp { op, data } => cmp_holds(*op, &val[..data.len()], data),
-                Test::Range { op, from, to } => {
-                    let k = &val[..from.len()];
-                    let inside = from.as_slice() <= k && k <= to.as_slice();
-                    inside == (*op == crate::snapshot::CmpOp::Eq)
-                }
+                Test::Range { op, from, to } => range_holds(*op, &val[..from.len()], from, to),
                 Test::Lookup { set, invert } => {
                     let s = &self.prog.sets[*set as usize];
                     if s.catchall.is_some() || s.dynamic || s.klen > 16 {
@@ -1062,9 +1096,7 @@ impl Collector<'_> {
                 Op::Range { sreg, op, from, to } => {
                     let bytes = slice(regs, *sreg, from.len());
                     if let Some(v) = known(&bytes) {
-                        let inside =
-                            from.as_slice() <= v.as_slice() && v.as_slice() <= to.as_slice();
-                        if inside != (*op == crate::snapshot::CmpOp::Eq) {
+                        if !range_holds(*op, &v, from, to) {
                             return;
                         }
                         continue;
@@ -1202,7 +1234,8 @@ impl Collector<'_> {
         );
         if !eq && (runs.len() != 1 || runs[0].pos != 0 || runs[0].len != bytes.len()) {
             let f = runs[0].f;
-            return self.brute(bytes, test, f, rel);
+            self.brute(bytes, test, f);
+            return None;
         }
         let mut dport_only = None;
         for r in &runs {
@@ -1277,7 +1310,7 @@ impl Collector<'_> {
                             "a source-address test that is not a prefix or range".to_string(),
                         );
                     } else {
-                        self.brute(bytes, test, r.f, rel);
+                        self.brute(bytes, test, r.f);
                     }
                 }
             }
@@ -1287,7 +1320,7 @@ impl Collector<'_> {
 
     /// Port boundaries of any test over a port field, by trying every
     /// value; an address field makes the combination opaque.
-    fn brute(&mut self, bytes: &[B], test: &Test, f: Field, _rel: &PortSet) -> Option<PortSet> {
+    fn brute(&mut self, bytes: &[B], test: &Test, f: Field) {
         let only = |g: Field| {
             bytes
                 .iter()
@@ -1295,46 +1328,38 @@ impl Collector<'_> {
         };
         if f == Field::Daddr && only(Field::Daddr) {
             self.out.daddr_split = true;
-            return None;
+            return;
         }
-        if f == Field::Saddr
-            || bytes
-                .iter()
-                .any(|b| matches!(b, B::Fld { f: g, .. } | B::Bad(g) if *g != f))
-        {
+        if f == Field::Saddr || !only(f) {
             self.out.opaque(format!(
                 "a test combining {f:?} with other fields in an unusual way"
             ));
-            return None;
+            return;
         }
         if bytes.iter().any(|b| matches!(b, B::Bad(_))) {
             self.out.opaque(format!("a computed function of {f:?}"));
-            return None;
+            return;
         }
+        if bytes.iter().any(|b| matches!(b, B::Other)) {
+            self.out
+                .opaque(format!("a test of {f:?} together with another value"));
+            return;
+        }
+        let n = bytes.len();
         let mut last = None;
         for p in 0..=u16::MAX {
             let pb = p.to_be_bytes();
             let mut v = [0u8; 16];
-            let mut known = true;
             for (k, b) in bytes.iter().enumerate() {
-                match *b {
-                    B::Fld { i, m, x, .. } => v[k] = (pb[i as usize] & m) ^ x,
-                    B::Known(c) => v[k] = c,
-                    _ => known = false,
-                }
+                v[k] = match *b {
+                    B::Fld { i, m, x, .. } => (pb[i as usize] & m) ^ x,
+                    B::Known(c) => c,
+                    B::Other | B::Bad(_) => unreachable!("excluded above"),
+                };
             }
-            if !known {
-                self.out
-                    .opaque(format!("a test of {f:?} together with another value"));
-                return None;
-            }
-            let n = bytes.len();
             let h = match test {
                 Test::Cmp { op, data } => cmp_holds(*op, &v[..n], data),
-                Test::Range { op, from, to } => {
-                    let inside = from.as_slice() <= &v[..n] && &v[..n] <= to.as_slice();
-                    inside == (*op == crate::snapshot::CmpOp::Eq)
-                }
+                Test::Range { op, from, to } => range_holds(*op, &v[..n], from, to),
                 Test::Lookup { .. } => false,
             };
             if last != Some(h) {
@@ -1344,7 +1369,6 @@ impl Collector<'_> {
                 last = Some(h);
             }
         }
-        None
     }
 
     /// Records what a set lookup keyed on `bytes` tests; returns the
@@ -1436,8 +1460,8 @@ impl Collector<'_> {
         w: usize,
         dport_at: Option<usize>,
     ) -> Groups {
-        let key = (set, pos, n);
-        if let Some(g) = self.cache.get(&key) {
+        let key = (set, pos, n, w, dport_at);
+        if let Some(g) = self.shared.groups.lock().expect("group cache").get(&key) {
             return g.clone();
         }
         let s: &SetInfo = &self.prog.sets[set as usize];
@@ -1481,12 +1505,16 @@ impl Collector<'_> {
             out[gi].0.push(iv);
         }
         let fam = self.fam;
-        let g = std::rc::Rc::new(
+        let g = Arc::new(
             out.into_iter()
                 .map(|(iv, p)| (AddrSet::from_ranges(fam, iv), p))
                 .collect::<Vec<_>>(),
         );
-        self.cache.insert(key, g.clone());
+        self.shared
+            .groups
+            .lock()
+            .expect("group cache")
+            .insert(key, g.clone());
         g
     }
 
@@ -1641,6 +1669,13 @@ fn holds_inside(t: &Test) -> bool {
     }
 }
 
+/// Whether a `range` expression holds for `v` (`==`: inside, `!=`: outside).
+fn range_holds(op: crate::snapshot::CmpOp, v: &[u8], from: &[u8], to: &[u8]) -> bool {
+    let inside = from <= v && v <= to;
+    inside == (op == crate::snapshot::CmpOp::Eq)
+}
+
+/// Whether a `cmp` expression holds for `v` (byte-wise, as `memcmp`).
 fn cmp_holds(op: crate::snapshot::CmpOp, v: &[u8], d: &[u8]) -> bool {
     use crate::snapshot::CmpOp;
     let o = v.cmp(d);
