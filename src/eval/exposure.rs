@@ -189,23 +189,20 @@ impl Evaluator {
                 .collect()
         });
         results.sort_by_key(|r| r.0);
-        let results = results.into_iter().map(|r| r.1);
-        let openings = results
-            .into_iter()
-            .flatten()
-            .map(|r| Opening {
-                family: r.family,
-                proto: r.proto,
-                iif: r.iif,
-                to: r.to,
-                ports: r.ports,
-                sports: r.sports,
-                sources: r.sources,
-                verdict: r.verdict,
-                decided_by: r.dec.map(|d| exec::decided_by(&self.prog, d)),
-                reason: r.reason,
-            })
-            .collect();
+        // Sized up front: hundreds of thousands of openings are possible.
+        let mut openings = Vec::with_capacity(results.iter().map(|r| r.1.len()).sum());
+        openings.extend(results.into_iter().flat_map(|r| r.1).map(|r| Opening {
+            family: r.family,
+            proto: r.proto,
+            iif: r.iif,
+            to: r.to,
+            ports: r.ports,
+            sports: r.sports,
+            sources: r.sources,
+            verdict: r.verdict,
+            decided_by: r.dec.map(|d| exec::decided_by(&self.prog, d)),
+            reason: r.reason,
+        }));
         Exposure { openings, notes }
     }
 
@@ -753,16 +750,14 @@ impl Shared {
     /// The classes of `common` (compared by content; shared sets compare
     /// by pointer first, so this is cheap).
     fn partition(&self, fam: AddrFamily, common: Vec<AddrSet>) -> Arc<Partition> {
-        let done = self.partitions.lock().expect("partition cache");
+        // Built under the lock: two threads never build the same classes
+        // (the memory of a big blocklist's sweep is needed only once).
+        let mut done = self.partitions.lock().expect("partition cache");
         if let Some((_, p)) = done.iter().find(|(k, p)| p.family == fam && *k == common) {
             return p.clone();
         }
-        drop(done);
         let p = Arc::new(Partition::new(fam, &common));
-        self.partitions
-            .lock()
-            .expect("partition cache")
-            .push((common, p.clone()));
+        done.push((common, p.clone()));
         p
     }
 }
@@ -1461,7 +1456,9 @@ impl Collector<'_> {
         dport_at: Option<usize>,
     ) -> Groups {
         let key = (set, pos, n, w, dport_at);
-        if let Some(g) = self.shared.groups.lock().expect("group cache").get(&key) {
+        // Built under the lock, once for all threads.
+        let mut cache = self.shared.groups.lock().expect("group cache");
+        if let Some(g) = cache.get(&key) {
             return g.clone();
         }
         let s: &SetInfo = &self.prog.sets[set as usize];
@@ -1510,11 +1507,7 @@ impl Collector<'_> {
                 .map(|(iv, p)| (AddrSet::from_ranges(fam, iv), p))
                 .collect::<Vec<_>>(),
         );
-        self.shared
-            .groups
-            .lock()
-            .expect("group cache")
-            .insert(key, g.clone());
+        cache.insert(key, g.clone());
         g
     }
 
