@@ -22,7 +22,8 @@
 //! Needs root. `cargo bench --bench audit`. Environment: `PW_BENCH_RULES`,
 //! `PW_BENCH_ELEMENTS`, `PW_BENCH_SOCKETS` (sizes), `PW_BENCH_RUNS` (default
 //! 3, median), `PW_BENCH_TIMEOUT_S` (give up on one command after this many
-//! seconds and report it; default 0 = never). The namespace and the
+//! seconds and report it; default 0 = never), `PW_BENCH_HOLD=1` (pause
+//! after set-up, for profiling by hand; see `harness::hold`). The namespace and the
 //! listener process are removed however the benchmark ends, Ctrl-C included.
 
 use std::io::{BufRead, BufReader, Write};
@@ -157,6 +158,7 @@ fn main() {
     let seen = seen.as_array().map_or(0, Vec::len);
     assert!(seen >= sockets, "{seen} sockets seen, {sockets} expected");
 
+    harness::hold(ns);
     let dump_args = [ours, "dump", "--json"];
     let audit_args = [
         ours,

@@ -50,6 +50,25 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// With `PW_BENCH_HOLD=1`, says the namespace is ready and waits until
+/// the file it names is removed, so that the command under test can be
+/// profiled by hand (`ip netns exec NS perf record ...`) in the same setup.
+pub fn hold(ns: &str) {
+    if std::env::var("PW_BENCH_HOLD").as_deref() != Ok("1") {
+        return;
+    }
+    let flag = std::env::temp_dir().join(format!("{ns}.hold"));
+    std::fs::write(&flag, "").expect("hold flag");
+    eprintln!(
+        "holding namespace {ns}; remove {} to go on",
+        flag.display()
+    );
+    while flag.exists() {
+        check_interrupted();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The median (upper median for an even count) of a non-empty list.
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
