@@ -202,6 +202,36 @@ impl AddrSet {
         self.ranges.get(i).is_some_and(|r| r.0 <= last)
     }
 
+    /// Whether the sets share an address (no set is built).
+    pub fn meets(&self, o: &AddrSet) -> bool {
+        let (mut i, mut j) = (0, 0);
+        while i < self.ranges.len() && j < o.ranges.len() {
+            let (a, b) = (self.ranges[i], o.ranges[j]);
+            if a.0 <= b.1 && b.0 <= a.1 {
+                return true;
+            }
+            if a.1 < b.1 {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        false
+    }
+
+    /// Addresses in any of `sets` (all of `family`), built in one pass
+    /// rather than by repeated unions.
+    pub fn union_all<'s>(
+        family: AddrFamily,
+        sets: impl IntoIterator<Item = &'s AddrSet>,
+    ) -> AddrSet {
+        let v: Vec<(u128, u128)> = sets
+            .into_iter()
+            .flat_map(|s| s.ranges.iter().copied())
+            .collect();
+        AddrSet::from_ranges(family, v)
+    }
+
     /// Addresses in either set.
     pub fn union(&self, o: &AddrSet) -> AddrSet {
         if o.is_empty() {
@@ -422,6 +452,13 @@ mod tests {
             prop_assert_eq!(a.complement().contains_value(x), !ia);
             let back = AddrSet::from_prefixes(AddrFamily::V4, a.to_prefixes());
             prop_assert_eq!(back, a);
+        }
+
+        #[test]
+        fn meets_and_union_all_agree_with_the_algebra(a in arb(), b in arb(), c in arb()) {
+            prop_assert_eq!(a.meets(&b), !a.intersect(&b).is_empty());
+            let all = AddrSet::union_all(AddrFamily::V4, [&a, &b, &c]);
+            prop_assert_eq!(all, a.union(&b).union(&c));
         }
     }
 }

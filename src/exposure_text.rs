@@ -57,12 +57,12 @@ pub fn text(x: &Exposure) -> String {
     let mut out = String::new();
     let mut v: Vec<&Opening> = x.openings.iter().collect();
     v.sort_by(|a, b| {
-        (a.family, a.proto as u8, &a.iif, a.ports.first(), a.to).cmp(&(
+        (a.family, a.proto as u8, &a.iif, a.ports.first(), &a.to).cmp(&(
             b.family,
             b.proto as u8,
             &b.iif,
             b.ports.first(),
-            b.to,
+            &b.to,
         ))
     });
     if v.is_empty() {
@@ -90,7 +90,10 @@ pub fn text(x: &Exposure) -> String {
             out,
             "  {:<11} to {:<16} from {}{sp}  [{}]",
             o.ports.to_string(),
-            o.to.to_string(),
+            o.to.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             sources(&o.sources),
             decider(o)
         );

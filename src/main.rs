@@ -526,27 +526,45 @@ fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -
         Ok(r) => r,
         Err(e) => return fail("roles", &e),
     };
-    let snapshot = match read_snapshot(&ReadOptions { max_tries: tries }) {
+    // The host's interfaces, routes and sockets are read while the ruleset
+    // is: a large set takes the kernel seconds to dump, on one core.
+    let (snapshot, host) = std::thread::scope(|s| {
+        let host = s.spawn(|| (host::read_routes(), host::read_listeners()));
+        let snapshot = read_snapshot(&ReadOptions { max_tries: tries });
+        (snapshot, host.join())
+    });
+    let snapshot = match snapshot {
         Ok(s) => s,
         Err(e) => return fail("reading the ruleset", &e),
     };
-    let routes = match host::read_routes() {
+    let Ok((routes, listeners)) = host else {
+        return fail(
+            "reading interfaces and sockets",
+            &"the reading thread panicked",
+        );
+    };
+    let routes = match routes {
         Ok(r) => r,
         Err(e) => return fail("reading interfaces and routes", &e),
     };
-    let listeners = match host::read_listeners() {
+    let listeners = match listeners {
         Ok(l) => l,
         Err(e) => return fail("reading listening sockets", &e),
     };
     let report = portwarden::audit::audit_snapshot(&snapshot, routes, &listeners, &reqs, &cfg);
-    let text = match format {
-        Format::Json => report.to_json() + "\n",
+    let out = io::stdout().lock();
+    let written = match format {
+        Format::Json => report.write_json(out),
         Format::Text => {
-            portwarden::audit::text::render(&report, portwarden::audit::text::colour_for_stdout())
+            let text = portwarden::audit::text::render(
+                &report,
+                portwarden::audit::text::colour_for_stdout(),
+            );
+            let mut out = out;
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
         }
     };
-    let mut out = io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = written {
         if e.kind() != io::ErrorKind::BrokenPipe {
             return fail("writing the report", &e);
         }

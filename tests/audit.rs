@@ -313,30 +313,33 @@ fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
             let proto = f["proto"].as_str().unwrap().to_string();
             for p in f["pieces"].as_array().unwrap() {
                 let iface = p["interface"].as_str().unwrap().to_string();
-                let to: IpAddr = p["to"].as_str().unwrap().parse().unwrap();
                 let pr = ranges(&p["ports"]);
                 let pn = nets(&p["peers"]);
-                let sources: Vec<IpAddr> = peer_sources(to)
-                    .into_iter()
-                    .filter(|a| pn.iter().any(|n| n.contains(a)))
-                    .take(2)
-                    .collect();
-                for &s in &sources {
-                    for &(a, b) in &pr {
-                        for port in edges(a, b) {
-                            probes.push(Probe {
-                                proto: proto.clone(),
-                                saddr: s,
-                                daddr: to,
-                                dport: port,
-                                sport: next(),
-                                expect: false,
-                                why: format!("{kind} {} on {iface}", f["id"]),
-                            });
+                // Every local address of the piece is checked, not one for all.
+                for to in p["to"].as_array().unwrap() {
+                    let to: IpAddr = to.as_str().unwrap().parse().unwrap();
+                    let sources: Vec<IpAddr> = peer_sources(to)
+                        .into_iter()
+                        .filter(|a| pn.iter().any(|n| n.contains(a)))
+                        .take(2)
+                        .collect();
+                    for &s in &sources {
+                        for &(a, b) in &pr {
+                            for port in edges(a, b) {
+                                probes.push(Probe {
+                                    proto: proto.clone(),
+                                    saddr: s,
+                                    daddr: to,
+                                    dport: port,
+                                    sport: next(),
+                                    expect: false,
+                                    why: format!("{kind} {} on {iface}", f["id"]),
+                                });
+                            }
                         }
                     }
+                    missing.push((iface.clone(), to, pr.clone(), pn.clone(), proto.clone()));
                 }
-                missing.push((iface, to, pr, pn, proto.clone()));
             }
         }
     }

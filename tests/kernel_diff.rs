@@ -751,7 +751,11 @@ fn exposure_disagreements(exposure: &Value, probes: &[Probe], answers: &[Value])
             o["verdict"] == "accept"
                 && o["proto"] == p.proto
                 && o["iif"] == p.iif
-                && o["to"].as_str().and_then(|t| t.parse::<IpAddr>().ok()) == Some(p.to)
+                && o["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.as_str().and_then(|t| t.parse::<IpAddr>().ok()) == Some(p.to))
                 && within(&o["ports"], p.port)
                 && within(&o["sports"], p.sport)
                 && o["sources"].as_array().into_iter().flatten().any(|s| {
@@ -780,10 +784,10 @@ fn exposure_disagreements(exposure: &Value, probes: &[Probe], answers: &[Value])
 fn exposure_comparison_follows_the_contract() {
     // The JSON of the contract's example, and probes inside and outside it.
     let exposure = json!({"generation": 1, "openings": [
-        {"family": "ipv4", "proto": "tcp", "iif": "pw-pub", "to": "192.0.2.1",
+        {"family": "ipv4", "proto": "tcp", "iif": "pw-pub", "to": ["192.0.2.1"],
          "ports": [22, 22], "sports": [0, 65535], "sources": ["192.0.2.0/24"],
          "verdict": "accept", "decided_by": null, "reason": null},
-        {"family": "ipv4", "proto": "tcp", "iif": "pw-pub", "to": "192.0.2.1",
+        {"family": "ipv4", "proto": "tcp", "iif": "pw-pub", "to": ["192.0.2.1"],
          "ports": [6162, 6162], "sports": [0, 65535], "sources": ["0.0.0.0/0"],
          "verdict": "unknown", "decided_by": null, "reason": "socket"}]});
     let p = |port: u16, from: &str| Probe {

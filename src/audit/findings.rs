@@ -12,6 +12,7 @@ use crate::host::Listener;
 use crate::ports::{PortRange, PortSet};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 /// Source port of the probes the audit sends through the evaluator (in the
 /// Linux ephemeral range).
@@ -35,12 +36,19 @@ pub fn l4(p: Proto) -> L4 {
     }
 }
 
-/// What the finding functions share: the input, the firewall manager, and
-/// the host's non-loopback interfaces.
+/// What the finding functions share: the input, the firewall manager, the
+/// host's non-loopback interfaces, and the exposure indexed.
 pub(crate) struct Ctx<'a> {
     pub input: AuditInput<'a>,
     pub manager: Manager,
     pub ifaces: Vec<&'a Interface>,
+    /// The exposure's openings by protocol and interface: every consumer
+    /// asks for one interface at a time, and there may be tens of
+    /// thousands of openings.
+    by_iif: HashMap<(L4, String), Vec<&'a Opening>>,
+    /// Answers of [`Ctx::decide`].
+    /// (A mutex: the finding kinds are worked out on two threads.)
+    decided: Mutex<HashMap<ProbeKey, Decided>>,
     /// Ports where a verdict may change: every 2-byte constant of a rule
     /// (and the port after it), the bounds of port-typed set elements and
     /// the ports of xt tcp/udp/multiport matches.
@@ -136,16 +144,79 @@ impl<'a> Ctx<'a> {
             .iter()
             .filter(|i| !is_loopback(i))
             .collect();
+        let mut by_iif: HashMap<(L4, String), Vec<&'a Opening>> = HashMap::new();
+        for o in &input.exposure.openings {
+            by_iif.entry((o.proto, o.iif.clone())).or_default().push(o);
+        }
         Ctx {
             input: *input,
             manager,
             ifaces,
+            by_iif,
+            decided: Mutex::default(),
             port_marks: port_marks(input.snapshot),
         }
     }
 
+    /// The local addresses of `iface` that peers connect to, in groups the
+    /// ruleset treats alike for `proto` (the exposure's [`Alike`] groups,
+    /// restricted to this interface's addresses; an address the exposure
+    /// does not group stands alone). Deciding one member decides the group.
+    ///
+    /// [`Alike`]: crate::eval::Alike
+    pub fn local_groups(&self, proto: L4, iface: &Interface) -> Vec<Vec<IpAddr>> {
+        let mine = local_addrs(iface);
+        let mut out: Vec<Vec<IpAddr>> = Vec::new();
+        let mut placed: Vec<IpAddr> = Vec::new();
+        for g in &self.input.exposure.alike {
+            if g.proto != proto || g.iif != iface.name {
+                continue;
+            }
+            let members: Vec<IpAddr> =
+                g.to.iter()
+                    .copied()
+                    .filter(|a| mine.contains(a) && !placed.contains(a))
+                    .collect();
+            if !members.is_empty() {
+                placed.extend(&members);
+                out.push(members);
+            }
+        }
+        for a in mine {
+            if !placed.contains(&a) {
+                out.push(vec![a]);
+            }
+        }
+        out
+    }
+
     fn evaluator(&self) -> &'a Evaluator {
         self.input.evaluator
+    }
+
+    /// What decides a probe from `from` to `to`:`port` on `iface`, with
+    /// its verdict. Remembered: requirements overlap (several want the
+    /// same data ports from the same peers), and each range is probed port
+    /// by port where rules change often.
+    fn decide(&self, proto: L4, from: IpAddr, to: IpAddr, iface: &Interface, port: u16) -> Decided {
+        let key = (proto, from, to, iface.index, port);
+        let memo = |f: &mut dyn FnMut(&mut HashMap<ProbeKey, Decided>)| {
+            // A poisoned memo is still a valid memo (entries are inserted whole).
+            let mut m = self.decided.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut m);
+        };
+        let mut known = None;
+        memo(&mut |m| known = m.get(&key).cloned());
+        if let Some(d) = known {
+            return d;
+        }
+        let ev = self.evaluator();
+        let probe = Probe::new(proto, from, to, PROBE_SPORT, port, ev.iface(&iface.name));
+        let d = ev.decide(&probe);
+        memo(&mut |m| {
+            m.insert(key, d.clone());
+        });
+        d
     }
 
     /// The interfaces a requirement concerns, and whether the private
@@ -180,12 +251,12 @@ impl<'a> Ctx<'a> {
         to: IpAddr,
         verdict: Verdict,
     ) -> impl Iterator<Item = &'a Opening> + '_ {
-        let iif = iif.to_string();
-        self.input
-            .exposure
-            .openings
+        self.by_iif
+            .get(&(proto, iif.to_string()))
+            .map_or(&[][..], Vec::as_slice)
             .iter()
-            .filter(move |o| o.proto == proto && o.iif == iif && o.to == to && o.verdict == verdict)
+            .copied()
+            .filter(move |o| o.verdict == verdict && o.to.contains(&to))
     }
 
     /// What requirements and `[[allow]]` entries want accepted on interface
@@ -224,19 +295,19 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// A part of a region on one interface and local address, with the rule or
-/// policy that decides it.
+/// A part of a region on one interface and group of local addresses, with
+/// the rule or policy that decides it.
 #[derive(Clone, Debug)]
 pub(crate) struct RawPiece {
     pub iface: String,
-    pub to: IpAddr,
+    pub to: Vec<IpAddr>,
     pub ports: PortRange,
     pub sources: AddrSet,
     pub decided_by: Option<DecidedBy>,
 }
 
 /// Pieces merged for a finding: total ports, peers and interfaces, and the
-/// per-(interface, address, peers) breakdown.
+/// per-(interface, local addresses) breakdown.
 pub(crate) struct Merged {
     pub ports: PortSet,
     pub peers: Peers,
@@ -244,38 +315,51 @@ pub(crate) struct Merged {
     pub pieces: Vec<Piece>,
 }
 
-/// Interface, local address and peer prefixes (as text, for ordering).
-type PieceKey = (String, IpAddr, Vec<String>);
-
+/// Merges raw pieces: per interface, local address and peers the ports are
+/// united; then local addresses of one interface that see the same ports
+/// and peers share one [`Piece`]. Grouped by value in hash maps (thousands
+/// of pieces are usual), then ordered by interface, addresses and peers.
 pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
     let mut ports = PortSet::new();
     let mut peers = Peers::none();
     let mut interfaces = BTreeSet::new();
-    // (iface, to, peers) -> ports
-    let mut by: BTreeMap<PieceKey, (Vec<ipnet::IpNet>, PortSet)> = BTreeMap::new();
+    // (iface, to, sources) -> ports
+    let mut by: HashMap<(&str, IpAddr, &AddrSet), PortSet> = HashMap::new();
     for p in pieces {
         let ps = PortSet::from_ranges([p.ports]);
         ports = ports.union(&ps);
         peers.add(&p.sources);
         interfaces.insert(p.iface.clone());
-        let nets = p.sources.to_prefixes();
-        let key = (
-            p.iface.clone(),
-            p.to,
-            nets.iter().map(ToString::to_string).collect(),
-        );
-        let e = by.entry(key).or_insert_with(|| (nets, PortSet::new()));
-        e.1 = e.1.union(&ps);
+        for &to in &p.to {
+            let e = by.entry((p.iface.as_str(), to, &p.sources)).or_default();
+            *e = e.union(&ps);
+        }
     }
-    let pieces = by
+    // (iface, sources, ports) -> addresses
+    let mut shared: HashMap<(&str, &AddrSet, PortSet), Vec<IpAddr>> = HashMap::new();
+    for ((iface, to, sources), ports) in by {
+        shared.entry((iface, sources, ports)).or_default().push(to);
+    }
+    let mut pieces: Vec<Piece> = shared
         .into_iter()
-        .map(|((iface, to, _), (nets, ports))| Piece {
-            interface: iface,
-            to,
-            ports,
-            peers: nets,
+        .map(|((iface, sources, ports), mut to)| {
+            to.sort();
+            Piece {
+                interface: iface.to_string(),
+                to,
+                ports,
+                peers: sources.to_prefixes(),
+            }
         })
         .collect();
+    pieces.sort_by(|a, b| {
+        (&a.interface, &a.to, &a.peers, a.ports.ranges()).cmp(&(
+            &b.interface,
+            &b.to,
+            &b.peers,
+            b.ports.ranges(),
+        ))
+    });
     Merged {
         ports,
         peers,
@@ -355,19 +439,9 @@ fn representative(part: &AddrSet, iface: &Interface, to: IpAddr) -> Option<IpAdd
     })
 }
 
-/// What decides a probe, with its verdict.
-fn decide(
-    ev: &Evaluator,
-    proto: L4,
-    from: IpAddr,
-    to: IpAddr,
-    iif: &str,
-    port: u16,
-) -> (Verdict, Option<DecidedBy>) {
-    let probe = Probe::new(proto, from, to, PROBE_SPORT, port, ev.iface(iif));
-    let a = ev.explain(&probe);
-    (a.verdict, a.decided_by)
-}
+/// A probe's identity for [`Ctx::decide`]'s memo: protocol, source,
+/// destination, input interface index and destination port.
+type ProbeKey = (L4, IpAddr, IpAddr, u32, u16);
 
 type Decided = (Verdict, Option<DecidedBy>);
 
@@ -442,18 +516,19 @@ fn split_ports(
     out
 }
 
-/// The uncovered pieces of a requirement on one (interface, address), each
-/// split by what refuses it. Pieces the evaluator accepts or cannot decide
-/// (the exposure disagreeing) are reported in `notes` instead.
+/// The uncovered pieces of a requirement on one interface and group of
+/// alike local addresses (decided on the first), each split by what
+/// refuses it. Pieces the evaluator accepts or cannot decide (the exposure
+/// disagreeing) are reported in `notes` instead.
 fn blockers(
     ctx: &Ctx<'_>,
-    (proto, iface, to): (L4, &Interface, IpAddr),
+    (proto, iface, group): (L4, &Interface, &[IpAddr]),
     range: PortRange,
     sources: &AddrSet,
     what: &str,
     notes: &mut Vec<String>,
 ) -> Vec<RawPiece> {
-    let ev = ctx.evaluator();
+    let to = group[0];
     let prefixes = sources.to_prefixes();
     let parts: Vec<AddrSet> = if prefixes.len() <= 8 {
         prefixes
@@ -469,7 +544,7 @@ fn blockers(
         let Some(from) = representative(&part, iface, to) else {
             continue;
         };
-        let probe = |p: u16| decide(ev, proto, from, to, &iface.name, p);
+        let probe = |p: u16| ctx.decide(proto, from, to, iface, p);
         for (r, d) in split_ports(&probe, range, &ctx.port_marks) {
             match acc.iter_mut().find(|(r2, d2, _)| *r2 == r && *d2 == d) {
                 Some(e) => e.2 = e.2.union(&part),
@@ -482,19 +557,28 @@ fn blockers(
         match verdict {
             Verdict::Drop | Verdict::Reject | Verdict::Forwarded => out.push(RawPiece {
                 iface: iface.name.clone(),
-                to,
+                to: group.to_vec(),
                 ports: r,
                 sources: srcs,
                 decided_by,
             }),
             Verdict::Accept | Verdict::Unknown => notes.push(format!(
-                "{what}: {proto} {r} from {} to {to} on {}: the exposure says not accepted but explain says {verdict}; not reported",
+                "{what}: {proto} {r} from {} to {} on {}: the exposure says not accepted but explain says {verdict}; not reported",
                 peers_text(&peers_of(&srcs)),
+                addrs_text(group),
                 iface.name
             )),
         }
     }
     out
+}
+
+/// `192.0.2.1` or `192.0.2.1, 192.0.3.1`, for notes.
+fn addrs_text(a: &[IpAddr]) -> String {
+    a.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn peers_of(s: &AddrSet) -> Peers {
@@ -535,7 +619,8 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
         let mut accepted_any = false;
         let mut raw: Vec<RawPiece> = Vec::new();
         for iface in &ifaces {
-            for to in local_addrs(iface) {
+            for group in ctx.local_groups(proto, iface) {
+                let to = group[0];
                 let base = peers.family(family_of(to));
                 if base.is_empty() {
                     continue;
@@ -558,8 +643,9 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                     let srcs = o.sources.intersect(base);
                     if !ports.is_empty() && !srcs.is_empty() {
                         notes.push(format!(
-                            "{what}: {proto} {ports} from {} to {to} on {} may or may not be accepted: {}",
+                            "{what}: {proto} {ports} from {} to {} on {} may or may not be accepted: {}",
                             peers_text(&peers_of(&srcs)),
+                            addrs_text(&group),
                             iface.name,
                             o.reason.as_deref().unwrap_or("undecided")
                         ));
@@ -569,7 +655,7 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 for (range, srcs) in region::uncovered(&r.ports, base, &acc) {
                     let ps = PortSet::from_ranges([range]);
                     for (rg, s) in region::uncovered(&ps, &srcs, &unknown_rects) {
-                        raw.extend(blockers(ctx, (proto, iface, to), rg, &s, &what, notes));
+                        raw.extend(blockers(ctx, (proto, iface, &group), rg, &s, &what, notes));
                     }
                 }
             }
@@ -661,6 +747,8 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // (proto, blocker key) -> pieces; and whether the rule also accepts wanted traffic.
     let mut groups: BTreeMap<(Proto, String), Vec<RawPiece>> = BTreeMap::new();
     let mut partly_wanted: BTreeSet<String> = BTreeSet::new();
+    // Computed once per protocol, interface and family, not per opening.
+    let mut wanted: HashMap<(Proto, &str, AddrFamily), Vec<Rect>> = HashMap::new();
     for o in &ctx.input.exposure.openings {
         if loopbacks.contains(o.iif.as_str()) || o.sources.is_empty() {
             continue;
@@ -675,7 +763,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 o.proto,
                 o.ports,
                 peers_text(&peers_of(&o.sources)),
-                o.to,
+                addrs_text(&o.to),
                 o.iif,
                 o.reason.as_deref().unwrap_or("undecided")
             ));
@@ -685,10 +773,13 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             continue;
         }
         let key = blocker_key(&o.decided_by);
-        let wanted = ctx.wanted(proto, &o.iif, o.sources.family());
+        let fam = o.sources.family();
+        let wanted = wanted
+            .entry((proto, o.iif.as_str(), fam))
+            .or_insert_with(|| ctx.wanted(proto, &o.iif, fam));
         let ports = PortSet::from_ranges([o.ports]);
-        let rest = region::uncovered(&ports, &o.sources, &wanted);
-        if region::overlaps(&ports, &o.sources, &wanted) {
+        let rest = region::uncovered(&ports, &o.sources, wanted);
+        if region::overlaps(&ports, &o.sources, wanted) {
             partly_wanted.insert(key.clone());
         }
         for (rg, s) in rest {
@@ -697,7 +788,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 .or_default()
                 .push(RawPiece {
                     iface: o.iif.clone(),
-                    to: o.to,
+                    to: o.to.clone(),
                     ports: rg,
                     sources: s,
                     decided_by: o.decided_by.clone(),
@@ -746,6 +837,49 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     drafts
 }
 
+/// Openings ordered by first port, for finding those that cover a port
+/// without looking at all of them (thousands of listeners, tens of
+/// thousands of openings).
+struct ByPort<'a> {
+    /// Sorted by first port.
+    openings: Vec<&'a Opening>,
+    /// `reach[i]`: the highest last port among `openings[..=i]`.
+    reach: Vec<u16>,
+}
+
+impl<'a> ByPort<'a> {
+    fn new(mut openings: Vec<&'a Opening>) -> ByPort<'a> {
+        openings.sort_by_key(|o| o.ports.first());
+        let mut top = 0;
+        let reach = openings
+            .iter()
+            .map(|o| {
+                top = top.max(o.ports.last());
+                top
+            })
+            .collect();
+        ByPort { openings, reach }
+    }
+
+    /// The openings whose ports include `port`, in first-port order.
+    fn covering(&self, port: u16) -> Vec<&'a Opening> {
+        let end = self.openings.partition_point(|o| o.ports.first() <= port);
+        let mut out: Vec<&'a Opening> = Vec::new();
+        // Back from the last opening starting at or before `port`, until no
+        // earlier one reaches it.
+        for i in (0..end).rev() {
+            if self.reach[i] < port {
+                break;
+            }
+            if self.openings[i].ports.last() >= port {
+                out.push(self.openings[i]);
+            }
+        }
+        out.reverse();
+        out
+    }
+}
+
 /// The sockets on one port and where the firewall lets peers reach them.
 type ListenerGroup<'a> = (Vec<&'a Listener>, Vec<RawPiece>);
 
@@ -758,12 +892,18 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
     let mut accepting: HashMap<(L4, &str, IpAddr), Vec<&Opening>> = HashMap::new();
     for o in &ctx.input.exposure.openings {
         if o.verdict == Verdict::Accept && !o.sources.is_empty() {
-            accepting
-                .entry((o.proto, o.iif.as_str(), o.to))
-                .or_default()
-                .push(o);
+            for &to in &o.to {
+                accepting
+                    .entry((o.proto, o.iif.as_str(), to))
+                    .or_default()
+                    .push(o);
+            }
         }
     }
+    let accepting: HashMap<(L4, &str, IpAddr), ByPort<'_>> = accepting
+        .into_iter()
+        .map(|(k, v)| (k, ByPort::new(v)))
+        .collect();
     for l in ctx.input.listeners.iter().filter(|l| l.is_exposed()) {
         let proto = match l.proto {
             L4::Tcp => Proto::Tcp,
@@ -788,19 +928,17 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                 if want.contains(l.port) {
                     continue;
                 }
-                let candidates = accepting
-                    .get(&(l.proto, iface.name.as_str(), to))
-                    .map_or(&[][..], |v| v.as_slice());
-                for o in candidates {
-                    if o.ports.contains(l.port) {
-                        pieces.push(RawPiece {
-                            iface: iface.name.clone(),
-                            to,
-                            ports: PortRange::single(l.port),
-                            sources: o.sources.clone(),
-                            decided_by: o.decided_by.clone(),
-                        });
-                    }
+                let Some(candidates) = accepting.get(&(l.proto, iface.name.as_str(), to)) else {
+                    continue;
+                };
+                for o in candidates.covering(l.port) {
+                    pieces.push(RawPiece {
+                        iface: iface.name.clone(),
+                        to: vec![to],
+                        ports: PortRange::single(l.port),
+                        sources: o.sources.clone(),
+                        decided_by: o.decided_by.clone(),
+                    });
                 }
             }
         }

@@ -31,7 +31,7 @@ use crate::eval::DecidedBy;
 use crate::ports::{PortRange, PortSet};
 use crate::snapshot::{Family, Snapshot};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// At most this many commands per tool; more are summarised in a comment.
 const MAX_LINES: usize = 32;
@@ -114,41 +114,45 @@ fn set_key(s: &AddrSet) -> (bool, Vec<String>) {
 /// sources on the same interfaces share a block; an all-IPv4 and an
 /// all-IPv6 block with the same ports and interfaces become one.
 pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
-    type SrcKey = (bool, Vec<String>);
+    // Grouped by value in hash maps (thousands of pieces are usual), then
+    // put in the order of the sources' prefixes and the interfaces.
     // (iface, sources) -> ports
-    let mut per_if: BTreeMap<(String, SrcKey), (AddrSet, PortSet)> = BTreeMap::new();
+    let mut per_if: HashMap<(&str, &AddrSet), PortSet> = HashMap::new();
     for p in pieces {
-        let e = per_if
-            .entry((p.iface.clone(), set_key(&p.sources)))
-            .or_insert_with(|| (p.sources.clone(), PortSet::new()));
-        e.1 = e.1.union(&PortSet::from_ranges([p.ports]));
+        let e = per_if.entry((p.iface.as_str(), &p.sources)).or_default();
+        *e = e.union(&PortSet::from_ranges([p.ports]));
     }
     // (sources, ports) -> ifaces
-    let mut per_ports: BTreeMap<(SrcKey, String), (AddrSet, PortSet, BTreeSet<String>)> =
-        BTreeMap::new();
-    for ((iface, key), (set, ports)) in per_if {
+    let mut per_ports: HashMap<(&AddrSet, PortSet), BTreeSet<String>> = HashMap::new();
+    for ((iface, set), ports) in per_if {
         per_ports
-            .entry((key, ports.to_string()))
-            .or_insert_with(|| (set, ports, BTreeSet::new()))
-            .2
-            .insert(iface);
+            .entry((set, ports))
+            .or_default()
+            .insert(iface.to_string());
     }
     // (sources, ifaces) -> ports
-    let mut per_src: BTreeMap<(SrcKey, Vec<String>), (AddrSet, PortSet)> = BTreeMap::new();
-    for ((key, _), (set, ports, ifaces)) in per_ports {
+    let mut per_src: HashMap<(&AddrSet, Vec<String>), PortSet> = HashMap::new();
+    for ((set, ports), ifaces) in per_ports {
         let e = per_src
-            .entry((key, ifaces.into_iter().collect()))
-            .or_insert_with(|| (set, PortSet::new()));
-        e.1 = e.1.union(&ports);
+            .entry((set, ifaces.into_iter().collect()))
+            .or_default();
+        *e = e.union(&ports);
     }
-    let mut out: Vec<Access> = per_src
+    let mut keyed: Vec<((bool, Vec<String>), Access)> = per_src
         .into_iter()
-        .map(|((_, ifaces), (set, ports))| Access {
-            ifaces,
-            sources: Some(set),
-            ports,
+        .map(|((set, ifaces), ports)| {
+            (
+                set_key(set),
+                Access {
+                    ifaces,
+                    sources: Some(set.clone()),
+                    ports,
+                },
+            )
         })
         .collect();
+    keyed.sort_by(|a, b| (&a.0, &a.1.ifaces).cmp(&(&b.0, &b.1.ifaces)));
+    let mut out: Vec<Access> = keyed.into_iter().map(|(_, a)| a).collect();
     // Merge the all-v4 / all-v6 pairs.
     let mut i = 0;
     while i < out.len() {

@@ -6,7 +6,6 @@ use crate::catalog::ResolvedRequirement;
 use crate::config::HostConfig;
 use crate::ports::{PortRange, PortSet};
 use ipnet::IpNet;
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// Addresses of both families.
@@ -133,43 +132,62 @@ pub struct Rect {
 /// For each maximal port interval of `ports`, the addresses of `base` that
 /// none of `covers` covers at those ports (intervals with nothing left are
 /// omitted; neighbouring intervals with the same addresses are merged).
+///
+/// Thousands of covers are usual (one per accepted port and source on a
+/// big ruleset), so each port interval takes away the union of just the
+/// covers active there, found by their port spans, in one subtraction.
 pub fn uncovered(ports: &PortSet, base: &AddrSet, covers: &[Rect]) -> Vec<(PortRange, AddrSet)> {
     if base.is_empty() || ports.is_empty() {
         return Vec::new();
     }
-    let relevant: Vec<&Rect> = covers
-        .iter()
-        .filter(|c| is_v6(c.sources.family()) == is_v6(base.family()))
-        .filter(|c| !c.ports.intersect(ports).is_empty())
-        .filter(|c| !c.sources.intersect(base).is_empty())
-        .collect();
-    let mut bounds: BTreeSet<u32> = BTreeSet::new();
+    // (first, last + 1, cover) for the covers that meet `base` inside `ports`.
+    let mut spans: Vec<(u32, u32, usize)> = Vec::new();
+    let mut bounds: Vec<u32> = Vec::new();
     for r in ports.ranges() {
-        bounds.insert(u32::from(r.first()));
-        bounds.insert(u32::from(r.last()) + 1);
+        bounds.push(u32::from(r.first()));
+        bounds.push(u32::from(r.last()) + 1);
     }
-    for c in &relevant {
+    for (i, c) in covers.iter().enumerate() {
+        if is_v6(c.sources.family()) != is_v6(base.family()) || !c.sources.meets(base) {
+            continue;
+        }
         for r in c.ports.intersect(ports).ranges() {
-            bounds.insert(u32::from(r.first()));
-            bounds.insert(u32::from(r.last()) + 1);
+            let (lo, end) = (u32::from(r.first()), u32::from(r.last()) + 1);
+            spans.push((lo, end, i));
+            bounds.push(lo);
+            bounds.push(end);
         }
     }
-    let bounds: Vec<u32> = bounds.into_iter().collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    // The covers active in each window bounds[w]..bounds[w + 1].
+    let mut active: Vec<Vec<usize>> = vec![Vec::new(); bounds.len().saturating_sub(1)];
+    for (lo, end, i) in spans {
+        let a = bounds.partition_point(|b| *b < lo);
+        let z = bounds.partition_point(|b| *b < end);
+        for w in &mut active[a..z] {
+            w.push(i);
+        }
+    }
     let mut out: Vec<(PortRange, AddrSet)> = Vec::new();
-    for w in bounds.windows(2) {
-        let (lo, hi) = (w[0] as u16, (w[1] - 1) as u16);
+    let mut prev: Option<(&[usize], AddrSet)> = None;
+    for (w, on) in active.iter().enumerate() {
+        let (lo, hi) = (bounds[w] as u16, (bounds[w + 1] - 1) as u16);
         if !ports.contains(lo) {
             continue;
         }
-        let mut rest = base.clone();
-        for c in &relevant {
-            if c.ports.contains(lo) {
-                rest = rest.subtract(&c.sources);
-                if rest.is_empty() {
-                    break;
-                }
-            }
-        }
+        let rest = match &prev {
+            Some((p, r)) if *p == on.as_slice() => r.clone(),
+            _ => match on.as_slice() {
+                [] => base.clone(),
+                [one] => base.subtract(&covers[*one].sources),
+                many => base.subtract(&AddrSet::union_all(
+                    base.family(),
+                    many.iter().map(|i| &covers[*i].sources),
+                )),
+            },
+        };
+        prev = Some((on, rest.clone()));
         if rest.is_empty() {
             continue;
         }
@@ -187,7 +205,64 @@ pub fn uncovered(ports: &PortSet, base: &AddrSet, covers: &[Rect]) -> Vec<(PortR
 pub fn overlaps(ports: &PortSet, base: &AddrSet, covers: &[Rect]) -> bool {
     covers.iter().any(|c| {
         is_v6(c.sources.family()) == is_v6(base.family())
+            && c.sources.meets(base)
             && !c.ports.intersect(ports).is_empty()
-            && !c.sources.intersect(base).is_empty()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v4(v: &[(u128, u128)]) -> AddrSet {
+        AddrSet::from_ranges(AddrFamily::V4, v.to_vec())
+    }
+
+    fn ports(v: &[(u16, u16)]) -> PortSet {
+        PortSet::from_ranges(v.iter().map(|&(a, b)| PortRange::new(a, a + b).unwrap()))
+    }
+
+    fn arb_ports() -> impl Strategy<Value = Vec<(u16, u16)>> {
+        proptest::collection::vec((0u16..40, 0u16..8), 0..4)
+    }
+
+    fn arb_addrs() -> impl Strategy<Value = Vec<(u128, u128)>> {
+        proptest::collection::vec((0u128..60, 0u128..10), 0..4)
+            .prop_map(|v| v.into_iter().map(|(a, l)| (a, a + l)).collect())
+    }
+
+    proptest! {
+        /// Port by port and address by address, `uncovered` is exactly
+        /// "wanted and in base and in no cover", and never repeats a port.
+        #[test]
+        fn uncovered_is_exact(
+            want in arb_ports(),
+            base in arb_addrs(),
+            covers in proptest::collection::vec((arb_ports(), arb_addrs()), 0..6),
+        ) {
+            let want = ports(&want);
+            let base = v4(&base);
+            let covers: Vec<Rect> = covers
+                .iter()
+                .map(|(p, a)| Rect { ports: ports(p), sources: v4(a) })
+                .collect();
+            let got = uncovered(&want, &base, &covers);
+            for w in got.windows(2) {
+                prop_assert!(w[0].0.last() < w[1].0.first());
+            }
+            for port in 0u16..50 {
+                let here = got.iter().find(|(r, _)| r.contains(port));
+                for x in 0u128..75 {
+                    let expect = want.contains(port)
+                        && base.contains_value(x)
+                        && !covers
+                            .iter()
+                            .any(|c| c.ports.contains(port) && c.sources.contains_value(x));
+                    let seen = here.is_some_and(|(_, a)| a.contains_value(x));
+                    prop_assert_eq!(seen, expect, "port {} address {}", port, x);
+                }
+            }
+        }
+    }
 }

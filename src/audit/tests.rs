@@ -80,7 +80,7 @@ fn opening(
         family: fam,
         proto,
         iif: iif.into(),
-        to,
+        to: vec![to],
         ports,
         sports: PortRange::ALL,
         sources: AddrSet::from_prefixes(fam, nets),
@@ -131,6 +131,7 @@ impl Case {
             exposure: Exposure {
                 notes: Vec::new(),
                 openings: Vec::new(),
+                alike: Vec::new(),
             },
             listeners: Vec::new(),
             config: config(config_text),
@@ -264,6 +265,7 @@ fn basic_exposure() -> Exposure {
     }
     Exposure {
         openings,
+        alike: Vec::new(),
         notes: Vec::new(),
     }
 }
@@ -300,7 +302,7 @@ fn missing_openings_name_exact_pieces_and_the_refusing_rule() {
         assert_eq!(fix.ufw, None);
         // Only the IPv4 address of pw-pub: the peers are IPv4 only.
         assert_eq!(f.pieces.len(), 1);
-        assert_eq!(f.pieces[0].to.to_string(), "192.0.2.1");
+        assert_eq!(f.pieces[0].to, ["192.0.2.1".parse::<IpAddr>().unwrap()]);
     }
     let ports: Vec<String> = missing.iter().map(|f| ports(f)).collect();
     assert_eq!(ports, ["6160", "6162"]);

@@ -29,10 +29,12 @@
 //!    matters for the ports that guard lets through: for the others the
 //!    interpreter skips the rule without running it. So `ip saddr X tcp
 //!    dport N accept` refines port `N` alone.
-//! 4. One probe per (local address, source-port atom, destination-port atom,
-//!    address class) is evaluated; accepted (or `unknown`) classes become
-//!    [`Opening`]s, and neighbouring port atoms with the same outcome are
-//!    merged.
+//! 4. One probe per (group of local addresses, source-port atom,
+//!    destination-port atom, address class) is evaluated; accepted (or
+//!    `unknown`) classes become [`Opening`]s, and neighbouring port atoms
+//!    with the same outcome are merged. Local addresses that no rule tells
+//!    apart (no destination-address test distinguishes them) form one group
+//!    ([`Alike`]) and share their openings: an opening's `to` is the group.
 //!
 //! Routes are predicates too (for `fib` and `xt addrtype`), and the ports of
 //! known sockets are boundaries (for `socket` and `tproxy`).
@@ -61,15 +63,34 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug, Serialize)]
 pub struct Exposure {
     /// Accepted (or possibly accepted) regions, by family, protocol,
-    /// interface, local address and port intervals.
+    /// interface, local addresses and port intervals.
     pub openings: Vec<Opening>,
+    /// For each family, protocol and interface, the local addresses that
+    /// no rule tells apart, in groups: one evaluation served each group,
+    /// so any member stands for all (an [`Opening`]'s `to` is one group).
+    #[serde(skip)]
+    pub alike: Vec<Alike>,
     /// What limited the analysis (no interfaces known...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
+/// Local addresses the ruleset treats alike, for one family, protocol and
+/// input interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alike {
+    /// Address family.
+    pub family: AddrFamily,
+    /// Transport protocol.
+    pub proto: L4,
+    /// Input interface.
+    pub iif: String,
+    /// The addresses (never empty).
+    pub to: Vec<IpAddr>,
+}
+
 /// One accepted region: new connections of `proto` from `sources` and
-/// `sports` to `to`:`ports`, arriving on `iif`.
+/// `sports` to any of the addresses `to`, ports `ports`, arriving on `iif`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Opening {
     /// Address family.
@@ -78,8 +99,9 @@ pub struct Opening {
     pub proto: L4,
     /// Input interface.
     pub iif: String,
-    /// Local destination address.
-    pub to: IpAddr,
+    /// Local destination addresses (those no rule tells apart share one
+    /// opening).
+    pub to: Vec<IpAddr>,
     /// Destination ports.
     pub ports: PortRange,
     /// Source ports.
@@ -108,8 +130,8 @@ impl Opening {
     ) -> bool {
         self.proto == proto
             && self.iif == iif
-            && self.to == to
             && self.ports.contains(dport)
+            && self.to.contains(&to)
             && self.sports.contains(sport)
             && self.sources.contains(from)
     }
@@ -168,7 +190,7 @@ impl Evaluator {
         // widely: a family with a big blocklist is the expensive one).
         let shared = Shared::default();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<(usize, Vec<Raw>)> = std::thread::scope(|s| {
+        let mut results: Vec<(usize, ComboResult)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
@@ -189,21 +211,34 @@ impl Evaluator {
                 .collect()
         });
         results.sort_by_key(|r| r.0);
-        // Sized up front: hundreds of thousands of openings are possible.
-        let mut openings = Vec::with_capacity(results.iter().map(|r| r.1.len()).sum());
-        openings.extend(results.into_iter().flat_map(|r| r.1).map(|r| Opening {
-            family: r.family,
-            proto: r.proto,
-            iif: r.iif,
-            to: r.to,
-            ports: r.ports,
-            sports: r.sports,
-            sources: r.sources,
-            verdict: r.verdict,
-            decided_by: r.dec.map(|d| exec::decided_by(&self.prog, d)),
-            reason: r.reason,
-        }));
-        Exposure { openings, notes }
+        let mut alike = Vec::new();
+        // Sized up front: tens of thousands of openings are possible.
+        let mut openings = Vec::with_capacity(results.iter().map(|r| r.1 .0.len()).sum());
+        openings.extend(
+            results
+                .into_iter()
+                .flat_map(|(_, (raws, groups))| {
+                    alike.extend(groups);
+                    raws
+                })
+                .map(|r| Opening {
+                    family: r.family,
+                    proto: r.proto,
+                    iif: r.iif,
+                    to: r.to,
+                    ports: r.ports,
+                    sports: r.sports,
+                    sources: r.sources,
+                    verdict: r.verdict,
+                    decided_by: r.dec.map(|d| exec::decided_by(&self.prog, d)),
+                    reason: r.reason,
+                }),
+        );
+        Exposure {
+            openings,
+            alike,
+            notes,
+        }
     }
 
     /// Local non-loopback addresses of a family.
@@ -229,24 +264,28 @@ impl Evaluator {
         itf: &Iface,
         locals: &[IpAddr],
         shared: &Shared,
-    ) -> Vec<Raw> {
+    ) -> ComboResult {
+        let alike = |to: Vec<IpAddr>| Alike {
+            family: fam,
+            proto,
+            iif: itf.name.clone(),
+            to,
+        };
         let preds = collect(&self.prog, self, fam, proto, itf, shared);
         if let Some(why) = preds.opaque {
-            return locals
-                .iter()
-                .map(|&to| Raw {
-                    family: fam,
-                    proto,
-                    iif: itf.name.clone(),
-                    to,
-                    ports: PortRange::ALL,
-                    sports: PortRange::ALL,
-                    sources: AddrSet::all(fam),
-                    verdict: Verdict::Unknown,
-                    dec: None,
-                    reason: Some(format!("the exposure map cannot split this: {why}")),
-                })
-                .collect();
+            let raw = Raw {
+                family: fam,
+                proto,
+                iif: itf.name.clone(),
+                to: locals.to_vec(),
+                ports: PortRange::ALL,
+                sports: PortRange::ALL,
+                sources: AddrSet::all(fam),
+                verdict: Verdict::Unknown,
+                dec: None,
+                reason: Some(format!("the exposure map cannot split this: {why}")),
+            };
+            return (vec![raw], vec![alike(locals.to_vec())]);
         }
         let dports = atoms(preds.dport_bounds);
         let sports = atoms(preds.sport_bounds);
@@ -286,8 +325,8 @@ impl Evaluator {
             }
         }
         let mut out = Vec::new();
+        let mut alikes = Vec::with_capacity(groups.len());
         for (to, members) in groups {
-            let first = out.len();
             for &(s0, s1) in &sports {
                 let mut runs: Vec<Run> = Vec::new();
                 for (ai, &(d0, d1)) in dports.iter().enumerate() {
@@ -336,25 +375,23 @@ impl Evaluator {
                         }
                     }
                     for r in runs.drain(..) {
-                        out.push(r.finish(fam, proto, &itf.name, to, (s0, s1)));
+                        out.push(r.finish(fam, proto, &itf.name, &members, (s0, s1)));
                     }
                     runs = next;
                 }
                 for r in runs {
-                    out.push(r.finish(fam, proto, &itf.name, to, (s0, s1)));
+                    out.push(r.finish(fam, proto, &itf.name, &members, (s0, s1)));
                 }
             }
-            let mine = out[first..].to_vec();
-            for &other in &members[1..] {
-                out.extend(mine.iter().cloned().map(|mut r| {
-                    r.to = other;
-                    r
-                }));
-            }
+            alikes.push(alike(members));
         }
-        out
+        (out, alikes)
     }
 }
+
+/// What one combination gives: its openings and its groups of alike local
+/// addresses.
+type ComboResult = (Vec<Raw>, Vec<Alike>);
 
 /// An opening before names are resolved.
 #[derive(Clone, Debug)]
@@ -362,7 +399,7 @@ struct Raw {
     family: AddrFamily,
     proto: L4,
     iif: String,
-    to: IpAddr,
+    to: Vec<IpAddr>,
     ports: PortRange,
     sports: PortRange,
     sources: AddrSet,
@@ -382,12 +419,19 @@ struct Run {
 }
 
 impl Run {
-    fn finish(self, family: AddrFamily, proto: L4, iif: &str, to: IpAddr, sp: (u16, u16)) -> Raw {
+    fn finish(
+        self,
+        family: AddrFamily,
+        proto: L4,
+        iif: &str,
+        to: &[IpAddr],
+        sp: (u16, u16),
+    ) -> Raw {
         Raw {
             family,
             proto,
             iif: iif.to_string(),
-            to,
+            to: to.to_vec(),
             ports: PortRange::new(self.first, self.last).expect("atoms are ordered"),
             sports: PortRange::new(sp.0, sp.1).expect("atoms are ordered"),
             sources: self.sources,

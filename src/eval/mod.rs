@@ -115,7 +115,7 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
-pub use exposure::{Exposure, Opening};
+pub use exposure::{Alike, Exposure, Opening};
 pub use routes::{rtn, Interface, Route, RouteKind, Routes, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 
 use crate::snapshot::{Expr, Family, Hook, Policy, Snapshot};
@@ -464,6 +464,13 @@ impl Evaluator {
     /// Follows `probe` through the ruleset and says what happens to it.
     pub fn explain(&self, probe: &Probe) -> Answer {
         exec::explain(&self.prog, &self.routes, probe)
+    }
+
+    /// The verdict of [`Evaluator::explain`] and the rule or policy that
+    /// decided it, without the trace (cheaper when only these are needed).
+    pub fn decide(&self, probe: &Probe) -> (Verdict, Option<DecidedBy>) {
+        let (v, dec, _) = exec::brief(&self.prog, &self.routes, probe);
+        (v, dec.map(|d| exec::decided_by(&self.prog, d)))
     }
 
     /// Only the verdict of [`Evaluator::explain`].

@@ -1115,14 +1115,16 @@ fn edge_probes(e: &Evaluator, x: &exposure::Exposure, seed: &mut u64) -> Vec<Pro
         let ports = [f, l, f.wrapping_sub(1), l.wrapping_add(1), f + (l - f) / 2];
         for s in srcs {
             for d in ports {
-                out.push(Probe::new(
-                    o.proto,
-                    s,
-                    o.to,
-                    o.sports.first(),
-                    d,
-                    e.iface(&o.iif),
-                ));
+                for &to in &o.to {
+                    out.push(Probe::new(
+                        o.proto,
+                        s,
+                        to,
+                        o.sports.first(),
+                        d,
+                        e.iface(&o.iif),
+                    ));
+                }
             }
         }
     }
