@@ -59,10 +59,7 @@ pub fn hold(ns: &str) {
     }
     let flag = std::env::temp_dir().join(format!("{ns}.hold"));
     std::fs::write(&flag, "").expect("hold flag");
-    eprintln!(
-        "holding namespace {ns}; remove {} to go on",
-        flag.display()
-    );
+    eprintln!("holding namespace {ns}; remove {} to go on", flag.display());
     while flag.exists() {
         check_interrupted();
         std::thread::sleep(Duration::from_millis(200));

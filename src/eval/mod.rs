@@ -109,6 +109,7 @@
 mod compile;
 mod exec;
 pub mod exposure;
+pub mod output;
 mod routes;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -116,6 +117,7 @@ pub(crate) mod testkit;
 mod tests;
 
 pub use exposure::{Exposure, Opening};
+pub use output::OutProbe;
 pub use routes::{rtn, Interface, Route, RouteKind, Routes, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 
 use crate::snapshot::{Expr, Family, Hook, Policy, Snapshot};
@@ -433,14 +435,19 @@ pub struct Answer {
 pub struct Evaluator {
     prog: compile::Program,
     routes: routes::RouteIndex,
+    /// The output paths ([`Evaluator::explain_output`]).
+    out: output::Paths,
 }
 
 impl Evaluator {
     /// Indexes `snapshot` for evaluation with the host's `routes`.
     pub fn new(snapshot: &Snapshot, routes: Routes) -> Evaluator {
+        let prog = compile::Program::new(snapshot);
+        let out = output::Paths::new(snapshot, &prog);
         Evaluator {
-            prog: compile::Program::new(snapshot),
+            prog,
             routes: routes::RouteIndex::new(routes),
+            out,
         }
     }
 
