@@ -491,6 +491,8 @@ struct Out {
     reason: Option<String>,
     v6: bool,
     l4: L4,
+    /// The output device, on the output path.
+    oif: Option<String>,
 }
 
 impl Out {
@@ -787,6 +789,7 @@ fn invalid(probe: &Probe, reason: String) -> Out {
         reason: Some(reason),
         v6: probe.is_v6(),
         l4: probe.proto,
+        oif: None,
     }
 }
 
@@ -881,6 +884,7 @@ impl<'a> Ctx<'a> {
             reason,
             v6: st.pkt.v6,
             l4: st.pkt.l4,
+            oif: self.out_dev(st),
         }
     }
 
@@ -1398,5 +1402,6 @@ fn to_answer(p: &Program, mut o: Out) -> Answer {
         trace,
         assumptions,
         reason: o.reason,
+        oif: o.oif,
     }
 }

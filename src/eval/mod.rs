@@ -425,6 +425,11 @@ pub struct Answer {
     /// Why the verdict is `unknown` (or what `forwarded` means here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// On the output path ([`Evaluator::explain_output`]): the device the
+    /// packet leaves through (after any re-routing; the loopback device
+    /// for a local destination). `None` on the input path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oif: Option<String>,
 }
 
 /// A snapshot pre-indexed for evaluation: base chains per hook in priority

@@ -268,7 +268,10 @@ impl Ctx<'_> {
         s.pkt.b[..12].fill(0);
         s.pkt.k[..12].fill(0xff);
         s.pkt.org[..12].fill(ORIGIN_NONE);
-        ctx.run(s, budget)
+        let lo = probe.iif.name.clone();
+        let mut out = ctx.run(s, budget);
+        out.oif = Some(lo);
+        out
     }
 
     /// The device keys of `meta`, and the socket keys on the output path:
@@ -291,6 +294,11 @@ impl Ctx<'_> {
             // No input device for a locally generated packet.
             MetaKey::Iif => st.store32(dreg, 0),
             MetaKey::Iifname => st.rstore(dreg, &[0u8; 16]),
+            // `iiftype` reads `skb->dev`, which is the output device from
+            // postrouting on (`ip_output` sets it) and none before.
+            MetaKey::Iiftype if st.hook == Hook::Postrouting => {
+                st.store16(dreg, oif.iftype.to_ne_bytes())
+            }
             MetaKey::Iiftype | MetaKey::Iifgroup | MetaKey::Iifkind => return Some(Flow::Break),
             MetaKey::BriIifname | MetaKey::BriOifname => return Some(Flow::Break),
             MetaKey::Oif => match self.ifindex(&oif.name) {
