@@ -48,7 +48,6 @@
 
 pub mod findings;
 pub mod fix;
-pub mod nfttext;
 pub mod outbound;
 pub mod region;
 #[cfg(test)]
@@ -214,7 +213,8 @@ fn policy_word(p: Policy) -> &'static str {
     }
 }
 
-/// The nft text of a rule of the snapshot.
+/// The nft text of a rule of the snapshot (interface indexes stay numbers:
+/// the snapshot does not name them).
 fn rule_text_of(
     snapshot: &Snapshot,
     family: Family,
@@ -227,7 +227,7 @@ fn rule_text_of(
         .iter()
         .find(|t| t.family == family && t.name == table)?;
     let r = t.chain(chain)?.rules.iter().find(|r| r.handle == handle)?;
-    Some(nfttext::rule_text(t, r))
+    Some(crate::snapshot::rule_text(t, r, &|_| None))
 }
 
 /// Part of a finding: what one interface and local address see.
