@@ -28,9 +28,12 @@
 //!   wants on that interface, with the owning process.
 //! - `not-listening`: a required inbound port whose service should listen
 //!   (`listen = true` in the catalog) without a matching socket.
-//! - `outbound-blocked`: a required outbound connection that an output-hook
-//!   chain certainly refuses. See [`outbound`] for how little this checks:
-//!   what it cannot decide becomes a note, never a finding.
+//! - `outbound-blocked`: part of a required outbound connection (protocol,
+//!   ports, peer addresses) that the output path refuses, decided by the
+//!   evaluator's `explain_output` per port run and peer prefix: the exact
+//!   blocked port sub-ranges and peer prefixes, one finding per refusing
+//!   rule or policy. See [`outbound`]; what the evaluator cannot decide
+//!   becomes a note, never a finding.
 //!
 //! Where the evaluator answers `unknown` (the exposure's openings with
 //! verdict `unknown`), nothing is concluded: the report's `notes` say which

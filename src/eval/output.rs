@@ -321,3 +321,63 @@ impl Evaluator {
             .default_local_addr(&dev.name, daddr.is_ipv6())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{snapshot, topology};
+    use super::*;
+
+    fn out(e: &Evaluator, proto: L4, from: &str, to: &str, port: u16) -> Answer {
+        e.explain_output(&OutProbe::new(
+            proto,
+            from.parse().unwrap(),
+            to.parse().unwrap(),
+            40000,
+            port,
+        ))
+    }
+
+    #[test]
+    fn output_chains_decide_per_output_device() {
+        // iptables-nft: OUTPUT accepts 2546 and 8086:8087, rejects 6162 on
+        // pw-pub only (icmp admin-prohibited).
+        let e = Evaluator::new(&snapshot("iptables-xt"), topology());
+        let a = out(&e, L4::Tcp, "192.0.2.1", "192.0.2.2", 6162);
+        assert_eq!(a.verdict, Verdict::Reject, "{a:#?}");
+        assert_eq!(a.oif.as_deref(), Some("pw-pub"));
+        assert_eq!(a.reject_with.as_deref(), Some("icmp admin-prohibited"));
+        assert!(a.trace.iter().all(|v| v.hook == Hook::Output));
+        let a = out(&e, L4::Tcp, "10.99.0.1", "10.99.0.2", 6162);
+        assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+        assert_eq!(a.oif.as_deref(), Some("pw-priv"));
+        // Routed through pw-priv by the route to 10.0.0.10.
+        let a = out(&e, L4::Tcp, "192.0.2.1", "10.0.0.10", 6162);
+        assert_eq!(
+            (a.verdict, a.oif.as_deref()),
+            (Verdict::Accept, Some("pw-priv"))
+        );
+    }
+
+    #[test]
+    fn a_local_destination_goes_on_along_the_input_path() {
+        let e = Evaluator::new(&snapshot("backup-host-basic"), topology());
+        let a = out(&e, L4::Tcp, "10.99.0.1", "10.99.0.1", 4444);
+        assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+        assert_eq!(a.oif.as_deref(), Some("lo"));
+        // The input chain accepts `iif "lo"`.
+        assert!(a.trace.iter().any(|v| v.hook == Hook::Input), "{a:#?}");
+    }
+
+    #[test]
+    fn no_route_or_no_routes_is_unknown_with_the_reason() {
+        let e = Evaluator::new(&snapshot("backup-host-basic"), topology());
+        let a = out(&e, L4::Udp, "192.0.2.1", "198.51.100.7", 53);
+        assert_eq!(a.verdict, Verdict::Unknown);
+        assert!(a.reason.unwrap().contains("no route"));
+        let e = Evaluator::new(&snapshot("backup-host-basic"), Default::default());
+        let a = out(&e, L4::Udp, "192.0.2.1", "192.0.2.2", 53);
+        assert_eq!(a.verdict, Verdict::Unknown);
+        let a = out(&e, L4::Udp, "192.0.2.1", "2001:db8:1::2", 53);
+        assert!(a.reason.unwrap().contains("invalid probe"));
+    }
+}
