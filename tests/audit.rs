@@ -748,3 +748,130 @@ fn outbound_blocked_is_what_the_kernel_blocks() {
     check(&t.peer, &t.host, &probes);
     let _ = std::fs::remove_file(cfg);
 }
+
+/// Partly blocked outbound requirements: per port and per peer.
+const PARTIAL_OUT_RULESET: &str = r#"flush ruleset
+table inet filter {
+  chain out_priv {
+    ip daddr 10.99.0.2 tcp dport 8086 drop
+    return
+  }
+  chain output {
+    type filter hook output priority filter; policy accept;
+    oifname "pw-priv" jump out_priv
+    tcp dport 8087 reject with tcp reset
+    ip6 daddr fd00:99::/64 tcp dport 2546 reject
+  }
+}
+"#;
+
+const PARTIAL_OUT_CFG: &str = r#"roles = ["evault-agent"]
+[peers]
+evault_vault = ["192.0.2.2", "fd00:99::2"]
+evault_registration = ["10.99.0.2", "192.0.2.2"]
+evault_portal = ["192.0.2.2"]
+evault_federal = []
+"#;
+
+/// The host address on the peer's link.
+fn host_side(peer: IpAddr) -> IpAddr {
+    let l = if [PRIVATE.peer4, PRIVATE.peer6].contains(&peer.to_string().as_str()) {
+        PRIVATE
+    } else {
+        PUBLIC
+    };
+    let a = if peer.is_ipv6() { l.host6 } else { l.host4 };
+    a.parse().unwrap()
+}
+
+#[test]
+fn partly_blocked_outbound_is_exact_and_the_rest_gets_through() {
+    if !require_root("partly_blocked_outbound_is_exact_and_the_rest_gets_through") {
+        return;
+    }
+    let t = Topology::new("aud-out2");
+    t.host.nft_text(PARTIAL_OUT_RULESET);
+    let cfg = config_file("out2", PARTIAL_OUT_CFG);
+    let (report, _) = audit(&t, &cfg);
+    let blocked = findings(&report, "outbound-blocked");
+    let mut got: Vec<(String, Value, Value)> = blocked
+        .iter()
+        .map(|f| {
+            (
+                f["requirement"].as_str().unwrap().to_string(),
+                f["ports"].clone(),
+                f["peers"].clone(),
+            )
+        })
+        .collect();
+    got.sort_by_key(|g| g.0.clone() + &g.1.to_string());
+    assert_eq!(
+        got,
+        [
+            (
+                "registration".to_string(),
+                serde_json::json!([[8086, 8086]]),
+                serde_json::json!(["10.99.0.2/32"])
+            ),
+            (
+                "registration".to_string(),
+                serde_json::json!([[8087, 8087]]),
+                serde_json::json!(["10.99.0.2/32", "192.0.2.2/32"])
+            ),
+            (
+                "vault".to_string(),
+                serde_json::json!([[2546, 2546]]),
+                serde_json::json!(["fd00:99::2/128"])
+            ),
+        ],
+        "{report:#}"
+    );
+    assert!(
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains("outbound")),
+        "{report:#}"
+    );
+    // Every required (peer, port): blocked exactly where a finding says so.
+    let required: &[(&str, u16, u16, &[&str])] = &[
+        ("vault", 2546, 2546, &["192.0.2.2", "fd00:99::2"]),
+        ("registration", 8086, 8087, &["10.99.0.2", "192.0.2.2"]),
+        ("portal-web", 443, 443, &["192.0.2.2"]),
+    ];
+    let reported = |req: &str, peer: IpAddr, port: u16| {
+        blocked.iter().any(|f| {
+            f["requirement"] == req
+                && nets(&f["peers"]).iter().any(|n| n.contains(&peer))
+                && ranges(&f["ports"])
+                    .iter()
+                    .any(|(a, b)| (*a..=*b).contains(&port))
+        })
+    };
+    let mut probes = Vec::new();
+    let mut sport = 30000;
+    for (req, first, last, peers) in required {
+        for peer in peers.iter().map(|p| p.parse::<IpAddr>().unwrap()) {
+            for port in edges(*first, *last) {
+                sport += 1;
+                let blocked = reported(req, peer, port);
+                probes.push(Probe {
+                    proto: "tcp".into(),
+                    saddr: host_side(peer),
+                    daddr: peer,
+                    dport: port,
+                    sport,
+                    expect: !blocked,
+                    why: format!(
+                        "{req} {port} to {peer} is {}reported blocked",
+                        if blocked { "" } else { "not " }
+                    ),
+                });
+            }
+        }
+    }
+    assert!(probes.iter().any(|p| p.expect) && probes.iter().any(|p| !p.expect));
+    check(&t.peer, &t.host, &probes);
+    let _ = std::fs::remove_file(cfg);
+}

@@ -449,7 +449,7 @@ type Decided = (Verdict, Option<DecidedBy>);
 /// at `marks` (where some rule's port test can change); each part is then
 /// probed port by port when short, else by bisection (a run whose first,
 /// middle and last ports agree is taken as uniform).
-fn split_ports(
+pub(crate) fn split_ports(
     probe: &dyn Fn(u16) -> Decided,
     range: PortRange,
     marks: &BTreeSet<u32>,

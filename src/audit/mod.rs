@@ -28,9 +28,12 @@
 //!   wants on that interface, with the owning process.
 //! - `not-listening`: a required inbound port whose service should listen
 //!   (`listen = true` in the catalog) without a matching socket.
-//! - `outbound-blocked`: a required outbound connection that an output-hook
-//!   chain certainly refuses. See [`outbound`] for how little this checks:
-//!   what it cannot decide becomes a note, never a finding.
+//! - `outbound-blocked`: part of a required outbound connection (protocol,
+//!   ports, peer addresses) that the output path refuses, decided by the
+//!   evaluator's `explain_output` per port run and peer prefix: the exact
+//!   blocked port sub-ranges and peer prefixes, one finding per refusing
+//!   rule or policy. See [`outbound`]; what the evaluator cannot decide
+//!   becomes a note, never a finding.
 //!
 //! Where the evaluator answers `unknown` (the exposure's openings with
 //! verdict `unknown`), nothing is concluded: the report's `notes` say which
@@ -48,7 +51,6 @@
 
 pub mod findings;
 pub mod fix;
-pub mod nfttext;
 pub mod outbound;
 pub mod region;
 #[cfg(test)]
@@ -214,7 +216,8 @@ fn policy_word(p: Policy) -> &'static str {
     }
 }
 
-/// The nft text of a rule of the snapshot.
+/// The nft text of a rule of the snapshot (interface indexes stay numbers:
+/// the snapshot does not name them).
 fn rule_text_of(
     snapshot: &Snapshot,
     family: Family,
@@ -227,7 +230,7 @@ fn rule_text_of(
         .iter()
         .find(|t| t.family == family && t.name == table)?;
     let r = t.chain(chain)?.rules.iter().find(|r| r.handle == handle)?;
-    Some(nfttext::rule_text(t, r))
+    Some(crate::snapshot::rule_text(t, r, &|_| None))
 }
 
 /// Part of a finding: what one interface and some of its local addresses see.

@@ -675,8 +675,12 @@ fn not_listening_only_where_the_catalog_says_a_service_listens() {
 
 #[test]
 fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
-    let limit =
-        json!({"type": "limit", "rate": 1, "unit": 1, "burst": 5, "bytes": false, "invert": false});
+    // The sending socket's owner is not known: whether 8087 is accepted
+    // cannot be decided.
+    let skuid = vec![
+        json!({"type": "meta", "key": "skuid", "dreg": 1}),
+        json!({"type": "cmp", "sreg": 1, "op": "eq", "data": hex(&[0, 0, 0, 0])}),
+    ];
     let s = snap(vec![
         chain("input", Some(("input", "accept")), vec![]),
         chain(
@@ -688,7 +692,8 @@ fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
                 cat(vec![
                     l4proto(6),
                     dport(8087),
-                    vec![limit, verdict(json!("accept"))],
+                    skuid,
+                    vec![verdict(json!("accept"))],
                 ]),
                 vec![verdict(json!({"jump": "extra"}))],
             ],
@@ -721,7 +726,7 @@ fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
         .map(|f| (f.requirement.clone().unwrap(), ports(f)))
         .collect();
     // 2546 is accepted in the jumped-to chain; 8086 returns from it and
-    // meets the policy; 443 is accepted; 8087 is behind a limit.
+    // meets the policy; 443 is accepted; 8087 depends on the socket's owner.
     assert_eq!(
         got,
         [("registration".to_string(), "8086".to_string())],
@@ -746,7 +751,8 @@ fn outbound_blocked_by_an_output_policy_and_notes_for_what_is_not_evaluated() {
     assert!(
         r.notes.iter().any(|n| n.contains("outbound tcp 8087")
             && n.contains("not verified")
-            && n.contains("rule handle 12 uses limit")),
+            && n.contains("rule handle 12")
+            && n.contains("socket's owner")),
         "{:#?}",
         r.notes
     );
@@ -805,6 +811,66 @@ fn outbound_drop_rule_for_the_port_is_a_finding() {
     assert_eq!(
         b[0].fix.as_ref().unwrap().nft,
         "nft insert rule inet filter output handle 11 ip daddr 192.0.2.0/24 tcp dport 2546 accept"
+    );
+}
+
+#[test]
+fn outbound_findings_name_exact_port_ranges_and_peer_prefixes() {
+    // 8086 is refused towards 192.0.2.0/24 only, 8087 towards every peer.
+    let daddr_192_0_2 = vec![
+        json!({"type": "meta", "key": "nfproto", "dreg": 1}),
+        json!({"type": "cmp", "sreg": 1, "op": "eq", "data": hex(&[2])}),
+        json!({"type": "payload", "base": "network", "offset": 16, "len": 3, "dreg": 1}),
+        json!({"type": "cmp", "sreg": 1, "op": "eq", "data": hex(&[192, 0, 2])}),
+    ];
+    let s = snap(vec![chain(
+        "output",
+        Some(("output", "accept")),
+        vec![
+            cat(vec![daddr_192_0_2, l4proto(6), dport(8086), vec![reject()]]),
+            cat(vec![l4proto(6), dport(8087), vec![verdict(json!("drop"))]]),
+        ],
+    )]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\n[peers]\nevault_registration = [\"10.200.86.0/24\", \"192.0.2.0/24\"]\nevault_vault = [\"192.0.2.0/24\"]\n",
+    )
+    .run();
+    let mut got: Vec<(String, String, Vec<String>, u64)> =
+        of_kind(&r, FindingKind::OutboundBlocked)
+            .iter()
+            .map(|f| {
+                let handle = match &f.evidence[0] {
+                    Evidence::Rule { handle, .. } => *handle,
+                    other => panic!("{other:?}"),
+                };
+                (f.requirement.clone().unwrap(), ports(f), peers(f), handle)
+            })
+            .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "registration".to_string(),
+                "8086".to_string(),
+                vec!["192.0.2.0/24".to_string()],
+                10
+            ),
+            (
+                "registration".to_string(),
+                "8087".to_string(),
+                vec!["10.200.86.0/24".to_string(), "192.0.2.0/24".to_string()],
+                11
+            ),
+        ],
+        "{}",
+        r.to_json()
+    );
+    assert!(
+        r.notes.iter().all(|n| !n.contains("outbound")),
+        "{:#?}",
+        r.notes
     );
 }
 
@@ -1166,11 +1232,11 @@ fn rules_read_as_nft_lists_them() {
             .iter()
             .find(|r| r.handle == h)
             .unwrap();
-        nfttext::rule_text(t, r)
+        crate::snapshot::rule_text(t, r, &|_| None)
     };
     assert_eq!(text(5), "ct state established,related accept");
     assert_eq!(text(6), "ct state invalid counter packets 0 bytes 0 drop");
-    assert_eq!(text(9), "meta l4proto icmp icmp type { 3, 8, 11 } accept");
+    assert_eq!(text(9), "icmp type { 3, 8, 11 } accept");
     assert_eq!(
         text(12),
         "tcp dport 22 ct state new limit rate 10/minute burst 5 packets counter packets 0 bytes 0 accept"

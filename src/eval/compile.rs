@@ -75,6 +75,10 @@ pub(super) enum Opacity {
     Any,
 }
 
+/// A flag of `Op::Nat` (beyond the kernel's `NF_NAT_RANGE_*` bits): the
+/// expression is `masquerade`, the address is the output device's.
+pub(super) const NAT_MASQUERADE: u32 = 1 << 31;
+
 /// One compiled expression. Registers are byte offsets into the 64-byte
 /// data area of `nft_regs` (after the verdict).
 #[derive(Clone, Debug)]
@@ -868,6 +872,8 @@ pub(super) enum Entry {
     },
     /// The routing decision between prerouting and input.
     Route,
+    /// A step of the output path (`super::output`).
+    Out(super::output::Step),
 }
 
 /// The compiled ruleset.
@@ -1177,8 +1183,29 @@ impl Ctx<'_> {
                     _ => bad_reg(),
                 }
             }
-            Expr::Masq { .. } => {
-                Self::unknown(e, "masquerade is only valid in postrouting", Opacity::Any)
+            Expr::Masq {
+                flags,
+                reg_proto_min,
+                reg_proto_max,
+            } => {
+                // A source NAT to the output device's address (postrouting
+                // only): `Op::Nat` marked with `NAT_MASQUERADE`.
+                let proto = match reg_proto_min {
+                    None => None,
+                    Some(r) => {
+                        let (Some(lo), hi) = (reg(*r, 2), reg_proto_max.map(|m| reg(m, 2))) else {
+                            return bad_reg();
+                        };
+                        Some((lo, hi.flatten().unwrap_or(lo)))
+                    }
+                };
+                Op::Nat {
+                    snat: true,
+                    family: 1,
+                    addr: None,
+                    proto,
+                    flags: *flags | NAT_MASQUERADE,
+                }
             }
             Expr::Redir {
                 reg_proto_min,

@@ -8,7 +8,7 @@
 
 use super::compile::{
     words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity, Program,
-    SetKind, Src, Test, NONE,
+    SetKind, Src, Test, NAT_MASQUERADE, NONE,
 };
 use super::routes::{is_link_local, Lookup, RouteIndex, RouteKind, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 use super::{
@@ -25,6 +25,9 @@ use std::rc::Rc;
 
 mod index;
 mod ops;
+mod output;
+
+pub(super) use output::{explain_output, output_verdict, route_out};
 
 use ops::{ifname, overlay_get};
 
@@ -57,6 +60,7 @@ const ORIGIN_RT: u8 = 20;
 const ORIGIN_LINK: u8 = 21;
 const ORIGIN_IFINDEX: u8 = 22;
 const ORIGIN_META: u8 = 23;
+const ORIGIN_SOCKET_OWNER: u8 = 24;
 
 const ORIGINS: &[&str] = &[
     "a value",
@@ -83,6 +87,7 @@ const ORIGINS: &[&str] = &[
     "the link-layer header of a non-Ethernet interface",
     "the index of an interface not in the routes",
     "a meta key that is not modelled",
+    "the sending socket's owner (uid, gid, cgroup)",
 ];
 
 // ------------------------------------------------------------ assumptions
@@ -110,6 +115,7 @@ const A_ADDRTYPE6: u32 = 19;
 const A_XTTCP: u32 = 20;
 const A_RSTUDP: u32 = 21;
 const A_LOOPBACK: u32 = 22;
+const A_SOCKMARK: u32 = 23;
 
 const ASSUMPTIONS: &[&str] = &[
     "IPv4 TTL / IPv6 hop limit assumed 64 (as Linux sends)",
@@ -135,6 +141,7 @@ const ASSUMPTIONS: &[&str] = &[
     "xt tcp: a --tcp-option test is not decoded and assumed absent",
     "reject with tcp reset on a UDP packet sends nothing: a silent drop",
     "a probe on a loopback interface comes from a local process: its conntrack entry and NAT bindings were made on the output path, which is not evaluated",
+    "the sending socket sets no mark (SO_MARK) and is not bound to a device",
 ];
 
 // ---------------------------------------------------------------- packet
@@ -467,6 +474,8 @@ struct St {
     pver: u32,
     /// Candidate rules of the current chain: (chain, version, bitset).
     alive: Option<(u32, u32, Rc<[u64]>)>,
+    /// On the output path: the output device and what re-routing compares.
+    out: Option<Box<output::OutSt>>,
 }
 
 /// A finished branch.
@@ -482,6 +491,8 @@ struct Out {
     reason: Option<String>,
     v6: bool,
     l4: L4,
+    /// The output device, on the output path.
+    oif: Option<String>,
 }
 
 impl Out {
@@ -749,31 +760,42 @@ pub(super) fn decided_by(p: &Program, d: Dec) -> DecidedBy {
 }
 
 fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
-    let pkt = Pkt::new(probe);
     if let Err(e) = probe.validate() {
-        return Out {
-            verdict: Verdict::Unknown,
-            dec: None,
-            reject: None,
-            nat: None,
-            trace: Vec::new(),
-            assume: 0,
-            notes: Vec::new(),
-            reason: Some(format!("invalid probe: {e}")),
-            v6: pkt.v6,
-            l4: pkt.l4,
-        };
+        return invalid(probe, format!("invalid probe: {e}"));
     }
-    let ctx = Ctx {
-        p,
-        r,
-        probe,
-        path: &p.paths[usize::from(probe.is_v6())],
-        iifname: ifname(&probe.iif.name),
-        cache: RefCell::new(HashMap::new()),
-        version: Cell::new(0),
-    };
-    let st = St {
+    let ctx = Ctx::new(p, r, probe, &p.paths[usize::from(probe.is_v6())]);
+    let mut st = initial(probe, r);
+    if probe.iif.iftype == ARPHRD_LOOPBACK {
+        // nf_conntrack_in: "Previously seen (loopback or untracked)? Ignore."
+        st.local_origin = true;
+        st.ct = Ct::New;
+        st.ct_status = IPS_CONFIRMED;
+        st.set_assume(A_LOOPBACK);
+    }
+    let mut budget = MAX_BRANCHES;
+    ctx.run(st, &mut budget)
+}
+
+/// The answer for a probe that cannot be evaluated.
+fn invalid(probe: &Probe, reason: String) -> Out {
+    Out {
+        verdict: Verdict::Unknown,
+        dec: None,
+        reject: None,
+        nat: None,
+        trace: Vec::new(),
+        assume: 0,
+        notes: Vec::new(),
+        reason: Some(reason),
+        v6: probe.is_v6(),
+        l4: probe.proto,
+        oif: None,
+    }
+}
+
+/// The state before the first hook: registers zeroed, mark 0, no conntrack.
+fn initial(probe: &Probe, r: &RouteIndex) -> St {
+    St {
         entry: 0,
         chain: NONE,
         rule: 0,
@@ -789,7 +811,7 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
         k: [0xff; 64],
         org: [0; 16],
         pkttype: pkttype(probe, r),
-        pkt,
+        pkt: Pkt::new(probe),
         ct: Ct::None,
         ct_taint: false,
         ct_mark: 0,
@@ -812,17 +834,8 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
         steps: 0,
         pver: 0,
         alive: None,
-    };
-    let mut st = st;
-    if probe.iif.iftype == ARPHRD_LOOPBACK {
-        // nf_conntrack_in: "Previously seen (loopback or untracked)? Ignore."
-        st.local_origin = true;
-        st.ct = Ct::New;
-        st.ct_status = IPS_CONFIRMED;
-        st.set_assume(A_LOOPBACK);
+        out: None,
     }
-    let mut budget = MAX_BRANCHES;
-    ctx.run(st, &mut budget)
 }
 
 /// `PACKET_HOST`, or multicast/broadcast by destination.
@@ -836,7 +849,19 @@ fn pkttype(p: &Probe, r: &RouteIndex) -> u8 {
     }
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(p: &'a Program, r: &'a RouteIndex, probe: &'a Probe, path: &'a [Entry]) -> Ctx<'a> {
+        Ctx {
+            p,
+            r,
+            probe,
+            path,
+            iifname: ifname(&probe.iif.name),
+            cache: RefCell::new(HashMap::new()),
+            version: Cell::new(0),
+        }
+    }
+
     fn chain_family(&self, c: u32) -> Family {
         self.p.tables[self.p.chains[c as usize].table as usize].family
     }
@@ -859,6 +884,7 @@ impl Ctx<'_> {
             reason,
             v6: st.pkt.v6,
             l4: st.pkt.l4,
+            oif: self.out_dev(st),
         }
     }
 
@@ -896,7 +922,7 @@ impl Ctx<'_> {
         // nft_do_chain starts with zeroed registers.
         st.d = [0; 64];
         st.k = [0xff; 64];
-        if b.hook == Hook::Prerouting && b.prio == -200 {
+        if matches!(b.hook, Hook::Prerouting | Hook::Output) && b.prio == -200 {
             st.set_assume(A_CT200);
         }
         self.enter(st, chain, Via::Hook);
@@ -911,7 +937,7 @@ impl Ctx<'_> {
             if st.mapped || pos + 1 >= chains.len() {
                 if !st.mapped {
                     // nf_nat_alloc_null_binding
-                    st.ct_status |= if *hook == Hook::Prerouting {
+                    st.ct_status |= if matches!(hook, Hook::Prerouting | Hook::Output) {
                         IPS_DST_NAT_DONE
                     } else {
                         IPS_SRC_NAT_DONE
@@ -1007,6 +1033,11 @@ impl Ctx<'_> {
                     }
                     Entry::Route => {
                         if let Some(out) = self.route(&mut st) {
+                            return out;
+                        }
+                    }
+                    Entry::Out(step) => {
+                        if let Some(out) = self.out_step(&mut st, step, budget) {
                             return out;
                         }
                     }
@@ -1371,5 +1402,6 @@ fn to_answer(p: &Program, mut o: Out) -> Answer {
         trace,
         assumptions,
         reason: o.reason,
+        oif: o.oif,
     }
 }

@@ -1,11 +1,14 @@
-//! Evaluation: what the kernel does to one new inbound connection.
+//! Evaluation: what the kernel does to one new connection, inbound or
+//! outbound.
 //!
 //! An [`Evaluator`] is built once from a [`Snapshot`] and the host's
 //! [`Routes`]; [`Evaluator::explain`] then follows a [`Probe`] (the first
 //! packet of a new TCP or UDP connection: a SYN, or the first datagram;
 //! conntrack state `new`, mark 0) through every base chain on its way into
 //! the host, the way `nf_hook_slow` and `nft_do_chain` do, and says what
-//! happens to it ([`Answer`]).
+//! happens to it ([`Answer`]). [`Evaluator::explain_output`] does the same
+//! for a connection the host opens ([`OutProbe`]): output and postrouting
+//! chains with the same interpreter; see [`output`].
 //!
 //! # The path
 //!
@@ -76,11 +79,18 @@
 //! A probe arriving on a loopback interface comes from a local process: its
 //! conntrack entry and NAT bindings already exist from the output path
 //! (`ct state` is `new` even before -200, `notrack` has no effect, prerouting
-//! `nat` chains are skipped); the output path itself is not evaluated.
+//! `nat` chains are skipped); [`Evaluator::explain`] does not evaluate that
+//! output path ([`Evaluator::explain_output`] to a local address does, and
+//! goes on along this input path).
+//!
+//! On the input path there is no output device: `meta oifname` reads as the
+//! empty name and `meta oif` as 0 (so `oifname != "x"` matches), as in the
+//! kernel.
 //!
 //! # Not modelled
 //!
-//! - The forward, output and postrouting paths; bridge and arp families.
+//! - The forward path; netdev egress chains (an output probe meeting one is
+//!   `unknown`); bridge and arp families.
 //! - Policy routing (`ip rule`, fwmark routing tables), multipath weights,
 //!   route metrics; the routing code's own sysctl checks (`rp_filter`,
 //!   martian sources, `accept_local`). `fib` answers from [`Routes`] only.
@@ -109,6 +119,7 @@
 mod compile;
 mod exec;
 pub mod exposure;
+pub mod output;
 mod routes;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -116,6 +127,7 @@ pub(crate) mod testkit;
 mod tests;
 
 pub use exposure::{Alike, Exposure, Opening};
+pub use output::OutProbe;
 pub use routes::{rtn, Interface, Route, RouteKind, Routes, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 
 use crate::snapshot::{Expr, Family, Hook, Policy, Snapshot};
@@ -423,6 +435,11 @@ pub struct Answer {
     /// Why the verdict is `unknown` (or what `forwarded` means here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// On the output path ([`Evaluator::explain_output`]): the device the
+    /// packet leaves through (after any re-routing; the loopback device
+    /// for a local destination). `None` on the input path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oif: Option<String>,
 }
 
 /// A snapshot pre-indexed for evaluation: base chains per hook in priority
@@ -433,14 +450,19 @@ pub struct Answer {
 pub struct Evaluator {
     prog: compile::Program,
     routes: routes::RouteIndex,
+    /// The output paths ([`Evaluator::explain_output`]).
+    out: output::Paths,
 }
 
 impl Evaluator {
     /// Indexes `snapshot` for evaluation with the host's `routes`.
     pub fn new(snapshot: &Snapshot, routes: Routes) -> Evaluator {
+        let prog = compile::Program::new(snapshot);
+        let out = output::Paths::new(snapshot, &prog);
         Evaluator {
-            prog: compile::Program::new(snapshot),
+            prog,
             routes: routes::RouteIndex::new(routes),
+            out,
         }
     }
 

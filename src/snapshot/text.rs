@@ -894,10 +894,27 @@ impl Ctx<'_> {
                         if *code == 1 {
                             "reject".to_string()
                         } else {
-                            format!("reject with icmpx type {n}")
+                            format!("reject with icmpx {n}")
                         }
                     }
-                    _ if v6 => format!("reject with icmpv6 code {code}"),
+                    // The default for the family: nft prints a bare `reject`.
+                    _ if *code == if v6 { 4 } else { 3 } => "reject".to_string(),
+                    _ if v6 => {
+                        let n = match code {
+                            0 => "no-route",
+                            1 => "admin-prohibited",
+                            3 => "addr-unreachable",
+                            4 => "port-unreachable",
+                            5 => "policy-fail",
+                            6 => "reject-route",
+                            _ => "",
+                        };
+                        if n.is_empty() {
+                            format!("reject with icmpv6 code {code}")
+                        } else {
+                            format!("reject with icmpv6 {n}")
+                        }
+                    }
                     _ => {
                         let n = match code {
                             0 => "net-unreachable",
@@ -912,7 +929,7 @@ impl Ctx<'_> {
                         if n.is_empty() {
                             format!("reject with icmp code {code}")
                         } else {
-                            format!("reject with icmp type {n}")
+                            format!("reject with icmp {n}")
                         }
                     }
                 };
@@ -1322,7 +1339,7 @@ mod tests {
             "iifname \"pw-priv\" ip saddr 10.99.0.0/24 tcp dport 2548 counter packets 0 bytes 0 accept",
             "counter packets 0 bytes 0 log prefix \"portwarden-fixture drop: \" level info",
             "meta l4proto tcp reject with tcp reset",
-            "reject with icmpx type admin-prohibited",
+            "reject with icmpx admin-prohibited",
         ] {
             assert!(r.iter().any(|x| x == want), "{want:?} not in {r:#?}");
         }

@@ -284,7 +284,7 @@ impl Ctx<'_> {
                 Flow::Next
             }
             Op::Rt { key, dreg } => {
-                if st.hook != Hook::Input {
+                if st.hook != Hook::Input && st.out.is_none() {
                     return Flow::Break;
                 }
                 match key {
@@ -292,6 +292,11 @@ impl Ctx<'_> {
                     1 | 2 => {
                         if (*key == 2) != st.pkt.v6 {
                             return Flow::Break;
+                        }
+                        if st.out.is_some() {
+                            // The gateway of the route is not known.
+                            st.runknown(*dreg, if st.pkt.v6 { 16 } else { 4 }, ORIGIN_RT);
+                            return Flow::Next;
                         }
                         let at = st.pkt.daddr_off();
                         let n = if st.pkt.v6 { 16 } else { 4 };
@@ -348,6 +353,10 @@ impl Ctx<'_> {
         let pk = &st.pkt;
         let start = match base {
             PayloadBase::Link => {
+                // A locally generated packet has no link-layer header yet.
+                if st.out.is_some() {
+                    return Flow::Break;
+                }
                 if self.probe.iif.iftype != ARPHRD_ETHER && self.probe.iif.iftype != ARPHRD_LOOPBACK
                 {
                     st.runknown(dreg, len, ORIGIN_LINK);
@@ -413,6 +422,9 @@ impl Ctx<'_> {
     }
 
     pub(super) fn meta(&self, st: &mut St, key: MetaKey, dreg: u8) -> Flow {
+        if let Some(f) = self.dev_meta(st, key, dreg) {
+            return f;
+        }
         let p = self.probe;
         let v6 = st.pkt.v6;
         match key {
@@ -791,6 +803,9 @@ impl Ctx<'_> {
         proto: Option<(u8, u8)>,
         flags: u32,
     ) -> Flow {
+        if flags & NAT_MASQUERADE != 0 {
+            return self.masquerade(st, proto);
+        }
         let v6 = st.pkt.v6;
         if family != 1 && (family == 10) != v6 {
             return Flow::Next;
@@ -873,7 +888,10 @@ impl Ctx<'_> {
                 "redirect: the input interface's address is not known (no routes given)".into(),
             );
         }
-        let Some(a) = self.r.primary_addr(&self.probe.iif.name, st.pkt.v6) else {
+        let Some(a) = self
+            .redirect_local(st)
+            .or_else(|| self.r.primary_addr(&self.probe.iif.name, st.pkt.v6))
+        else {
             // No address on the input interface: NF_DROP.
             return Flow::Verdict(CVerdict::Drop);
         };
@@ -923,8 +941,12 @@ impl Ctx<'_> {
             return Flow::Next;
         };
         let iif = &self.probe.iif;
-        // The output device is NULL on the input path.
+        // The output device is NULL on the input path, the input device on
+        // the output path.
+        let out_dev = self.out_dev(st);
         let dev: Option<&str> = if flags & OIF != 0 {
+            out_dev.as_deref()
+        } else if flags & IIF != 0 && st.out.is_some() {
             None
         } else if flags & IIF != 0 {
             Some(iif.name.as_str())
@@ -1005,6 +1027,12 @@ impl Ctx<'_> {
     }
 
     pub(super) fn socket(&self, st: &mut St, key: u32, dreg: u8) -> Flow {
+        if st.out.is_some() {
+            return fork(
+                smallvec![Choice::NoMatch, Choice::Tainted],
+                "the sending socket is not modelled".into(),
+            );
+        }
         let (Some(d), Some(port)) = (st.pkt.daddr(), st.pkt.dport()) else {
             return fork(
                 smallvec![Choice::NoMatch, Choice::Tainted],
@@ -1347,7 +1375,14 @@ impl Ctx<'_> {
                 if !self.r.known() {
                     return None;
                 }
-                let dev = (flags & 4 != 0).then_some(self.probe.iif.name.as_str());
+                let out_dev = self.out_dev(st);
+                let dev = if flags & 4 != 0 {
+                    Some(self.probe.iif.name.as_str())
+                } else if flags & 8 != 0 {
+                    out_dev.as_deref()
+                } else {
+                    None
+                };
                 let (sa, da) = (pk.saddr()?, pk.daddr()?);
                 let ty = |a: IpAddr, mask: u16| -> bool {
                     match a {
