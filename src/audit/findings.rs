@@ -3,7 +3,7 @@
 
 use super::fix::{self, Manager};
 use super::region::{self, family_of, iface_matches, requirement_peers, Peers, Rect};
-use super::{AuditInput, Draft, Evidence, Piece};
+use super::{AuditInput, Draft, Evidence, Piece, RuleTexts};
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::{Direction, Proto, ResolvedRequirement, Scope};
 use crate::config::FindingKind;
@@ -46,6 +46,8 @@ pub(crate) struct Ctx<'a> {
     /// asks for one interface at a time, and there may be tens of
     /// thousands of openings.
     by_iif: HashMap<(L4, String), Vec<&'a Opening>>,
+    /// The snapshot's rules, indexed for evidence.
+    pub rules: RuleTexts<'a>,
     /// Answers of [`Ctx::decide`].
     /// (A mutex: the finding kinds are worked out on two threads.)
     decided: Mutex<HashMap<ProbeKey, Decided>>,
@@ -154,6 +156,7 @@ impl<'a> Ctx<'a> {
             ifaces,
             by_iif,
             decided: Mutex::default(),
+            rules: RuleTexts::new(input.snapshot),
             port_marks: port_marks(input.snapshot),
         }
     }
@@ -680,7 +683,7 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             let blocker = pieces[0].decided_by.clone();
             let m = merge(&pieces);
             let evidence = match &blocker {
-                Some(d) => vec![Evidence::decided_by(ctx.input.snapshot, d)],
+                Some(d) => vec![ctx.rules.evidence(d)],
                 None => vec![Evidence::Note {
                     text: "not delivered locally: forwarded after NAT, or no single rule decides"
                         .into(),
@@ -799,10 +802,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     for ((proto, key), pieces) in groups {
         let decided_by = pieces[0].decided_by.clone();
         let m = merge(&pieces);
-        let evidence = decided_by
-            .iter()
-            .map(|d| Evidence::decided_by(ctx.input.snapshot, d))
-            .collect();
+        let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
         let accesses = fix::accesses(&pieces);
         let fix = fix::close_inbound(
             ctx.manager,
@@ -976,7 +976,7 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
         for rule_pieces in by_rule.values() {
             let d = rule_pieces[0].decided_by.clone();
             if let Some(d) = &d {
-                let e = Evidence::decided_by(ctx.input.snapshot, d);
+                let e = ctx.rules.evidence(d);
                 if !evidence.contains(&e) {
                     evidence.push(e);
                 }

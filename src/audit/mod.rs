@@ -59,13 +59,13 @@ pub mod text;
 
 use crate::catalog::{Direction, Proto, ResolvedRequirement};
 use crate::config::{FindingKind, HostConfig, Severity};
-use crate::eval::{DecidedBy, Evaluator, Exposure, Routes};
+use crate::eval::{DecidedBy, Evaluator, Exposure, Routes, RuleRef};
 use crate::host::{Listener, Process};
 use crate::ports::PortSet;
-use crate::snapshot::{Family, Policy, Snapshot};
+use crate::snapshot::{Family, Policy, Snapshot, TableText};
 use ipnet::IpNet;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 pub use fix::{Fix, Manager};
@@ -141,14 +141,20 @@ pub enum Evidence {
 impl Evidence {
     /// The evidence for a rule or policy that decided a verdict.
     pub fn decided_by(snapshot: &Snapshot, d: &DecidedBy) -> Evidence {
+        Evidence::from_decider(d, |r| {
+            rule_text_of(snapshot, r.family, &r.table, &r.chain, r.handle)
+        })
+    }
+
+    /// The evidence for `d`, with the text of a rule from `text`.
+    fn from_decider(d: &DecidedBy, text: impl FnOnce(&RuleRef) -> Option<String>) -> Evidence {
         match d {
             DecidedBy::Rule(r) => Evidence::Rule {
                 family: r.family,
                 table: r.table.clone(),
                 chain: r.chain.clone(),
                 handle: r.handle,
-                text: rule_text_of(snapshot, r.family, &r.table, &r.chain, r.handle)
-                    .unwrap_or_else(|| "(rule not in the snapshot)".into()),
+                text: text(r).unwrap_or_else(|| "(rule not in the snapshot)".into()),
             },
             DecidedBy::Policy(p) => Evidence::Policy {
                 family: p.family,
@@ -231,6 +237,51 @@ fn rule_text_of(
         .find(|t| t.family == family && t.name == table)?;
     let r = t.chain(chain)?.rules.iter().find(|r| r.handle == handle)?;
     Some(crate::snapshot::rule_text(t, r, &|_| None))
+}
+
+/// The snapshot's rules by table, chain and handle, with a renderer per
+/// table: evidence for thousands of findings without a search of the
+/// ruleset (and of its sets) for each.
+pub(crate) struct RuleTexts<'a> {
+    tables: HashMap<(Family, &'a str), TableRules<'a>>,
+}
+
+/// One table's renderer and its rules by chain and handle.
+type TableRules<'a> = (
+    TableText<'a>,
+    HashMap<(&'a str, u64), &'a crate::snapshot::Rule>,
+);
+
+impl<'a> RuleTexts<'a> {
+    /// Indexes every rule of the snapshot.
+    pub fn new(snapshot: &'a Snapshot) -> RuleTexts<'a> {
+        let tables = snapshot
+            .tables
+            .iter()
+            .map(|t| {
+                let rules = t
+                    .chains
+                    .iter()
+                    .flat_map(|c| {
+                        c.rules
+                            .iter()
+                            .map(move |r| ((c.name.as_str(), r.handle), r))
+                    })
+                    .collect();
+                ((t.family, t.name.as_str()), (TableText::new(t), rules))
+            })
+            .collect();
+        RuleTexts { tables }
+    }
+
+    /// [`Evidence::decided_by`], from the index.
+    pub fn evidence(&self, d: &DecidedBy) -> Evidence {
+        Evidence::from_decider(d, |r| {
+            let (tt, rules) = self.tables.get(&(r.family, r.table.as_str()))?;
+            let rule = rules.get(&(r.chain.as_str(), r.handle))?;
+            Some(tt.rule_text(rule, &|_| None))
+        })
+    }
 }
 
 /// Part of a finding: what one interface and some of its local addresses see.

@@ -32,7 +32,7 @@
 use super::findings::{l4, peers_text, split_ports, Ctx, PROBE_SPORT};
 use super::fix;
 use super::region::{requirement_peers, Peers};
-use super::{Draft, Evidence};
+use super::Draft;
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::{Direction, ResolvedRequirement};
 use crate::config::FindingKind;
@@ -164,7 +164,6 @@ fn probe_part(
 
 /// `outbound-blocked` findings, and notes for what could not be verified.
 pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
-    let snapshot = ctx.input.snapshot;
     let mut drafts = Vec::new();
     for r in ctx.input.requirements {
         if r.direction != Direction::Out || r.ports.is_empty() {
@@ -251,7 +250,7 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 ports,
                 peers: bpeers.prefixes(),
                 interfaces: Vec::new(),
-                evidence: vec![Evidence::decided_by(snapshot, &d)],
+                evidence: vec![ctx.rules.evidence(&d)],
                 fix: Some(fix),
                 pieces: Vec::new(),
                 tiebreak: key,

@@ -19,7 +19,7 @@ pub mod xt;
 pub use expr::*;
 pub use set::*;
 pub use summary::Summary;
-pub use text::rule_text;
+pub use text::{rule_text, TableText};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

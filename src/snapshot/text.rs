@@ -12,7 +12,7 @@
 //! so the text is always complete even where it is not nft's syntax.
 
 use super::xt::XtInfo;
-use super::{CmpOp, CtKey, Expr, Family, MetaKey, NatKind, PayloadBase, Rule, Table};
+use super::{CmpOp, CtKey, Expr, Family, MetaKey, NatKind, PayloadBase, Rule, Set, Table};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -111,6 +111,8 @@ enum Dep {
 
 struct Ctx<'a> {
     table: &'a Table,
+    /// The table's sets by name, when a [`TableText`] renders.
+    sets: Option<&'a HashMap<&'a str, &'a Set>>,
     ifname: &'a dyn Fn(u32) -> Option<String>,
     regs: HashMap<usize, RegVal>,
     out: Vec<String>,
@@ -127,8 +129,46 @@ struct Ctx<'a> {
 /// module documentation). `ifname` names interface indexes (`iif`), when
 /// the caller knows them.
 pub fn rule_text(table: &Table, rule: &Rule, ifname: &dyn Fn(u32) -> Option<String>) -> String {
+    render(table, None, rule, ifname)
+}
+
+/// Renders many rules of one table as [`rule_text`] does, looking sets up
+/// in an index built once: generated rulesets hold thousands of anonymous
+/// sets, and a finding per rule is common in an audit.
+pub struct TableText<'a> {
+    table: &'a Table,
+    sets: HashMap<&'a str, &'a Set>,
+}
+
+impl<'a> TableText<'a> {
+    /// Indexes the sets of `table`.
+    pub fn new(table: &'a Table) -> TableText<'a> {
+        TableText {
+            table,
+            sets: table.sets.iter().map(|s| (s.name.as_str(), s)).collect(),
+        }
+    }
+
+    /// The table rendered.
+    pub fn table(&self) -> &'a Table {
+        self.table
+    }
+
+    /// [`rule_text`] of a rule of this table.
+    pub fn rule_text(&self, rule: &Rule, ifname: &dyn Fn(u32) -> Option<String>) -> String {
+        render(self.table, Some(&self.sets), rule, ifname)
+    }
+}
+
+fn render<'a>(
+    table: &'a Table,
+    sets: Option<&'a HashMap<&'a str, &'a Set>>,
+    rule: &Rule,
+    ifname: &'a dyn Fn(u32) -> Option<String>,
+) -> String {
     let mut c = Ctx {
         table,
+        sets,
         ifname,
         regs: HashMap::new(),
         out: Vec::new(),
@@ -293,7 +333,7 @@ fn json_text(v: &Json) -> String {
     }
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     fn emit(&mut self, s: String) {
         self.deps.clear();
         self.out.push(s);
@@ -370,7 +410,7 @@ impl Ctx<'_> {
     }
 
     fn set_text(&self, name: &str) -> String {
-        let Some(set) = self.table.set(name) else {
+        let Some(set) = self.find_set(name) else {
             return format!("@{name}");
         };
         if !set.anonymous() {
@@ -384,9 +424,16 @@ impl Ctx<'_> {
         format!("{{ {} }}", elems.join(", "))
     }
 
+    /// The set called `name`, through the index when there is one.
+    fn find_set(&self, name: &str) -> Option<&'a Set> {
+        match self.sets {
+            Some(index) => index.get(name).copied(),
+            None => self.table.set(name),
+        }
+    }
+
     fn set_key_len(&self, name: &str) -> usize {
-        self.table
-            .set(name)
+        self.find_set(name)
             .map(|s| {
                 s.key
                     .0
@@ -782,8 +829,7 @@ impl Ctx<'_> {
                         // A map: the register now holds the mapped value.
                         let t = format!("{key} map {st}");
                         let len = self
-                            .table
-                            .set(set)
+                            .find_set(set)
                             .and_then(|s| s.data.as_ref())
                             .map(|k| k.0.iter().map(|d| (d.len as usize).div_ceil(4) * 4).sum())
                             .unwrap_or(4);
@@ -1034,6 +1080,7 @@ impl Ctx<'_> {
                 for x in exprs {
                     let mut sub = Ctx {
                         table: self.table,
+                        sets: self.sets,
                         ifname: self.ifname,
                         regs: HashMap::new(),
                         out: Vec::new(),
@@ -1358,6 +1405,15 @@ mod tests {
                     assert!(!t.contains("[reg"), "{}: {t}", p.display());
                     if std::env::var_os("PW_PRINT_RULES").is_some() {
                         println!("{t}");
+                    }
+                }
+                // The indexed renderer says exactly the same.
+                for t in &s.tables {
+                    let tt = TableText::new(t);
+                    for c in &t.chains {
+                        for r in &c.rules {
+                            assert_eq!(tt.rule_text(r, &|_| None), rule_text(t, r, &|_| None));
+                        }
                     }
                 }
             }
