@@ -10,7 +10,7 @@ use crate::config::FindingKind;
 use crate::eval::{DecidedBy, Evaluator, Interface, Opening, Probe, Verdict, ARPHRD_LOOPBACK, L4};
 use crate::host::Listener;
 use crate::ports::{PortRange, PortSet};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -326,27 +326,59 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
     let mut ports = PortSet::new();
     let mut peers = Peers::none();
     let mut interfaces = BTreeSet::new();
-    // (iface, to, sources) -> ports
-    let mut by: HashMap<(&str, IpAddr, &AddrSet), PortSet> = HashMap::new();
+    // (iface, addresses, sources) -> ports. Address lists are groups of
+    // alike addresses or single listener addresses: per interface and
+    // sources they do not overlap, except in mixed input, which is
+    // expanded to single addresses to stay exact.
+    let mut by: HashMap<(&str, &[IpAddr], &AddrSet), PortSet> = HashMap::new();
     for p in pieces {
         let ps = PortSet::from_ranges([p.ports]);
         ports = ports.union(&ps);
         peers.add(&p.sources);
         interfaces.insert(p.iface.clone());
-        for &to in &p.to {
-            let e = by.entry((p.iface.as_str(), to, &p.sources)).or_default();
-            *e = e.union(&ps);
-        }
+        let e = by
+            .entry((p.iface.as_str(), p.to.as_slice(), &p.sources))
+            .or_default();
+        *e = e.union(&ps);
     }
+    let mut seen: HashMap<(&str, &AddrSet), Vec<&[IpAddr]>> = HashMap::new();
+    for &(iface, to, sources) in by.keys() {
+        seen.entry((iface, sources)).or_default().push(to);
+    }
+    let overlapping = seen.values().any(|lists| {
+        let mut all: Vec<IpAddr> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        all.len() != n
+    });
+    let by: Vec<(&str, Vec<IpAddr>, &AddrSet, PortSet)> = if overlapping {
+        let mut single: HashMap<(&str, IpAddr, &AddrSet), PortSet> = HashMap::new();
+        for ((iface, to, sources), ps) in by {
+            for &a in to {
+                let e = single.entry((iface, a, sources)).or_default();
+                *e = e.union(&ps);
+            }
+        }
+        single
+            .into_iter()
+            .map(|((i, a, s), ps)| (i, vec![a], s, ps))
+            .collect()
+    } else {
+        by.into_iter()
+            .map(|((i, to, s), ps)| (i, to.to_vec(), s, ps))
+            .collect()
+    };
     // (iface, sources, ports) -> addresses
     let mut shared: HashMap<(&str, &AddrSet, PortSet), Vec<IpAddr>> = HashMap::new();
-    for ((iface, to, sources), ports) in by {
-        shared.entry((iface, sources, ports)).or_default().push(to);
+    for (iface, to, sources, ports) in by {
+        shared.entry((iface, sources, ports)).or_default().extend(to);
     }
     let mut pieces: Vec<Piece> = shared
         .into_iter()
         .map(|((iface, sources, ports), mut to)| {
-            to.sort();
+            to.sort_unstable();
+            to.dedup();
             Piece {
                 interface: iface.to_string(),
                 to,
@@ -747,9 +779,11 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
         .filter(|i| is_loopback(i))
         .map(|i| i.name.as_str())
         .collect();
-    // (proto, blocker key) -> pieces; and whether the rule also accepts wanted traffic.
-    let mut groups: BTreeMap<(Proto, String), Vec<RawPiece>> = BTreeMap::new();
-    let mut partly_wanted: BTreeSet<String> = BTreeSet::new();
+    // (proto, accepting rule) -> pieces; and whether the rule also accepts
+    // wanted traffic. (Keyed by value: tens of thousands of openings; the
+    // findings are put in order later, by `finish`.)
+    let mut groups: HashMap<(Proto, Option<&DecidedBy>), Vec<RawPiece>> = HashMap::new();
+    let mut partly_wanted: HashSet<Option<&DecidedBy>> = HashSet::new();
     // Computed once per protocol, interface and family, not per opening.
     let mut wanted: HashMap<(Proto, &str, AddrFamily), Vec<Rect>> = HashMap::new();
     for o in &ctx.input.exposure.openings {
@@ -775,7 +809,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
         if o.verdict != Verdict::Accept {
             continue;
         }
-        let key = blocker_key(&o.decided_by);
+        let key = o.decided_by.as_ref();
         let fam = o.sources.family();
         let wanted = wanted
             .entry((proto, o.iif.as_str(), fam))
@@ -783,11 +817,11 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
         let ports = PortSet::from_ranges([o.ports]);
         let rest = region::uncovered(&ports, &o.sources, wanted);
         if region::overlaps(&ports, &o.sources, wanted) {
-            partly_wanted.insert(key.clone());
+            partly_wanted.insert(key);
         }
         for (rg, s) in rest {
             groups
-                .entry((proto, key.clone()))
+                .entry((proto, key))
                 .or_default()
                 .push(RawPiece {
                     iface: o.iif.clone(),
@@ -831,7 +865,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             evidence,
             fix: Some(fix),
             pieces: m.pieces,
-            tiebreak: key,
+            tiebreak: blocker_key(&decided_by),
         });
     }
     drafts

@@ -1291,3 +1291,31 @@ fn uncovered_regions_are_exact() {
     );
     assert!(region::uncovered(&want, &net("10.1.0.0/16"), &covers[1..]).len() == 1);
 }
+
+#[test]
+fn merged_pieces_share_addresses_exactly() {
+    use super::findings::{merge, RawPiece};
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "192.0.3.1".parse().unwrap();
+    let any = AddrSet::all(AddrFamily::V4);
+    let piece = |to: Vec<IpAddr>, p: u16| RawPiece {
+        iface: "eth0".into(),
+        to,
+        ports: PortRange::single(p),
+        sources: any.clone(),
+        decided_by: None,
+    };
+    // A group and its members: each address keeps exactly its own ports.
+    let m = merge(&[piece(vec![a, b], 22), piece(vec![a], 80)]);
+    let got: Vec<(Vec<IpAddr>, String)> = m
+        .pieces
+        .iter()
+        .map(|p| (p.to.clone(), p.ports.to_string()))
+        .collect();
+    assert_eq!(got, [(vec![a], "22,80".to_string()), (vec![b], "22".to_string())]);
+    // Disjoint lists with the same ports and peers become one piece.
+    let m = merge(&[piece(vec![a], 22), piece(vec![b], 22)]);
+    assert_eq!(m.pieces.len(), 1);
+    assert_eq!(m.pieces[0].to, [a, b]);
+    assert_eq!(m.ports.to_string(), "22");
+}
