@@ -312,11 +312,14 @@ fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
         for f in findings(report, kind) {
             let proto = f["proto"].as_str().unwrap().to_string();
             for p in f["pieces"].as_array().unwrap() {
-                let iface = p["interface"].as_str().unwrap().to_string();
                 let pr = ranges(&p["ports"]);
                 let pn = nets(&p["peers"]);
-                // Every local address of the piece is checked, not one for all.
-                for to in p["to"].as_array().unwrap() {
+                // Every interface and local address of the piece is checked,
+                // not one for all.
+                let ifaces = p["interfaces"].as_array().unwrap();
+                let tos = p["to"].as_array().unwrap();
+                for (iface, to) in ifaces.iter().flat_map(|i| tos.iter().map(move |t| (i, t))) {
+                    let iface = iface.as_str().unwrap().to_string();
                     let to: IpAddr = to.as_str().unwrap().parse().unwrap();
                     let sources: Vec<IpAddr> = peer_sources(to)
                         .into_iter()

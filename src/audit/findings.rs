@@ -319,7 +319,7 @@ pub(crate) struct Merged {
 }
 
 /// Merges raw pieces: per interface, local address and peers the ports are
-/// united; then local addresses of one interface that see the same ports
+/// united; then the interfaces and local addresses that see the same ports
 /// and peers share one [`Piece`]. Grouped by value in hash maps (thousands
 /// of pieces are usual), then ordered by interface, addresses and peers.
 pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
@@ -372,15 +372,28 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
     // (iface, sources, ports) -> addresses
     let mut shared: HashMap<(&str, &AddrSet, PortSet), Vec<IpAddr>> = HashMap::new();
     for (iface, to, sources, ports) in by {
-        shared.entry((iface, sources, ports)).or_default().extend(to);
+        shared
+            .entry((iface, sources, ports))
+            .or_default()
+            .extend(to);
     }
-    let mut pieces: Vec<Piece> = shared
+    // (addresses, sources, ports) -> interfaces: a piece is every pair of
+    // its interfaces and its addresses.
+    let mut across: HashMap<(Vec<IpAddr>, &AddrSet, PortSet), Vec<String>> = HashMap::new();
+    for ((iface, sources, ports), mut to) in shared {
+        to.sort_unstable();
+        to.dedup();
+        across
+            .entry((to, sources, ports))
+            .or_default()
+            .push(iface.to_string());
+    }
+    let mut pieces: Vec<Piece> = across
         .into_iter()
-        .map(|((iface, sources, ports), mut to)| {
-            to.sort_unstable();
-            to.dedup();
+        .map(|((to, sources, ports), mut interfaces)| {
+            interfaces.sort();
             Piece {
-                interface: iface.to_string(),
+                interfaces,
                 to,
                 ports,
                 peers: sources.to_prefixes(),
@@ -388,8 +401,8 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
         })
         .collect();
     pieces.sort_by(|a, b| {
-        (&a.interface, &a.to, &a.peers, a.ports.ranges()).cmp(&(
-            &b.interface,
+        (&a.interfaces, &a.to, &a.peers, a.ports.ranges()).cmp(&(
+            &b.interfaces,
             &b.to,
             &b.peers,
             b.ports.ranges(),
@@ -820,16 +833,13 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             partly_wanted.insert(key);
         }
         for (rg, s) in rest {
-            groups
-                .entry((proto, key))
-                .or_default()
-                .push(RawPiece {
-                    iface: o.iif.clone(),
-                    to: o.to.clone(),
-                    ports: rg,
-                    sources: s,
-                    decided_by: o.decided_by.clone(),
-                });
+            groups.entry((proto, key)).or_default().push(RawPiece {
+                iface: o.iif.clone(),
+                to: o.to.clone(),
+                ports: rg,
+                sources: s,
+                decided_by: o.decided_by.clone(),
+            });
         }
     }
     let mut drafts = Vec::new();

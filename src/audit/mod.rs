@@ -284,12 +284,13 @@ impl<'a> RuleTexts<'a> {
     }
 }
 
-/// Part of a finding: what one interface and some of its local addresses see.
+/// Part of a finding: what some interfaces and local addresses see (every
+/// interface of the piece with every address of it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Piece {
-    /// Input interface.
-    pub interface: String,
-    /// Local addresses that see exactly these ports and peers.
+    /// Input interfaces.
+    pub interfaces: Vec<String>,
+    /// Local addresses.
     pub to: Vec<IpAddr>,
     /// Ports.
     pub ports: PortSet,
@@ -326,7 +327,7 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     /// Suggested change (none for `not-listening`: start the service).
     pub fix: Option<Fix>,
-    /// Per interface and local addresses: exactly which ports and peers.
+    /// Per interfaces and local addresses: exactly which ports and peers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pieces: Vec<Piece>,
 }

@@ -1312,10 +1312,45 @@ fn merged_pieces_share_addresses_exactly() {
         .iter()
         .map(|p| (p.to.clone(), p.ports.to_string()))
         .collect();
-    assert_eq!(got, [(vec![a], "22,80".to_string()), (vec![b], "22".to_string())]);
+    assert!(m.pieces.iter().all(|p| p.interfaces == ["eth0"]));
+    assert_eq!(
+        got,
+        [(vec![a], "22,80".to_string()), (vec![b], "22".to_string())]
+    );
     // Disjoint lists with the same ports and peers become one piece.
     let m = merge(&[piece(vec![a], 22), piece(vec![b], 22)]);
     assert_eq!(m.pieces.len(), 1);
     assert_eq!(m.pieces[0].to, [a, b]);
     assert_eq!(m.ports.to_string(), "22");
+}
+
+#[test]
+fn interfaces_seeing_the_same_share_a_piece() {
+    use super::findings::{merge, RawPiece};
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let any = AddrSet::all(AddrFamily::V4);
+    let piece = |iface: &str, p: u16| RawPiece {
+        iface: iface.into(),
+        to: vec![a],
+        ports: PortRange::single(p),
+        sources: any.clone(),
+        decided_by: None,
+    };
+    let m = merge(&[piece("eth1", 22), piece("eth0", 22), piece("eth2", 80)]);
+    let got: Vec<(Vec<String>, String)> = m
+        .pieces
+        .iter()
+        .map(|p| (p.interfaces.clone(), p.ports.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                vec!["eth0".to_string(), "eth1".to_string()],
+                "22".to_string()
+            ),
+            (vec!["eth2".to_string()], "80".to_string())
+        ]
+    );
+    assert_eq!(m.interfaces, ["eth0", "eth1", "eth2"]);
 }
