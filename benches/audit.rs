@@ -21,7 +21,8 @@
 //!
 //! Needs root. `cargo bench --bench audit`. Environment: `PW_BENCH_RULES`,
 //! `PW_BENCH_ELEMENTS`, `PW_BENCH_SOCKETS` (sizes), `PW_BENCH_RUNS` (default
-//! 3, median), `PW_BENCH_TIMEOUT_S` (give up on one command after this many
+//! 5, median: the snapshot read alone varies by half a second from run
+//! to run), `PW_BENCH_TIMEOUT_S` (give up on one command after this many
 //! seconds and report it; default 0 = never), `PW_BENCH_HOLD=1` (pause
 //! after set-up, for profiling by hand; see `harness::hold`). The namespace and the
 //! listener process are removed however the benchmark ends, Ctrl-C included.
@@ -68,7 +69,7 @@ fn main() {
     let rules = env_usize("PW_BENCH_RULES", 20_000);
     let elements = env_usize("PW_BENCH_ELEMENTS", 200_000);
     let sockets = env_usize("PW_BENCH_SOCKETS", 5_000).min(40_000);
-    let runs = env_usize("PW_BENCH_RUNS", 3).max(1);
+    let runs = env_usize("PW_BENCH_RUNS", 5).max(1);
     let timeout = match env_usize("PW_BENCH_TIMEOUT_S", 0) {
         0 => None,
         s => Some(Duration::from_secs(s as u64)),
