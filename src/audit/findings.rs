@@ -10,7 +10,10 @@ use crate::config::FindingKind;
 use crate::eval::{DecidedBy, Evaluator, Interface, Opening, Probe, Verdict, ARPHRD_LOOPBACK, L4};
 use crate::host::Listener;
 use crate::ports::{PortRange, PortSet};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+// Fx hashing: keys are the host's own ruleset and sockets (no untrusted
+// input to flood a table with), and SipHash was a tenth of the audit.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -146,7 +149,7 @@ impl<'a> Ctx<'a> {
             .iter()
             .filter(|i| !is_loopback(i))
             .collect();
-        let mut by_iif: HashMap<(L4, String), Vec<&'a Opening>> = HashMap::new();
+        let mut by_iif: HashMap<(L4, String), Vec<&'a Opening>> = HashMap::default();
         for o in &input.exposure.openings {
             by_iif.entry((o.proto, o.iif.clone())).or_default().push(o);
         }
@@ -330,7 +333,7 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
     // alike addresses or single listener addresses: per interface and
     // sources they do not overlap, except in mixed input, which is
     // expanded to single addresses to stay exact.
-    let mut by: HashMap<(&str, &[IpAddr], &AddrSet), PortSet> = HashMap::new();
+    let mut by: HashMap<(&str, &[IpAddr], &AddrSet), PortSet> = HashMap::default();
     for p in pieces {
         let ps = PortSet::from_ranges([p.ports]);
         ports = ports.union(&ps);
@@ -341,7 +344,7 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
             .or_default();
         *e = e.union(&ps);
     }
-    let mut seen: HashMap<(&str, &AddrSet), Vec<&[IpAddr]>> = HashMap::new();
+    let mut seen: HashMap<(&str, &AddrSet), Vec<&[IpAddr]>> = HashMap::default();
     for &(iface, to, sources) in by.keys() {
         seen.entry((iface, sources)).or_default().push(to);
     }
@@ -353,7 +356,7 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
         all.len() != n
     });
     let by: Vec<(&str, Vec<IpAddr>, &AddrSet, PortSet)> = if overlapping {
-        let mut single: HashMap<(&str, IpAddr, &AddrSet), PortSet> = HashMap::new();
+        let mut single: HashMap<(&str, IpAddr, &AddrSet), PortSet> = HashMap::default();
         for ((iface, to, sources), ps) in by {
             for &a in to {
                 let e = single.entry((iface, a, sources)).or_default();
@@ -370,7 +373,7 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
             .collect()
     };
     // (iface, sources, ports) -> addresses
-    let mut shared: HashMap<(&str, &AddrSet, PortSet), Vec<IpAddr>> = HashMap::new();
+    let mut shared: HashMap<(&str, &AddrSet, PortSet), Vec<IpAddr>> = HashMap::default();
     for (iface, to, sources, ports) in by {
         shared
             .entry((iface, sources, ports))
@@ -379,7 +382,7 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
     }
     // (addresses, sources, ports) -> interfaces: a piece is every pair of
     // its interfaces and its addresses.
-    let mut across: HashMap<(Vec<IpAddr>, &AddrSet, PortSet), Vec<String>> = HashMap::new();
+    let mut across: HashMap<(Vec<IpAddr>, &AddrSet, PortSet), Vec<String>> = HashMap::default();
     for ((iface, sources, ports), mut to) in shared {
         to.sort_unstable();
         to.dedup();
@@ -795,10 +798,10 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // (proto, accepting rule) -> pieces; and whether the rule also accepts
     // wanted traffic. (Keyed by value: tens of thousands of openings; the
     // findings are put in order later, by `finish`.)
-    let mut groups: HashMap<(Proto, Option<&DecidedBy>), Vec<RawPiece>> = HashMap::new();
-    let mut partly_wanted: HashSet<Option<&DecidedBy>> = HashSet::new();
+    let mut groups: HashMap<(Proto, Option<&DecidedBy>), Vec<RawPiece>> = HashMap::default();
+    let mut partly_wanted: HashSet<Option<&DecidedBy>> = HashSet::default();
     // Computed once per protocol, interface and family, not per opening.
-    let mut wanted: HashMap<(Proto, &str, AddrFamily), Vec<Rect>> = HashMap::new();
+    let mut wanted: HashMap<(Proto, &str, AddrFamily), Vec<Rect>> = HashMap::default();
     for o in &ctx.input.exposure.openings {
         if loopbacks.contains(o.iif.as_str()) || o.sources.is_empty() {
             continue;
@@ -932,8 +935,8 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
     // (proto, port) -> (listeners, pieces)
     let mut groups: BTreeMap<(Proto, u16), ListenerGroup<'_>> = BTreeMap::new();
     // Computed once, not per listener: thousands of sockets are common.
-    let mut wanted: HashMap<(Proto, String, AddrFamily), PortSet> = HashMap::new();
-    let mut accepting: HashMap<(L4, &str, IpAddr), Vec<&Opening>> = HashMap::new();
+    let mut wanted: HashMap<(Proto, String, AddrFamily), PortSet> = HashMap::default();
+    let mut accepting: HashMap<(L4, &str, IpAddr), Vec<&Opening>> = HashMap::default();
     for o in &ctx.input.exposure.openings {
         if o.verdict == Verdict::Accept && !o.sources.is_empty() {
             for &to in &o.to {

@@ -30,8 +30,9 @@ use crate::config::FirewallManager;
 use crate::eval::DecidedBy;
 use crate::ports::{PortRange, PortSet};
 use crate::snapshot::{Family, Snapshot};
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// At most this many commands per tool; more are summarised in a comment.
 const MAX_LINES: usize = 32;
@@ -117,13 +118,13 @@ pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
     // Grouped by value in hash maps (thousands of pieces are usual), then
     // put in the order of the sources' prefixes and the interfaces.
     // (iface, sources) -> ports
-    let mut per_if: HashMap<(&str, &AddrSet), PortSet> = HashMap::new();
+    let mut per_if: HashMap<(&str, &AddrSet), PortSet> = HashMap::default();
     for p in pieces {
         let e = per_if.entry((p.iface.as_str(), &p.sources)).or_default();
         *e = e.union(&PortSet::from_ranges([p.ports]));
     }
     // (sources, ports) -> ifaces
-    let mut per_ports: HashMap<(&AddrSet, PortSet), BTreeSet<String>> = HashMap::new();
+    let mut per_ports: HashMap<(&AddrSet, PortSet), BTreeSet<String>> = HashMap::default();
     for ((iface, set), ports) in per_if {
         per_ports
             .entry((set, ports))
@@ -131,7 +132,7 @@ pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
             .insert(iface.to_string());
     }
     // (sources, ifaces) -> ports
-    let mut per_src: HashMap<(&AddrSet, Vec<String>), PortSet> = HashMap::new();
+    let mut per_src: HashMap<(&AddrSet, Vec<String>), PortSet> = HashMap::default();
     for ((set, ports), ifaces) in per_ports {
         let e = per_src
             .entry((set, ifaces.into_iter().collect()))

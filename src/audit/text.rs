@@ -45,10 +45,7 @@ impl Paint {
 }
 
 fn kind_word(f: &Finding) -> String {
-    serde_json::to_value(f.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
+    f.kind.name().to_string()
 }
 
 fn finding(out: &mut String, f: &Finding, p: &Paint) {

@@ -116,6 +116,20 @@ pub enum FindingKind {
     PartialOpening,
 }
 
+impl FindingKind {
+    /// The kind as the configuration and the JSON report spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::MissingOpening => "missing-opening",
+            FindingKind::ExcessOpening => "excess-opening",
+            FindingKind::ExposedListener => "exposed-listener",
+            FindingKind::NotListening => "not-listening",
+            FindingKind::OutboundBlocked => "outbound-blocked",
+            FindingKind::PartialOpening => "partial-opening",
+        }
+    }
+}
+
 /// Severity of each finding kind (`[severity]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]

@@ -495,3 +495,18 @@ fn from_cli_options_take_private_interfaces() {
         [DiagnosticKind::UnknownRole, DiagnosticKind::BadInterface]
     );
 }
+
+#[test]
+fn finding_kind_names_are_their_serde_names() {
+    use super::FindingKind as K;
+    for k in [
+        K::MissingOpening,
+        K::ExcessOpening,
+        K::ExposedListener,
+        K::NotListening,
+        K::OutboundBlocked,
+        K::PartialOpening,
+    ] {
+        assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+    }
+}
