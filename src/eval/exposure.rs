@@ -55,6 +55,7 @@ use crate::ports::{PortRange, PortSet};
 use crate::snapshot::xt::XtInfo;
 use crate::snapshot::{CtKey, Family, MetaKey, PayloadBase};
 use serde::Serialize;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -788,9 +789,36 @@ struct Shared {
     groups: Mutex<HashMap<GroupKey, Groups>>,
     /// Address classes by the common predicates they were made from.
     partitions: Mutex<Vec<(Vec<AddrSet>, Arc<Partition>)>>,
+    /// Per chain and rule, the destination ports its guard lets through
+    /// (the same in every combination).
+    reached: std::sync::OnceLock<Vec<Vec<PortSet>>>,
 }
 
 impl Shared {
+    /// The destination ports rule `ri` of chain `ci` runs for at all: its
+    /// guard's ports when nothing rewrites the destination port, else all.
+    fn reached(&self, prog: &Program, ci: usize, ri: usize) -> PortSet {
+        let all = self.reached.get_or_init(|| {
+            let skips = dport_fixed(prog);
+            prog.chains
+                .iter()
+                .map(|c| {
+                    c.rules
+                        .iter()
+                        .map(|r| {
+                            if skips {
+                                guard_ports(&r.guard, &prog.sets)
+                            } else {
+                                PortSet::all()
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        });
+        all[ci][ri].clone()
+    }
+
     /// The classes of `common` (compared by content; shared sets compare
     /// by pointer first, so this is cheap).
     fn partition(&self, fam: AddrFamily, common: Vec<AddrSet>) -> Arc<Partition> {
@@ -842,9 +870,7 @@ fn collect<'a>(
         shared,
     };
     let v6 = fam == AddrFamily::V6;
-    let skips = dport_fixed(prog);
-    let all_ports = PortSet::all();
-    for chain in &prog.chains {
+    for (ci, chain) in prog.chains.iter().enumerate() {
         let tf = prog.tables[chain.table as usize].family;
         let runs = match tf {
             Family::Ip => !v6,
@@ -856,19 +882,14 @@ fn collect<'a>(
             continue;
         }
         let mut regs = [B::Other; 64];
-        for rule in &chain.rules {
+        for (ri, rule) in chain.rules.iter().enumerate() {
             if !c.applies(&rule.guard, tf) {
                 continue;
             }
             if prog.guards {
                 regs = [B::Other; 64];
             }
-            let reached = if skips {
-                guard_ports(&rule.guard, &prog.sets)
-            } else {
-                all_ports.clone()
-            };
-            c.rule(&rule.ops, &mut regs, tf, reached);
+            c.rule(&rule.ops, &mut regs, tf, shared.reached(prog, ci, ri));
         }
     }
     // Routes answer fib and addrtype; sockets answer socket and tproxy.
@@ -940,21 +961,22 @@ impl Collector<'_> {
     }
 
     /// The register bytes a `meta` load writes when the combination fixes
-    /// them.
-    fn known_meta(&self, key: MetaKey, tf: Family) -> Option<Vec<u8>> {
+    /// them. (Inline: asked for every guard of every rule in every
+    /// combination.)
+    fn known_meta(&self, key: MetaKey, tf: Family) -> Option<SmallVec<[u8; 16]>> {
         let v6 = self.fam == AddrFamily::V6;
         match key {
             MetaKey::Nfproto if tf != Family::Netdev => {
-                Some(vec![if v6 { 10 } else { 2 }, 0, 0, 0])
+                Some(SmallVec::from_slice(&[if v6 { 10 } else { 2 }, 0, 0, 0]))
             }
-            MetaKey::L4proto => Some(vec![self.proto.proto(), 0, 0, 0]),
-            MetaKey::Protocol => Some(if v6 {
-                vec![0x86, 0xdd, 0, 0]
+            MetaKey::L4proto => Some(SmallVec::from_slice(&[self.proto.proto(), 0, 0, 0])),
+            MetaKey::Protocol => Some(SmallVec::from_slice(if v6 {
+                &[0x86, 0xdd, 0, 0]
             } else {
-                vec![0x08, 0x00, 0, 0]
-            }),
+                &[0x08, 0x00, 0, 0]
+            })),
             MetaKey::Iifname => {
-                let mut v = vec![0u8; 16];
+                let mut v = SmallVec::from_slice(&[0u8; 16]);
                 let n = self.itf.name.as_bytes();
                 let k = n.len().min(16);
                 v[..k].copy_from_slice(&n[..k]);
