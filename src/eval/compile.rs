@@ -600,19 +600,86 @@ pub(super) struct Index {
     pub src: Src,
     /// The compared length.
     pub len: u8,
+    /// The number of (`src`, `len`, netdev chain or not) among all indexes
+    /// of the program (below [`Program::index_srcs`]): chains testing the
+    /// same field share the value the probe loads for it.
+    pub sid: u32,
+    /// The number of this index among all indexes of the program (below
+    /// [`Program::indexes`]).
+    pub iid: u32,
     /// Rules that do not test the field: candidates whatever its value.
     pub rest: Box<[u64]>,
     pub kind: IndexKind,
 }
 
-/// How an index maps a value to rules.
+/// How an index maps a value (an [`index_key`]) to rules.
 #[derive(Clone, Debug)]
 pub(super) enum IndexKind {
-    /// Equality tests: per value, the rules that require it.
-    Equal(HashMap<Data, Box<[u64]>>),
+    /// Equality tests: per value, the number of its bitset in `bits` (one
+    /// flat array: no allocation per value), holding the rules that
+    /// require it.
+    Equal {
+        slot: HashMap<u128, u32, KeyHash>,
+        bits: Vec<u64>,
+    },
     /// Order tests (ranges, `!=`, `<`, prefixes): segment starts, sorted,
     /// and per segment the rules whose test holds in it.
-    Segments { starts: Vec<Data>, bits: Vec<u64> },
+    Segments { starts: Vec<u128>, bits: Vec<u64> },
+}
+
+/// An index key: the compared bytes (at most 16) as a big-endian number,
+/// left-aligned, zero after them. Among keys of one length, number order is
+/// byte-string order, and comparing or hashing one costs what an integer
+/// does (probes look keys up hundreds of thousands of times).
+pub(super) fn index_key(b: &[u8]) -> u128 {
+    let mut a = [0u8; 16];
+    a[..b.len()].copy_from_slice(b);
+    u128::from_be_bytes(a)
+}
+
+/// Hashes index keys with a multiply-and-fold (keys come from the
+/// ruleset, not from an adversary; SipHash cost more than the lookup).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct KeyHash;
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// The hasher of [`KeyHash`].
+pub(super) struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn mix(&mut self, v: u64) {
+        // Folded 64x64→128 multiply: every input bit reaches the low bits
+        // (the table index) and the high bits (the control bytes).
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let m = u128::from(self.0 ^ v) * u128::from(K);
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut a = [0u8; 8];
+            a[..c.len()].copy_from_slice(c);
+            self.mix(u64::from_le_bytes(a));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.mix((v >> 64) as u64);
+        self.mix(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Words of a bitset of `n` rules.
@@ -779,20 +846,27 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
             continue;
         }
         let mut rest = vec![!0u64; w];
-        let mut by_value: HashMap<Data, Box<[u64]>> = HashMap::new();
+        let mut slot: HashMap<u128, u32, KeyHash> = HashMap::default();
+        let mut bits: Vec<u64> = Vec::new();
         for (i, d) in v {
             clear(&mut rest, i);
-            by_value
-                .entry(d.clone())
-                .or_insert_with(|| vec![0u64; w].into())[i / 64] |= 1 << (i % 64);
+            let n = slot.len() as u32;
+            let s = *slot.entry(index_key(d)).or_insert_with(|| {
+                bits.resize(bits.len() + w, 0);
+                n
+            }) as usize;
+            bits[s * w + i / 64] |= 1 << (i % 64);
         }
+        bits.shrink_to_fit();
         out.push((
-            by_value.len(),
+            slot.len(),
             Index {
                 src,
                 len,
+                sid: 0,
+                iid: 0,
                 rest: rest.into(),
-                kind: IndexKind::Equal(by_value),
+                kind: IndexKind::Equal { slot, bits },
             },
         ));
     }
@@ -831,8 +905,13 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
             Index {
                 src,
                 len,
+                sid: 0,
+                iid: 0,
                 rest: rest.into(),
-                kind: IndexKind::Segments { starts, bits },
+                kind: IndexKind::Segments {
+                    starts: starts.iter().map(|s| index_key(s)).collect(),
+                    bits,
+                },
             },
         ));
     }
@@ -880,6 +959,31 @@ pub(super) struct Program {
     pub paths: [Vec<Entry>; 2],
     /// Whether rule guards may skip rules (every rule is self-contained).
     pub guards: bool,
+    /// How many distinct index sources ([`Index::sid`]) there are.
+    pub index_srcs: u32,
+    /// How many indexes ([`Index::iid`]) there are.
+    pub indexes: u32,
+    /// This program's identity, for what evaluation remembers between
+    /// probes. Changing the chains' indexes after a probe needs a new one.
+    pub id: ProgId,
+}
+
+/// A number no other [`Program`] has, not even a clone (a clone may be
+/// changed independently).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct ProgId(pub u64);
+
+impl Default for ProgId {
+    fn default() -> ProgId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        ProgId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Clone for ProgId {
+    fn clone(&self) -> ProgId {
+        ProgId::default()
+    }
 }
 
 /// A register's byte offset when `len` bytes fit from it.
@@ -1488,6 +1592,19 @@ impl Program {
                 }
                 c.index = build_index(&c.rules, sets).into();
             }
+            // `meta nfproto` reads differently in netdev chains.
+            let mut sids: HashMap<(Src, u8, bool), u32> = HashMap::new();
+            for c in &mut prog.chains {
+                let netdev = prog.tables[c.table as usize].family == Family::Netdev;
+                for ix in c.index.iter_mut() {
+                    let nd = netdev && ix.src == Src::Meta(MetaKey::Nfproto);
+                    let n = sids.len() as u32;
+                    ix.sid = *sids.entry((ix.src.clone(), ix.len, nd)).or_insert(n);
+                    ix.iid = prog.indexes;
+                    prog.indexes += 1;
+                }
+            }
+            prog.index_srcs = sids.len() as u32;
         }
         prog.paths = [
             build_path(snap, &chain_ids, false),

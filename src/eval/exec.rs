@@ -7,8 +7,8 @@
 //! end from the same position, and the outcomes are merged.
 
 use super::compile::{
-    words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity, Program,
-    SetKind, Src, Test, NONE,
+    index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, KeyHash, Obj, Op,
+    Opacity, Program, SetKind, Src, Test, NONE,
 };
 use super::routes::{is_link_local, Lookup, RouteIndex, RouteKind, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 use super::{
@@ -21,7 +21,6 @@ use smallvec::{smallvec, SmallVec};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::rc::Rc;
 
 mod index;
 mod ops;
@@ -465,8 +464,9 @@ struct St {
     steps: u32,
     /// Packet version: changes with every rewrite of the packet.
     pver: u32,
-    /// Candidate rules of the current chain: (chain, version, bitset).
-    alive: Option<(u32, u32, Rc<[u64]>)>,
+    /// Candidate rules of the current chain: (chain, version, offset of
+    /// the bitset in [`Scratch::arena`]).
+    alive: Option<(u32, u32, u32)>,
 }
 
 /// A finished branch.
@@ -684,8 +684,80 @@ fn tri_range(d: &[u8], k: &[u8], from: &[u8], to: &[u8]) -> Option<bool> {
 
 // ------------------------------------------------------------------ run
 
-/// Candidate-rule bitsets by (chain, packet version).
-type Cache = RefCell<HashMap<(u32, u32), Rc<[u64]>>>;
+/// A probe's working memory, kept by each thread from probe to probe so
+/// that a probe allocates nothing for it, and what the thread remembers of
+/// the last probes of one program (the exposure map runs hundreds of
+/// thousands of probes that differ in one or two fields).
+#[derive(Default)]
+struct Scratch {
+    /// Candidate-rule bitsets of this probe, back to back (append-only
+    /// during a probe: branches keep offsets into it).
+    arena: Vec<u64>,
+    /// Offset in `arena` by (chain << 32 | packet version): shared by all
+    /// branches of the probe.
+    alive: HashMap<u64, u32, KeyHash>,
+    /// Per index source ([`super::compile::Index::sid`]): the packet version
+    /// its value was loaded at, and the value as an index key (`None`: not
+    /// fully known).
+    vals: Vec<Option<(u32, Option<u128>)>>,
+    /// The [`Program::id`] the fields below belong to.
+    prog: u64,
+    /// Per index ([`super::compile::Index::iid`]).
+    last: Vec<Last>,
+    /// Per chain: the offset in `memo` of its last candidate bitset, built
+    /// with the slots in [`Last::used`]; `NONE` when there is none yet.
+    memo_at: Vec<u32>,
+    memo: Vec<u64>,
+}
+
+/// What a thread remembers of one index.
+#[derive(Clone, Copy)]
+struct Last {
+    /// The last key looked up, and its slot.
+    key: Option<u128>,
+    slot: u32,
+    /// The slot the chain's remembered bitset was built with.
+    used: u32,
+    /// The slot for the packet at hand.
+    cur: u32,
+}
+
+impl Last {
+    const EMPTY: Last = Last {
+        key: None,
+        slot: 0,
+        used: 0,
+        cur: 0,
+    };
+}
+
+impl Scratch {
+    /// Arena words kept between probes; beyond it the memory is given back.
+    const KEEP_WORDS: usize = 1 << 16;
+
+    fn reset(&mut self, p: &Program) {
+        if self.arena.capacity() > Self::KEEP_WORDS {
+            self.arena = Vec::new();
+            self.alive = HashMap::default();
+        }
+        self.arena.clear();
+        self.alive.clear();
+        self.vals.clear();
+        self.vals.resize(p.index_srcs as usize, None);
+        if self.prog != p.id.0 {
+            self.prog = p.id.0;
+            self.last.clear();
+            self.last.resize(p.indexes as usize, Last::EMPTY);
+            self.memo_at.clear();
+            self.memo_at.resize(p.chains.len(), NONE);
+            self.memo.clear();
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
 
 struct Ctx<'a> {
     p: &'a Program,
@@ -693,8 +765,8 @@ struct Ctx<'a> {
     probe: &'a Probe,
     path: &'a [Entry],
     iifname: [u8; 16],
-    /// Candidate rules per (chain, packet version), shared by all branches.
-    cache: Cache,
+    /// Working memory (candidate rules, index source values).
+    scratch: RefCell<Scratch>,
     /// The last packet version handed out.
     version: Cell<u32>,
 }
@@ -764,13 +836,15 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
             l4: pkt.l4,
         };
     }
+    let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    scratch.reset(p);
     let ctx = Ctx {
         p,
         r,
         probe,
         path: &p.paths[usize::from(probe.is_v6())],
         iifname: ifname(&probe.iif.name),
-        cache: RefCell::new(HashMap::new()),
+        scratch: RefCell::new(scratch),
         version: Cell::new(0),
     };
     let st = St {
@@ -822,7 +896,9 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
         st.set_assume(A_LOOPBACK);
     }
     let mut budget = MAX_BRANCHES;
-    ctx.run(st, &mut budget)
+    let out = ctx.run(st, &mut budget);
+    SCRATCH.with(|s| *s.borrow_mut() = ctx.scratch.into_inner());
+    out
 }
 
 /// `PACKET_HOST`, or multicast/broadcast by destination.
