@@ -615,16 +615,33 @@ pub(super) struct Index {
 /// How an index maps a value (an [`index_key`]) to rules.
 #[derive(Clone, Debug)]
 pub(super) enum IndexKind {
-    /// Equality tests: per value, the number of its bitset in `bits` (one
-    /// flat array: no allocation per value), holding the rules that
-    /// require it.
-    Equal {
-        slot: HashMap<u128, u32, KeyHash>,
-        bits: Vec<u64>,
-    },
+    /// Equality tests: per value, a bitset in `bits` (one flat array)
+    /// holding the rules that require it. Which bitset (slot) a value has
+    /// is in the program's [`EqValues`] of the index's source: one lookup
+    /// answers for every chain.
+    Equal { bits: Vec<u64> },
     /// Order tests (ranges, `!=`, `<`, prefixes): segment starts, sorted,
     /// and per segment the rules whose test holds in it.
     Segments { starts: Vec<u128>, bits: Vec<u64> },
+}
+
+/// The values the equality indexes of one source look for.
+#[derive(Clone, Debug, Default)]
+pub(super) struct EqValues {
+    /// A value's number.
+    pub vid: HashMap<u128, u32, KeyHash>,
+    /// For value number `v`, `pairs[at[v]..at[v + 1]]`: the (index, slot)
+    /// of every equality index having it, by index number.
+    pub at: Vec<u32>,
+    pub pairs: Vec<(u32, u32)>,
+}
+
+impl EqValues {
+    /// The slot of value number `vid` in index `iid`, if it has one.
+    pub fn slot(&self, vid: u32, iid: u32) -> Option<u32> {
+        let p = &self.pairs[self.at[vid as usize] as usize..self.at[vid as usize + 1] as usize];
+        p.binary_search_by_key(&iid, |x| x.0).ok().map(|i| p[i].1)
+    }
 }
 
 /// An index key: the compared bytes (at most 16) as a big-endian number,
@@ -805,8 +822,9 @@ fn intervals(c: &Cond, sets: &[SetInfo]) -> Option<(u8, Vec<(Data, Data)>)> {
     Some((len as u8, iv))
 }
 
-/// Builds the indexes of a chain from its rules' guards.
-fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
+/// Builds the indexes of a chain from its rules' guards, with the value of
+/// each slot of the equality indexes.
+fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<(Index, Vec<u128>)> {
     const MIN_RULES: usize = 8;
     /// Most words one segment index may hold (8 MiB).
     const MAX_WORDS: usize = 1 << 20;
@@ -840,34 +858,37 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
     }
     let w = words(n);
     let clear = |rest: &mut [u64], i: usize| rest[i / 64] &= !(1 << (i % 64));
-    let mut out: Vec<(usize, Index)> = Vec::new();
+    let mut out: Vec<(usize, Index, Vec<u128>)> = Vec::new();
     for ((src, len), v) in eq {
         if v.len() < MIN_RULES / 2 {
             continue;
         }
         let mut rest = vec![!0u64; w];
-        let mut slot: HashMap<u128, u32, KeyHash> = HashMap::default();
+        let mut slot: HashMap<u128, usize, KeyHash> = HashMap::default();
+        let mut values = Vec::new();
         let mut bits: Vec<u64> = Vec::new();
         for (i, d) in v {
             clear(&mut rest, i);
-            let n = slot.len() as u32;
-            let s = *slot.entry(index_key(d)).or_insert_with(|| {
+            let key = index_key(d);
+            let s = *slot.entry(key).or_insert_with(|| {
                 bits.resize(bits.len() + w, 0);
-                n
-            }) as usize;
+                values.push(key);
+                values.len() - 1
+            });
             bits[s * w + i / 64] |= 1 << (i % 64);
         }
         bits.shrink_to_fit();
         out.push((
-            slot.len(),
+            values.len(),
             Index {
                 src,
                 len,
                 sid: 0,
                 iid: 0,
                 rest: rest.into(),
-                kind: IndexKind::Equal { slot, bits },
+                kind: IndexKind::Equal { bits },
             },
+            values,
         ));
     }
     for ((src, len), v) in ord {
@@ -913,11 +934,12 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
                     bits,
                 },
             },
+            Vec::new(),
         ));
     }
     // Most selective first, for a stable order.
-    out.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
-    out.into_iter().map(|(_, ix)| ix).collect()
+    out.sort_by_key(|(k, _, _)| std::cmp::Reverse(*k));
+    out.into_iter().map(|(_, ix, v)| (ix, v)).collect()
 }
 
 /// A table's identity.
@@ -961,6 +983,8 @@ pub(super) struct Program {
     pub guards: bool,
     /// How many distinct index sources ([`Index::sid`]) there are.
     pub index_srcs: u32,
+    /// Per index source: the values its equality indexes look for.
+    pub eq_values: Vec<EqValues>,
     /// How many indexes ([`Index::iid`]) there are.
     pub indexes: u32,
     /// This program's identity, for what evaluation remembers between
@@ -1506,6 +1530,54 @@ fn data_len(s: &crate::snapshot::Set) -> usize {
 }
 
 impl Program {
+    /// Installs each chain's indexes, numbering them and their sources, and
+    /// gathers the values of the equality indexes by source.
+    fn number_indexes(&mut self, built: Vec<Vec<(Index, Vec<u128>)>>) {
+        let mut sids: HashMap<(Src, u8, bool), u32> = HashMap::new();
+        // Per source: value -> (index, slot) pairs, in index order.
+        let mut by_value: Vec<HashMap<u128, Vec<(u32, u32)>, KeyHash>> = Vec::new();
+        for (c, ixs) in self.chains.iter_mut().zip(built) {
+            // `meta nfproto` reads differently in netdev chains.
+            let netdev = self.tables[c.table as usize].family == Family::Netdev;
+            let mut out = Vec::with_capacity(ixs.len());
+            for (mut ix, values) in ixs {
+                let nd = netdev && ix.src == Src::Meta(MetaKey::Nfproto);
+                let n = sids.len() as u32;
+                ix.sid = *sids.entry((ix.src.clone(), ix.len, nd)).or_insert(n);
+                ix.iid = self.indexes;
+                self.indexes += 1;
+                if by_value.len() <= ix.sid as usize {
+                    by_value.push(HashMap::default());
+                }
+                for (slot, v) in values.into_iter().enumerate() {
+                    by_value[ix.sid as usize]
+                        .entry(v)
+                        .or_default()
+                        .push((ix.iid, slot as u32));
+                }
+                out.push(ix);
+            }
+            c.index = out.into();
+        }
+        self.index_srcs = sids.len() as u32;
+        self.eq_values = by_value
+            .into_iter()
+            .map(|m| {
+                let mut e = EqValues {
+                    vid: HashMap::with_capacity_and_hasher(m.len(), KeyHash),
+                    at: vec![0],
+                    pairs: Vec::new(),
+                };
+                for (v, pairs) in m {
+                    e.vid.insert(v, e.at.len() as u32 - 1);
+                    e.pairs.extend(pairs);
+                    e.at.push(e.pairs.len() as u32);
+                }
+                e
+            })
+            .collect();
+    }
+
     pub fn new(snap: &Snapshot) -> Program {
         let mut prog = Program::default();
         let mut chain_ids: HashMap<(u32, &str), u32> = HashMap::new();
@@ -1586,25 +1658,14 @@ impl Program {
             .all(|r| self_contained(&r.ops, &prog.sets));
         if prog.guards {
             let sets = &prog.sets;
+            let mut built = Vec::with_capacity(prog.chains.len());
             for c in &mut prog.chains {
                 for r in &mut c.rules {
                     r.guard = guard_of(&r.ops, sets).into();
                 }
-                c.index = build_index(&c.rules, sets).into();
+                built.push(build_index(&c.rules, sets));
             }
-            // `meta nfproto` reads differently in netdev chains.
-            let mut sids: HashMap<(Src, u8, bool), u32> = HashMap::new();
-            for c in &mut prog.chains {
-                let netdev = prog.tables[c.table as usize].family == Family::Netdev;
-                for ix in c.index.iter_mut() {
-                    let nd = netdev && ix.src == Src::Meta(MetaKey::Nfproto);
-                    let n = sids.len() as u32;
-                    ix.sid = *sids.entry((ix.src.clone(), ix.len, nd)).or_insert(n);
-                    ix.iid = prog.indexes;
-                    prog.indexes += 1;
-                }
-            }
-            prog.index_srcs = sids.len() as u32;
+            prog.number_indexes(built);
         }
         prog.paths = [
             build_path(snap, &chain_ids, false),

@@ -7,8 +7,8 @@
 //! end from the same position, and the outcomes are merged.
 
 use super::compile::{
-    index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, KeyHash, Obj, Op,
-    Opacity, Program, SetKind, Src, Test, NONE,
+    index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity,
+    Program, SetKind, Src, Test, NONE,
 };
 use super::routes::{is_link_local, Lookup, RouteIndex, RouteKind, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 use super::{
@@ -19,7 +19,6 @@ use crate::snapshot::xt::XtInfo;
 use crate::snapshot::{CmpOp, CtKey, Family, Hook, MetaKey, PayloadBase, Policy};
 use smallvec::{smallvec, SmallVec};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod index;
@@ -693,13 +692,16 @@ struct Scratch {
     /// Candidate-rule bitsets of this probe, back to back (append-only
     /// during a probe: branches keep offsets into it).
     arena: Vec<u64>,
-    /// Offset in `arena` by (chain << 32 | packet version): shared by all
-    /// branches of the probe.
-    alive: HashMap<u64, u32, KeyHash>,
+    /// The number of the probe at hand (never reused, unlike addresses).
+    probe: u64,
+    /// Per chain: (probe number, packet version, offset in `arena`) of its
+    /// last bitset, shared by the branches of a probe.
+    seen: Vec<(u64, u32, u32)>,
     /// Per index source ([`super::compile::Index::sid`]): the packet version
-    /// its value was loaded at, and the value as an index key (`None`: not
-    /// fully known).
-    vals: Vec<Option<(u32, Option<u128>)>>,
+    /// its value was loaded at, and the value as an index key with its
+    /// number in [`super::compile::EqValues`] (`NONE`: no equality index
+    /// looks for it); `None` when not fully known.
+    vals: Vec<Option<(u32, Option<(u128, u32)>)>>,
     /// The [`Program::id`] the fields below belong to.
     prog: u64,
     /// Per index ([`super::compile::Index::iid`]).
@@ -738,10 +740,9 @@ impl Scratch {
     fn reset(&mut self, p: &Program) {
         if self.arena.capacity() > Self::KEEP_WORDS {
             self.arena = Vec::new();
-            self.alive = HashMap::default();
         }
         self.arena.clear();
-        self.alive.clear();
+        self.probe += 1;
         self.vals.clear();
         self.vals.resize(p.index_srcs as usize, None);
         if self.prog != p.id.0 {
@@ -751,6 +752,8 @@ impl Scratch {
             self.memo_at.clear();
             self.memo_at.resize(p.chains.len(), NONE);
             self.memo.clear();
+            self.seen.clear();
+            self.seen.resize(p.chains.len(), (0, 0, 0));
         }
     }
 }
@@ -769,15 +772,17 @@ struct Ctx<'a> {
     scratch: RefCell<Scratch>,
     /// The last packet version handed out.
     version: Cell<u32>,
+    /// Whether to record the chains visited.
+    trace: bool,
 }
 
 pub(super) fn explain(p: &Program, r: &RouteIndex, probe: &Probe) -> Answer {
-    let out = run_probe(p, r, probe);
+    let out = run_probe(p, r, probe, true);
     to_answer(p, out)
 }
 
 pub(super) fn verdict(p: &Program, r: &RouteIndex, probe: &Probe) -> Verdict {
-    final_verdict(&run_probe(p, r, probe))
+    final_verdict(&run_probe(p, r, probe, false))
 }
 
 /// The verdict, what decided it and, for `unknown`, why: what the exposure
@@ -787,7 +792,7 @@ pub(super) fn brief(
     r: &RouteIndex,
     probe: &Probe,
 ) -> (Verdict, Option<Dec>, Option<String>) {
-    let o = run_probe(p, r, probe);
+    let o = run_probe(p, r, probe, false);
     (final_verdict(&o), o.dec, o.reason)
 }
 
@@ -820,7 +825,9 @@ pub(super) fn decided_by(p: &Program, d: Dec) -> DecidedBy {
     }
 }
 
-fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
+/// Runs a probe; `trace`: record the chains visited (only answers show
+/// them).
+fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
     let pkt = Pkt::new(probe);
     if let Err(e) = probe.validate() {
         return Out {
@@ -846,6 +853,7 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
         iifname: ifname(&probe.iif.name),
         scratch: RefCell::new(scratch),
         version: Cell::new(0),
+        trace,
     };
     let st = St {
         entry: 0,
@@ -875,7 +883,11 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
         tproxied: false,
         local_origin: false,
         reject: None,
-        trace: Vec::with_capacity(16),
+        trace: if trace {
+            Vec::with_capacity(16)
+        } else {
+            Vec::new()
+        },
         assume: 0,
         notes: Vec::new(),
         nat: None,
@@ -952,12 +964,14 @@ impl Ctx<'_> {
         st.chain = chain;
         st.rule = 0;
         st.op = 0;
-        st.trace.push(Visit {
-            chain,
-            hook: st.hook,
-            prio: st.prio,
-            via,
-        });
+        if self.trace {
+            st.trace.push(Visit {
+                chain,
+                hook: st.hook,
+                prio: st.prio,
+                via,
+            });
+        }
     }
 
     fn enter_base(&self, st: &mut St, chain: u32) {
@@ -1012,12 +1026,14 @@ impl Ctx<'_> {
             st.chain = c;
             st.rule = r;
             st.op = 0;
-            st.trace.push(Visit {
-                chain: c,
-                hook: st.hook,
-                prio: st.prio,
-                via: Via::Return,
-            });
+            if self.trace {
+                st.trace.push(Visit {
+                    chain: c,
+                    hook: st.hook,
+                    prio: st.prio,
+                    via: Via::Return,
+                });
+            }
             return Ok(());
         }
         let policy = self.p.chains[st.base as usize]

@@ -112,13 +112,14 @@ impl Ctx<'_> {
     /// The candidate rules of the current chain for the packet as it is:
     /// the offset of their bitset in the scratch arena.
     pub(super) fn alive_set(&self, st: &St) -> u32 {
-        let key = (u64::from(st.chain) << 32) | u64::from(st.pver);
         let mut g = self.scratch.borrow_mut();
-        if let Some(&at) = g.alive.get(&key) {
-            return at;
-        }
         let s = &mut *g;
         let c = st.chain as usize;
+        // Back in a chain after a jump, or in another branch of the probe.
+        let (probe, ver, at) = s.seen[c];
+        if probe == s.probe && ver == st.pver {
+            return at;
+        }
         let chain = &self.p.chains[c];
         let w = words(chain.rules.len());
         // The bitset depends only on each index's slot: when they are all
@@ -165,43 +166,56 @@ impl Ctx<'_> {
             }
         }
         let m = s.memo_at[c] as usize;
-        let at = s.arena.len();
+        let at = s.arena.len() as u32;
         s.arena.extend_from_slice(&s.memo[m..m + w]);
-        s.alive.insert(key, at as u32);
-        at as u32
+        s.seen[c] = (s.probe, st.pver, at);
+        at
     }
 
     /// Which bitset of an index the packet selects: a value's or segment's
     /// number, [`MISS`] (no rule requires the value) or [`SKIP`] (the
     /// value is not fully known: the index tells nothing).
     fn slot(&self, s: &mut Scratch, st: &St, ix: &Index) -> u32 {
-        // Every chain testing the field reads the same value: load it once
-        // per packet version.
-        let v = match s.vals[ix.sid as usize] {
+        // Every chain testing the field reads the same value: load it (and
+        // find its number among the values equality indexes look for)
+        // once per packet version.
+        let val = match s.vals[ix.sid as usize] {
             Some((ver, v)) if ver == st.pver => v,
             _ => {
                 let v = self.src_val(st, &ix.src).and_then(|(d, k, asm)| {
                     let l = ix.len as usize;
-                    (asm == 0 && k[..l].iter().all(|x| *x == 0xff)).then(|| index_key(&d[..l]))
+                    (asm == 0 && k[..l].iter().all(|x| *x == 0xff)).then(|| {
+                        let key = index_key(&d[..l]);
+                        let e = &self.p.eq_values[ix.sid as usize];
+                        let vid = if e.vid.is_empty() {
+                            NONE
+                        } else {
+                            e.vid.get(&key).copied().unwrap_or(NONE)
+                        };
+                        (key, vid)
+                    })
                 });
                 s.vals[ix.sid as usize] = Some((st.pver, v));
                 v
             }
         };
-        let Some(v) = v else {
+        let Some((key, vid)) = val else {
             return SKIP;
         };
         let l = &mut s.last[ix.iid as usize];
-        if l.key == Some(v) {
-            return l.slot;
+        if l.key != Some(key) {
+            l.key = Some(key);
+            l.slot = match &ix.kind {
+                IndexKind::Equal { .. } if vid == NONE => MISS,
+                IndexKind::Equal { .. } => self.p.eq_values[ix.sid as usize]
+                    .slot(vid, ix.iid)
+                    .unwrap_or(MISS),
+                IndexKind::Segments { starts, .. } => {
+                    (starts.partition_point(|x| *x <= key) - 1) as u32
+                }
+            };
         }
-        let slot = match &ix.kind {
-            IndexKind::Equal { slot, .. } => slot.get(&v).copied().unwrap_or(MISS),
-            IndexKind::Segments { starts, .. } => (starts.partition_point(|x| *x <= v) - 1) as u32,
-        };
-        l.key = Some(v);
-        l.slot = slot;
-        slot
+        l.slot
     }
 
     /// A new packet version, after a rewrite.
