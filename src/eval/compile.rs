@@ -616,12 +616,12 @@ pub(super) struct Index {
 #[derive(Clone, Debug)]
 pub(super) enum IndexKind {
     /// Equality tests: per value, a bitset in `bits` (one flat array)
-    /// holding the rules that require it. Which bitset (slot) a value has
-    /// is in the program's [`EqValues`] of the index's source: one lookup
-    /// answers for every chain.
+    /// holding the rules that require it, and `rest`. Which bitset (slot) a
+    /// value has is in the program's [`EqValues`] of the index's source:
+    /// one lookup answers for every chain.
     Equal { bits: Vec<u64> },
     /// Order tests (ranges, `!=`, `<`, prefixes): segment starts, sorted,
-    /// and per segment the rules whose test holds in it.
+    /// and per segment the rules whose test holds in it, and `rest`.
     Segments { starts: Vec<u128>, bits: Vec<u64> },
 }
 
@@ -649,9 +649,22 @@ impl EqValues {
 /// byte-string order, and comparing or hashing one costs what an integer
 /// does (probes look keys up hundreds of thousands of times).
 pub(super) fn index_key(b: &[u8]) -> u128 {
-    let mut a = [0u8; 16];
-    a[..b.len()].copy_from_slice(b);
-    u128::from_be_bytes(a)
+    // The usual lengths are one load; a variable-length copy into an array
+    // would be a memcpy call.
+    match *b {
+        [a] => u128::from(a) << 120,
+        [a, b] => u128::from(u16::from_be_bytes([a, b])) << 112,
+        [a, b, c, d] => u128::from(u32::from_be_bytes([a, b, c, d])) << 96,
+        _ => match <[u8; 16]>::try_from(b) {
+            Ok(a) => u128::from_be_bytes(a),
+            Err(_) => {
+                let mut a = [0u8; 16];
+                let n = b.len().min(16);
+                a[..n].copy_from_slice(&b[..n]);
+                u128::from_be_bytes(a)
+            }
+        },
+    }
 }
 
 /// Hashes index keys with a multiply-and-fold (keys come from the
@@ -822,6 +835,16 @@ fn intervals(c: &Cond, sets: &[SetInfo]) -> Option<(u8, Vec<(Data, Data)>)> {
     Some((len as u8, iv))
 }
 
+/// Adds the rules that do not test the field to every bitset of an index:
+/// a probe then reads one array per index, not two.
+fn with_rest(bits: &mut [u64], rest: &[u64]) {
+    for b in bits.chunks_mut(rest.len()) {
+        for (b, r) in b.iter_mut().zip(rest) {
+            *b |= r;
+        }
+    }
+}
+
 /// Builds the indexes of a chain from its rules' guards, with the value of
 /// each slot of the equality indexes.
 fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<(Index, Vec<u128>)> {
@@ -877,6 +900,7 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<(Index, Vec<u128>)> 
             });
             bits[s * w + i / 64] |= 1 << (i % 64);
         }
+        with_rest(&mut bits, &rest);
         bits.shrink_to_fit();
         out.push((
             values.len(),
@@ -921,6 +945,7 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<(Index, Vec<u128>)> 
                 }
             }
         }
+        with_rest(&mut bits, &rest);
         out.push((
             starts.len(),
             Index {
@@ -1535,7 +1560,8 @@ impl Program {
     fn number_indexes(&mut self, built: Vec<Vec<(Index, Vec<u128>)>>) {
         let mut sids: HashMap<(Src, u8, bool), u32> = HashMap::new();
         // Per source: value -> (index, slot) pairs, in index order.
-        let mut by_value: Vec<HashMap<u128, Vec<(u32, u32)>, KeyHash>> = Vec::new();
+        type Pairs = HashMap<u128, Vec<(u32, u32)>, KeyHash>;
+        let mut by_value: Vec<Pairs> = Vec::new();
         for (c, ixs) in self.chains.iter_mut().zip(built) {
             // `meta nfproto` reads differently in netdev chains.
             let netdev = self.tables[c.table as usize].family == Family::Netdev;

@@ -701,7 +701,7 @@ struct Scratch {
     /// its value was loaded at, and the value as an index key with its
     /// number in [`super::compile::EqValues`] (`NONE`: no equality index
     /// looks for it); `None` when not fully known.
-    vals: Vec<Option<(u32, Option<(u128, u32)>)>>,
+    vals: Vec<Option<(u32, Val)>>,
     /// The [`Program::id`] the fields below belong to.
     prog: u64,
     /// Per index ([`super::compile::Index::iid`]).
@@ -711,6 +711,10 @@ struct Scratch {
     memo_at: Vec<u32>,
     memo: Vec<u64>,
 }
+
+/// An index source's value as an index key, with its number among the
+/// values equality indexes look for; `None` when not fully known.
+type Val = Option<(u128, u32)>;
 
 /// What a thread remembers of one index.
 #[derive(Clone, Copy)]
@@ -759,7 +763,9 @@ impl Scratch {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::default();
+    /// Taken by a probe and put back when it is done (a nested probe gets
+    /// a fresh one).
+    static SCRATCH: Cell<Option<Box<Scratch>>> = const { Cell::new(None) };
 }
 
 struct Ctx<'a> {
@@ -769,7 +775,7 @@ struct Ctx<'a> {
     path: &'a [Entry],
     iifname: [u8; 16],
     /// Working memory (candidate rules, index source values).
-    scratch: RefCell<Scratch>,
+    scratch: RefCell<Box<Scratch>>,
     /// The last packet version handed out.
     version: Cell<u32>,
     /// Whether to record the chains visited.
@@ -843,7 +849,11 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
             l4: pkt.l4,
         };
     }
-    let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let mut scratch = SCRATCH
+        .try_with(Cell::take)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     scratch.reset(p);
     let ctx = Ctx {
         p,
@@ -909,7 +919,7 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
     }
     let mut budget = MAX_BRANCHES;
     let out = ctx.run(st, &mut budget);
-    SCRATCH.with(|s| *s.borrow_mut() = ctx.scratch.into_inner());
+    let _ = SCRATCH.try_with(|s| s.set(Some(ctx.scratch.into_inner())));
     out
 }
 

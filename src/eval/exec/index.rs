@@ -151,10 +151,11 @@ impl Ctx<'_> {
                         Some(&bits[i * w..(i + 1) * w])
                     }
                 };
+                // A value's bitset includes `rest`.
                 match hit {
                     Some(h) => {
-                        for ((b, r), h) in bits.iter_mut().zip(&ix.rest[..]).zip(h) {
-                            *b &= r | h;
+                        for (b, h) in bits.iter_mut().zip(h) {
+                            *b &= h;
                         }
                     }
                     None => {
@@ -179,7 +180,7 @@ impl Ctx<'_> {
         // Every chain testing the field reads the same value: load it (and
         // find its number among the values equality indexes look for)
         // once per packet version.
-        let val = match s.vals[ix.sid as usize] {
+        let val: Val = match s.vals[ix.sid as usize] {
             Some((ver, v)) if ver == st.pver => v,
             _ => {
                 let v = self.src_val(st, &ix.src).and_then(|(d, k, asm)| {
