@@ -604,19 +604,116 @@ pub(super) struct Index {
     pub src: Src,
     /// The compared length.
     pub len: u8,
+    /// The number of (`src`, `len`, netdev chain or not) among all indexes
+    /// of the program (below [`Program::index_srcs`]): chains testing the
+    /// same field share the value the probe loads for it.
+    pub sid: u32,
+    /// The number of this index among all indexes of the program (below
+    /// [`Program::indexes`]).
+    pub iid: u32,
     /// Rules that do not test the field: candidates whatever its value.
     pub rest: Box<[u64]>,
     pub kind: IndexKind,
 }
 
-/// How an index maps a value to rules.
+/// How an index maps a value (an [`index_key`]) to rules.
 #[derive(Clone, Debug)]
 pub(super) enum IndexKind {
-    /// Equality tests: per value, the rules that require it.
-    Equal(HashMap<Data, Box<[u64]>>),
+    /// Equality tests: per value, a bitset in `bits` (one flat array)
+    /// holding the rules that require it, and `rest`. Which bitset (slot) a
+    /// value has is in the program's [`EqValues`] of the index's source:
+    /// one lookup answers for every chain.
+    Equal { bits: Vec<u64> },
     /// Order tests (ranges, `!=`, `<`, prefixes): segment starts, sorted,
-    /// and per segment the rules whose test holds in it.
-    Segments { starts: Vec<Data>, bits: Vec<u64> },
+    /// and per segment the rules whose test holds in it, and `rest`.
+    Segments { starts: Vec<u128>, bits: Vec<u64> },
+}
+
+/// The values the equality indexes of one source look for.
+#[derive(Clone, Debug, Default)]
+pub(super) struct EqValues {
+    /// A value's number.
+    pub vid: HashMap<u128, u32, KeyHash>,
+    /// For value number `v`, `pairs[at[v]..at[v + 1]]`: the (index, slot)
+    /// of every equality index having it, by index number.
+    pub at: Vec<u32>,
+    pub pairs: Vec<(u32, u32)>,
+}
+
+impl EqValues {
+    /// The slot of value number `vid` in index `iid`, if it has one.
+    pub fn slot(&self, vid: u32, iid: u32) -> Option<u32> {
+        let p = &self.pairs[self.at[vid as usize] as usize..self.at[vid as usize + 1] as usize];
+        p.binary_search_by_key(&iid, |x| x.0).ok().map(|i| p[i].1)
+    }
+}
+
+/// An index key: the compared bytes (at most 16) as a big-endian number,
+/// left-aligned, zero after them. Among keys of one length, number order is
+/// byte-string order, and comparing or hashing one costs what an integer
+/// does (probes look keys up hundreds of thousands of times).
+pub(super) fn index_key(b: &[u8]) -> u128 {
+    // The usual lengths are one load; a variable-length copy into an array
+    // would be a memcpy call.
+    match *b {
+        [a] => u128::from(a) << 120,
+        [a, b] => u128::from(u16::from_be_bytes([a, b])) << 112,
+        [a, b, c, d] => u128::from(u32::from_be_bytes([a, b, c, d])) << 96,
+        _ => match <[u8; 16]>::try_from(b) {
+            Ok(a) => u128::from_be_bytes(a),
+            Err(_) => {
+                let mut a = [0u8; 16];
+                let n = b.len().min(16);
+                a[..n].copy_from_slice(&b[..n]);
+                u128::from_be_bytes(a)
+            }
+        },
+    }
+}
+
+/// Hashes index keys with a multiply-and-fold (keys come from the
+/// ruleset, not from an adversary; SipHash cost more than the lookup).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct KeyHash;
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// The hasher of [`KeyHash`].
+pub(super) struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn mix(&mut self, v: u64) {
+        // Folded 64x64→128 multiply: every input bit reaches the low bits
+        // (the table index) and the high bits (the control bytes).
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let m = u128::from(self.0 ^ v) * u128::from(K);
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut a = [0u8; 8];
+            a[..c.len()].copy_from_slice(c);
+            self.mix(u64::from_le_bytes(a));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.mix((v >> 64) as u64);
+        self.mix(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Words of a bitset of `n` rules.
@@ -742,8 +839,19 @@ fn intervals(c: &Cond, sets: &[SetInfo]) -> Option<(u8, Vec<(Data, Data)>)> {
     Some((len as u8, iv))
 }
 
-/// Builds the indexes of a chain from its rules' guards.
-fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
+/// Adds the rules that do not test the field to every bitset of an index:
+/// a probe then reads one array per index, not two.
+fn with_rest(bits: &mut [u64], rest: &[u64]) {
+    for b in bits.chunks_mut(rest.len()) {
+        for (b, r) in b.iter_mut().zip(rest) {
+            *b |= r;
+        }
+    }
+}
+
+/// Builds the indexes of a chain from its rules' guards, with the value of
+/// each slot of the equality indexes.
+fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<(Index, Vec<u128>)> {
     const MIN_RULES: usize = 8;
     /// Most words one segment index may hold (8 MiB).
     const MAX_WORDS: usize = 1 << 20;
@@ -777,27 +885,38 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
     }
     let w = words(n);
     let clear = |rest: &mut [u64], i: usize| rest[i / 64] &= !(1 << (i % 64));
-    let mut out: Vec<(usize, Index)> = Vec::new();
+    let mut out: Vec<(usize, Index, Vec<u128>)> = Vec::new();
     for ((src, len), v) in eq {
         if v.len() < MIN_RULES / 2 {
             continue;
         }
         let mut rest = vec![!0u64; w];
-        let mut by_value: HashMap<Data, Box<[u64]>> = HashMap::new();
+        let mut slot: HashMap<u128, usize, KeyHash> = HashMap::default();
+        let mut values = Vec::new();
+        let mut bits: Vec<u64> = Vec::new();
         for (i, d) in v {
             clear(&mut rest, i);
-            by_value
-                .entry(d.clone())
-                .or_insert_with(|| vec![0u64; w].into())[i / 64] |= 1 << (i % 64);
+            let key = index_key(d);
+            let s = *slot.entry(key).or_insert_with(|| {
+                bits.resize(bits.len() + w, 0);
+                values.push(key);
+                values.len() - 1
+            });
+            bits[s * w + i / 64] |= 1 << (i % 64);
         }
+        with_rest(&mut bits, &rest);
+        bits.shrink_to_fit();
         out.push((
-            by_value.len(),
+            values.len(),
             Index {
                 src,
                 len,
+                sid: 0,
+                iid: 0,
                 rest: rest.into(),
-                kind: IndexKind::Equal(by_value),
+                kind: IndexKind::Equal { bits },
             },
+            values,
         ));
     }
     for ((src, len), v) in ord {
@@ -830,19 +949,26 @@ fn build_index(rules: &[RuleInfo], sets: &[SetInfo]) -> Vec<Index> {
                 }
             }
         }
+        with_rest(&mut bits, &rest);
         out.push((
             starts.len(),
             Index {
                 src,
                 len,
+                sid: 0,
+                iid: 0,
                 rest: rest.into(),
-                kind: IndexKind::Segments { starts, bits },
+                kind: IndexKind::Segments {
+                    starts: starts.iter().map(|s| index_key(s)).collect(),
+                    bits,
+                },
             },
+            Vec::new(),
         ));
     }
     // Most selective first, for a stable order.
-    out.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
-    out.into_iter().map(|(_, ix)| ix).collect()
+    out.sort_by_key(|(k, _, _)| std::cmp::Reverse(*k));
+    out.into_iter().map(|(_, ix, v)| (ix, v)).collect()
 }
 
 /// A table's identity.
@@ -886,6 +1012,33 @@ pub(super) struct Program {
     pub paths: [Vec<Entry>; 2],
     /// Whether rule guards may skip rules (every rule is self-contained).
     pub guards: bool,
+    /// How many distinct index sources ([`Index::sid`]) there are.
+    pub index_srcs: u32,
+    /// Per index source: the values its equality indexes look for.
+    pub eq_values: Vec<EqValues>,
+    /// How many indexes ([`Index::iid`]) there are.
+    pub indexes: u32,
+    /// This program's identity, for what evaluation remembers between
+    /// probes. Changing the chains' indexes after a probe needs a new one.
+    pub id: ProgId,
+}
+
+/// A number no other [`Program`] has, not even a clone (a clone may be
+/// changed independently).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct ProgId(pub u64);
+
+impl Default for ProgId {
+    fn default() -> ProgId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        ProgId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Clone for ProgId {
+    fn clone(&self) -> ProgId {
+        ProgId::default()
+    }
 }
 
 /// A register's byte offset when `len` bytes fit from it.
@@ -1429,6 +1582,55 @@ fn data_len(s: &crate::snapshot::Set) -> usize {
 }
 
 impl Program {
+    /// Installs each chain's indexes, numbering them and their sources, and
+    /// gathers the values of the equality indexes by source.
+    fn number_indexes(&mut self, built: Vec<Vec<(Index, Vec<u128>)>>) {
+        let mut sids: HashMap<(Src, u8, bool), u32> = HashMap::new();
+        // Per source: value -> (index, slot) pairs, in index order.
+        type Pairs = HashMap<u128, Vec<(u32, u32)>, KeyHash>;
+        let mut by_value: Vec<Pairs> = Vec::new();
+        for (c, ixs) in self.chains.iter_mut().zip(built) {
+            // `meta nfproto` reads differently in netdev chains.
+            let netdev = self.tables[c.table as usize].family == Family::Netdev;
+            let mut out = Vec::with_capacity(ixs.len());
+            for (mut ix, values) in ixs {
+                let nd = netdev && ix.src == Src::Meta(MetaKey::Nfproto);
+                let n = sids.len() as u32;
+                ix.sid = *sids.entry((ix.src.clone(), ix.len, nd)).or_insert(n);
+                ix.iid = self.indexes;
+                self.indexes += 1;
+                if by_value.len() <= ix.sid as usize {
+                    by_value.push(HashMap::default());
+                }
+                for (slot, v) in values.into_iter().enumerate() {
+                    by_value[ix.sid as usize]
+                        .entry(v)
+                        .or_default()
+                        .push((ix.iid, slot as u32));
+                }
+                out.push(ix);
+            }
+            c.index = out.into();
+        }
+        self.index_srcs = sids.len() as u32;
+        self.eq_values = by_value
+            .into_iter()
+            .map(|m| {
+                let mut e = EqValues {
+                    vid: HashMap::with_capacity_and_hasher(m.len(), KeyHash),
+                    at: vec![0],
+                    pairs: Vec::new(),
+                };
+                for (v, pairs) in m {
+                    e.vid.insert(v, e.at.len() as u32 - 1);
+                    e.pairs.extend(pairs);
+                    e.at.push(e.pairs.len() as u32);
+                }
+                e
+            })
+            .collect();
+    }
+
     pub fn new(snap: &Snapshot) -> Program {
         let mut prog = Program::default();
         let mut chain_ids: HashMap<(u32, &str), u32> = HashMap::new();
@@ -1509,12 +1711,14 @@ impl Program {
             .all(|r| self_contained(&r.ops, &prog.sets));
         if prog.guards {
             let sets = &prog.sets;
+            let mut built = Vec::with_capacity(prog.chains.len());
             for c in &mut prog.chains {
                 for r in &mut c.rules {
                     r.guard = guard_of(&r.ops, sets).into();
                 }
-                c.index = build_index(&c.rules, sets).into();
+                built.push(build_index(&c.rules, sets));
             }
+            prog.number_indexes(built);
         }
         prog.paths = [
             build_path(snap, &chain_ids, false),

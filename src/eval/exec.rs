@@ -7,8 +7,8 @@
 //! end from the same position, and the outcomes are merged.
 
 use super::compile::{
-    words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity, Program,
-    SetKind, Src, Test, NAT_MASQUERADE, NONE,
+    index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity,
+    Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
 };
 use super::routes::{is_link_local, Lookup, RouteIndex, RouteKind, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 use super::{
@@ -19,9 +19,7 @@ use crate::snapshot::xt::XtInfo;
 use crate::snapshot::{CmpOp, CtKey, Family, Hook, MetaKey, PayloadBase, Policy};
 use smallvec::{smallvec, SmallVec};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::rc::Rc;
 
 mod index;
 mod ops;
@@ -472,8 +470,9 @@ struct St {
     steps: u32,
     /// Packet version: changes with every rewrite of the packet.
     pver: u32,
-    /// Candidate rules of the current chain: (chain, version, bitset).
-    alive: Option<(u32, u32, Rc<[u64]>)>,
+    /// Candidate rules of the current chain: (chain, version, offset of
+    /// the bitset in [`Scratch::arena`]).
+    alive: Option<(u32, u32, u32)>,
     /// On the output path: the output device and what re-routing compares.
     out: Option<Box<output::OutSt>>,
 }
@@ -695,8 +694,90 @@ fn tri_range(d: &[u8], k: &[u8], from: &[u8], to: &[u8]) -> Option<bool> {
 
 // ------------------------------------------------------------------ run
 
-/// Candidate-rule bitsets by (chain, packet version).
-type Cache = RefCell<HashMap<(u32, u32), Rc<[u64]>>>;
+/// A probe's working memory, kept by each thread from probe to probe so
+/// that a probe allocates nothing for it, and what the thread remembers of
+/// the last probes of one program (the exposure map runs hundreds of
+/// thousands of probes that differ in one or two fields).
+#[derive(Default)]
+struct Scratch {
+    /// Candidate-rule bitsets of this probe, back to back (append-only
+    /// during a probe: branches keep offsets into it).
+    arena: Vec<u64>,
+    /// The number of the probe at hand (never reused, unlike addresses).
+    probe: u64,
+    /// Per chain: (probe number, packet version, offset in `arena`) of its
+    /// last bitset, shared by the branches of a probe.
+    seen: Vec<(u64, u32, u32)>,
+    /// Per index source ([`super::compile::Index::sid`]): the packet version
+    /// its value was loaded at, and the value as an index key with its
+    /// number in [`super::compile::EqValues`] (`NONE`: no equality index
+    /// looks for it); `None` when not fully known.
+    vals: Vec<Option<(u32, Val)>>,
+    /// The [`Program::id`] the fields below belong to.
+    prog: u64,
+    /// Per index ([`super::compile::Index::iid`]).
+    last: Vec<Last>,
+    /// Per chain: the offset in `memo` of its last candidate bitset, built
+    /// with the slots in [`Last::used`]; `NONE` when there is none yet.
+    memo_at: Vec<u32>,
+    memo: Vec<u64>,
+}
+
+/// An index source's value as an index key, with its number among the
+/// values equality indexes look for; `None` when not fully known.
+type Val = Option<(u128, u32)>;
+
+/// What a thread remembers of one index.
+#[derive(Clone, Copy)]
+struct Last {
+    /// The last key looked up, and its slot.
+    key: Option<u128>,
+    slot: u32,
+    /// The slot the chain's remembered bitset was built with.
+    used: u32,
+    /// The slot for the packet at hand.
+    cur: u32,
+}
+
+impl Last {
+    const EMPTY: Last = Last {
+        key: None,
+        slot: 0,
+        used: 0,
+        cur: 0,
+    };
+}
+
+impl Scratch {
+    /// Arena words kept between probes; beyond it the memory is given back.
+    const KEEP_WORDS: usize = 1 << 16;
+
+    fn reset(&mut self, p: &Program) {
+        if self.arena.capacity() > Self::KEEP_WORDS {
+            self.arena = Vec::new();
+        }
+        self.arena.clear();
+        self.probe += 1;
+        self.vals.clear();
+        self.vals.resize(p.index_srcs as usize, None);
+        if self.prog != p.id.0 {
+            self.prog = p.id.0;
+            self.last.clear();
+            self.last.resize(p.indexes as usize, Last::EMPTY);
+            self.memo_at.clear();
+            self.memo_at.resize(p.chains.len(), NONE);
+            self.memo.clear();
+            self.seen.clear();
+            self.seen.resize(p.chains.len(), (0, 0, 0));
+        }
+    }
+}
+
+thread_local! {
+    /// Taken by a probe and put back when it is done (a nested probe gets
+    /// a fresh one).
+    static SCRATCH: Cell<Option<Box<Scratch>>> = const { Cell::new(None) };
+}
 
 struct Ctx<'a> {
     p: &'a Program,
@@ -704,19 +785,22 @@ struct Ctx<'a> {
     probe: &'a Probe,
     path: &'a [Entry],
     iifname: [u8; 16],
-    /// Candidate rules per (chain, packet version), shared by all branches.
-    cache: Cache,
+    /// Working memory (candidate rules, index source values).
+    /// (`None` only once dropped: [`Drop`] hands it back to the thread.)
+    scratch: RefCell<Option<Box<Scratch>>>,
     /// The last packet version handed out.
     version: Cell<u32>,
+    /// Whether to record the chains visited.
+    trace: bool,
 }
 
 pub(super) fn explain(p: &Program, r: &RouteIndex, probe: &Probe) -> Answer {
-    let out = run_probe(p, r, probe);
+    let out = run_probe(p, r, probe, true);
     to_answer(p, out)
 }
 
 pub(super) fn verdict(p: &Program, r: &RouteIndex, probe: &Probe) -> Verdict {
-    final_verdict(&run_probe(p, r, probe))
+    final_verdict(&run_probe(p, r, probe, false))
 }
 
 /// The verdict, what decided it and, for `unknown`, why: what the exposure
@@ -726,7 +810,7 @@ pub(super) fn brief(
     r: &RouteIndex,
     probe: &Probe,
 ) -> (Verdict, Option<Dec>, Option<String>) {
-    let o = run_probe(p, r, probe);
+    let o = run_probe(p, r, probe, false);
     (final_verdict(&o), o.dec, o.reason)
 }
 
@@ -759,12 +843,14 @@ pub(super) fn decided_by(p: &Program, d: Dec) -> DecidedBy {
     }
 }
 
-fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe) -> Out {
+/// Runs a probe; `trace`: record the chains visited (only answers show
+/// them).
+fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
     if let Err(e) = probe.validate() {
         return invalid(probe, format!("invalid probe: {e}"));
     }
-    let ctx = Ctx::new(p, r, probe, &p.paths[usize::from(probe.is_v6())]);
-    let mut st = initial(probe, r);
+    let ctx = Ctx::new(p, r, probe, &p.paths[usize::from(probe.is_v6())], trace);
+    let mut st = initial(probe, r, trace);
     if probe.iif.iftype == ARPHRD_LOOPBACK {
         // nf_conntrack_in: "Previously seen (loopback or untracked)? Ignore."
         st.local_origin = true;
@@ -793,8 +879,9 @@ fn invalid(probe: &Probe, reason: String) -> Out {
     }
 }
 
-/// The state before the first hook: registers zeroed, mark 0, no conntrack.
-fn initial(probe: &Probe, r: &RouteIndex) -> St {
+/// The state before the first hook: registers zeroed, mark 0, no
+/// conntrack; `trace`: room for the chains visited.
+fn initial(probe: &Probe, r: &RouteIndex, trace: bool) -> St {
     St {
         entry: 0,
         chain: NONE,
@@ -823,7 +910,11 @@ fn initial(probe: &Probe, r: &RouteIndex) -> St {
         tproxied: false,
         local_origin: false,
         reject: None,
-        trace: Vec::with_capacity(16),
+        trace: if trace {
+            Vec::with_capacity(16)
+        } else {
+            Vec::new()
+        },
         assume: 0,
         notes: Vec::new(),
         nat: None,
@@ -849,17 +940,47 @@ fn pkttype(p: &Probe, r: &RouteIndex) -> u8 {
     }
 }
 
+impl Drop for Ctx<'_> {
+    /// Hands the working memory back to the thread for its next probe.
+    fn drop(&mut self) {
+        let scratch = self.scratch.get_mut().take();
+        let _ = SCRATCH.try_with(|s| s.set(scratch));
+    }
+}
+
 impl<'a> Ctx<'a> {
-    fn new(p: &'a Program, r: &'a RouteIndex, probe: &'a Probe, path: &'a [Entry]) -> Ctx<'a> {
+    /// A context for one probe, with this thread's working memory (a fresh
+    /// one when the thread's is in use by an enclosing probe, or gone).
+    fn new(
+        p: &'a Program,
+        r: &'a RouteIndex,
+        probe: &'a Probe,
+        path: &'a [Entry],
+        trace: bool,
+    ) -> Ctx<'a> {
+        let mut scratch = SCRATCH
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        scratch.reset(p);
         Ctx {
             p,
             r,
             probe,
             path,
             iifname: ifname(&probe.iif.name),
-            cache: RefCell::new(HashMap::new()),
+            scratch: RefCell::new(Some(scratch)),
             version: Cell::new(0),
+            trace,
         }
+    }
+
+    /// The working memory (present from `new` until the context is dropped).
+    fn scratch(&self) -> std::cell::RefMut<'_, Scratch> {
+        std::cell::RefMut::map(self.scratch.borrow_mut(), |s| {
+            &mut **s.get_or_insert_with(Box::default)
+        })
     }
 
     fn chain_family(&self, c: u32) -> Family {
@@ -902,12 +1023,14 @@ impl<'a> Ctx<'a> {
         st.chain = chain;
         st.rule = 0;
         st.op = 0;
-        st.trace.push(Visit {
-            chain,
-            hook: st.hook,
-            prio: st.prio,
-            via,
-        });
+        if self.trace {
+            st.trace.push(Visit {
+                chain,
+                hook: st.hook,
+                prio: st.prio,
+                via,
+            });
+        }
     }
 
     fn enter_base(&self, st: &mut St, chain: u32) {
@@ -962,12 +1085,14 @@ impl<'a> Ctx<'a> {
             st.chain = c;
             st.rule = r;
             st.op = 0;
-            st.trace.push(Visit {
-                chain: c,
-                hook: st.hook,
-                prio: st.prio,
-                via: Via::Return,
-            });
+            if self.trace {
+                st.trace.push(Visit {
+                    chain: c,
+                    hook: st.hook,
+                    prio: st.prio,
+                    via: Via::Return,
+                });
+            }
             return Ok(());
         }
         let policy = self.p.chains[st.base as usize]

@@ -3,6 +3,12 @@
 //! `compile::build_index`).
 
 use super::*;
+use crate::eval::compile::Index;
+
+/// [`Ctx::slot`]: the value is not fully known.
+const SKIP: u32 = u32::MAX;
+/// [`Ctx::slot`]: no rule of an equality index requires the value.
+const MISS: u32 = u32::MAX - 1;
 
 impl Ctx<'_> {
     /// The value a guard source loads (register bytes, known bits, and the
@@ -71,13 +77,17 @@ impl Ctx<'_> {
     /// Moves to the next rule of the chain that its index leaves as a
     /// candidate; `true` when the current rule is one.
     pub(super) fn candidate(&self, st: &mut St) -> bool {
-        if !matches!(&st.alive, Some((c, v, _)) if *c == st.chain && *v == st.pver) {
-            let b = self.alive_set(st);
-            st.alive = Some((st.chain, st.pver, b));
-        }
-        let Some((_, _, bits)) = &st.alive else {
-            return true;
-        };
+        let at = match st.alive {
+            Some((c, v, at)) if c == st.chain && v == st.pver => at,
+            _ => {
+                let at = self.alive_set(st);
+                st.alive = Some((st.chain, st.pver, at));
+                at
+            }
+        } as usize;
+        let n = self.p.chains[st.chain as usize].rules.len();
+        let s = self.scratch();
+        let bits = &s.arena[at..at + words(n)];
         let r = st.rule as usize;
         let mut w = r / 64;
         let mut word = bits.get(w).copied().unwrap_or(0) & (!0u64 << (r % 64));
@@ -86,7 +96,7 @@ impl Ctx<'_> {
             match bits.get(w) {
                 Some(x) => word = *x,
                 None => {
-                    st.rule = self.p.chains[st.chain as usize].rules.len() as u32;
+                    st.rule = n as u32;
                     return false;
                 }
             }
@@ -99,39 +109,114 @@ impl Ctx<'_> {
         false
     }
 
-    /// The candidate rules of the current chain for the packet as it is.
-    pub(super) fn alive_set(&self, st: &St) -> Rc<[u64]> {
-        let key = (st.chain, st.pver);
-        if let Some(b) = self.cache.borrow().get(&key) {
-            return b.clone();
+    /// The candidate rules of the current chain for the packet as it is:
+    /// the offset of their bitset in the scratch arena.
+    pub(super) fn alive_set(&self, st: &St) -> u32 {
+        let mut g = self.scratch();
+        let s = &mut *g;
+        let c = st.chain as usize;
+        // Back in a chain after a jump, or in another branch of the probe.
+        let (probe, ver, at) = s.seen[c];
+        if probe == s.probe && ver == st.pver {
+            return at;
         }
-        let chain = &self.p.chains[st.chain as usize];
-        let n = chain.rules.len();
-        let mut bits = vec![!0u64; words(n)];
+        let chain = &self.p.chains[c];
+        let w = words(chain.rules.len());
+        // The bitset depends only on each index's slot: when they are all
+        // those the chain's remembered bitset was built with (the probes
+        // of the exposure map differ in a field or two), it is reused.
+        let mut same = s.memo_at[c] != NONE;
         for ix in chain.index.iter() {
-            let Some((d, k, asm)) = self.src_val(st, &ix.src) else {
-                continue;
-            };
-            let l = ix.len as usize;
-            if asm != 0 || k[..l].iter().any(|x| *x != 0xff) {
-                continue;
+            let slot = self.slot(s, st, ix);
+            let l = &mut s.last[ix.iid as usize];
+            l.cur = slot;
+            same &= l.used == slot;
+        }
+        if !same {
+            if s.memo_at[c] == NONE {
+                s.memo_at[c] = s.memo.len() as u32;
+                s.memo.resize(s.memo.len() + w, 0);
             }
-            let v = &d[..l];
-            let hit: Option<&[u64]> = match &ix.kind {
-                IndexKind::Equal(m) => m.get(v).map(|b| &b[..]),
-                IndexKind::Segments { starts, bits: seg } => {
-                    let s = starts.partition_point(|x| x.as_slice() <= v) - 1;
-                    let w = ix.rest.len();
-                    Some(&seg[s * w..(s + 1) * w])
+            let m = s.memo_at[c] as usize;
+            let bits = &mut s.memo[m..m + w];
+            bits.fill(!0u64);
+            for ix in chain.index.iter() {
+                let l = &mut s.last[ix.iid as usize];
+                l.used = l.cur;
+                let i = l.cur as usize;
+                let hit = match (l.cur, &ix.kind) {
+                    (SKIP, _) => continue,
+                    (MISS, _) => None,
+                    (_, IndexKind::Equal { bits, .. } | IndexKind::Segments { bits, .. }) => {
+                        Some(&bits[i * w..(i + 1) * w])
+                    }
+                };
+                // A value's bitset includes `rest`.
+                match hit {
+                    Some(h) => {
+                        for (b, h) in bits.iter_mut().zip(h) {
+                            *b &= h;
+                        }
+                    }
+                    None => {
+                        for (b, r) in bits.iter_mut().zip(&ix.rest[..]) {
+                            *b &= r;
+                        }
+                    }
+                }
+            }
+        }
+        let m = s.memo_at[c] as usize;
+        let at = s.arena.len() as u32;
+        s.arena.extend_from_slice(&s.memo[m..m + w]);
+        s.seen[c] = (s.probe, st.pver, at);
+        at
+    }
+
+    /// Which bitset of an index the packet selects: a value's or segment's
+    /// number, [`MISS`] (no rule requires the value) or [`SKIP`] (the
+    /// value is not fully known: the index tells nothing).
+    fn slot(&self, s: &mut Scratch, st: &St, ix: &Index) -> u32 {
+        // Every chain testing the field reads the same value: load it (and
+        // find its number among the values equality indexes look for)
+        // once per packet version.
+        let val: Val = match s.vals[ix.sid as usize] {
+            Some((ver, v)) if ver == st.pver => v,
+            _ => {
+                let v = self.src_val(st, &ix.src).and_then(|(d, k, asm)| {
+                    let l = ix.len as usize;
+                    (asm == 0 && k[..l].iter().all(|x| *x == 0xff)).then(|| {
+                        let key = index_key(&d[..l]);
+                        let e = &self.p.eq_values[ix.sid as usize];
+                        let vid = if e.vid.is_empty() {
+                            NONE
+                        } else {
+                            e.vid.get(&key).copied().unwrap_or(NONE)
+                        };
+                        (key, vid)
+                    })
+                });
+                s.vals[ix.sid as usize] = Some((st.pver, v));
+                v
+            }
+        };
+        let Some((key, vid)) = val else {
+            return SKIP;
+        };
+        let l = &mut s.last[ix.iid as usize];
+        if l.key != Some(key) {
+            l.key = Some(key);
+            l.slot = match &ix.kind {
+                IndexKind::Equal { .. } if vid == NONE => MISS,
+                IndexKind::Equal { .. } => self.p.eq_values[ix.sid as usize]
+                    .slot(vid, ix.iid)
+                    .unwrap_or(MISS),
+                IndexKind::Segments { starts, .. } => {
+                    (starts.partition_point(|x| *x <= key) - 1) as u32
                 }
             };
-            for (i, b) in bits.iter_mut().enumerate() {
-                *b &= ix.rest[i] | hit.map_or(0, |h| h[i]);
-            }
         }
-        let rc: Rc<[u64]> = bits.into();
-        self.cache.borrow_mut().insert(key, rc.clone());
-        rc
+        l.slot
     }
 
     /// A new packet version, after a rewrite.

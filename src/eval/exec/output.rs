@@ -108,8 +108,8 @@ fn run_output(p: &Program, r: &RouteIndex, path: &[Entry], probe: &OutProbe) -> 
         Ok(x) => x,
         Err(why) => return invalid(&pr, why),
     };
-    let ctx = Ctx::new(p, r, &pr, path);
-    let mut st = initial(&pr, r);
+    let ctx = Ctx::new(p, r, &pr, path, true);
+    let mut st = initial(&pr, r, true);
     st.hook = Hook::Output;
     st.pkttype = 0;
     st.set_assume(A_SOCKMARK);
@@ -250,6 +250,7 @@ impl Ctx<'_> {
             self.r,
             &probe,
             &self.p.paths[usize::from(st.pkt.v6)],
+            self.trace,
         );
         ctx.version.set(self.version.get());
         let mut s = st.clone();
