@@ -275,3 +275,155 @@ impl Ctx<'_> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::eval::testkit::topology;
+    use crate::eval::{Evaluator, Probe, L4};
+    use serde_json::json;
+    use std::net::IpAddr;
+
+    /// Two jumped-to chains of 48 rules the indexes cover (equality on the
+    /// interface, protocol, source and port; port ranges; a source prefix).
+    fn ruleset() -> crate::snapshot::Snapshot {
+        let chain = |c: usize| {
+            let rules: Vec<_> = (0..48)
+                .map(|i| {
+                    let port = 1000 + (i % 7) as u16;
+                    let exprs = match i % 4 {
+                        0 => json!([
+                            {"type": "meta", "key": "iifname", "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": if i % 8 == 0 {
+                                "0x70772d707269760000000000000000" } else {
+                                "0x70772d707562000000000000000000" }},
+                            {"type": "meta", "key": "l4proto", "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+                            {"type": "payload", "base": "network", "offset": 12, "len": 4, "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x0a63{c:02x}{i:02x}")},
+                            {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x{port:04x}")},
+                            {"type": "immediate", "dreg": 0, "verdict": "accept"}
+                        ]),
+                        1 => json!([
+                            {"type": "meta", "key": "l4proto", "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x11"},
+                            {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+                            {"type": "range", "sreg": 1, "op": "eq", "from": format!("0x{:04x}", 2000 + i), "to": format!("0x{:04x}", 2003 + i)},
+                            {"type": "immediate", "dreg": 0, "verdict": "drop"}
+                        ]),
+                        2 => json!([
+                            {"type": "payload", "base": "network", "offset": 12, "len": 4, "dreg": 1},
+                            {"type": "bitwise", "sreg": 1, "dreg": 1, "len": 4, "op": "bool", "mask": "0xffffff00", "xor": "0x00000000"},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x0a63{i:02x}00")},
+                            {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x{port:04x}")},
+                            {"type": "immediate", "dreg": 0, "verdict": "accept"}
+                        ]),
+                        _ => json!([
+                            {"type": "meta", "key": "l4proto", "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+                            {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+                            {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x{:04x}", port + 10 * c as u16)},
+                            {"type": "immediate", "dreg": 0, "verdict": "drop"}
+                        ]),
+                    };
+                    json!({"handle": 100 * c + i + 10, "position": i, "exprs": exprs})
+                })
+                .collect();
+            json!({"name": format!("c{c}"), "handle": 10 + c, "rules": rules})
+        };
+        let jumps: Vec<_> = (0..2)
+            .map(|c| {
+                json!({"handle": 1 + c, "position": c, "exprs": [
+                    {"type": "immediate", "dreg": 0, "verdict": {"jump": format!("c{c}")}}
+                ]})
+            })
+            .collect();
+        serde_json::from_value(json!({"generation": 1, "tables": [{
+            "family": "inet", "name": "filter", "handle": 1, "sets": [],
+            "chains": [
+                chain(0), chain(1),
+                {"name": "input", "handle": 1, "type": "filter", "hook": "input",
+                 "priority": 0, "policy": "drop", "rules": jumps}
+            ]
+        }]}))
+        .unwrap()
+    }
+
+    fn probes(e: &Evaluator) -> Vec<Probe> {
+        let mut out = Vec::new();
+        for iif in ["pw-pub", "pw-priv"] {
+            let itf = e.iface(iif);
+            let dst: IpAddr = if iif == "pw-pub" {
+                "192.0.2.1"
+            } else {
+                "10.99.0.1"
+            }
+            .parse()
+            .unwrap();
+            for port in (995..1025).chain(2000..2060) {
+                for proto in [L4::Tcp, L4::Udp] {
+                    for s in [
+                        "10.99.0.4",
+                        "10.99.1.8",
+                        "10.99.0.9",
+                        "10.99.2.77",
+                        "10.99.44.3",
+                    ] {
+                        let src = s.parse().unwrap();
+                        out.push(Probe::new(proto, src, dst, 40000, port, itf.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What a thread remembers between probes (slots, bitsets) never
+    /// changes an answer, whatever the order of the probes and whichever
+    /// program ran before on the thread.
+    #[test]
+    fn remembered_bitsets_do_not_change_answers() {
+        let fast = Evaluator::new(&ruleset(), topology());
+        assert!(fast.prog.chains.iter().any(|c| c.index.len() >= 3));
+        let mut plain = Evaluator::new(&ruleset(), topology());
+        for c in &mut plain.prog.chains {
+            c.index = Box::new([]);
+        }
+        let ps = probes(&fast);
+        let want: Vec<_> = ps.iter().map(|p| plain.explain(p)).collect();
+        let mut verdicts = std::collections::HashSet::new();
+        let check = |order: &mut dyn Iterator<Item = usize>, other: Option<&Evaluator>| {
+            for i in order {
+                if let Some(o) = other {
+                    o.verdict(&ps[i]);
+                }
+                let a = fast.explain(&ps[i]);
+                assert_eq!(
+                    (&a.verdict, &a.decided_by, &a.trace, &a.assumptions),
+                    (
+                        &want[i].verdict,
+                        &want[i].decided_by,
+                        &want[i].trace,
+                        &want[i].assumptions
+                    ),
+                    "{:?}",
+                    ps[i]
+                );
+            }
+        };
+        check(&mut (0..ps.len()), None);
+        check(&mut (0..ps.len()).rev(), None);
+        check(&mut (0..ps.len()).map(|i| i * 7919 % ps.len()), None);
+        // Another program with indexes between every two probes.
+        let other = Evaluator::new(&ruleset(), topology());
+        check(&mut (0..ps.len()), Some(&other));
+        std::thread::scope(|s| {
+            s.spawn(|| check(&mut (0..ps.len()).rev(), None));
+        });
+        for a in &want {
+            verdicts.insert(format!("{:?}", a.verdict));
+        }
+        assert!(verdicts.len() >= 2, "{verdicts:?}");
+    }
+}
