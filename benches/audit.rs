@@ -16,7 +16,12 @@
 //!
 //! Prints wall time and peak RSS of each (wait4 rusage of the child), the
 //! difference audit - dump, and whether the targets hold: audit at most
-//! dump + 0.5 s, peak RSS at most 256 MiB. Audit exit codes 0-2 are normal
+//! dump + 0.5 s, peak RSS at most 256 MiB. The snapshot read is kernel time
+//! that varies by a second from run to run on a shared machine, so the
+//! time target is judged two ways: on the medians across runs, and within
+//! each run, as each process's whole wall time minus its own snapshot phase
+//! (which both report with `PORTWARDEN_TIMINGS=1`): the audit's remainder
+//! at most the dump's remainder + 0.5 s. Audit exit codes 0-2 are normal
 //! (1 and 2 mean findings); 3 is a failure.
 //!
 //! Needs root. `cargo bench --bench audit`. Environment: `PW_BENCH_RULES`,
@@ -39,11 +44,26 @@ mod ruleset;
 use harness::{check_interrupted, env_usize, ip, median, Scratch, Usage};
 use ruleset::ruleset;
 
-/// Runs `args` inside `ns` with stdout to the file `out` (created afresh);
-/// `None` when it did not finish within `timeout`.
-fn measure(ns: &str, args: &[&str], out: &Path, timeout: Option<Duration>) -> Option<Usage> {
+/// Runs `args` inside `ns` with stdout to the file `out` and stderr to
+/// `err` (created afresh); `None` when it did not finish within `timeout`.
+fn measure(
+    ns: &str,
+    args: &[&str],
+    out: &Path,
+    err: &Path,
+    timeout: Option<Duration>,
+) -> Option<Usage> {
     let stdout = Stdio::from(std::fs::File::create(out).expect("output file"));
-    harness::measure(ns, args, Stdio::null(), stdout, timeout)
+    let stderr = Stdio::from(std::fs::File::create(err).expect("stderr file"));
+    harness::measure_err(ns, args, Stdio::null(), stdout, stderr, timeout)
+}
+
+/// The snapshot time an audit run reported (`PORTWARDEN_TIMINGS`).
+fn snapshot_time(err: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(err).ok()?;
+    let line = text.lines().find(|l| l.starts_with("timings: "))?;
+    let rest = line.split("snapshot ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
 }
 
 /// python3 holding `n` IPv4 TCP listeners on 0.0.0.0, ports from `first`.
@@ -79,6 +99,7 @@ fn main() {
     let script = scratch.path(".py");
     let out_dump = scratch.path(".dump.json");
     let out_audit = scratch.path(".audit.json");
+    let err_file = scratch.path(".err");
     let ns = scratch.ns.clone();
     let peer_ns = format!("{ns}-p");
     let mut peer_made = false;
@@ -171,17 +192,26 @@ fn main() {
         "--peer",
         "backup_server=10.0.0.10",
     ];
+    // Each audit run also says how long its own snapshot read took.
+    std::env::set_var("PORTWARDEN_TIMINGS", "1");
     let (mut dumps, mut audits) = (Vec::new(), Vec::new());
+    // Per run: whole wall time minus the process's own snapshot phase.
+    let (mut dump_beyond, mut beyond) = (Vec::new(), Vec::new());
     let mut timed_out = false;
     for i in 0..runs {
         eprintln!("run {}/{runs}...", i + 1);
         // Alternate so both see the same machine state.
-        let d = measure(ns, &dump_args, &out_dump, timeout).expect("portwarden dump timed out");
+        let d = measure(ns, &dump_args, &out_dump, &err_file, timeout)
+            .expect("portwarden dump timed out");
         assert_eq!(d.code, 0, "portwarden dump failed");
+        let snap = snapshot_time(&err_file).expect("dump timings on stderr");
+        dump_beyond.push(d.wall - snap);
         dumps.push(d);
-        match measure(ns, &audit_args, &out_audit, timeout) {
+        match measure(ns, &audit_args, &out_audit, &err_file, timeout) {
             Some(a) => {
                 assert!(a.code <= 2, "portwarden audit failed (exit {})", a.code);
+                let snap = snapshot_time(&err_file).expect("audit timings on stderr");
+                beyond.push(a.wall - snap);
                 audits.push(a);
             }
             None => {
@@ -234,10 +264,32 @@ fn main() {
         aw - dw,
         ar - dr
     );
+    let runs = |v: &[f64]| {
+        v.iter()
+            .map(|b| format!("{b:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (own, dump_own) = (median(beyond.clone()), median(dump_beyond.clone()));
     let _ = writeln!(
         o,
-        "targets: audit <= dump + 0.5 s: {}; peak RSS <= 256 MiB: {}",
+        "beyond the process's own snapshot read (wall - snapshot phase, per run): \
+         dump median {dump_own:.2} s (runs {}), audit median {own:.2} s (runs {}); \
+         audit - dump {:.2} s",
+        runs(&dump_beyond),
+        runs(&beyond),
+        own - dump_own
+    );
+    let _ = writeln!(
+        o,
+        "targets: audit <= dump + 0.5 s: {} (medians across runs), {} (within each run); \
+         peak RSS <= 256 MiB: {}",
         if aw <= dw + 0.5 { "met" } else { "NOT met" },
+        if own - dump_own <= 0.5 {
+            "met"
+        } else {
+            "NOT met"
+        },
         if ar <= 256.0 { "met" } else { "NOT met" }
     );
 }

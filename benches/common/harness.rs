@@ -169,6 +169,18 @@ pub fn measure(
     stdout: Stdio,
     timeout: Option<Duration>,
 ) -> Option<Usage> {
+    measure_err(ns, args, stdin, stdout, Stdio::inherit(), timeout)
+}
+
+/// [`measure`], with the command's stderr to `stderr`.
+pub fn measure_err(
+    ns: &str,
+    args: &[&str],
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    timeout: Option<Duration>,
+) -> Option<Usage> {
     check_interrupted();
     let start = Instant::now();
     // `ip netns exec` execs the command itself, so the child's rusage is the
@@ -179,6 +191,7 @@ pub fn measure(
         .args(args)
         .stdin(stdin)
         .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .expect("spawn");
     let pid = child.id() as i32;
