@@ -188,7 +188,16 @@ impl Evaluator {
             .min(combos.len())
             .max(1);
         // Combinations are taken from a shared counter (their costs differ
-        // widely: a family with a big blocklist is the expensive one).
+        // widely: a family with a big blocklist is the expensive one), the
+        // families alternating: the first combination of a family builds
+        // the classes and set groups the others share, under a lock, and
+        // meanwhile the other threads can work on the other family.
+        let mut order: Vec<usize> = (0..combos.len()).collect();
+        order.sort_by_key(|&i| {
+            let (fam, ..) = &combos[i];
+            let nth = combos[..i].iter().filter(|c| c.0 == *fam).count();
+            (nth, *fam == AddrFamily::V6)
+        });
         let shared = Shared::default();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<(usize, ComboResult)> = std::thread::scope(|s| {
@@ -197,10 +206,11 @@ impl Evaluator {
                     s.spawn(|| {
                         let mut mine = Vec::new();
                         loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((fam, proto, itf, locals)) = combos.get(i) else {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&i) = order.get(k) else {
                                 break mine;
                             };
+                            let (fam, proto, itf, locals) = &combos[i];
                             mine.push((i, self.combo(*fam, *proto, itf, locals, &shared)));
                         }
                     })
