@@ -434,8 +434,14 @@ pub fn peers_text(p: &Peers) -> String {
             return Some(format!("any {name} address"));
         }
         let direct = s.to_prefixes();
-        let comp = s.complement().to_prefixes();
-        if comp.len() < direct.len() && comp.len() <= 4 {
+        // The complement can only be shorter than two or more prefixes (and
+        // one prefix per finding is the common case).
+        let comp = if direct.len() > 1 {
+            s.complement().to_prefixes()
+        } else {
+            Vec::new()
+        };
+        if !comp.is_empty() && comp.len() < direct.len() && comp.len() <= 4 {
             let c: Vec<String> = comp.iter().map(ToString::to_string).collect();
             return Some(format!("any {name} address except {}", c.join(", ")));
         }

@@ -1354,3 +1354,48 @@ fn interfaces_seeing_the_same_share_a_piece() {
     );
     assert_eq!(m.interfaces, ["eth0", "eth1", "eth2"]);
 }
+
+#[test]
+fn the_streamed_report_is_the_serialised_report() {
+    let mut case = Case::new(testdata("backup-host-basic"), MOVER);
+    case.exposure = basic_exposure();
+    let mut r = case.run();
+    r.notes.push("a \"quoted\" note".into());
+    assert!(r.findings.len() >= 3, "{}", r.to_json());
+    for n in [0, 1, 2, r.findings.len()] {
+        let mut part = r.clone();
+        part.findings.truncate(n);
+        let mut out = Vec::new();
+        part.write_json(&mut out).unwrap();
+        let expect = serde_json::to_string(&part).unwrap() + "\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expect);
+    }
+}
+
+#[test]
+fn peers_read_as_prefixes_or_as_any_except() {
+    use super::findings::peers_text;
+    use super::region::Peers;
+    let v4 = |nets: &[&str]| {
+        let mut p = Peers::none();
+        p.add(&AddrSet::from_prefixes(
+            AddrFamily::V4,
+            nets.iter().map(|n| n.parse::<IpNet>().unwrap()),
+        ));
+        p
+    };
+    assert_eq!(peers_text(&Peers::any()), "any address");
+    assert_eq!(peers_text(&v4(&["10.0.0.10/32"])), "10.0.0.10/32");
+    let mut most = Peers::none();
+    most.add(
+        &AddrSet::all(AddrFamily::V4).subtract(&AddrSet::from_prefixes(
+            AddrFamily::V4,
+            ["10.0.0.0/8".parse::<IpNet>().unwrap()],
+        )),
+    );
+    assert_eq!(peers_text(&most), "any IPv4 address except 10.0.0.0/8");
+    assert_eq!(
+        peers_text(&v4(&["10.0.0.0/8", "192.0.2.0/24"])),
+        "10.0.0.0/8, 192.0.2.0/24"
+    );
+}
