@@ -530,18 +530,20 @@ fn kind_order(k: FindingKind) -> u8 {
 pub fn audit(input: &AuditInput<'_>) -> Report {
     let manager = Manager::detect(input.snapshot, input.config.remediation.manager);
     let ctx = findings::Ctx::new(input, manager);
-    // `missing` probes the evaluator for blockers, the others walk the
-    // exposure: on two cores they take half the time side by side.
+    // The kinds that probe the evaluator (missing openings, outbound) on
+    // one thread, those that walk the exposure on the other: on two cores
+    // they take about half the time side by side.
     let ((mut drafts, mut notes), (more, more_notes)) = std::thread::scope(|s| {
         let missing = s.spawn(|| {
             let mut notes = Vec::new();
-            (findings::missing(&ctx, &mut notes), notes)
+            let mut drafts = findings::missing(&ctx, &mut notes);
+            drafts.extend(findings::not_listening(&ctx));
+            drafts.extend(outbound::blocked(&ctx, &mut notes));
+            (drafts, notes)
         });
         let mut notes = Vec::new();
         let mut drafts = findings::excess(&ctx, &mut notes);
         drafts.extend(findings::exposed_listeners(&ctx));
-        drafts.extend(findings::not_listening(&ctx));
-        drafts.extend(outbound::blocked(&ctx, &mut notes));
         let missing = missing
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
