@@ -40,7 +40,7 @@
 mod common;
 
 use common::packets::{self, Seen};
-use common::{fixture, require_root, Link, Netns, Topology, PRIVATE, PUBLIC};
+use common::{fixture, have_tool, require_root, tools_for, Link, Netns, Topology, PRIVATE, PUBLIC};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -100,24 +100,6 @@ fn all_fixtures() -> Vec<String> {
         }
     }
     v
-}
-
-/// Tools a script fixture needs.
-fn tools_for(name: &str) -> &'static [&'static str] {
-    match name {
-        "gen/ufw-host.sh" => &["ufw", "iptables-nft", "ip6tables-nft"],
-        "gen/iptables-xt.sh" => &["iptables-nft", "ip6tables-nft"],
-        _ => &[],
-    }
-}
-
-fn have_tool(t: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .any(|d| Path::new(d).join(t).is_file());
-    found
 }
 
 /// A probe source: its address and the link it sends on.

@@ -35,12 +35,11 @@
 mod common;
 
 use common::packets::{self, Packet};
-use common::{fixture, require_root, run, Netns, Topology, PRIVATE, PUBLIC};
+use common::{fixture, have_tool, require_root, run, tools_for, Netns, Topology, PRIVATE, PUBLIC};
 use portwarden::eval::{Evaluator, OutProbe, Verdict, L4};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::time::Instant;
 
 /// The fixtures with output or postrouting chains.
@@ -86,23 +85,6 @@ const BASE_PORTS: &[u16] = &[
 /// Most ports probed per fixture (its own, sampled evenly; then the base
 /// ports and those of its header's expectations).
 const MAX_PORTS: usize = 80;
-
-fn tools_for(name: &str) -> &'static [&'static str] {
-    match name {
-        "gen/ufw-host.sh" => &["ufw", "iptables-nft", "ip6tables-nft"],
-        "gen/iptables-xt.sh" => &["iptables-nft", "ip6tables-nft"],
-        _ => &[],
-    }
-}
-
-fn have_tool(t: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .any(|d| Path::new(d).join(t).is_file());
-    found
-}
 
 /// Every number in the fixture's text that can be a port, with its
 /// neighbours, sampled down to [`MAX_PORTS`], plus [`BASE_PORTS`].

@@ -206,22 +206,15 @@ impl<'a> Ctx<'a> {
     /// by port where rules change often.
     fn decide(&self, proto: L4, from: IpAddr, to: IpAddr, iface: &Interface, port: u16) -> Decided {
         let key = (proto, from, to, iface.index, port);
-        let memo = |f: &mut dyn FnMut(&mut HashMap<ProbeKey, Decided>)| {
-            // A poisoned memo is still a valid memo (entries are inserted whole).
-            let mut m = self.decided.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut m);
-        };
-        let mut known = None;
-        memo(&mut |m| known = m.get(&key).cloned());
-        if let Some(d) = known {
-            return d;
+        // A poisoned memo is still a valid memo (entries are inserted whole).
+        let memo = || self.decided.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = memo().get(&key) {
+            return d.clone();
         }
         let ev = self.evaluator();
         let probe = Probe::new(proto, from, to, PROBE_SPORT, port, ev.iface(&iface.name));
         let d = ev.decide(&probe);
-        memo(&mut |m| {
-            m.insert(key, d.clone());
-        });
+        memo().insert(key, d.clone());
         d
     }
 

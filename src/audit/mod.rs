@@ -59,7 +59,7 @@ pub mod text;
 
 use crate::catalog::{Direction, Proto, ResolvedRequirement};
 use crate::config::{FindingKind, HostConfig, Severity};
-use crate::eval::{DecidedBy, Evaluator, Exposure, Routes, RuleRef};
+use crate::eval::{DecidedBy, Evaluator, Exposure, RuleRef};
 use crate::host::{Listener, Process};
 use crate::ports::PortSet;
 use crate::snapshot::{Family, Policy, Snapshot, TableText};
@@ -558,24 +558,4 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
         findings: finish(drafts, input.config),
         notes,
     }
-}
-
-/// Builds the evaluator and the exposure (once) and audits.
-pub fn audit_snapshot(
-    snapshot: &Snapshot,
-    routes: Routes,
-    listeners: &[Listener],
-    requirements: &[ResolvedRequirement],
-    config: &HostConfig,
-) -> Report {
-    let evaluator = Evaluator::new(snapshot, routes);
-    let exposure = evaluator.exposure();
-    audit(&AuditInput {
-        snapshot,
-        evaluator: &evaluator,
-        exposure: &exposure,
-        listeners,
-        requirements,
-        config,
-    })
 }

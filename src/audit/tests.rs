@@ -7,7 +7,7 @@ use super::*;
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::Catalog;
 use crate::config::{FirewallManager, HostConfig};
-use crate::eval::{Opening, PolicyRef, Route, RuleRef, Verdict, L4};
+use crate::eval::{Opening, PolicyRef, Route, Routes, RuleRef, Verdict, L4};
 use crate::host::{Listener, Process};
 use crate::ports::{PortRange, PortSet};
 use serde_json::{json, Value};

@@ -44,6 +44,25 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Tools a script fixture (`gen/*.sh`) needs to generate its ruleset.
+pub fn tools_for(name: &str) -> &'static [&'static str] {
+    match name {
+        "gen/ufw-host.sh" => &["ufw", "iptables-nft", "ip6tables-nft"],
+        "gen/iptables-xt.sh" => &["iptables-nft", "ip6tables-nft"],
+        _ => &[],
+    }
+}
+
+/// Whether a command is installed (on `PATH` or in the sbin/bin dirs).
+pub fn have_tool(t: &str) -> bool {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .any(|d| Path::new(d).join(t).is_file());
+    found
+}
+
 /// The portwarden binary built for this test run.
 pub fn portwarden_bin() -> &'static str {
     env!("CARGO_BIN_EXE_portwarden")
