@@ -561,7 +561,9 @@ fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -
         Err(e) => return fail("reading listening sockets", &e),
     };
     let evaluator = portwarden::eval::Evaluator::new(&snapshot, routes);
+    timings.lap("evaluator");
     let exposure = evaluator.exposure();
+    timings.lap("exposure");
     let report = portwarden::audit::audit(&portwarden::audit::AuditInput {
         snapshot: &snapshot,
         evaluator: &evaluator,
@@ -570,7 +572,7 @@ fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -
         requirements: &reqs,
         config: &cfg,
     });
-    timings.lap("audit");
+    timings.lap("findings");
     let out = io::stdout().lock();
     let written = match format {
         Format::Json => report.write_json(out),

@@ -403,7 +403,7 @@ fn meta_width(k: MetaKey) -> Option<u8> {
 }
 
 /// How many register bytes a `meta` load writes.
-fn meta_store_width(k: MetaKey) -> usize {
+pub(super) fn meta_store_width(k: MetaKey) -> usize {
     match k {
         MetaKey::Iifname
         | MetaKey::Oifname
@@ -508,6 +508,19 @@ pub(super) fn guard_of(ops: &[Op], sets: &[SetInfo]) -> Vec<Cond> {
 /// under-approximated.
 pub(super) fn self_contained(ops: &[Op], sets: &[SetInfo]) -> bool {
     let mut written = 0u64;
+    for op in ops {
+        let (reads, writes) = reg_use(op, sets);
+        if reads & !written != 0 {
+            return false;
+        }
+        written |= writes;
+    }
+    true
+}
+
+/// The register bytes an expression reads and writes, as bit masks over
+/// the 64 bytes of data registers (reads over-, writes under-approximated).
+pub(super) fn reg_use(op: &Op, sets: &[SetInfo]) -> (u64, u64) {
     let span = |o: u8, len: usize| -> u64 {
         let len = len.min(64 - o as usize);
         if len == 0 {
@@ -517,73 +530,64 @@ pub(super) fn self_contained(ops: &[Op], sets: &[SetInfo]) -> bool {
         }
     };
     let round = |n: usize| n.div_ceil(4) * 4;
-    for op in ops {
-        let (reads, writes): (u64, u64) = match op {
-            Op::Payload { len, dreg, .. } => (0, span(*dreg, round(*len as usize))),
-            Op::PayloadSet { len, sreg, .. } => (span(*sreg, *len as usize), 0),
-            Op::Cmp { sreg, data, .. } => (span(*sreg, data.len()), 0),
-            Op::Range { sreg, from, .. } => (span(*sreg, from.len()), 0),
-            Op::Bitwise {
-                sreg, dreg, len, ..
-            } => (
-                span(*sreg, round(*len as usize)),
-                span(*dreg, round(*len as usize)),
-            ),
-            Op::Byteorder {
-                sreg, dreg, len, ..
-            } => (span(*sreg, *len as usize), span(*dreg, *len as usize)),
-            Op::Meta { key, dreg } => (0, span(*dreg, meta_store_width(*key))),
-            Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => (span(*sreg, 4), 0),
-            Op::Ct { dreg, .. } => (0, span(*dreg, 4)),
-            Op::Lookup { set, sreg, dst, .. } => (
-                span(*sreg, sets[*set as usize].klen),
-                match dst {
-                    Some(Dst::Reg(r)) => span(*r, round(sets[*set as usize].dlen)),
-                    _ => 0,
-                },
-            ),
-            Op::Imm { dreg, data } => (0, span(*dreg, round(data.len()))),
-            Op::Nat {
-                addr,
-                proto,
-                family,
-                ..
-            } => {
-                let alen = if *family == 10 { 16 } else { 4 };
-                let mut r = 0;
-                if let Some((a, b)) = addr {
-                    r |= span(*a, alen) | span(*b, alen);
-                }
-                if let Some((a, b)) = proto {
-                    r |= span(*a, 2) | span(*b, 2);
-                }
-                (r, 0)
+    match op {
+        Op::Payload { len, dreg, .. } => (0, span(*dreg, round(*len as usize))),
+        Op::PayloadSet { len, sreg, .. } => (span(*sreg, *len as usize), 0),
+        Op::Cmp { sreg, data, .. } => (span(*sreg, data.len()), 0),
+        Op::Range { sreg, from, .. } => (span(*sreg, from.len()), 0),
+        Op::Bitwise {
+            sreg, dreg, len, ..
+        } => (
+            span(*sreg, round(*len as usize)),
+            span(*dreg, round(*len as usize)),
+        ),
+        Op::Byteorder {
+            sreg, dreg, len, ..
+        } => (span(*sreg, *len as usize), span(*dreg, *len as usize)),
+        Op::Meta { key, dreg } => (0, span(*dreg, meta_store_width(*key))),
+        Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => (span(*sreg, 4), 0),
+        Op::Ct { dreg, .. } => (0, span(*dreg, 4)),
+        Op::Lookup { set, sreg, dst, .. } => (
+            span(*sreg, sets[*set as usize].klen),
+            match dst {
+                Some(Dst::Reg(r)) => span(*r, round(sets[*set as usize].dlen)),
+                _ => 0,
+            },
+        ),
+        Op::Imm { dreg, data } => (0, span(*dreg, round(data.len()))),
+        Op::Nat {
+            addr,
+            proto,
+            family,
+            ..
+        } => {
+            let alen = if *family == 10 { 16 } else { 4 };
+            let mut r = 0;
+            if let Some((a, b)) = addr {
+                r |= span(*a, alen) | span(*b, alen);
             }
-            Op::Redir { proto } => (proto.map_or(0, |(a, b)| span(a, 2) | span(b, 2)), 0),
-            Op::Fib { dreg, .. } | Op::Socket { dreg, .. } | Op::Rt { dreg, .. } => {
-                (0, span(*dreg, 4))
+            if let Some((a, b)) = proto {
+                r |= span(*a, 2) | span(*b, 2);
             }
-            Op::Dynset { set, key, data, .. } => (
-                span(*key, sets[*set as usize].klen)
-                    | data.map_or(0, |d| span(d, sets[*set as usize].dlen)),
-                0,
-            ),
-            Op::ObjMap { set, sreg } => (span(*sreg, sets[*set as usize].klen), 0),
-            Op::Exthdr { dreg, .. } => (0, span(*dreg, 4)),
-            Op::Opaque { dreg, len, .. } => (0, span(*dreg, *len as usize)),
-            Op::Tproxy { addr, port, family } => (
-                addr.map_or(0, |a| span(a, if *family == 10 { 16 } else { 4 }))
-                    | port.map_or(0, |p| span(p, 2)),
-                0,
-            ),
-            _ => (0, 0),
-        };
-        if reads & !written != 0 {
-            return false;
+            (r, 0)
         }
-        written |= writes;
+        Op::Redir { proto } => (proto.map_or(0, |(a, b)| span(a, 2) | span(b, 2)), 0),
+        Op::Fib { dreg, .. } | Op::Socket { dreg, .. } | Op::Rt { dreg, .. } => (0, span(*dreg, 4)),
+        Op::Dynset { set, key, data, .. } => (
+            span(*key, sets[*set as usize].klen)
+                | data.map_or(0, |d| span(d, sets[*set as usize].dlen)),
+            0,
+        ),
+        Op::ObjMap { set, sreg } => (span(*sreg, sets[*set as usize].klen), 0),
+        Op::Exthdr { dreg, .. } => (0, span(*dreg, 4)),
+        Op::Opaque { dreg, len, .. } => (0, span(*dreg, *len as usize)),
+        Op::Tproxy { addr, port, family } => (
+            addr.map_or(0, |a| span(a, if *family == 10 { 16 } else { 4 }))
+                | port.map_or(0, |p| span(p, 2)),
+            0,
+        ),
+        _ => (0, 0),
     }
-    true
 }
 
 /// A compiled chain.

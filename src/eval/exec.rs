@@ -27,7 +27,8 @@ mod output;
 
 pub(super) use output::{explain_output, output_verdict, route_out};
 
-use ops::{ifname, overlay_get};
+pub(super) use ops::ifname;
+use ops::overlay_get;
 
 // ---------------------------------------------------------------- origins
 

@@ -159,6 +159,13 @@ impl Exposure {
 impl Evaluator {
     /// Computes the exposure map (see the [module docs](self)).
     pub fn exposure(&self) -> Exposure {
+        self.exposure_with(true)
+    }
+
+    /// The exposure map; `group`: evaluate interfaces the ruleset cannot
+    /// tell apart once (see [`super::ifclass`]), as [`Self::exposure`]
+    /// does; without, each on its own (for tests).
+    pub(super) fn exposure_with(&self, group: bool) -> Exposure {
         let itfs: Vec<Iface> = self
             .routes
             .given
@@ -171,6 +178,8 @@ impl Evaluator {
         if itfs.is_empty() {
             notes.push("no non-loopback interface is known: nothing can arrive".to_string());
         }
+        // (family, protocol, interfaces evaluated alike, local addresses):
+        // the first interface stands for the others.
         let mut combos = Vec::new();
         for fam in [AddrFamily::V4, AddrFamily::V6] {
             let locals = self.local_addrs(fam);
@@ -178,8 +187,13 @@ impl Evaluator {
                 continue;
             }
             for proto in [L4::Tcp, L4::Udp] {
-                for itf in &itfs {
-                    combos.push((fam, proto, itf.clone(), locals.clone()));
+                let classes = if group {
+                    super::ifclass::classes(&self.prog, &self.routes, fam, proto, &itfs)
+                } else {
+                    (0..itfs.len()).map(|i| vec![i]).collect()
+                };
+                for class in classes {
+                    combos.push((fam, proto, class, locals.clone()));
                 }
             }
         }
@@ -200,7 +214,7 @@ impl Evaluator {
         });
         let shared = Shared::default();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<(usize, ComboResult)> = std::thread::scope(|s| {
+        let results: Vec<(usize, ComboResult)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
@@ -210,7 +224,8 @@ impl Evaluator {
                             let Some(&i) = order.get(k) else {
                                 break mine;
                             };
-                            let (fam, proto, itf, locals) = &combos[i];
+                            let (fam, proto, class, locals) = &combos[i];
+                            let itf = &itfs[class[0]];
                             mine.push((i, self.combo(*fam, *proto, itf, locals, &shared)));
                         }
                     })
@@ -221,7 +236,33 @@ impl Evaluator {
                 .flat_map(|w| w.join().expect("exposure worker"))
                 .collect()
         });
-        results.sort_by_key(|r| r.0);
+        // Each interface of a class gets the openings of the one evaluated,
+        // in the order of family, protocol and interface.
+        let mut each: Vec<((AddrFamily, L4, usize), ComboResult)> = Vec::new();
+        for (i, (raws, groups)) in results {
+            let (fam, proto, class, _) = &combos[i];
+            for &k in &class[1..] {
+                let name = &itfs[k].name;
+                let raws = raws
+                    .iter()
+                    .map(|r| Raw {
+                        iif: name.clone(),
+                        ..r.clone()
+                    })
+                    .collect();
+                let groups = groups
+                    .iter()
+                    .map(|g| Alike {
+                        iif: name.clone(),
+                        ..g.clone()
+                    })
+                    .collect();
+                each.push(((*fam, *proto, k), (raws, groups)));
+            }
+            each.push(((*fam, *proto, class[0]), (raws, groups)));
+        }
+        each.sort_unstable_by_key(|(k, _)| (k.0 == AddrFamily::V6, k.1 == L4::Udp, k.2));
+        let results = each;
         let mut alike = Vec::new();
         // Sized up front: tens of thousands of openings are possible.
         let mut openings = Vec::with_capacity(results.iter().map(|r| r.1 .0.len()).sum());
@@ -1739,13 +1780,13 @@ fn holds_inside(t: &Test) -> bool {
 }
 
 /// Whether a `range` expression holds for `v` (`==`: inside, `!=`: outside).
-fn range_holds(op: crate::snapshot::CmpOp, v: &[u8], from: &[u8], to: &[u8]) -> bool {
+pub(super) fn range_holds(op: crate::snapshot::CmpOp, v: &[u8], from: &[u8], to: &[u8]) -> bool {
     let inside = from <= v && v <= to;
     inside == (op == crate::snapshot::CmpOp::Eq)
 }
 
 /// Whether a `cmp` expression holds for `v` (byte-wise, as `memcmp`).
-fn cmp_holds(op: crate::snapshot::CmpOp, v: &[u8], d: &[u8]) -> bool {
+pub(super) fn cmp_holds(op: crate::snapshot::CmpOp, v: &[u8], d: &[u8]) -> bool {
     use crate::snapshot::CmpOp;
     let o = v.cmp(d);
     match op {

@@ -119,6 +119,7 @@
 mod compile;
 mod exec;
 pub mod exposure;
+mod ifclass;
 pub mod output;
 mod routes;
 #[cfg(test)]

@@ -1191,3 +1191,96 @@ fn default_local_addr_prefers_the_interface_then_any() {
     assert_eq!(a("nosuch", false).as_deref(), Some("192.0.2.1"));
     assert_eq!(a("lo", false).as_deref(), Some("127.0.0.1"));
 }
+
+/// The test topology with interfaces no fixture names: two Ethernet links
+/// (one with an address), and a tunnel of another link type.
+fn wide_topology() -> Routes {
+    let mut r = topology();
+    r.interfaces.push(Interface::new("eth7", 4, &[]));
+    r.interfaces
+        .push(Interface::new("veth9", 5, &["198.18.0.1/24", "fe80::9/64"]));
+    let mut tun = Interface::new("wg0", 6, &[]);
+    tun.iftype = 65534;
+    r.interfaces.push(tun);
+    r
+}
+
+/// The classes of the non-loopback interfaces, by name.
+fn if_classes(e: &Evaluator, fam: crate::addrs::AddrFamily, proto: L4) -> Vec<Vec<String>> {
+    let itfs: Vec<Iface> = e
+        .routes
+        .given
+        .interfaces
+        .iter()
+        .filter(|i| i.iftype != ARPHRD_LOOPBACK)
+        .map(|i| Iface::new(&i.name, i.index, i.iftype))
+        .collect();
+    ifclass::classes(&e.prog, &e.routes, fam, proto, &itfs)
+        .into_iter()
+        .map(|c| c.into_iter().map(|k| itfs[k].name.clone()).collect())
+        .collect()
+}
+
+#[test]
+fn interface_classes_never_change_the_exposure_map() {
+    let mut grouped = 0;
+    for fx in FIXTURES {
+        let e = Evaluator::new(&snapshot(fx), wide_topology());
+        let by_class = e.exposure_with(true);
+        let each = e.exposure_with(false);
+        let show = |x: &exposure::Exposure| -> Vec<String> {
+            x.openings.iter().map(|o| format!("{o:?}")).collect()
+        };
+        let (a, b) = (show(&by_class), show(&each));
+        if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+            panic!(
+                "{fx}: opening {i} differs:\n by class: {:?}\n each:     {:?}",
+                a.get(i),
+                b.get(i)
+            );
+        }
+        assert_eq!(by_class.alike, each.alike, "{fx}: alike addresses");
+        for fam in [crate::addrs::AddrFamily::V4, crate::addrs::AddrFamily::V6] {
+            grouped += usize::from(if_classes(&e, fam, L4::Tcp).len() < 5);
+        }
+    }
+    assert!(grouped > 20, "interfaces were grouped {grouped} times");
+}
+
+#[test]
+fn interfaces_are_told_apart_exactly_where_rules_do() {
+    use crate::addrs::AddrFamily::{V4, V6};
+    let names = |v: &[&[&str]]| -> Vec<Vec<String>> {
+        v.iter()
+            .map(|c| c.iter().map(|s| s.to_string()).collect())
+            .collect()
+    };
+    let classes = |fx: &str, fam| {
+        if_classes(
+            &Evaluator::new(&snapshot(fx), wide_topology()),
+            fam,
+            L4::Tcp,
+        )
+    };
+    // `iif "lo"` and `iifname "pw-priv"` tests: only pw-priv differs, and
+    // wg0 by its link type.
+    assert_eq!(
+        classes("backup-host-basic", V4),
+        names(&[&["pw-pub", "eth7", "veth9"], &["pw-priv"], &["wg0"]])
+    );
+    // Zones by iifname for IPv4; IPv6 has an rpfilter `fib ... iif`, which
+    // depends on each interface's routes.
+    assert_eq!(
+        classes("firewalld-zones", V4),
+        names(&[&["pw-pub"], &["pw-priv"], &["eth7", "veth9"], &["wg0"]])
+    );
+    assert_eq!(
+        classes("firewalld-zones", V6),
+        names(&[&["pw-pub"], &["pw-priv"], &["eth7"], &["veth9"], &["wg0"]])
+    );
+    // A verdict map keyed by iifname: its two elements and the rest.
+    assert_eq!(
+        classes("trap-vmap-fallthrough", V4),
+        names(&[&["pw-pub"], &["pw-priv"], &["eth7", "veth9"], &["wg0"]])
+    );
+}

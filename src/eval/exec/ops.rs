@@ -1517,7 +1517,7 @@ pub(super) fn netmap(cur: IpAddr, min: IpAddr, max: IpAddr) -> IpAddr {
     }
 }
 
-pub(super) fn ifname(name: &str) -> [u8; 16] {
+pub(in crate::eval) fn ifname(name: &str) -> [u8; 16] {
     let mut b = [0u8; 16];
     let n = name.len().min(15);
     b[..n].copy_from_slice(&name.as_bytes()[..n]);
