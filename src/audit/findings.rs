@@ -12,10 +12,11 @@ use crate::host::Listener;
 use crate::ports::{PortRange, PortSet};
 // Fx hashing: keys are the host's own ruleset and sockets (no untrusted
 // input to flood a table with), and SipHash was a tenth of the audit.
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Source port of the probes the audit sends through the evaluator (in the
 /// Linux ephemeral range).
@@ -641,145 +642,195 @@ fn req_name(r: &ResolvedRequirement) -> String {
     format!("{}/{}", r.role, r.requirement)
 }
 
+/// What the exposure accepts for one protocol, interface and local
+/// address, as `missing` checks requirements against it: the accepted
+/// rectangles (for clients' source ports), the undecided openings, and
+/// those as rectangles.
+struct Regions<'a>(Vec<Rect>, Vec<&'a Opening>, Vec<Rect>);
+
+impl<'a> Regions<'a> {
+    fn new(ctx: &Ctx<'a>, proto: L4, iface: &Interface, to: IpAddr) -> Regions<'a> {
+        let rect = |o: &Opening| Rect {
+            ports: PortSet::from_ranges([o.ports]),
+            sources: o.sources.clone(),
+        };
+        let acc = ctx
+            .openings(proto, &iface.name, to, Verdict::Accept)
+            .filter(|o| covers_clients(o))
+            .map(rect)
+            .collect();
+        let unknown: Vec<&Opening> = ctx
+            .openings(proto, &iface.name, to, Verdict::Unknown)
+            .collect();
+        let rects = unknown.iter().map(|o| rect(o)).collect();
+        Regions(acc, unknown, rects)
+    }
+}
+
 /// `missing-opening` and `partial-opening` findings.
 pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
+    // Shared by the requirements: what is accepted and what undecided, per
+    // protocol, interface and local address.
+    let regions: Mutex<HashMap<(L4, u32, IpAddr), Arc<Regions>>> = Mutex::default();
+    let per: Vec<(Vec<Draft>, Vec<String>)> = ctx
+        .input
+        .requirements
+        .par_iter()
+        .map(|r| {
+            let mut notes = Vec::new();
+            let drafts = missing_for(ctx, r, &regions, &mut notes);
+            (drafts, notes)
+        })
+        .collect();
     let mut drafts = Vec::new();
-    for r in ctx.input.requirements {
-        if r.direction != Direction::In || r.ports.is_empty() {
-            continue;
-        }
-        let peers = requirement_peers(r, ctx.input.config);
-        if peers.is_empty() {
-            continue;
-        }
-        let proto = l4(r.proto);
-        let what = req_name(r);
-        let (ifaces, no_private) = ctx.applicable(r.scope);
-        if no_private {
-            notes.push(format!(
-                "{what} concerns the private network, but no private_interfaces are configured: checked on every interface"
-            ));
-        }
-        if ifaces.is_empty() {
-            notes.push(format!(
-                "{what}: none of the private_interfaces exists on this host; not checked"
-            ));
-            continue;
-        }
-        let mut accepted_any = false;
-        let mut raw: Vec<RawPiece> = Vec::new();
-        for iface in &ifaces {
-            for group in ctx.local_groups(proto, iface) {
-                let to = group[0];
-                let base = peers.family(family_of(to));
-                if base.is_empty() {
-                    continue;
+    for (d, n) in per {
+        drafts.extend(d);
+        notes.extend(n);
+    }
+    drafts
+}
+
+/// The `missing`/`partial-opening` findings of one requirement.
+fn missing_for<'a>(
+    ctx: &Ctx<'a>,
+    r: &ResolvedRequirement,
+    regions: &Mutex<HashMap<(L4, u32, IpAddr), Arc<Regions<'a>>>>,
+    notes: &mut Vec<String>,
+) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    if r.direction != Direction::In || r.ports.is_empty() {
+        return drafts;
+    }
+    let peers = requirement_peers(r, ctx.input.config);
+    if peers.is_empty() {
+        return drafts;
+    }
+    let proto = l4(r.proto);
+    let what = req_name(r);
+    let (ifaces, no_private) = ctx.applicable(r.scope);
+    if no_private {
+        notes.push(format!(
+            "{what} concerns the private network, but no private_interfaces are configured: checked on every interface"
+        ));
+    }
+    if ifaces.is_empty() {
+        notes.push(format!(
+            "{what}: none of the private_interfaces exists on this host; not checked"
+        ));
+        return drafts;
+    }
+    let mut accepted_any = false;
+    let mut raw: Vec<RawPiece> = Vec::new();
+    for iface in &ifaces {
+        for group in ctx.local_groups(proto, iface) {
+            let to = group[0];
+            let base = peers.family(family_of(to));
+            if base.is_empty() {
+                continue;
+            }
+            let key = (proto, iface.index, to);
+            let known = regions.lock().ok().and_then(|m| m.get(&key).cloned());
+            let got = known.unwrap_or_else(|| {
+                // Computed outside the lock; another thread may do the same
+                // meanwhile, to the same result.
+                let made = Arc::new(Regions::new(ctx, proto, iface, to));
+                if let Ok(mut m) = regions.lock() {
+                    m.insert(key, made.clone());
                 }
-                let rect = |o: &Opening| Rect {
-                    ports: PortSet::from_ranges([o.ports]),
-                    sources: o.sources.clone(),
-                };
-                let acc: Vec<Rect> = ctx
-                    .openings(proto, &iface.name, to, Verdict::Accept)
-                    .filter(|o| covers_clients(o))
-                    .map(rect)
-                    .collect();
-                let unknown: Vec<&Opening> = ctx
-                    .openings(proto, &iface.name, to, Verdict::Unknown)
-                    .collect();
-                accepted_any |= region::overlaps(&r.ports, base, &acc);
-                for o in &unknown {
-                    let ports = PortSet::from_ranges([o.ports]).intersect(&r.ports);
-                    let srcs = o.sources.intersect(base);
-                    if !ports.is_empty() && !srcs.is_empty() {
-                        notes.push(format!(
-                            "{what}: {proto} {ports} from {} to {} on {} may or may not be accepted: {}",
-                            peers_text(&peers_of(&srcs)),
-                            addrs_text(&group),
-                            iface.name,
-                            o.reason.as_deref().unwrap_or("undecided")
-                        ));
-                    }
+                made
+            });
+            let Regions(acc, unknown, unknown_rects) = &*got;
+            accepted_any |= region::overlaps(&r.ports, base, acc);
+            for o in unknown.iter() {
+                let ports = PortSet::from_ranges([o.ports]).intersect(&r.ports);
+                let srcs = o.sources.intersect(base);
+                if !ports.is_empty() && !srcs.is_empty() {
+                    notes.push(format!(
+                        "{what}: {proto} {ports} from {} to {} on {} may or may not be accepted: {}",
+                        peers_text(&peers_of(&srcs)),
+                        addrs_text(&group),
+                        iface.name,
+                        o.reason.as_deref().unwrap_or("undecided")
+                    ));
                 }
-                let unknown_rects: Vec<Rect> = unknown.iter().map(|o| rect(o)).collect();
-                for (range, srcs) in region::uncovered(&r.ports, base, &acc) {
-                    let ps = PortSet::from_ranges([range]);
-                    for (rg, s) in region::uncovered(&ps, &srcs, &unknown_rects) {
-                        raw.extend(blockers(ctx, (proto, iface, &group), rg, &s, &what, notes));
-                    }
+            }
+            for (range, srcs) in region::uncovered(&r.ports, base, acc) {
+                let ps = PortSet::from_ranges([range]);
+                for (rg, s) in region::uncovered(&ps, &srcs, unknown_rects) {
+                    raw.extend(blockers(ctx, (proto, iface, &group), rg, &s, &what, notes));
                 }
             }
         }
-        if raw.is_empty() {
-            continue;
-        }
-        let kind = if r.partial_ok && accepted_any {
-            FindingKind::PartialOpening
-        } else {
-            FindingKind::MissingOpening
+    }
+    if raw.is_empty() {
+        return drafts;
+    }
+    let kind = if r.partial_ok && accepted_any {
+        FindingKind::PartialOpening
+    } else {
+        FindingKind::MissingOpening
+    };
+    // One finding per blocker.
+    let mut groups: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
+    for p in raw {
+        groups
+            .entry(blocker_key(&p.decided_by))
+            .or_default()
+            .push(p);
+    }
+    for (key, pieces) in groups {
+        let blocker = pieces[0].decided_by.clone();
+        let m = merge(&pieces);
+        let evidence = match &blocker {
+            Some(d) => vec![ctx.rules.evidence(d)],
+            None => vec![Evidence::Note {
+                text: "not delivered locally: forwarded after NAT, or no single rule decides"
+                    .into(),
+            }],
         };
-        // One finding per blocker.
-        let mut groups: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
-        for p in raw {
-            groups
-                .entry(blocker_key(&p.decided_by))
-                .or_default()
-                .push(p);
-        }
-        for (key, pieces) in groups {
-            let blocker = pieces[0].decided_by.clone();
-            let m = merge(&pieces);
-            let evidence = match &blocker {
-                Some(d) => vec![ctx.rules.evidence(d)],
-                None => vec![Evidence::Note {
-                    text: "not delivered locally: forwarded after NAT, or no single rule decides"
-                        .into(),
-                }],
-            };
-            let accesses = fix::accesses(&pieces);
-            let private = (r.scope == Scope::Private).then(|| m.interfaces.clone());
-            let fix = fix::open_inbound(
-                ctx.manager,
-                ctx.input.snapshot,
-                blocker.as_ref(),
+        let accesses = fix::accesses(&pieces);
+        let private = (r.scope == Scope::Private).then(|| m.interfaces.clone());
+        let fix = fix::open_inbound(
+            ctx.manager,
+            ctx.input.snapshot,
+            blocker.as_ref(),
+            r.proto,
+            &accesses,
+            private.as_deref(),
+        );
+        let how = if kind == FindingKind::PartialOpening {
+            "is only partly accepted (normal if the service opens ports on demand)"
+        } else {
+            "is not accepted"
+        };
+        let fallback = if r.fallback {
+            " (with these settings a fallback channel)"
+        } else {
+            ""
+        };
+        drafts.push(Draft {
+            kind,
+            role: Some(r.role.clone()),
+            requirement: Some(r.requirement.clone()),
+            direction: Direction::In,
+            proto: r.proto,
+            summary: format!(
+                "{} {} from {} on {} {how}{fallback}: refused by {} (needed for: {})",
                 r.proto,
-                &accesses,
-                private.as_deref(),
-            );
-            let how = if kind == FindingKind::PartialOpening {
-                "is only partly accepted (normal if the service opens ports on demand)"
-            } else {
-                "is not accepted"
-            };
-            let fallback = if r.fallback {
-                " (with these settings a fallback channel)"
-            } else {
-                ""
-            };
-            drafts.push(Draft {
-                kind,
-                role: Some(r.role.clone()),
-                requirement: Some(r.requirement.clone()),
-                direction: Direction::In,
-                proto: r.proto,
-                summary: format!(
-                    "{} {} from {} on {} {how}{fallback}: refused by {} (needed for: {})",
-                    r.proto,
-                    m.ports,
-                    peers_text(&m.peers),
-                    m.interfaces.join(", "),
-                    blocker_text(&blocker),
-                    r.purpose.trim_end_matches('.'),
-                ),
-                ports: m.ports,
-                peers: m.peers.prefixes(),
-                interfaces: m.interfaces,
-                evidence,
-                fix: Some(fix),
-                pieces: m.pieces,
-                tiebreak: key,
-            });
-        }
+                m.ports,
+                peers_text(&m.peers),
+                m.interfaces.join(", "),
+                blocker_text(&blocker),
+                r.purpose.trim_end_matches('.'),
+            ),
+            ports: m.ports,
+            peers: m.peers.prefixes(),
+            interfaces: m.interfaces,
+            evidence,
+            fix: Some(fix),
+            pieces: m.pieces,
+            tiebreak: key,
+        });
     }
     drafts
 }
@@ -844,8 +895,10 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             });
         }
     }
-    let mut drafts = Vec::new();
-    for ((proto, key), pieces) in groups {
+    // One finding per group, independent of the others: thousands on a big
+    // host, shared out between the cores.
+    let groups: Vec<_> = groups.into_iter().collect();
+    groups.into_par_iter().map(|((proto, key), pieces)| {
         let decided_by = pieces[0].decided_by.clone();
         let m = merge(&pieces);
         let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
@@ -858,7 +911,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             proto,
             &accesses,
         );
-        drafts.push(Draft {
+        Draft {
             kind: FindingKind::ExcessOpening,
             role: None,
             requirement: None,
@@ -878,9 +931,8 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             fix: Some(fix),
             pieces: m.pieces,
             tiebreak: blocker_key(&decided_by),
-        });
-    }
-    drafts
+        }
+    }).collect()
 }
 
 /// Openings ordered by first port, for finding those that cover a port

@@ -64,6 +64,7 @@ use crate::host::{Listener, Process};
 use crate::ports::PortSet;
 use crate::snapshot::{Family, Policy, Snapshot, TableText};
 use ipnet::IpNet;
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -375,32 +376,27 @@ impl Report {
     /// serialised side by side, then written in order.
     pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
         use std::io::Write as _;
-        let json = |v: &[Finding]| -> Vec<u8> {
-            let mut out = Vec::new();
-            for (i, f) in v.iter().enumerate() {
-                if i > 0 {
+        // Serialised in chunks shared out between the cores (findings
+        // differ in size by orders of magnitude), then written in order.
+        let chunk = self.findings.len().div_ceil(64).max(1);
+        let parts: Vec<Vec<u8>> = self
+            .findings
+            .par_chunks(chunk)
+            .map(|v| {
+                let mut out = Vec::new();
+                for f in v {
                     out.push(b',');
+                    serde_json::to_writer(&mut out, f).expect("a finding serialises");
                 }
-                serde_json::to_writer(&mut out, f).expect("a finding serialises");
-            }
-            out
-        };
-        let (a, b) = self.findings.split_at(self.findings.len() / 2);
-        let (a, b) = std::thread::scope(|s| {
-            let first = s.spawn(|| json(a));
-            let second = json(b);
-            let first = first
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            (first, second)
-        });
+                out
+            })
+            .collect();
         let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
         write!(w, "{{\"generation\":{},\"findings\":[", self.generation)?;
-        w.write_all(&a)?;
-        if !a.is_empty() && !b.is_empty() {
-            w.write_all(b",")?;
+        for (i, p) in parts.iter().enumerate() {
+            // Each part starts with a comma; the first one's is dropped.
+            w.write_all(if i == 0 { &p[1..] } else { p })?;
         }
-        w.write_all(&b)?;
         w.write_all(b"],\"notes\":")?;
         serde_json::to_writer(&mut w, &self.notes).map_err(std::io::Error::from)?;
         w.write_all(b"}\n")?;
@@ -461,7 +457,7 @@ fn id_text(d: &Draft) -> String {
 /// sorts: most severe first, then by role, kind, protocol, ports and id.
 pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
     let mut keyed: Vec<(String, Draft)> = drafts
-        .into_iter()
+        .into_par_iter()
         .filter(|d| config.severity.of(d.kind) != Severity::Ignore)
         .map(|d| (id_text(&d), d))
         .collect();
@@ -530,25 +526,24 @@ fn kind_order(k: FindingKind) -> u8 {
 pub fn audit(input: &AuditInput<'_>) -> Report {
     let manager = Manager::detect(input.snapshot, input.config.remediation.manager);
     let ctx = findings::Ctx::new(input, manager);
-    // The kinds that probe the evaluator (missing openings, outbound) on
-    // one thread, those that walk the exposure on the other: on two cores
-    // they take about half the time side by side.
-    let ((mut drafts, mut notes), (more, more_notes)) = std::thread::scope(|s| {
-        let missing = s.spawn(|| {
+    // The kinds that probe the evaluator (missing openings, outbound) side
+    // by side with those that walk the exposure; excess openings, thousands
+    // of findings on a big host, are then shared out between the cores.
+    let ((mut drafts, mut notes), (more, more_notes)) = rayon::join(
+        || {
             let mut notes = Vec::new();
             let mut drafts = findings::missing(&ctx, &mut notes);
             drafts.extend(findings::not_listening(&ctx));
             drafts.extend(outbound::blocked(&ctx, &mut notes));
             (drafts, notes)
-        });
-        let mut notes = Vec::new();
-        let mut drafts = findings::excess(&ctx, &mut notes);
-        drafts.extend(findings::exposed_listeners(&ctx));
-        let missing = missing
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (missing, (drafts, notes))
-    });
+        },
+        || {
+            let mut notes = Vec::new();
+            let mut drafts = findings::excess(&ctx, &mut notes);
+            drafts.extend(findings::exposed_listeners(&ctx));
+            (drafts, notes)
+        },
+    );
     drafts.extend(more);
     notes.extend(more_notes);
     notes.sort();
