@@ -667,11 +667,14 @@ impl<'a> Regions<'a> {
     }
 }
 
+/// [`Regions`] by protocol, interface index and local address.
+type RegionMemo<'a> = Mutex<HashMap<(L4, u32, IpAddr), Arc<Regions<'a>>>>;
+
 /// `missing-opening` and `partial-opening` findings.
 pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // Shared by the requirements: what is accepted and what undecided, per
     // protocol, interface and local address.
-    let regions: Mutex<HashMap<(L4, u32, IpAddr), Arc<Regions>>> = Mutex::default();
+    let regions = RegionMemo::default();
     let per: Vec<(Vec<Draft>, Vec<String>)> = ctx
         .input
         .requirements
@@ -694,7 +697,7 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
 fn missing_for<'a>(
     ctx: &Ctx<'a>,
     r: &ResolvedRequirement,
-    regions: &Mutex<HashMap<(L4, u32, IpAddr), Arc<Regions<'a>>>>,
+    regions: &RegionMemo<'a>,
     notes: &mut Vec<String>,
 ) -> Vec<Draft> {
     let mut drafts = Vec::new();
