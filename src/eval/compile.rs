@@ -9,6 +9,7 @@ use crate::snapshot::{
     flags as setflags, BitwiseOp, CmpOp, CtKey, ElemData, Expr, Family, Hook, MetaKey, NatKind,
     ObjectKind, PayloadBase, Policy, Reg, Snapshot, Table, Verdict as NftVerdict,
 };
+use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 
@@ -1667,33 +1668,56 @@ impl Program {
                 set_dlen.push(data_len(s));
             }
         }
-        // Second pass: compile sets and rules.
-        for (ti, t) in snap.tables.iter().enumerate() {
-            let ctx = Ctx {
+        // Second pass: compile sets and rules, each on its own (a big set,
+        // thousands of rules: shared out between the cores).
+        let ctxs: Vec<Ctx<'_>> = snap
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(ti, t)| Ctx {
                 table: ti as u32,
                 t,
                 chain_ids: &chain_ids,
                 set_ids: &set_ids,
                 set_dlen: &set_dlen,
                 set_klen: &set_klen,
-            };
-            for s in &t.sets {
-                let id = prog.sets.len();
-                prog.sets
-                    .push(compile_set(&ctx, s, set_klen[id], set_dlen[id]));
-            }
-            for c in &t.chains {
-                let id = chain_ids[&(ti as u32, c.name.as_str())] as usize;
-                prog.chains[id].rules = c
-                    .rules
-                    .iter()
-                    .map(|r| RuleInfo {
-                        handle: r.handle,
-                        ops: r.exprs.iter().map(|e| ctx.op(e)).collect(),
-                        guard: Box::new([]),
+            })
+            .collect();
+        // In numbering order (tables, then their sets or chains).
+        let sets: Vec<(&Ctx<'_>, &crate::snapshot::Set)> = ctxs
+            .iter()
+            .flat_map(|c| c.t.sets.iter().map(move |s| (c, s)))
+            .collect();
+        let chains: Vec<(&Ctx<'_>, &crate::snapshot::Chain)> = ctxs
+            .iter()
+            .flat_map(|c| c.t.chains.iter().map(move |ch| (c, ch)))
+            .collect();
+        let (compiled_sets, rules): (Vec<SetInfo>, Vec<Vec<RuleInfo>>) = rayon::join(
+            || {
+                sets.par_iter()
+                    .enumerate()
+                    .map(|(id, (ctx, s))| compile_set(ctx, s, set_klen[id], set_dlen[id]))
+                    .collect()
+            },
+            || {
+                chains
+                    .par_iter()
+                    .map(|(ctx, c)| {
+                        c.rules
+                            .iter()
+                            .map(|r| RuleInfo {
+                                handle: r.handle,
+                                ops: r.exprs.iter().map(|e| ctx.op(e)).collect(),
+                                guard: Box::new([]),
+                            })
+                            .collect()
                     })
-                    .collect();
-            }
+                    .collect()
+            },
+        );
+        prog.sets = compiled_sets;
+        for (c, r) in prog.chains.iter_mut().zip(rules) {
+            c.rules = r;
         }
         let dynamic: Vec<u32> = prog
             .chains
@@ -1715,13 +1739,16 @@ impl Program {
             .all(|r| self_contained(&r.ops, &prog.sets));
         if prog.guards {
             let sets = &prog.sets;
-            let mut built = Vec::with_capacity(prog.chains.len());
-            for c in &mut prog.chains {
-                for r in &mut c.rules {
-                    r.guard = guard_of(&r.ops, sets).into();
-                }
-                built.push(build_index(&c.rules, sets));
-            }
+            let built = prog
+                .chains
+                .par_iter_mut()
+                .map(|c| {
+                    for r in &mut c.rules {
+                        r.guard = guard_of(&r.ops, sets).into();
+                    }
+                    build_index(&c.rules, sets)
+                })
+                .collect();
             prog.number_indexes(built);
         }
         prog.paths = [
