@@ -51,6 +51,7 @@
 
 pub mod findings;
 pub mod fix;
+mod netjson;
 pub mod outbound;
 pub mod region;
 #[cfg(test)]
@@ -296,6 +297,7 @@ pub struct Piece {
     /// Ports.
     pub ports: PortSet,
     /// Peer prefixes.
+    #[serde(serialize_with = "netjson::serialize")]
     pub peers: Vec<IpNet>,
 }
 
@@ -319,6 +321,7 @@ pub struct Finding {
     /// Ports, as `[first, last]` intervals.
     pub ports: PortSet,
     /// Peer prefixes (sources for inbound, destinations for outbound).
+    #[serde(serialize_with = "netjson::serialize")]
     pub peers: Vec<IpNet>,
     /// Interfaces concerned (inbound; empty for outbound).
     pub interfaces: Vec<String>,
