@@ -163,8 +163,9 @@ impl Evaluator {
     }
 
     /// The exposure map; `group`: evaluate interfaces the ruleset cannot
-    /// tell apart once (see [`super::ifclass`]), as [`Self::exposure`]
-    /// does; without, each on its own (for tests).
+    /// tell apart once (see [`super::ifclass`]) and replay what rules that
+    /// do not read the interface contribute, as [`Self::exposure`] does;
+    /// without, each interface on its own, every rule followed (for tests).
     pub(super) fn exposure_with(&self, group: bool) -> Exposure {
         let itfs: Vec<Iface> = self
             .routes
@@ -212,7 +213,10 @@ impl Evaluator {
             let nth = combos[..i].iter().filter(|c| c.0 == *fam).count();
             (nth, *fam == AddrFamily::V6)
         });
-        let shared = Shared::default();
+        let shared = Shared {
+            unshared: !group,
+            ..Shared::default()
+        };
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Vec<(usize, ComboResult)> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
@@ -752,10 +756,81 @@ struct Preds {
     fib: bool,
     /// Common predicates already recorded (shared sets, by identity).
     seen: std::collections::HashSet<usize>,
+    /// When set, every call made is also written here (see [`Ev`]).
+    log: Option<Vec<Ev>>,
+}
+
+/// One call on [`Preds`], as recorded for a rule: what a rule contributes
+/// does not depend on the input interface unless the rule reads it, so the
+/// other interface classes of a family and protocol replay the calls
+/// instead of following the rule again.
+#[derive(Clone, Debug)]
+enum Ev {
+    Ports(Field, u16, u16),
+    Addr(AddrSet, PortSet),
+    Daddr(AddrSet),
+    SplitDaddr,
+    Fib,
+    Opaque(String),
 }
 
 impl Preds {
+    fn new() -> Preds {
+        Preds {
+            addr: Vec::new(),
+            dport_bounds: Vec::new(),
+            sport_bounds: Vec::new(),
+            opaque: None,
+            daddr: Vec::new(),
+            daddr_split: false,
+            fib: false,
+            seen: Default::default(),
+            log: None,
+        }
+    }
+
+    /// Makes the calls `evs` again.
+    fn replay(&mut self, evs: &[Ev]) {
+        for e in evs {
+            match e {
+                Ev::Ports(f, a, b) => self.ports(*f, *a, *b),
+                Ev::Addr(set, rel) => self.addr(set.clone(), rel),
+                Ev::Daddr(set) => self.push_daddr(set.clone()),
+                Ev::SplitDaddr => self.split_daddr(),
+                Ev::Fib => self.set_fib(),
+                Ev::Opaque(why) => self.opaque(why.clone()),
+            }
+        }
+    }
+
+    fn record(&mut self, e: impl FnOnce() -> Ev) {
+        if let Some(log) = &mut self.log {
+            log.push(e());
+        }
+    }
+
+    fn push_daddr(&mut self, set: AddrSet) {
+        self.record(|| Ev::Daddr(set.clone()));
+        self.daddr.push(set);
+    }
+
+    fn split_daddr(&mut self) {
+        self.record(|| Ev::SplitDaddr);
+        self.daddr_split = true;
+    }
+
+    fn set_fib(&mut self) {
+        self.record(|| Ev::Fib);
+        self.fib = true;
+    }
+
     fn ports(&mut self, f: Field, a: u16, b: u16) {
+        self.record(|| Ev::Ports(f, a, b));
+        self.bounds(f, a, b);
+    }
+
+    /// [`Self::ports`] unrecorded.
+    fn bounds(&mut self, f: Field, a: u16, b: u16) {
         let v = if f == Field::Dport {
             &mut self.dport_bounds
         } else {
@@ -768,6 +843,7 @@ impl Preds {
     }
 
     fn addr(&mut self, set: AddrSet, rel: &PortSet) {
+        self.record(|| Ev::Addr(set.clone(), rel.clone()));
         if set.is_empty() || set.is_all() {
             return;
         }
@@ -775,7 +851,7 @@ impl Preds {
             None
         } else {
             for r in rel.ranges() {
-                self.ports(Field::Dport, r.first(), r.last());
+                self.bounds(Field::Dport, r.first(), r.last());
             }
             Some(rel.clone())
         };
@@ -786,6 +862,7 @@ impl Preds {
     }
 
     fn opaque(&mut self, why: String) {
+        self.record(|| Ev::Opaque(why.clone()));
         if self.opaque.is_none() {
             self.opaque = Some(why);
         }
@@ -843,7 +920,18 @@ struct Shared {
     /// Per chain and rule, the destination ports its guard lets through
     /// (the same in every combination).
     reached: std::sync::OnceLock<Vec<Vec<PortSet>>>,
+    /// Per chain and rule, whether it reads the input interface.
+    reads_iface: std::sync::OnceLock<Vec<Vec<bool>>>,
+    /// Per family and protocol, what each rule that does not read the
+    /// input interface contributes, per chain and rule (see [`Ev`]).
+    contributions: Mutex<HashMap<(AddrFamily, L4), Contributions>>,
+    /// Nothing is replayed: each combination follows every rule (tests
+    /// compare with this).
+    unshared: bool,
 }
+
+/// Per chain and rule, its calls on [`Preds`].
+type Contributions = Arc<Vec<Vec<Arc<[Ev]>>>>;
 
 impl Shared {
     /// The destination ports rule `ri` of chain `ci` runs for at all: its
@@ -868,6 +956,37 @@ impl Shared {
                 .collect()
         });
         all[ci][ri].clone()
+    }
+
+    /// Whether rule `ri` of chain `ci` reads the input interface.
+    fn reads_interface(&self, prog: &Program, ci: usize, ri: usize) -> bool {
+        self.reads_iface.get_or_init(|| {
+            prog.chains
+                .iter()
+                .map(|c| {
+                    c.rules
+                        .iter()
+                        .map(|r| super::ifclass::reads_interface(&r.ops))
+                        .collect()
+                })
+                .collect()
+        })[ci][ri]
+    }
+
+    /// The recorded contributions for a family and protocol, if any.
+    fn contributions(&self, fam: AddrFamily, proto: L4) -> Option<Contributions> {
+        if self.unshared {
+            return None;
+        }
+        let done = self.contributions.lock().ok()?;
+        done.get(&(fam, proto)).cloned()
+    }
+
+    /// Keeps the contributions recorded for a family and protocol.
+    fn contributed(&self, fam: AddrFamily, proto: L4, c: Vec<Vec<Arc<[Ev]>>>) {
+        if let Ok(mut done) = self.contributions.lock() {
+            done.entry((fam, proto)).or_insert_with(|| Arc::new(c));
+        }
     }
 
     /// The classes of `common` (compared by content; shared sets compare
@@ -908,19 +1027,25 @@ fn collect<'a>(
         fam,
         proto,
         itf,
-        out: Preds {
-            addr: Vec::new(),
-            dport_bounds: Vec::new(),
-            sport_bounds: Vec::new(),
-            opaque: None,
-            daddr: Vec::new(),
-            daddr_split: false,
-            fib: false,
-            seen: Default::default(),
-        },
+        out: Preds::new(),
         shared,
     };
     let v6 = fam == AddrFamily::V6;
+    // What the rules that do not read the interface contribute: replayed
+    // from another class of interfaces when one has been done, else
+    // recorded for the others. (Only for self-contained rules: otherwise a
+    // rule's registers carry over from the one before.)
+    let replay = if prog.guards {
+        shared.contributions(fam, proto)
+    } else {
+        None
+    };
+    let mut record: Option<Vec<Vec<Arc<[Ev]>>>> = (prog.guards && replay.is_none()).then(|| {
+        prog.chains
+            .iter()
+            .map(|c| Vec::with_capacity(c.rules.len()))
+            .collect()
+    });
     for (ci, chain) in prog.chains.iter().enumerate() {
         let tf = prog.tables[chain.table as usize].family;
         let runs = match tf {
@@ -934,14 +1059,27 @@ fn collect<'a>(
         }
         let mut regs = [B::Other; 64];
         for (ri, rule) in chain.rules.iter().enumerate() {
-            if !c.applies(&rule.guard, tf) {
+            let own = prog.guards && !shared.reads_interface(prog, ci, ri);
+            if let (true, Some(done)) = (own, &replay) {
+                c.out.replay(&done[ci][ri]);
                 continue;
             }
-            if prog.guards {
-                regs = [B::Other; 64];
+            c.out.log = (own && record.is_some()).then(Vec::new);
+            if c.applies(&rule.guard, tf) {
+                if prog.guards {
+                    regs = [B::Other; 64];
+                }
+                c.rule(&rule.ops, &mut regs, tf, shared.reached(prog, ci, ri));
             }
-            c.rule(&rule.ops, &mut regs, tf, shared.reached(prog, ci, ri));
+            // (Rules that read the interface keep an empty place.)
+            let log = c.out.log.take().unwrap_or_default();
+            if let Some(r) = record.as_mut() {
+                r[ci].push(log.into());
+            }
         }
+    }
+    if let Some(r) = record {
+        shared.contributed(fam, proto, r);
     }
     // Routes answer fib and addrtype; sockets answer socket and tproxy.
     let routes = &ev.routes.given;
@@ -1311,18 +1449,18 @@ impl Collector<'_> {
                 }
                 // NFT_FIB_RESULT_OIFNAME writes a 16-byte name.
                 Op::Fib { dreg, result, .. } => {
-                    self.out.fib = true;
-                    self.out.daddr_split = true;
+                    self.out.set_fib();
+                    self.out.split_daddr();
                     clear(regs, *dreg, if *result == 2 { 16 } else { 4 })
                 }
                 Op::Exthdr { dreg, len, .. } => {
                     clear(regs, *dreg, (*len as usize).div_ceil(4).max(1) * 4)
                 }
                 Op::Socket { dreg, .. } => {
-                    self.out.daddr_split = true;
+                    self.out.split_daddr();
                     clear(regs, *dreg, 8)
                 }
-                Op::Tproxy { .. } => self.out.daddr_split = true,
+                Op::Tproxy { .. } => self.out.split_daddr(),
                 Op::Rt { dreg, .. } => clear(regs, *dreg, 8),
                 Op::Opaque { dreg, len, .. } => clear(regs, *dreg, *len as usize),
                 _ => {}
@@ -1399,8 +1537,7 @@ impl Collector<'_> {
                 Some(Some((a, b))) => match r.f {
                     Field::Daddr => self
                         .out
-                        .daddr
-                        .push(AddrSet::from_ranges(self.fam, vec![(a, b)])),
+                        .push_daddr(AddrSet::from_ranges(self.fam, vec![(a, b)])),
                     Field::Saddr => self
                         .out
                         .addr(AddrSet::from_ranges(self.fam, vec![(a, b)]), rel),
@@ -1416,7 +1553,7 @@ impl Collector<'_> {
                 },
                 None => {
                     if r.f == Field::Daddr {
-                        self.out.daddr_split = true;
+                        self.out.split_daddr();
                     } else if r.f == Field::Saddr {
                         self.out.opaque(
                             "a source-address test that is not a prefix or range".to_string(),
@@ -1439,7 +1576,7 @@ impl Collector<'_> {
                 .all(|b| !matches!(b, B::Fld { f, .. } | B::Bad(f) if *f != g))
         };
         if f == Field::Daddr && only(Field::Daddr) {
-            self.out.daddr_split = true;
+            self.out.split_daddr();
             return;
         }
         if f == Field::Saddr || !only(f) {
@@ -1507,7 +1644,7 @@ impl Collector<'_> {
         });
         if let Some(r) = bad {
             if r.f == Field::Daddr && runs.iter().all(|r| r.f == Field::Daddr) {
-                self.out.daddr_split = true;
+                self.out.split_daddr();
                 return None;
             }
             self.out.opaque(format!(
@@ -1524,7 +1661,7 @@ impl Collector<'_> {
                     let w = field_width(Field::Daddr, self.fam);
                     let groups = self.groups(set, r.pos, r.len, w, None);
                     for (g, _) in groups.iter() {
-                        self.out.daddr.push(g.clone());
+                        self.out.push_daddr(g.clone());
                     }
                 }
                 Field::Saddr => {
@@ -1653,8 +1790,8 @@ impl Collector<'_> {
                 }
             }
             XtInfo::Addrtype { .. } => {
-                self.out.fib = true;
-                self.out.daddr_split = true;
+                self.out.set_fib();
+                self.out.split_daddr();
             }
             XtInfo::Iprange { src, dst, .. } => {
                 let iv = |r: &[IpAddr; 2]| {
@@ -1666,7 +1803,7 @@ impl Collector<'_> {
                     self.out.addr(set, rel);
                 }
                 if let Some(set) = dst.as_ref().and_then(iv) {
-                    self.out.daddr.push(set);
+                    self.out.push_daddr(set);
                 }
             }
             _ => {}
@@ -1808,7 +1945,7 @@ fn field_width(f: Field, fam: AddrFamily) -> usize {
     }
 }
 
-fn slice(regs: &[B; 64], at: u8, len: usize) -> Vec<B> {
+fn slice(regs: &[B; 64], at: u8, len: usize) -> SmallVec<[B; 16]> {
     (0..len)
         .map(|i| regs.get(at as usize + i).copied().unwrap_or(B::Other))
         .collect()
@@ -1830,7 +1967,7 @@ fn tainted(b: &[B]) -> Option<Field> {
 }
 
 /// The bytes, when all are fixed for the combination.
-fn known(b: &[B]) -> Option<Vec<u8>> {
+fn known(b: &[B]) -> Option<SmallVec<[u8; 16]>> {
     b.iter()
         .map(|b| match b {
             B::Known(v) => Some(*v),
@@ -1848,12 +1985,12 @@ struct FRun {
     /// First field byte.
     first: usize,
     len: usize,
-    masks: Vec<u8>,
-    xors: Vec<u8>,
+    masks: SmallVec<[u8; 16]>,
+    xors: SmallVec<[u8; 16]>,
 }
 
-fn field_runs(bytes: &[B]) -> Vec<FRun> {
-    let mut out: Vec<FRun> = Vec::new();
+fn field_runs(bytes: &[B]) -> SmallVec<[FRun; 2]> {
+    let mut out: SmallVec<[FRun; 2]> = SmallVec::new();
     for (k, b) in bytes.iter().enumerate() {
         match *b {
             B::Fld { f, i, m, x } => {
@@ -1871,8 +2008,8 @@ fn field_runs(bytes: &[B]) -> Vec<FRun> {
                         pos: k,
                         first: i as usize,
                         len: 1,
-                        masks: vec![m],
-                        xors: vec![x],
+                        masks: smallvec::smallvec![m],
+                        xors: smallvec::smallvec![x],
                     });
                 }
             }
@@ -1881,8 +2018,8 @@ fn field_runs(bytes: &[B]) -> Vec<FRun> {
                 pos: k,
                 first: usize::MAX,
                 len: 1,
-                masks: vec![0],
-                xors: vec![0],
+                masks: smallvec::smallvec![0],
+                xors: smallvec::smallvec![0],
             }),
             B::Other | B::Known(_) => {}
         }

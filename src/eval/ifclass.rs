@@ -365,7 +365,7 @@ impl Walk<'_> {
 
 /// Whether a rule uses the input interface at all: without, it adds
 /// nothing to a fingerprint (only interface-derived values do).
-fn reads_interface(ops: &[Op]) -> bool {
+pub(super) fn reads_interface(ops: &[Op]) -> bool {
     ops.iter().any(|op| match op {
         Op::Meta { key, .. } => matches!(
             key,
