@@ -206,14 +206,24 @@ impl<'a> Ctx<'a> {
     /// same data ports from the same peers), and each range is probed port
     /// by port where rules change often.
     fn decide(&self, proto: L4, from: IpAddr, to: IpAddr, iface: &Interface, port: u16) -> Decided {
-        let key = (proto, from, to, iface.index, port);
+        // Interfaces the ruleset treats alike share their answers.
+        let stand_in = self
+            .input
+            .exposure
+            .stand_in(family_of(from), proto, &iface.name);
+        let index = self
+            .ifaces
+            .iter()
+            .find(|i| i.name == stand_in)
+            .map_or(iface.index, |i| i.index);
+        let key = (proto, from, to, index, port);
         // A poisoned memo is still a valid memo (entries are inserted whole).
         let memo = || self.decided.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = memo().get(&key) {
             return d.clone();
         }
         let ev = self.evaluator();
-        let probe = Probe::new(proto, from, to, PROBE_SPORT, port, ev.iface(&iface.name));
+        let probe = Probe::new(proto, from, to, PROBE_SPORT, port, ev.iface(stand_in));
         let d = ev.decide(&probe);
         memo().insert(key, d.clone());
         d

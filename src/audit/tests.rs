@@ -132,6 +132,7 @@ impl Case {
                 notes: Vec::new(),
                 openings: Vec::new(),
                 alike: Vec::new(),
+                classes: Vec::new(),
             },
             listeners: Vec::new(),
             config: config(config_text),
@@ -266,6 +267,7 @@ fn basic_exposure() -> Exposure {
     Exposure {
         openings,
         alike: Vec::new(),
+        classes: Vec::new(),
         notes: Vec::new(),
     }
 }
@@ -1398,4 +1400,43 @@ fn peers_read_as_prefixes_or_as_any_except() {
         peers_text(&v4(&["10.0.0.0/8", "192.0.2.0/24"])),
         "10.0.0.0/8, 192.0.2.0/24"
     );
+}
+
+#[test]
+fn interfaces_treated_alike_share_their_probes_without_changing_a_finding() {
+    // Peers that the rulesets refuse somewhere, on a topology with
+    // interfaces no rule names (evaluated as one class).
+    let config = "roles = [\"veeam-linux-repository\", \"evault-agent\"]\n[peers]\nbackup_server = [\"10.99.0.2\", \"192.0.2.2\", \"2001:db8:1::2\"]\n";
+    let mut shared = 0;
+    for fx in [
+        "backup-host-basic",
+        "firewalld-zones",
+        "trap-vmap-fallthrough",
+        "veeam-repository",
+    ] {
+        let mut case = Case::new(testdata(fx), config);
+        case.routes = crate::eval::testkit::wide_topology();
+        let ev = Evaluator::new(&case.snapshot, case.routes.clone());
+        case.exposure = ev.exposure();
+        shared += case
+            .exposure
+            .classes
+            .iter()
+            .filter(|c| c.interfaces.len() > 1)
+            .count();
+        let json = |r: &Report| {
+            let mut out = Vec::new();
+            r.write_json(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let with_classes = json(&case.run());
+        case.exposure.classes.clear();
+        let each = json(&case.run());
+        assert_eq!(with_classes, each, "{fx}");
+        assert!(
+            with_classes.contains("missing-opening"),
+            "{fx}: nothing was probed"
+        );
+    }
+    assert!(shared >= 8, "{shared} classes of several interfaces");
 }

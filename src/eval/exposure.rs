@@ -71,9 +71,26 @@ pub struct Exposure {
     /// so any member stands for all (an [`Opening`]'s `to` is one group).
     #[serde(skip)]
     pub alike: Vec<Alike>,
+    /// For each family and protocol, the input interfaces the ruleset
+    /// cannot tell apart, in classes: one evaluation served each class, and
+    /// any member stands for all (see [`Exposure::stand_in`]).
+    #[serde(skip)]
+    pub classes: Vec<IfClass>,
     /// What limited the analysis (no interfaces known...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// Input interfaces the ruleset treats alike, for new connections of one
+/// family and protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfClass {
+    /// Address family.
+    pub family: AddrFamily,
+    /// Transport protocol.
+    pub proto: L4,
+    /// The interfaces (never empty); the first was evaluated.
+    pub interfaces: Vec<String>,
 }
 
 /// Local addresses the ruleset treats alike, for one family, protocol and
@@ -139,6 +156,18 @@ impl Opening {
 }
 
 impl Exposure {
+    /// The interface that stands for `iif` for new `proto` connections of
+    /// `family`: the first of its class (the one evaluated), `iif` itself
+    /// when it is in none.
+    pub fn stand_in<'a>(&'a self, family: AddrFamily, proto: L4, iif: &'a str) -> &'a str {
+        self.classes
+            .iter()
+            .find(|c| {
+                c.family == family && c.proto == proto && c.interfaces.iter().any(|i| i == iif)
+            })
+            .map_or(iif, |c| c.interfaces[0].as_str())
+    }
+
     /// The opening covering a probe; `None` means the ruleset does not
     /// accept it.
     pub fn lookup(
@@ -243,8 +272,17 @@ impl Evaluator {
         // Each interface of a class gets the openings of the one evaluated,
         // in the order of family, protocol and interface.
         let mut each: Vec<((AddrFamily, L4, usize), ComboResult)> = Vec::new();
+        let mut classes = Vec::with_capacity(results.len());
         for (i, (raws, groups)) in results {
             let (fam, proto, class, _) = &combos[i];
+            classes.push((
+                (*fam == AddrFamily::V6, *proto == L4::Udp, class[0]),
+                IfClass {
+                    family: *fam,
+                    proto: *proto,
+                    interfaces: class.iter().map(|&k| itfs[k].name.clone()).collect(),
+                },
+            ));
             for &k in &class[1..] {
                 let name = &itfs[k].name;
                 let raws = raws
@@ -267,6 +305,8 @@ impl Evaluator {
         }
         each.sort_unstable_by_key(|(k, _)| (k.0 == AddrFamily::V6, k.1 == L4::Udp, k.2));
         let results = each;
+        classes.sort_unstable_by_key(|c| c.0);
+        let classes = classes.into_iter().map(|c| c.1).collect();
         let mut alike = Vec::new();
         // Sized up front: tens of thousands of openings are possible.
         let mut openings = Vec::with_capacity(results.iter().map(|r| r.1 .0.len()).sum());
@@ -293,6 +333,7 @@ impl Evaluator {
         Exposure {
             openings,
             alike,
+            classes,
             notes,
         }
     }

@@ -37,3 +37,16 @@ pub(crate) fn topology() -> Routes {
         sockets: None,
     }
 }
+
+/// The test topology with interfaces no fixture names: two Ethernet links
+/// (one with an address), and a tunnel of another link type.
+pub(crate) fn wide_topology() -> Routes {
+    let mut r = topology();
+    r.interfaces.push(Interface::new("eth7", 4, &[]));
+    r.interfaces
+        .push(Interface::new("veth9", 5, &["198.18.0.1/24", "fe80::9/64"]));
+    let mut tun = Interface::new("wg0", 6, &[]);
+    tun.iftype = 65534;
+    r.interfaces.push(tun);
+    r
+}

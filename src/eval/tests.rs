@@ -6,7 +6,7 @@ use super::*;
 use crate::snapshot::Snapshot;
 use std::net::IpAddr;
 
-use super::testkit::{snapshot, topology};
+use super::testkit::{snapshot, topology, wide_topology};
 
 fn ev(name: &str) -> Evaluator {
     Evaluator::new(&snapshot(name), topology())
@@ -1190,19 +1190,6 @@ fn default_local_addr_prefers_the_interface_then_any() {
     assert_eq!(a("pw-pub", true).as_deref(), Some("2001:db8:1::1"));
     assert_eq!(a("nosuch", false).as_deref(), Some("192.0.2.1"));
     assert_eq!(a("lo", false).as_deref(), Some("127.0.0.1"));
-}
-
-/// The test topology with interfaces no fixture names: two Ethernet links
-/// (one with an address), and a tunnel of another link type.
-fn wide_topology() -> Routes {
-    let mut r = topology();
-    r.interfaces.push(Interface::new("eth7", 4, &[]));
-    r.interfaces
-        .push(Interface::new("veth9", 5, &["198.18.0.1/24", "fe80::9/64"]));
-    let mut tun = Interface::new("wg0", 6, &[]);
-    tun.iftype = 65534;
-    r.interfaces.push(tun);
-    r
 }
 
 /// The classes of the non-loopback interfaces, by name.
