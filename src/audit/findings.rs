@@ -330,24 +330,38 @@ pub(crate) struct Merged {
 /// and peers share one [`Piece`]. Grouped by value in hash maps (thousands
 /// of pieces are usual), then ordered by interface, addresses and peers.
 pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
-    let mut ports = PortSet::new();
-    let mut peers = Peers::none();
-    let mut interfaces = BTreeSet::new();
+    // Gathered, then each set built once (a finding can have thousands of
+    // pieces; uniting them one by one is quadratic).
+    let ports = PortSet::from_ranges(pieces.iter().map(|p| p.ports));
+    let mut sources: Vec<&AddrSet> = Vec::new();
+    let mut seen: HashSet<usize> = HashSet::default();
+    let mut interfaces: BTreeSet<&str> = BTreeSet::new();
     // (iface, addresses, sources) -> ports. Address lists are groups of
     // alike addresses or single listener addresses: per interface and
     // sources they do not overlap, except in mixed input, which is
     // expanded to single addresses to stay exact.
-    let mut by: HashMap<(&str, &[IpAddr], &AddrSet), PortSet> = HashMap::default();
+    let mut ranges: HashMap<(&str, &[IpAddr], &AddrSet), Vec<PortRange>> = HashMap::default();
     for p in pieces {
-        let ps = PortSet::from_ranges([p.ports]);
-        ports = ports.union(&ps);
-        peers.add(&p.sources);
-        interfaces.insert(p.iface.clone());
-        let e = by
+        if seen.insert(p.sources.ptr_id()) {
+            sources.push(&p.sources);
+        }
+        interfaces.insert(p.iface.as_str());
+        ranges
             .entry((p.iface.as_str(), p.to.as_slice(), &p.sources))
-            .or_default();
-        *e = e.union(&ps);
+            .or_default()
+            .push(p.ports);
     }
+    let of = |f: AddrFamily| {
+        AddrSet::union_all(f, sources.iter().copied().filter(|s| s.family() == f))
+    };
+    let peers = Peers {
+        v4: of(AddrFamily::V4),
+        v6: of(AddrFamily::V6),
+    };
+    let by: HashMap<(&str, &[IpAddr], &AddrSet), PortSet> = ranges
+        .into_iter()
+        .map(|(k, r)| (k, PortSet::from_ranges(r)))
+        .collect();
     let mut seen: HashMap<(&str, &AddrSet), Vec<&[IpAddr]>> = HashMap::default();
     for &(iface, to, sources) in by.keys() {
         seen.entry((iface, sources)).or_default().push(to);
@@ -418,7 +432,7 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
     Merged {
         ports,
         peers,
-        interfaces: interfaces.into_iter().collect(),
+        interfaces: interfaces.into_iter().map(str::to_string).collect(),
         pieces,
     }
 }
