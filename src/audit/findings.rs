@@ -918,7 +918,9 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 to: o.to.clone(),
                 ports: rg,
                 sources: s,
-                decided_by: o.decided_by.clone(),
+                // The group's key says it (cloning it per piece is most
+                // of the allocations here).
+                decided_by: None,
             });
         }
     }
@@ -926,7 +928,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // host, shared out between the cores.
     let groups: Vec<_> = groups.into_iter().collect();
     groups.into_par_iter().map(|((proto, key), pieces)| {
-        let decided_by = pieces[0].decided_by.clone();
+        let decided_by = key.cloned();
         let m = merge(&pieces);
         let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
         let accesses = fix::accesses(&pieces);
