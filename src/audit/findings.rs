@@ -351,9 +351,8 @@ pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
             .or_default()
             .push(p.ports);
     }
-    let of = |f: AddrFamily| {
-        AddrSet::union_all(f, sources.iter().copied().filter(|s| s.family() == f))
-    };
+    let of =
+        |f: AddrFamily| AddrSet::union_all(f, sources.iter().copied().filter(|s| s.family() == f));
     let peers = Peers {
         v4: of(AddrFamily::V4),
         v6: of(AddrFamily::V6),

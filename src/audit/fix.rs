@@ -30,6 +30,7 @@ use crate::config::FirewallManager;
 use crate::eval::DecidedBy;
 use crate::ports::{PortRange, PortSet};
 use crate::snapshot::{Family, Snapshot};
+use ipnet::IpNet;
 use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -104,11 +105,18 @@ pub(crate) struct Access {
     pub ports: PortSet,
 }
 
-fn set_key(s: &AddrSet) -> (bool, Vec<String>) {
-    (
-        super::region::is_v6(s.family()),
-        s.to_prefixes().iter().map(ToString::to_string).collect(),
-    )
+fn set_key(s: &AddrSet) -> (bool, Vec<IpNet>) {
+    (super::region::is_v6(s.family()), s.to_prefixes())
+}
+
+/// Orders prefix lists as the lists of their texts would be ordered,
+/// formatting only the first pair that differs (a source set can be a
+/// blocklist's complement: a hundred thousand prefixes).
+fn text_order(a: &[IpNet], b: &[IpNet]) -> std::cmp::Ordering {
+    match a.iter().zip(b).find(|(x, y)| x != y) {
+        Some((x, y)) => x.to_string().cmp(&y.to_string()),
+        None => a.len().cmp(&b.len()),
+    }
 }
 
 /// Groups pieces into as few exact blocks as it can: pieces with the same
@@ -118,11 +126,16 @@ pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
     // Grouped by value in hash maps (thousands of pieces are usual), then
     // put in the order of the sources' prefixes and the interfaces.
     // (iface, sources) -> ports
-    let mut per_if: HashMap<(&str, &AddrSet), PortSet> = HashMap::default();
+    let mut ranges: HashMap<(&str, &AddrSet), Vec<PortRange>> = HashMap::default();
     for p in pieces {
-        let e = per_if.entry((p.iface.as_str(), &p.sources)).or_default();
-        *e = e.union(&PortSet::from_ranges([p.ports]));
+        ranges
+            .entry((p.iface.as_str(), &p.sources))
+            .or_default()
+            .push(p.ports);
     }
+    let per_if = ranges
+        .into_iter()
+        .map(|(k, r)| (k, PortSet::from_ranges(r)));
     // (sources, ports) -> ifaces
     let mut per_ports: HashMap<(&AddrSet, PortSet), BTreeSet<String>> = HashMap::default();
     for ((iface, set), ports) in per_if {
@@ -139,7 +152,7 @@ pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
             .or_default();
         *e = e.union(&ports);
     }
-    let mut keyed: Vec<((bool, Vec<String>), Access)> = per_src
+    let mut keyed: Vec<((bool, Vec<IpNet>), Access)> = per_src
         .into_iter()
         .map(|((set, ifaces), ports)| {
             (
@@ -152,7 +165,11 @@ pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
             )
         })
         .collect();
-    keyed.sort_by(|a, b| (&a.0, &a.1.ifaces).cmp(&(&b.0, &b.1.ifaces)));
+    keyed.sort_by(|a, b| {
+        (a.0 .0.cmp(&b.0 .0))
+            .then_with(|| text_order(&a.0 .1, &b.0 .1))
+            .then_with(|| a.1.ifaces.cmp(&b.1.ifaces))
+    });
     let mut out: Vec<Access> = keyed.into_iter().map(|(_, a)| a).collect();
     // Merge the all-v4 / all-v6 pairs.
     let mut i = 0;
@@ -634,5 +651,28 @@ pub(crate) fn open_outbound(
         nft: cap(nft),
         firewalld: None,
         ufw,
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn prefix_lists_sort_as_their_texts(
+            a in proptest::collection::vec((any::<u32>(), 0u8..=32), 0..6),
+            b in proptest::collection::vec((any::<u32>(), 0u8..=32), 0..6),
+            shared in 0usize..4,
+        ) {
+            let net = |(x, l): &(u32, u8)| IpNet::new(std::net::Ipv4Addr::from(*x).into(), *l).unwrap().trunc();
+            // Lists that often share a beginning.
+            let common: Vec<IpNet> = a.iter().take(shared).map(net).collect();
+            let a: Vec<IpNet> = common.iter().copied().chain(a.iter().map(net)).collect();
+            let b: Vec<IpNet> = common.iter().copied().chain(b.iter().map(net)).collect();
+            let texts = |v: &[IpNet]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+            prop_assert_eq!(text_order(&a, &b), texts(&a).cmp(&texts(&b)));
+        }
     }
 }
