@@ -18,11 +18,13 @@
 //! difference audit - dump, and whether the targets hold: audit at most
 //! dump + 0.5 s, peak RSS at most 256 MiB. The snapshot read is kernel time
 //! that varies by a second from run to run on a shared machine, so the
-//! time target is judged two ways: on the medians across runs, and within
-//! each run, as each process's whole wall time minus its own snapshot phase
-//! (which both report with `PORTWARDEN_TIMINGS=1`): the audit's remainder
-//! at most the dump's remainder + 0.5 s. Audit exit codes 0-2 are normal
-//! (1 and 2 mean findings); 3 is a failure.
+//! time target is judged within each run, as each process's whole wall time
+//! minus its own snapshot phase (which both report with
+//! `PORTWARDEN_TIMINGS=1`): the audit's remainder at most the dump's
+//! remainder + 0.5 s. Also printed: the same on the medians across runs
+//! (dominated by the read's variance), the strictest reading (the audit's
+//! remainder alone at most 0.5 s) and the ratio of the medians. Audit exit
+//! codes 0-2 are normal (1 and 2 mean findings); 3 is a failure.
 //!
 //! Needs root. `cargo bench --bench audit`. Environment: `PW_BENCH_RULES`,
 //! `PW_BENCH_ELEMENTS`, `PW_BENCH_SOCKETS` (sizes), `PW_BENCH_RUNS` (default
@@ -280,16 +282,19 @@ fn main() {
         runs(&beyond),
         own - dump_own
     );
+    let _ = writeln!(o, "ratio audit / dump: {:.3} (wall, medians)", aw / dw);
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    // Within each run is the decisive reading: both processes make the same
+    // kernel read, whose time varies by up to a second between processes
+    // here (more than the budget); the rest is each one's own work.
     let _ = writeln!(
         o,
-        "targets: audit <= dump + 0.5 s: {} (medians across runs), {} (within each run); \
-         peak RSS <= 256 MiB: {}",
-        if aw <= dw + 0.5 { "met" } else { "NOT met" },
-        if own - dump_own <= 0.5 {
-            "met"
-        } else {
-            "NOT met"
-        },
-        if ar <= 256.0 { "met" } else { "NOT met" }
+        "targets: audit <= dump + 0.5 s: {} within each run, {} on medians across runs; \
+         strictest reading (audit beyond its own read <= 0.5 s, the dump's output not \
+         counted): {}; peak RSS <= 256 MiB: {}",
+        met(own - dump_own <= 0.5),
+        met(aw <= dw + 0.5),
+        met(own <= 0.5),
+        met(ar <= 256.0)
     );
 }
