@@ -67,7 +67,7 @@ use crate::snapshot::{Family, Policy, Snapshot, TableText};
 use ipnet::IpNet;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 pub use fix::{Fix, Manager};
@@ -465,17 +465,18 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
         .map(|d| (id_text(&d), d))
         .collect();
     // Coinciding id texts (same region, different blockers): add the tiebreak.
-    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    let mut count: HashMap<&str, usize> = HashMap::new();
     for (t, _) in &keyed {
-        *count.entry(t.clone()).or_default() += 1;
+        *count.entry(t.as_str()).or_default() += 1;
     }
-    for (t, d) in &mut keyed {
-        if count[t.as_str()] > 1 {
+    let repeated: Vec<bool> = keyed.iter().map(|(t, _)| count[t.as_str()] > 1).collect();
+    for ((t, d), again) in keyed.iter_mut().zip(repeated) {
+        if again {
             t.push('|');
             t.push_str(&d.tiebreak);
         }
     }
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.par_sort_by(|a, b| a.0.cmp(&b.0));
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut out: Vec<Finding> = keyed
         .into_iter()
@@ -501,7 +502,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
             }
         })
         .collect();
-    out.sort_by(|a, b| {
+    out.par_sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.role.is_none().cmp(&b.role.is_none()))
