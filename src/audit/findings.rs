@@ -330,6 +330,55 @@ pub(crate) struct Merged {
 /// and peers share one [`Piece`]. Grouped by value in hash maps (thousands
 /// of pieces are usual), then ordered by interface, addresses and peers.
 pub(crate) fn merge(pieces: &[RawPiece]) -> Merged {
+    merge_uniform(pieces).unwrap_or_else(|| merge_by_value(pieces))
+}
+
+/// [`merge`] of the usual case, without its hash maps: every piece has
+/// the same local addresses and sources, and every interface sees the same
+/// ports (one piece); `None` otherwise.
+fn merge_uniform(pieces: &[RawPiece]) -> Option<Merged> {
+    let first = pieces.first()?;
+    let same = |p: &RawPiece| {
+        p.to == first.to && (p.sources.ptr_eq(&first.sources) || p.sources == first.sources)
+    };
+    if !pieces.iter().all(same) {
+        return None;
+    }
+    let mut per_iface: BTreeMap<&str, Vec<PortRange>> = BTreeMap::new();
+    for p in pieces {
+        per_iface.entry(p.iface.as_str()).or_default().push(p.ports);
+    }
+    let mut sets = per_iface
+        .into_iter()
+        .map(|(i, r)| (i, PortSet::from_ranges(r)));
+    let (name, ports) = sets.next()?;
+    let mut interfaces = vec![name.to_string()];
+    for (i, ps) in sets {
+        if ps != ports {
+            return None;
+        }
+        interfaces.push(i.to_string());
+    }
+    let mut to = first.to.clone();
+    to.sort_unstable();
+    to.dedup();
+    let mut peers = Peers::none();
+    peers.add(&first.sources);
+    Some(Merged {
+        ports: ports.clone(),
+        peers,
+        interfaces: interfaces.clone(),
+        pieces: vec![Piece {
+            interfaces,
+            to,
+            ports,
+            peers: first.sources.to_prefixes(),
+        }],
+    })
+}
+
+/// [`merge`] in general.
+pub(crate) fn merge_by_value(pieces: &[RawPiece]) -> Merged {
     // Gathered, then each set built once (a finding can have thousands of
     // pieces; uniting them one by one is quadratic).
     let ports = PortSet::from_ranges(pieces.iter().map(|p| p.ports));

@@ -1440,3 +1440,36 @@ fn interfaces_treated_alike_share_their_probes_without_changing_a_finding() {
     }
     assert!(shared >= 8, "{shared} classes of several interfaces");
 }
+
+proptest::proptest! {
+    /// The shortcut for uniform pieces gives what the general merge gives.
+    #[test]
+    fn merging_uniform_pieces_takes_a_shortcut_to_the_same_result(
+        raw in proptest::collection::vec((0usize..3, 0u16..6, 1u16..3), 1..8),
+        uniform in proptest::bool::ANY,
+        split_sources in proptest::bool::ANY,
+    ) {
+        use super::findings::{merge, merge_by_value, RawPiece};
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.3.1".parse().unwrap();
+        let any = AddrSet::all(AddrFamily::V4);
+        let ten = AddrSet::from_prefixes(AddrFamily::V4, ["10.0.0.0/8".parse().unwrap()]);
+        let pieces: Vec<RawPiece> = raw
+            .iter()
+            .enumerate()
+            .map(|(k, &(i, p, n))| RawPiece {
+                iface: format!("eth{i}"),
+                to: if uniform || k % 2 == 0 { vec![b, a] } else { vec![a] },
+                ports: PortRange::new(22 + p, 22 + p + n).unwrap(),
+                // Equal sets in distinct allocations, or another set.
+                sources: if split_sources && k % 3 == 2 { ten.clone() } else { AddrSet::union_all(AddrFamily::V4, [&any]) },
+                decided_by: None,
+            })
+            .collect();
+        let (x, y) = (merge(&pieces), merge_by_value(&pieces));
+        proptest::prop_assert_eq!(x.pieces, y.pieces);
+        proptest::prop_assert_eq!(x.interfaces, y.interfaces);
+        proptest::prop_assert_eq!(x.ports, y.ports);
+        proptest::prop_assert_eq!(x.peers.prefixes(), y.peers.prefixes());
+    }
+}
