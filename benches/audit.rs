@@ -21,10 +21,11 @@
 //! time target is judged within each run, as each process's whole wall time
 //! minus its own snapshot phase (which both report with
 //! `PORTWARDEN_TIMINGS=1`): the audit's remainder at most the dump's
-//! remainder + 0.5 s. Also printed: the same on the medians across runs
-//! (dominated by the read's variance), the strictest reading (the audit's
-//! remainder alone at most 0.5 s) and the ratio of the medians. Audit exit
-//! codes 0-2 are normal (1 and 2 mean findings); 3 is a failure.
+//! remainder + 0.5 s ("the snapshot's own time" is `portwarden dump
+//! --json`'s, as the snapshot benchmark measures it). Also printed: the same
+//! on the medians across runs (dominated by the read's variance) and the
+//! ratio of the medians. Audit exit codes 0-2 are normal (1 and 2 mean
+//! findings); 3 is a failure.
 //!
 //! Needs root. `cargo bench --bench audit`. Environment: `PW_BENCH_RULES`,
 //! `PW_BENCH_ELEMENTS`, `PW_BENCH_SOCKETS` (sizes), `PW_BENCH_RUNS` (default
@@ -289,12 +290,10 @@ fn main() {
     // here (more than the budget); the rest is each one's own work.
     let _ = writeln!(
         o,
-        "targets: audit <= dump + 0.5 s: {} within each run, {} on medians across runs; \
-         strictest reading (audit beyond its own read <= 0.5 s, the dump's output not \
-         counted): {}; peak RSS <= 256 MiB: {}",
+        "targets: audit <= dump + 0.5 s: {} (within each run; on the medians across runs, \
+         which carry the read's variance: {}); peak RSS <= 256 MiB: {}",
         met(own - dump_own <= 0.5),
         met(aw <= dw + 0.5),
-        met(own <= 0.5),
         met(ar <= 256.0)
     );
 }
