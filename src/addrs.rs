@@ -321,21 +321,34 @@ impl AddrSet {
             .map(|&(a, b)| (self.family.addr(a), self.family.addr(b)))
     }
 
+    /// How many prefixes [`Self::to_prefixes`] gives, without making them
+    /// (to choose between a set and its complement cheaply).
+    pub fn prefix_count(&self) -> usize {
+        let bits = u32::from(self.family.bits());
+        self.ranges
+            .iter()
+            .map(|&(a, b)| prefixes_between(a, b, bits))
+            .sum()
+    }
+
     /// The smallest list of prefixes covering exactly the set, in order.
     pub fn to_prefixes(&self) -> Vec<IpNet> {
-        let mut out = Vec::new();
-        for &(a, b) in self.ranges.iter() {
-            match self.family {
-                AddrFamily::V4 => out.extend(
-                    Ipv4Subnets::new(Ipv4Addr::from(a as u32), Ipv4Addr::from(b as u32), 0)
-                        .map(IpNet::V4),
-                ),
-                AddrFamily::V6 => out.extend(
-                    Ipv6Subnets::new(Ipv6Addr::from(a), Ipv6Addr::from(b), 0).map(IpNet::V6),
-                ),
+        self.prefixes().collect()
+    }
+
+    /// [`Self::to_prefixes`], one at a time.
+    pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
+        let family = self.family;
+        self.ranges.iter().flat_map(move |&(a, b)| match family {
+            AddrFamily::V4 => Subnets::V4(Ipv4Subnets::new(
+                Ipv4Addr::from(a as u32),
+                Ipv4Addr::from(b as u32),
+                0,
+            )),
+            AddrFamily::V6 => {
+                Subnets::V6(Ipv6Subnets::new(Ipv6Addr::from(a), Ipv6Addr::from(b), 0))
             }
-        }
-        out
+        })
     }
 
     /// A few members for tests with real packets: both ends of the first
@@ -395,6 +408,47 @@ impl Serialize for AddrSet {
     }
 }
 
+/// The prefixes of one interval, of either family.
+enum Subnets {
+    V4(Ipv4Subnets),
+    V6(Ipv6Subnets),
+}
+
+impl Iterator for Subnets {
+    type Item = IpNet;
+
+    fn next(&mut self) -> Option<IpNet> {
+        match self {
+            Subnets::V4(s) => s.next().map(IpNet::V4),
+            Subnets::V6(s) => s.next().map(IpNet::V6),
+        }
+    }
+}
+
+/// How many prefixes cover exactly `[a, b]` in a space of `bits` bits:
+/// from `a`, each time the largest aligned block that fits.
+fn prefixes_between(mut a: u128, b: u128, bits: u32) -> usize {
+    let mut n = 0;
+    loop {
+        // Alignment of `a` (the whole space when `a` is 0).
+        let align = a.trailing_zeros().min(bits);
+        // The largest block size (as a power of two) within `[a, b]`.
+        let room = match (b - a).checked_add(1) {
+            Some(len) => 127 - len.leading_zeros(),
+            None => 128,
+        };
+        let k = align.min(room);
+        n += 1;
+        if k >= 128 {
+            return n;
+        }
+        match a.checked_add(1u128 << k) {
+            Some(next) if next <= b => a = next,
+            _ => return n,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +491,14 @@ mod tests {
         );
     }
 
+    #[test]
+    fn prefix_counts_of_whole_spaces() {
+        assert_eq!(AddrSet::all(AddrFamily::V4).prefix_count(), 1);
+        assert_eq!(AddrSet::all(AddrFamily::V6).prefix_count(), 1);
+        let wide = AddrSet::from_ranges(AddrFamily::V6, vec![(1, u128::MAX)]);
+        assert_eq!(wide.prefix_count(), wide.to_prefixes().len());
+    }
+
     fn arb() -> impl Strategy<Value = AddrSet> {
         proptest::collection::vec((0u128..300, 0u128..20), 0..8)
             .prop_map(|v| set(&v.into_iter().map(|(a, l)| (a, a + l)).collect::<Vec<_>>()))
@@ -451,6 +513,8 @@ mod tests {
             prop_assert_eq!(a.subtract(&b).contains_value(x), ia && !ib);
             prop_assert_eq!(a.complement().contains_value(x), !ia);
             let back = AddrSet::from_prefixes(AddrFamily::V4, a.to_prefixes());
+            prop_assert_eq!(a.prefix_count(), a.to_prefixes().len());
+            prop_assert_eq!(a.complement().prefix_count(), a.complement().to_prefixes().len());
             prop_assert_eq!(back, a);
         }
 

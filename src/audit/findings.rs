@@ -499,21 +499,21 @@ pub fn peers_text(p: &Peers) -> String {
         if s.is_all() {
             return Some(format!("any {name} address"));
         }
-        let direct = s.to_prefixes();
+        // Counted, and only what is shown written out: a set can be a
+        // blocklist's complement.
+        let n = s.prefix_count();
         // The complement can only be shorter than two or more prefixes (and
         // one prefix per finding is the common case).
-        let comp = if direct.len() > 1 {
-            s.complement().to_prefixes()
-        } else {
-            Vec::new()
-        };
-        if !comp.is_empty() && comp.len() < direct.len() && comp.len() <= 4 {
-            let c: Vec<String> = comp.iter().map(ToString::to_string).collect();
+        let comp = (n > 1).then(|| s.complement());
+        if let Some(comp) =
+            comp.filter(|c| (1..=4).contains(&c.prefix_count()) && c.prefix_count() < n)
+        {
+            let c: Vec<String> = comp.prefixes().map(|p| p.to_string()).collect();
             return Some(format!("any {name} address except {}", c.join(", ")));
         }
-        let mut v: Vec<String> = direct.iter().take(6).map(ToString::to_string).collect();
-        if direct.len() > 6 {
-            v.push(format!("... ({} prefixes)", direct.len()));
+        let mut v: Vec<String> = s.prefixes().take(6).map(|p| p.to_string()).collect();
+        if n > 6 {
+            v.push(format!("... ({n} prefixes)"));
         }
         Some(v.join(", "))
     };

@@ -235,12 +235,14 @@ fn nft_addr(table: Family, sources: &Option<AddrSet>, field: &str) -> Option<Str
             )),
         };
     }
-    let direct = s.to_prefixes();
-    let comp = s.complement().to_prefixes();
-    Some(if !comp.is_empty() && comp.len() < direct.len() {
-        format!("{fam} {field} != {}", nft_set(&comp))
+    // The shorter of the set and its complement, counted before either is
+    // written out (a blocklist's complement is a hundred thousand prefixes).
+    let comp = s.complement();
+    let n = comp.prefix_count();
+    Some(if n != 0 && n < s.prefix_count() {
+        format!("{fam} {field} != {}", nft_set(&comp.to_prefixes()))
     } else {
-        format!("{fam} {field} {}", nft_set(&direct))
+        format!("{fam} {field} {}", nft_set(&s.to_prefixes()))
     })
 }
 
