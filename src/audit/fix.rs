@@ -359,24 +359,31 @@ fn firewalld_sources(sources: &Option<AddrSet>) -> (Vec<String>, String) {
     if s.is_all() {
         return (Vec::new(), format!("family=\"{fam}\" "));
     }
-    let direct = s.to_prefixes();
-    let comp = s.complement().to_prefixes();
-    if direct.len() == 1 {
+    // Counted first; only the list used is written out.
+    let comp = s.complement();
+    let (n, n_comp) = (s.prefix_count(), comp.prefix_count());
+    if n == 1 {
         return (
             Vec::new(),
-            format!("family=\"{fam}\" source address=\"{}\" ", direct[0]),
+            format!(
+                "family=\"{fam}\" source address=\"{}\" ",
+                s.to_prefixes()[0]
+            ),
         );
     }
-    if comp.len() == 1 {
+    if n_comp == 1 {
         return (
             Vec::new(),
-            format!("family=\"{fam}\" source NOT address=\"{}\" ", comp[0]),
+            format!(
+                "family=\"{fam}\" source NOT address=\"{}\" ",
+                comp.to_prefixes()[0]
+            ),
         );
     }
-    let (not, list) = if comp.len() < direct.len() {
-        ("NOT ", comp)
+    let (not, list) = if n_comp < n {
+        ("NOT ", comp.to_prefixes())
     } else {
-        ("", direct)
+        ("", s.to_prefixes())
     };
     let entries: Vec<String> = list.iter().map(ToString::to_string).collect();
     let name = format!("pw-{:08x}", super::fnv1a(&entries.join(",")) as u32);
@@ -582,9 +589,10 @@ pub(crate) fn close_inbound(
                     match &a.sources {
                         None => lines.push(rule("deny", "any")),
                         Some(s) => {
-                            let comp = s.complement().to_prefixes();
-                            let direct = s.to_prefixes();
-                            if !comp.is_empty() && comp.len() < direct.len() {
+                            let comp = s.complement();
+                            let n_comp = comp.prefix_count();
+                            if n_comp != 0 && n_comp < s.prefix_count() {
+                                let comp = comp.to_prefixes();
                                 // Deny the family, then put the exceptions above it.
                                 let all = AddrSet::all(s.family()).to_prefixes()[0].to_string();
                                 lines.push(rule("deny", &all));
@@ -592,7 +600,7 @@ pub(crate) fn close_inbound(
                                     lines.push(rule("allow", &c.to_string()));
                                 }
                             } else {
-                                for d in direct {
+                                for d in s.prefixes() {
                                     lines.push(rule("deny", &d.to_string()));
                                 }
                             }
