@@ -7,9 +7,13 @@
 //! `explain`, run on one representative of each class of probes the ruleset
 //! cannot tell apart:
 //!
-//! 1. For each family, protocol and non-loopback input interface (a
-//!    *combination*), the rules that can run are those whose leading
+//! 1. For each family, protocol and class of non-loopback input interfaces
+//!    that no rule tells apart (a *combination*; see [`super::ifclass`]),
+//!    the rules that can run are those whose leading
 //!    `meta nfproto`/`l4proto`/`protocol`/`iifname` tests do not exclude it.
+//!    What a rule that does not read the interface contributes below is the
+//!    same for every class of a family and protocol: it is recorded once and
+//!    replayed.
 //! 2. Every expression of those rules that reads the source address or a
 //!    port is found by following register contents through the rule
 //!    (`payload`, `ct original saddr`, masks, concatenations, `cmp`,
