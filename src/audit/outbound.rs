@@ -12,7 +12,7 @@
 //!   of the family) and source port [`PROBE_SPORT`];
 //! - the required ports are cut where some rule's port test changes (the
 //!   port marks of `findings`), and each piece is probed like
-//!   `missing-opening` does ([`split_ports`]: port by port when short, by
+//!   `missing-opening` does (`findings::split_ports`: port by port when short, by
 //!   bisection when long);
 //! - ports the output path drops or rejects become `outbound-blocked`
 //!   drafts, one per deciding rule or policy, with the exact port

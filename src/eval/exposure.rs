@@ -8,7 +8,7 @@
 //! cannot tell apart:
 //!
 //! 1. For each family, protocol and class of non-loopback input interfaces
-//!    that no rule tells apart (a *combination*; see [`super::ifclass`]),
+//!    that no rule tells apart (a *combination*; see `eval/ifclass.rs`),
 //!    the rules that can run are those whose leading
 //!    `meta nfproto`/`l4proto`/`protocol`/`iifname` tests do not exclude it.
 //!    What a rule that does not read the interface contributes below is the
