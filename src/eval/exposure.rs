@@ -246,8 +246,13 @@ impl Evaluator {
             let nth = combos[..i].iter().filter(|c| c.0 == *fam).count();
             (nth, *fam == AddrFamily::V6)
         });
+        let several = |fam, proto| combos.iter().filter(|c| c.0 == fam && c.1 == proto).count() > 1;
         let shared = Shared {
-            unshared: !group,
+            replayed: [AddrFamily::V4, AddrFamily::V6]
+                .into_iter()
+                .flat_map(|f| [(f, L4::Tcp), (f, L4::Udp)])
+                .filter(|&(f, p)| group && several(f, p))
+                .collect(),
             ..Shared::default()
         };
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -914,6 +919,28 @@ impl Preds {
     }
 }
 
+/// The register bytes of a `meta` load that the family and protocol fix
+/// (`nfproto`, except in netdev chains; `l4proto`; `protocol`), as the
+/// evaluator stores them.
+pub(super) fn fixed_meta(
+    key: MetaKey,
+    fam: AddrFamily,
+    proto: L4,
+    netdev: bool,
+) -> Option<[u8; 4]> {
+    let v6 = fam == AddrFamily::V6;
+    match key {
+        MetaKey::Nfproto if !netdev => Some([if v6 { 10 } else { 2 }, 0, 0, 0]),
+        MetaKey::L4proto => Some([proto.proto(), 0, 0, 0]),
+        MetaKey::Protocol => Some(if v6 {
+            [0x86, 0xdd, 0, 0]
+        } else {
+            [0x08, 0x00, 0, 0]
+        }),
+        _ => None,
+    }
+}
+
 /// A big-endian byte string as an integer.
 fn be(b: &[u8]) -> u128 {
     b.iter().fold(0u128, |a, &x| (a << 8) | x as u128)
@@ -970,9 +997,10 @@ struct Shared {
     /// Per family and protocol, what each rule that does not read the
     /// input interface contributes, per chain and rule (see [`Ev`]).
     contributions: Mutex<HashMap<(AddrFamily, L4), Contributions>>,
-    /// Nothing is replayed: each combination follows every rule (tests
-    /// compare with this).
-    unshared: bool,
+    /// The families and protocols with several classes of interfaces: only
+    /// there are contributions recorded and replayed (none when each
+    /// interface is evaluated on its own, for tests).
+    replayed: Vec<(AddrFamily, L4)>,
 }
 
 /// Per chain and rule, its calls on [`Preds`].
@@ -1020,11 +1048,17 @@ impl Shared {
 
     /// The recorded contributions for a family and protocol, if any.
     fn contributions(&self, fam: AddrFamily, proto: L4) -> Option<Contributions> {
-        if self.unshared {
+        if !self.replays(fam, proto) {
             return None;
         }
         let done = self.contributions.lock().ok()?;
         done.get(&(fam, proto)).cloned()
+    }
+
+    /// Whether contributions are recorded and replayed for a family and
+    /// protocol.
+    fn replays(&self, fam: AddrFamily, proto: L4) -> bool {
+        self.replayed.contains(&(fam, proto))
     }
 
     /// Keeps the contributions recorded for a family and protocol.
@@ -1085,12 +1119,13 @@ fn collect<'a>(
     } else {
         None
     };
-    let mut record: Option<Vec<Vec<Arc<[Ev]>>>> = (prog.guards && replay.is_none()).then(|| {
-        prog.chains
-            .iter()
-            .map(|c| Vec::with_capacity(c.rules.len()))
-            .collect()
-    });
+    let mut record: Option<Vec<Vec<Arc<[Ev]>>>> =
+        (prog.guards && replay.is_none() && shared.replays(fam, proto)).then(|| {
+            prog.chains
+                .iter()
+                .map(|c| Vec::with_capacity(c.rules.len()))
+                .collect()
+        });
     for (ci, chain) in prog.chains.iter().enumerate() {
         let tf = prog.tables[chain.table as usize].family;
         let runs = match tf {
@@ -1198,25 +1233,10 @@ impl Collector<'_> {
     /// them. (Inline: asked for every guard of every rule in every
     /// combination.)
     fn known_meta(&self, key: MetaKey, tf: Family) -> Option<SmallVec<[u8; 16]>> {
-        let v6 = self.fam == AddrFamily::V6;
         match key {
-            MetaKey::Nfproto if tf != Family::Netdev => {
-                Some(SmallVec::from_slice(&[if v6 { 10 } else { 2 }, 0, 0, 0]))
-            }
-            MetaKey::L4proto => Some(SmallVec::from_slice(&[self.proto.proto(), 0, 0, 0])),
-            MetaKey::Protocol => Some(SmallVec::from_slice(if v6 {
-                &[0x86, 0xdd, 0, 0]
-            } else {
-                &[0x08, 0x00, 0, 0]
-            })),
-            MetaKey::Iifname => {
-                let mut v = SmallVec::from_slice(&[0u8; 16]);
-                let n = self.itf.name.as_bytes();
-                let k = n.len().min(16);
-                v[..k].copy_from_slice(&n[..k]);
-                Some(v)
-            }
-            _ => None,
+            MetaKey::Iifname => Some(SmallVec::from_slice(&exec::ifname(&self.itf.name))),
+            _ => fixed_meta(key, self.fam, self.proto, tf == Family::Netdev)
+                .map(|b| SmallVec::from_slice(&b)),
         }
     }
 

@@ -27,7 +27,7 @@
 //! otherwise every interface is its own class.
 
 use super::compile::{reg_use, BitKind, Dst, Entry, Op, Program};
-use super::exposure::{cmp_holds, range_holds};
+use super::exposure::{cmp_holds, fixed_meta, range_holds};
 use super::routes::RouteIndex;
 use super::{Iface, L4};
 use crate::addrs::AddrFamily;
@@ -265,17 +265,11 @@ impl Walk<'_> {
     /// The register bytes a `meta` load writes, when they are fixed or
     /// come from the interface; `None` for anything else.
     fn meta(&self, key: MetaKey, netdev: bool) -> Option<Vec<V>> {
-        let fixed = |b: &[u8]| Some(b.iter().map(|&x| V::Fixed(x)).collect());
+        if let Some(b) = fixed_meta(key, self.fam, self.proto, netdev) {
+            return Some(b.iter().map(|&x| V::Fixed(x)).collect());
+        }
         let from_if = |b: &[u8]| Some(b.iter().map(|&x| V::If(Some(x))).collect());
-        let v6 = self.fam == AddrFamily::V6;
         match key {
-            MetaKey::Nfproto if !netdev => fixed(&[if v6 { 10 } else { 2 }, 0, 0, 0]),
-            MetaKey::L4proto => fixed(&[self.proto.proto(), 0, 0, 0]),
-            MetaKey::Protocol => fixed(if v6 {
-                &[0x86, 0xdd, 0, 0]
-            } else {
-                &[8, 0, 0, 0]
-            }),
             MetaKey::Iifname => from_if(&super::exec::ifname(&self.itf.name)),
             MetaKey::Iif => from_if(&self.itf.index.to_ne_bytes()),
             MetaKey::Iiftype => {
