@@ -14,5 +14,6 @@ pub mod config;
 pub mod eval;
 pub mod host;
 pub mod nft;
+pub mod pipeline;
 pub mod ports;
 pub mod snapshot;

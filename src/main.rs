@@ -10,6 +10,7 @@ use portwarden::config::{self, CliOptions, HostConfig};
 use portwarden::eval::Evaluator;
 use portwarden::host::{self, read_routes, HostError};
 use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
+use portwarden::pipeline::{audit_state, read_host_state, RolesFrom, Setup, Timings};
 use portwarden::snapshot::Summary;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -275,6 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Dump { json, tries } => {
             let mut timings = Timings::from_env();
+            timings.exiting = true;
             let snap = read_snapshot(&ReadOptions { max_tries: tries })?;
             timings.lap("snapshot");
             let stdout = io::stdout();
@@ -498,7 +500,7 @@ const CANNOT_AUDIT: u8 = 3;
 /// `portwarden audit`: gathers the inputs, audits, prints. Every failure
 /// before the report is exit 3 with one line on stderr.
 fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -> ExitCode {
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
+    let fail = |e: &dyn std::fmt::Display| {
         let text = e.to_string();
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let first = lines.next().unwrap_or_default().trim().to_string();
@@ -508,71 +510,29 @@ fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -
         } else {
             String::new()
         };
-        eprintln!("portwarden: cannot audit: {what}: {first}{more}");
+        eprintln!("portwarden: cannot audit: {first}{more}");
         ExitCode::from(CANNOT_AUDIT)
     };
-    let cat = match load_catalog() {
-        Ok(c) => c,
-        Err(e) => return fail("catalog", &e),
-    };
-    let loaded = if cli.roles.is_empty() {
-        let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-        HostConfig::load(&path, &cat)
+    let path = config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let roles = if cli.roles.is_empty() {
+        RolesFrom::File(&path)
     } else {
-        HostConfig::from_cli_options(&cat, &cli)
+        RolesFrom::Options(&cli)
     };
-    let (cfg, warnings) = match loaded {
-        Ok(c) => c,
-        Err(e) => return fail("configuration", &e),
+    let setup = match Setup::load(&Setup::default_catalog_dirs(), roles) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
     };
-    for w in &warnings {
+    for w in &setup.warnings {
         eprintln!("warning: {w}");
     }
-    let reqs = match cat.resolve(&cfg.roles, &cfg.settings) {
-        Ok(r) => r,
-        Err(e) => return fail("roles", &e),
-    };
     let mut timings = Timings::from_env();
-    // The host's interfaces, routes and sockets are read while the ruleset
-    // is: a large set takes the kernel seconds to dump, on one core.
-    let (snapshot, host) = std::thread::scope(|s| {
-        let host = s.spawn(|| (host::read_routes(), host::read_listeners()));
-        let snapshot = read_snapshot(&ReadOptions { max_tries: tries });
-        timings.lap("snapshot");
-        (snapshot, host.join())
-    });
-    timings.lap("host");
-    let snapshot = match snapshot {
+    timings.exiting = true;
+    let state = match read_host_state(&ReadOptions { max_tries: tries }, &mut timings) {
         Ok(s) => s,
-        Err(e) => return fail("reading the ruleset", &e),
+        Err(e) => return fail(&e),
     };
-    let Ok((routes, listeners)) = host else {
-        return fail(
-            "reading interfaces and sockets",
-            &"the reading thread panicked",
-        );
-    };
-    let routes = match routes {
-        Ok(r) => r,
-        Err(e) => return fail("reading interfaces and routes", &e),
-    };
-    let listeners = match listeners {
-        Ok(l) => l,
-        Err(e) => return fail("reading listening sockets", &e),
-    };
-    let evaluator = portwarden::eval::Evaluator::new(&snapshot, routes);
-    timings.lap("evaluator");
-    let exposure = evaluator.exposure();
-    timings.lap("exposure");
-    let report = portwarden::audit::audit(&portwarden::audit::AuditInput {
-        snapshot: &snapshot,
-        evaluator: &evaluator,
-        exposure: &exposure,
-        listeners: &listeners,
-        requirements: &reqs,
-        config: &cfg,
-    });
-    timings.lap("findings");
+    let report = audit_state(&state, &setup, &mut timings);
     let out = io::stdout().lock();
     let written = match format {
         Format::Json => report.write_json(out),
@@ -587,50 +547,17 @@ fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -
     };
     if let Err(e) = written {
         if e.kind() != io::ErrorKind::BrokenPipe {
-            return fail("writing the report", &e);
+            return fail(&format!("writing the report: {e}"));
         }
     }
     timings.lap("report");
     timings.print();
     let code = ExitCode::from(report.exit_code());
     // The process exits next: the kernel takes the memory back at once,
-    // where freeing the ruleset, the evaluator and the exposure piece by
-    // piece (millions of allocations on a big host) takes a noticeable time.
-    std::mem::forget((snapshot, evaluator, exposure, report, listeners));
+    // where freeing the ruleset piece by piece (millions of allocations on
+    // a big host) takes a noticeable time.
+    std::mem::forget((state, report));
     code
-}
-
-/// With `PORTWARDEN_TIMINGS` set, how long each phase of a command took,
-/// for benchmarks and profiling: one line on stderr at the end,
-/// `timings: snapshot 5.230 s, host 0.001 s, ...` (each phase from the end
-/// of the one before; the first from the start of the reads).
-struct Timings {
-    /// Phase start, and the phases so far; `None`: not asked for.
-    on: Option<(std::time::Instant, Vec<(&'static str, f64)>)>,
-}
-
-impl Timings {
-    fn from_env() -> Timings {
-        Timings {
-            on: std::env::var_os("PORTWARDEN_TIMINGS")
-                .map(|_| (std::time::Instant::now(), Vec::new())),
-        }
-    }
-
-    /// Ends the phase `name`.
-    fn lap(&mut self, name: &'static str) {
-        if let Some((start, laps)) = &mut self.on {
-            laps.push((name, start.elapsed().as_secs_f64()));
-            *start = std::time::Instant::now();
-        }
-    }
-
-    fn print(&self) {
-        if let Some((_, laps)) = &self.on {
-            let parts: Vec<String> = laps.iter().map(|(n, t)| format!("{n} {t:.3} s")).collect();
-            eprintln!("timings: {}", parts.join(", "));
-        }
-    }
 }
 
 fn print_role(role: &catalog::Role) {
