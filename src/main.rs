@@ -170,6 +170,50 @@ enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
     },
+    /// Run as a service: follow the kernel and alert in the journal when a
+    /// change opens or closes something the host's roles care about.
+    ///
+    /// Reads the host once, audits, tells systemd READY=1 (Type=notify),
+    /// then applies every nftables change notification to the kept ruleset
+    /// and audits again after each committed change (debounced), logging
+    /// new and resolved findings with native journal fields (MESSAGE_ID,
+    /// PORTWARDEN_*), naming the process that made the change. Links,
+    /// addresses and routes are followed as the kernel announces them;
+    /// sockets and self-filling sets on timers ([daemon] in the config).
+    /// Writes the last report to report_path (as audit --json) and a
+    /// Prometheus textfile. SIGHUP reloads the configuration and catalog
+    /// (an invalid one is logged and the old one kept); SIGTERM stops.
+    ///
+    /// Logs to the journal when started by systemd (JOURNAL_STREAM), else
+    /// to stderr; PORTWARDEN_LOG=debug|info|warn|error sets the level.
+    ///
+    /// Exit codes: 0 stopped by SIGTERM/SIGINT, 3 bad configuration at
+    /// start, and the read errors of `dump` (77, 69, 75, 76, 74).
+    Daemon {
+        /// The configuration file.
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Print the daemon's last report: a summary line and the current
+    /// findings.
+    ///
+    /// Exit codes (monitoring-plugin convention, as `audit`): 0 no
+    /// warnings, 1 warnings, 2 criticals, 3 no report, an unreadable one,
+    /// or one older than --max-age (the daemon is not running or stuck).
+    Status {
+        /// The configuration file (for [daemon] report_path and stale_after_s).
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// The report file [default: report_path of the configuration].
+        #[arg(long, value_name = "PATH")]
+        report: Option<PathBuf>,
+        /// Seconds after which the report is stale [default: stale_after_s].
+        #[arg(long, value_name = "SECONDS")]
+        max_age: Option<u64>,
+        /// Print the report file's JSON as is.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const EXPLAIN_EXAMPLES: &str = "\
@@ -391,6 +435,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Daemon { config } => {
+            portwarden::daemon::logging::init();
+            let opts = portwarden::daemon::DaemonOptions {
+                config,
+                catalog_dirs: Setup::default_catalog_dirs(),
+            };
+            match portwarden::daemon::run(opts) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    let code = match &e {
+                        portwarden::daemon::DaemonError::Setup(_) => CANNOT_AUDIT,
+                        portwarden::daemon::DaemonError::Read(r) => r.exit_code(),
+                        portwarden::daemon::DaemonError::Io { .. } => 74,
+                    };
+                    Ok(ExitCode::from(code))
+                }
+            }
+        }
+        Command::Status {
+            config,
+            report,
+            max_age,
+            json,
+        } => Ok(status(&config, report, max_age, json)),
         Command::Audit {
             config,
             role,
@@ -558,6 +627,55 @@ fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -
     // a big host) takes a noticeable time.
     std::mem::forget((state, report));
     code
+}
+
+/// `portwarden status`: the daemon's last report.
+fn status(config: &Path, report: Option<PathBuf>, max_age: Option<u64>, json: bool) -> ExitCode {
+    use portwarden::render::status::{self, StatusDoc};
+    // The configuration is only asked for the report's place and age; it
+    // need not validate against the catalog for that.
+    let daemon_cfg = std::fs::read_to_string(config)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("daemon").cloned())
+        .and_then(|d| d.try_into::<config::DaemonConfig>().ok())
+        .unwrap_or_default();
+    let path = report.unwrap_or(daemon_cfg.report_path);
+    let max_age = max_age.unwrap_or(daemon_cfg.stale_after_s);
+    let unknown = |why: String| {
+        println!("UNKNOWN: {why}");
+        ExitCode::from(CANNOT_AUDIT)
+    };
+    let (text, modified) = match std::fs::read_to_string(&path).and_then(|t| {
+        std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map(|m| (t, m))
+    }) {
+        Ok(x) => x,
+        Err(e) => {
+            return unknown(format!(
+                "no report at {} ({e}); is portwarden.service running?",
+                path.display()
+            ))
+        }
+    };
+    let doc: StatusDoc = match serde_json::from_str(&text) {
+        Ok(d) => d,
+        Err(e) => return unknown(format!("{}: not a portwarden report: {e}", path.display())),
+    };
+    let age = modified.elapsed().map_or(0, |d| d.as_secs());
+    if age > max_age {
+        return unknown(format!(
+            "the report at {} is {age} s old (more than {max_age} s); is portwarden.service running?",
+            path.display()
+        ));
+    }
+    if json {
+        print!("{text}");
+    } else {
+        print!("{}", status::text(&doc));
+    }
+    ExitCode::from(status::exit_code(&doc))
 }
 
 fn print_role(role: &catalog::Role) {

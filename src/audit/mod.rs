@@ -378,6 +378,16 @@ impl Report {
     /// findings run to megabytes: the two halves of the findings are
     /// serialised side by side, then written in order.
     pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        self.write_json_with(w, &serde_json::Map::new())
+    }
+
+    /// [`Report::write_json`] with `extra` members after `notes` (the
+    /// daemon's `audited_at` and `changed_by`).
+    pub fn write_json_with(
+        &self,
+        w: impl std::io::Write,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> std::io::Result<()> {
         use std::io::Write as _;
         // Serialised in chunks shared out between the cores (findings
         // differ in size by orders of magnitude), then written in order.
@@ -402,6 +412,12 @@ impl Report {
         }
         w.write_all(b"],\"notes\":")?;
         serde_json::to_writer(&mut w, &self.notes).map_err(std::io::Error::from)?;
+        for (k, v) in extra {
+            w.write_all(b",")?;
+            serde_json::to_writer(&mut w, k).map_err(std::io::Error::from)?;
+            w.write_all(b":")?;
+            serde_json::to_writer(&mut w, v).map_err(std::io::Error::from)?;
+        }
         w.write_all(b"}\n")?;
         w.flush()
     }

@@ -98,6 +98,18 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The severity as the configuration and the JSON report spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Ignore => "ignore",
+            Severity::Ok => "ok",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// The kinds of finding whose severity the configuration can change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -187,21 +199,63 @@ fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     Ok(v)
 }
 
-/// Daemon timing (`[daemon]`).
+/// How `portwarden daemon` follows the host (`[daemon]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DaemonConfig {
-    /// Quiet time after a ruleset change before re-auditing, in milliseconds (default 500).
+    /// Quiet time after a committed ruleset change before auditing again,
+    /// in milliseconds (default 20): a burst of transactions is audited once.
     pub debounce_ms: u64,
-    /// Full re-read of the ruleset every this many seconds, 0 = never (default 300).
-    pub resync_interval_s: u64,
+    /// Re-read the listening sockets every this many seconds (default 10;
+    /// the kernel announces no socket changes).
+    #[serde(deserialize_with = "positive")]
+    pub sockets_interval_s: u64,
+    /// Re-read the sets the packet path fills or whose elements time out
+    /// every this many seconds (default 30; the kernel announces neither).
+    #[serde(deserialize_with = "positive")]
+    pub dynamic_sets_interval_s: u64,
+    /// Compare the ruleset kept from notifications with a fresh full read
+    /// every this many seconds, 0 = never (default 3600).
+    #[serde(alias = "resync_interval_s")]
+    pub verify_interval_s: u64,
+    /// At most this many journal entries per finding within
+    /// `flap_window_s`; the rest are counted and reported (default 4).
+    #[serde(deserialize_with = "positive")]
+    pub flap_limit: u64,
+    /// The window of `flap_limit`, in seconds (default 600).
+    #[serde(deserialize_with = "positive")]
+    pub flap_window_s: u64,
+    /// Where the last report is kept, replaced atomically (default
+    /// `/run/portwarden/report.json`).
+    pub report_path: PathBuf,
+    /// node_exporter textfile for Prometheus, written by atomic rename;
+    /// empty = none (default
+    /// `/var/lib/prometheus/node-exporter/portwarden.prom`, written only when
+    /// the directory exists).
+    pub textfile_path: PathBuf,
+    /// At start, one journal entry per existing finding besides the summary
+    /// (default true).
+    pub alert_existing: bool,
+    /// `portwarden status` calls a report older than this many seconds
+    /// stale (exit 3; default 120). The daemon refreshes it at every socket
+    /// check.
+    #[serde(deserialize_with = "positive")]
+    pub stale_after_s: u64,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
-            debounce_ms: 500,
-            resync_interval_s: 300,
+            debounce_ms: 20,
+            sockets_interval_s: 10,
+            dynamic_sets_interval_s: 30,
+            verify_interval_s: 3600,
+            flap_limit: 4,
+            flap_window_s: 600,
+            report_path: PathBuf::from("/run/portwarden/report.json"),
+            textfile_path: PathBuf::from("/var/lib/prometheus/node-exporter/portwarden.prom"),
+            alert_existing: true,
+            stale_after_s: 120,
         }
     }
 }

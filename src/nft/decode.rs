@@ -623,7 +623,7 @@ fn key_type(ids: &[u32], key_len: u32, desc: &[u32], host: bool) -> KeyType {
 }
 
 /// Elements of one set as they arrive, before interval ends are paired up.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct ElemSink {
     /// Elements (for interval sets: range starts).
     pub starts: Vec<Element>,
@@ -816,4 +816,60 @@ mod tests {
         assert!(r.incomplete);
         assert!(matches!(&r.exprs[..], [Expr::Unknown { name, .. }] if name == "frobnicate"));
     }
+}
+
+/// The generation, pid and command of a `NEWGEN` notification
+/// (`NFTA_GEN_ID`, `NFTA_GEN_PROC_PID`, `NFTA_GEN_PROC_NAME`).
+pub fn gen_info(m: Msg<'_>) -> Option<GenInfo> {
+    let mut info = GenInfo {
+        id: sys::parse_gen(m)?,
+        pid: None,
+        comm: None,
+    };
+    for (ty, v) in nl_attrs(m.attrs()) {
+        match ty {
+            2 if v.len() == 4 => info.pid = Some(u32::from_be_bytes(v.try_into().ok()?)),
+            3 => info.comm = Some(udata_str(v)),
+            _ => {}
+        }
+    }
+    Some(info)
+}
+
+/// A committed ruleset generation and the process that committed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GenInfo {
+    /// The generation id.
+    pub id: u32,
+    /// The committing process's pid.
+    pub pid: Option<u32>,
+    /// The committing process's command name (`comm`).
+    pub comm: Option<String>,
+}
+
+/// `NFTA_RULE_POSITION` of a rule notification: the handle of the rule
+/// just before it, when it is neither first nor last in its chain.
+pub fn rule_position(m: Msg<'_>) -> Option<u64> {
+    nl_attrs(m.attrs())
+        .find(|(t, v)| *t == 6 && v.len() == 8)
+        .map(|(_, v)| u64::from_be_bytes(v.try_into().expect("8 bytes")))
+}
+
+/// The table and set an element message is about
+/// (`NFTA_SET_ELEM_LIST_TABLE`, `NFTA_SET_ELEM_LIST_SET`).
+pub fn element_location(m: Msg<'_>) -> Result<Location, DecodeError> {
+    let fam = family(m.family().map(u32::from), "set element")?;
+    let (mut table, mut set) = (None, None);
+    for (ty, v) in nl_attrs(m.attrs()) {
+        match ty {
+            1 => table = Some(udata_str(v)),
+            2 => set = Some(udata_str(v)),
+            _ => {}
+        }
+    }
+    Ok(Location {
+        family: fam,
+        table: table.ok_or_else(|| err("set element", "no table"))?,
+        parent: Some(set.ok_or_else(|| err("set element", "no set"))?),
+    })
 }

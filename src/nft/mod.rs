@@ -7,11 +7,12 @@
 //! never a mix of two rulesets.
 
 pub mod decode;
+pub mod monitor;
 mod read;
 pub mod sys;
 pub mod validate;
 
-pub use read::{read_snapshot, ReadError, ReadOptions};
+pub use read::{read_snapshot, PartReader, ReadError, ReadOptions};
 
 #[cfg(test)]
 mod tests {

@@ -253,3 +253,79 @@ fn dump_once(sock: &mut Socket) -> Result<Snapshot, Attempt> {
         tables,
     })
 }
+
+/// Reads parts of the ruleset, for keeping a snapshot up to date without
+/// dumping it whole.
+pub struct PartReader {
+    sock: Socket,
+}
+
+impl PartReader {
+    /// Opens a netlink socket.
+    pub fn open() -> Result<PartReader, ReadError> {
+        Ok(PartReader {
+            sock: Socket::open().map_err(ReadError::from_io)?,
+        })
+    }
+
+    /// The current generation.
+    pub fn generation(&mut self) -> Result<u32, ReadError> {
+        generation(&mut self.sock)
+    }
+
+    /// The rules of one chain, in order.
+    pub fn chain_rules(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+    ) -> Result<Vec<crate::snapshot::Rule>, ReadError> {
+        let mut rules = Vec::new();
+        let req = Request::ChainRules {
+            family: family.nfproto(),
+            table,
+            chain,
+        };
+        self.sock
+            .request(&req, |m| {
+                let (_, mut r) = decode::rule(m, |f| f == Family::Ip6)?;
+                r.position = rules.len() as u32;
+                rules.push(r);
+                Ok::<_, DecodeError>(())
+            })
+            .map_err(part_error)?;
+        Ok(rules)
+    }
+
+    /// The elements of one set, filled into `set` (its metadata kept).
+    pub fn set_elements(
+        &mut self,
+        family: Family,
+        table: &str,
+        set: &mut crate::snapshot::Set,
+    ) -> Result<(), ReadError> {
+        let mut sink = ElemSink::default();
+        let req = Request::SetElems {
+            family: family.nfproto(),
+            table,
+            set: &set.name,
+        };
+        self.sock
+            .request(&req, |m| {
+                if m.kind() == msg::NEWSETELEM {
+                    decode::elements(m, &mut sink)?;
+                }
+                Ok::<_, DecodeError>(())
+            })
+            .map_err(part_error)?;
+        decode::fill_set(set, sink);
+        Ok(())
+    }
+}
+
+fn part_error(e: RequestError<DecodeError>) -> ReadError {
+    match e {
+        RequestError::Io(e) => ReadError::from_io(e),
+        RequestError::Callback(d) => ReadError::Protocol(d.to_string()),
+    }
+}

@@ -77,7 +77,8 @@ impl<'a> Msg<'a> {
         u16::from_ne_bytes([self.bytes[4], self.bytes[5]])
     }
 
-    fn flags(&self) -> u16 {
+    /// The netlink header flags (`NLM_F_*`).
+    pub fn flags(&self) -> u16 {
         u16::from_ne_bytes([self.bytes[6], self.bytes[7]])
     }
 
@@ -163,6 +164,15 @@ pub enum Request<'a> {
         /// Set name.
         set: &'a str,
     },
+    /// Dump the rules of one chain.
+    ChainRules {
+        /// NFPROTO family of the table.
+        family: u8,
+        /// Table name.
+        table: &'a str,
+        /// Chain name.
+        chain: &'a str,
+    },
 }
 
 /// How a request ended.
@@ -243,6 +253,33 @@ impl Socket {
                     ffi::nftnl_set_free(obj);
                     (*nlh).nlmsg_len
                 }
+                Request::ChainRules {
+                    family,
+                    table,
+                    chain,
+                } => {
+                    if table.len() > 256 || chain.len() > 256 {
+                        return Err(io::Error::new(io::ErrorKind::InvalidInput, "name too long"));
+                    }
+                    let t = std::ffi::CString::new(*table)?;
+                    let c = std::ffi::CString::new(*chain)?;
+                    let nlh = ffi::nftnl_nlmsg_build_hdr(
+                        ptr,
+                        msg::GETRULE,
+                        u16::from(*family),
+                        NLM_F_DUMP,
+                        self.seq,
+                    );
+                    let obj = ffi::nftnl_rule_alloc();
+                    if obj.is_null() {
+                        return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+                    }
+                    ffi::nftnl_rule_set_str(obj, ffi::NFTNL_RULE_TABLE as u16, t.as_ptr());
+                    ffi::nftnl_rule_set_str(obj, ffi::NFTNL_RULE_CHAIN as u16, c.as_ptr());
+                    ffi::nftnl_rule_nlmsg_build_payload(nlh, obj);
+                    ffi::nftnl_rule_free(obj);
+                    (*nlh).nlmsg_len
+                }
             }
         } as usize;
         Ok(bytes[..len].to_vec())
@@ -302,6 +339,77 @@ impl Socket {
             }
         }
     }
+}
+
+/// `NFNLGRP_NFTABLES`: the multicast group of nf_tables change notifications.
+const NFNLGRP_NFTABLES: u32 = 7;
+
+/// A netfilter netlink socket subscribed to nf_tables change notifications
+/// (needs CAP_NET_ADMIN): every committed transaction's per-object events,
+/// then its `NEWGEN`.
+pub struct Monitor {
+    sock: mnl::Socket,
+    buf: AlignedBuf,
+}
+
+impl Monitor {
+    /// Opens the socket, joins `NFNLGRP_NFTABLES` and asks for a receive
+    /// buffer of `rcvbuf` bytes (`SO_RCVBUFFORCE`, as `nft monitor` does,
+    /// falling back to the `rmem_max`-capped `SO_RCVBUF`). A burst larger
+    /// than the buffer ends a [`Monitor::recv`] with `ENOBUFS`: events were
+    /// lost and only a fresh read is safe.
+    pub fn open(rcvbuf: usize) -> io::Result<Monitor> {
+        let sock = mnl::Socket::open(mnl::Bus::Netfilter)?;
+        sock.bind(0, mnl_sys_autopid())?;
+        let fd = mnl_fd(&sock);
+        let size = c_int::try_from(rcvbuf).unwrap_or(c_int::MAX);
+        let group = NFNLGRP_NFTABLES as c_int;
+        // SAFETY: `fd` is the open socket owned by `sock`, alive for these
+        // calls; each option value is a c_int on the stack, passed with its
+        // size.
+        unsafe {
+            let setopt = |level, name, v: &c_int| {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    name,
+                    v as *const c_int as *const c_void,
+                    std::mem::size_of::<c_int>() as libc::socklen_t,
+                )
+            };
+            if setopt(libc::SOL_NETLINK, libc::NETLINK_ADD_MEMBERSHIP, &group) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if setopt(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size) < 0 {
+                setopt(libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+            }
+        }
+        Ok(Monitor {
+            sock,
+            buf: AlignedBuf::new(RECV_BUF),
+        })
+    }
+
+    /// Waits for the next datagram of notifications and hands each message
+    /// in it to `f`. `ENOBUFS` means events were lost.
+    pub fn recv(&mut self, mut f: impl FnMut(Msg<'_>)) -> io::Result<()> {
+        let n = self.sock.recv_raw(self.buf.bytes_mut())?;
+        for m in messages(&self.buf.bytes_mut()[..n]) {
+            f(m?);
+        }
+        Ok(())
+    }
+}
+
+/// libmnl's "choose a port id for me" (`MNL_SOCKET_AUTOPID`).
+fn mnl_sys_autopid() -> libc::pid_t {
+    0
+}
+
+/// The file descriptor of an mnl socket.
+fn mnl_fd(sock: &mnl::Socket) -> c_int {
+    use std::os::fd::AsRawFd;
+    sock.as_raw_fd()
 }
 
 /// Reads a C string returned by libnftnl (NULL = unset).
