@@ -241,6 +241,11 @@ pub struct DaemonConfig {
     /// check.
     #[serde(deserialize_with = "positive")]
     pub stale_after_s: u64,
+    /// Receive buffer for nftables change events, in KiB (default 16384,
+    /// as `nft monitor`). A burst larger than this loses events, which the
+    /// daemon answers with a full re-read.
+    #[serde(deserialize_with = "positive")]
+    pub event_buffer_kib: u64,
 }
 
 impl Default for DaemonConfig {
@@ -256,6 +261,7 @@ impl Default for DaemonConfig {
             textfile_path: PathBuf::from("/var/lib/prometheus/node-exporter/portwarden.prom"),
             alert_existing: true,
             stale_after_s: 120,
+            event_buffer_kib: 16384,
         }
     }
 }

@@ -136,7 +136,9 @@ impl Daemon {
         // read and the subscription; commits the read already holds are
         // skipped by generation.
         let (tx, news) = unbounded_channel();
-        watch::nftables(tx.clone()).map_err(DaemonError::io("subscribing to nftables"))?;
+        let rcvbuf = usize::try_from(setup.config.daemon.event_buffer_kib.saturating_mul(1024))
+            .unwrap_or(usize::MAX);
+        watch::nftables(tx.clone(), rcvbuf).map_err(DaemonError::io("subscribing to nftables"))?;
         watch::routes(tx).map_err(DaemonError::io("subscribing to route changes"))?;
         let state = read_host_state(&ReadOptions::default(), &mut Timings::default())?;
         let parts = PartReader::open().map_err(StateError::from)?;

@@ -24,20 +24,17 @@ pub enum News {
     Failed(&'static str, io::Error),
 }
 
-/// Receive buffer of the nf_tables subscription, as `nft monitor` asks for:
-/// a 16 MiB burst of element events fits.
-const NFT_RCVBUF: usize = 16 << 20;
-
 /// Subscribes to nf_tables notifications (in the calling thread's network
-/// namespace) and forwards every committed transaction.
-pub fn nftables(tx: UnboundedSender<News>) -> io::Result<()> {
+/// namespace) and forwards every committed transaction. `rcvbuf` is the
+/// socket's receive buffer in bytes.
+pub fn nftables(tx: UnboundedSender<News>, rcvbuf: usize) -> io::Result<()> {
     // The socket is opened on its thread (libmnl's handle stays there); the
     // thread says whether that worked before anything else.
     let (opened_tx, opened) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("pw-nft-watch".into())
         .spawn(move || {
-            let mut mon = match Monitor::open(NFT_RCVBUF) {
+            let mut mon = match Monitor::open(rcvbuf) {
                 Ok(m) => {
                     let _ = opened_tx.send(Ok(()));
                     m

@@ -1,0 +1,326 @@
+//! `portwarden daemon` against the real kernel and a real journald: the
+//! daemon runs in the test topology's host namespace, changes are made with
+//! `nft` there, and what the daemon says is read back from the journal, the
+//! notify socket and its report file.
+
+mod common;
+
+use common::daemon::{self, field, Daemon};
+use common::{require_root, run, Netns, Topology};
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+const MISSING: &str = "52ac6f21f73a475994c3a829c70d580d";
+const RESOLVED: &str = "bf2a4470791c4ab8b38770b0769e639a";
+const RESYNC: &str = "63f51947dcad46bbb18e48df2105a9d1";
+const RELOAD: &str = "3cd5ad96b7f64eb6a4a3905de931f3ba";
+const SUMMARY: &str = "ade134ae86df4073b08c8c5a8cd957e2";
+
+/// The Data Mover role, its backup server routed through pw-priv, and
+/// nothing about listeners (the test starts none).
+const CONFIG: &str = r#"
+roles = ["veeam-data-mover"]
+private_interfaces = ["pw-priv"]
+[peers]
+backup_server = ["10.0.0.10"]
+[severity]
+not-listening = "ignore"
+"#;
+
+/// The topology with the daemon host's ruleset and a route to the backup
+/// server's network through the private link.
+fn host(tag: &str) -> Topology {
+    let t = Topology::new(tag);
+    t.host
+        .ip(&["route", "add", "10.0.0.0/24", "via", "10.99.0.2", "dev", "pw-priv"]);
+    t.load_fixture("daemon/host.nft");
+    t
+}
+
+fn ready(d: &mut Daemon) {
+    assert!(
+        d.wait_notify("READY=1", Duration::from_secs(30)).is_some(),
+        "no READY=1; stderr: {}",
+        d.stderr()
+    );
+}
+
+/// Runs `nft ARGS` in the namespace; returns its pid (`ip netns exec`
+/// execs nft in the same process) and when it started.
+fn nft(ns: &Netns, args: &[&str]) -> (u32, SystemTime) {
+    let started = SystemTime::now();
+    let child = ns
+        .cmd("nft")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("nft");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "nft {args:?} failed");
+    (pid, started)
+}
+
+/// `__REALTIME_TIMESTAMP` (µs since the epoch): when journald received it.
+fn received(e: &Value) -> SystemTime {
+    let us: u64 = field(e, "__REALTIME_TIMESTAMP").parse().unwrap();
+    SystemTime::UNIX_EPOCH + Duration::from_micros(us)
+}
+
+/// The handle of the first rule of `inet filter input` whose text has `needle`.
+fn handle_of(ns: &Netns, needle: &str) -> String {
+    let out = run(ns
+        .cmd("nft")
+        .args(["-a", "list", "chain", "inet", "filter", "input"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no rule with {needle:?} in\n{text}"));
+    line.rsplit("# handle ").next().unwrap().trim().to_string()
+}
+
+/// The generation of the namespace's ruleset now.
+fn generation(ns: &Netns) -> u64 {
+    ns.dump_json()["generation"].as_u64().unwrap()
+}
+
+/// Waits until the daemon's report is at generation `gen`.
+fn report_at(d: &mut Daemon, gen: u64, within: Duration) -> Value {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(r) = d.report() {
+            if r["generation"].as_u64() == Some(gen) {
+                return r;
+            }
+        }
+        if Instant::now() > end {
+            let said: Vec<String> = d
+                .journal()
+                .iter()
+                .map(|e| field(e, "MESSAGE").to_string())
+                .collect();
+            panic!(
+                "the report never reached generation {gen}: {:?}\njournal: {said:#?}\nstderr: {}\nexited: {:?}",
+                d.report().map(|r| r["generation"].clone()),
+                d.stderr(),
+                d.child.try_wait()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A one-shot `audit --json` with the same configuration.
+fn one_shot(ns: &Netns, d: &Daemon) -> Value {
+    let out = ns.portwarden(&[
+        "audit",
+        "--format",
+        "json",
+        "--config",
+        d.dir.join("portwarden.toml").to_str().unwrap(),
+    ]);
+    serde_json::from_slice(&out.stdout).expect("audit --json")
+}
+
+#[test]
+fn changes_reach_the_journal_with_their_fields_and_who_made_them() {
+    if !require_root("daemon journal") || !daemon::available("daemon journal") {
+        return;
+    }
+    let t = host("dj");
+    let mut d = Daemon::start(&t.host, "journal", CONFIG);
+    ready(&mut d);
+    // READY comes after the first audit: its report is there, and correct.
+    let first = d.report().expect("a report at READY");
+    assert_eq!(first["findings"], one_shot(&t.host, &d)["findings"]);
+    assert!(first["audited_at"].is_string());
+    let summary = d
+        .wait_entry(Duration::from_secs(5), |e| field(e, "MESSAGE_ID") == SUMMARY)
+        .expect("a summary entry at start");
+    assert!(field(&summary, "MESSAGE").contains("0 critical"), "{summary}");
+
+    // Block 6162: a missing-opening entry with every field, naming this nft.
+    let (pid, started) = nft(
+        &t.host,
+        &["insert", "rule", "inet", "filter", "input", "tcp", "dport", "6162", "drop"],
+    );
+    let e = d
+        .wait_entry(Duration::from_secs(10), |e| field(e, "MESSAGE_ID") == MISSING)
+        .unwrap_or_else(|| panic!("no missing-opening entry: {:?}", d.journal()));
+    let latency = received(&e).duration_since(started).unwrap();
+    assert!(latency <= Duration::from_secs(1), "{latency:?}");
+    assert_eq!(field(&e, "PRIORITY"), "3", "critical is logged at err");
+    assert_eq!(field(&e, "PORTWARDEN_KIND"), "missing-opening");
+    assert_eq!(field(&e, "PORTWARDEN_SEVERITY"), "critical");
+    assert_eq!(field(&e, "PORTWARDEN_ROLE"), "veeam-data-mover");
+    assert_eq!(field(&e, "PORTWARDEN_REQUIREMENT"), "transport");
+    assert_eq!(field(&e, "PORTWARDEN_PROTO"), "tcp");
+    assert_eq!(field(&e, "PORTWARDEN_PORTS"), "6162");
+    assert_eq!(field(&e, "PORTWARDEN_PEERS"), "10.0.0.10/32");
+    let handle = handle_of(&t.host, "tcp dport 6162 drop");
+    assert_eq!(
+        field(&e, "PORTWARDEN_RULE"),
+        format!("inet filter input {handle}")
+    );
+    assert!(field(&e, "PORTWARDEN_FIX").starts_with("nft "), "{e}");
+    assert_eq!(field(&e, "PORTWARDEN_CHANGED_BY_PID"), pid.to_string());
+    assert_eq!(field(&e, "PORTWARDEN_CHANGED_BY_COMM"), "nft");
+    assert_eq!(
+        field(&e, "PORTWARDEN_GENERATION"),
+        generation(&t.host).to_string()
+    );
+    let id = field(&e, "PORTWARDEN_FINDING_ID").to_string();
+    assert_eq!(id.len(), 12);
+
+    // Restore: the resolved entry, for the same finding, at notice.
+    nft(&t.host, &["delete", "rule", "inet", "filter", "input", "handle", &handle]);
+    let r = d
+        .wait_entry(Duration::from_secs(10), |e| {
+            field(e, "MESSAGE_ID") == RESOLVED && field(e, "PORTWARDEN_FINDING_ID") == id
+        })
+        .expect("a resolved entry");
+    assert_eq!(field(&r, "PRIORITY"), "5");
+    // Logged once each.
+    let count = |mid: &str| {
+        d.journal()
+            .iter()
+            .filter(|e| field(e, "MESSAGE_ID") == mid && field(e, "PORTWARDEN_FINDING_ID") == id)
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!((count(MISSING), count(RESOLVED)), (1, 1));
+
+    // The backup server in the blocklist: critical, naming the blocklist rule.
+    nft(
+        &t.host,
+        &["add", "element", "inet", "filter", "blocklist", "{ 10.0.0.0/28 }"],
+    );
+    let handle = handle_of(&t.host, "@blocklist drop");
+    let e = d
+        .wait_entry(Duration::from_secs(10), |e| {
+            field(e, "MESSAGE_ID") == MISSING
+                && field(e, "PORTWARDEN_RULE") == format!("inet filter input {handle}")
+        })
+        .unwrap_or_else(|| panic!("no blocklist entry: {:?}", d.journal()));
+    assert_eq!(field(&e, "PORTWARDEN_SEVERITY"), "critical");
+    assert_eq!(field(&e, "PORTWARDEN_PEERS"), "10.0.0.10/32");
+
+    // SIGTERM: exit 0, within a second.
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(1)), Some(0));
+}
+
+#[test]
+fn a_burst_of_transactions_ends_in_the_one_shot_state() {
+    if !require_root("daemon burst") || !daemon::available("daemon burst") {
+        return;
+    }
+    let t = host("db");
+    let mut d = Daemon::start(&t.host, "burst", CONFIG);
+    ready(&mut d);
+    // 500 transactions: elements in and out of the blocklist, rules
+    // inserted and deleted, the backup server blocked then let in again.
+    let mut script = String::new();
+    for i in 0..500u32 {
+        let cmd = match i % 5 {
+            0 => format!("nft add element inet filter blocklist {{ 198.51.{}.{} }}", i / 250, i % 250),
+            1 => "nft insert rule inet filter input tcp dport 2600-2700 drop".to_string(),
+            2 => format!("nft delete element inet filter blocklist {{ 198.51.{}.{} }}", (i - 2) / 250, (i - 2) % 250),
+            3 => "nft add element inet filter blocklist { 10.0.0.10 }".to_string(),
+            _ => "nft delete element inet filter blocklist { 10.0.0.10 }".to_string(),
+        };
+        script.push_str(&cmd);
+        script.push('\n');
+    }
+    run(t.host.cmd("bash").args(["-c", &script]));
+    let gen = generation(&t.host);
+    let report = report_at(&mut d, gen, Duration::from_secs(30));
+    let expect = one_shot(&t.host, &d);
+    assert_eq!(expect["generation"].as_u64(), Some(gen));
+    assert_eq!(report["findings"], expect["findings"]);
+    // 100 inserted 2600-2700 drops: that range is missing.
+    assert!(
+        report["findings"].as_array().unwrap().iter().any(|f| f["ports"] == serde_json::json!([[2600, 2700]])),
+        "{report}"
+    );
+}
+
+#[test]
+fn lost_events_end_in_a_resync_and_the_right_state() {
+    if !require_root("daemon enobufs") || !daemon::available("daemon enobufs") {
+        return;
+    }
+    let t = host("de");
+    // A receive buffer of 4 KiB: the kernel rounds it up, but a
+    // transaction of thousands of element events cannot fit.
+    let mut d = Daemon::start(&t.host, "enobufs", &format!("{CONFIG}\n[daemon]\nevent_buffer_kib = 4\n"));
+    ready(&mut d);
+    // The daemon is stopped while the kernel sends: the events pile up in
+    // its socket until the buffer overflows.
+    d.signal("STOP");
+    let mut batch = String::from("add element inet filter blocklist { ");
+    for i in 0..4000u32 {
+        batch.push_str(&format!("172.{}.{}.0/24, ", 16 + i / 250, i % 250));
+    }
+    batch.push_str("10.0.0.10 }\n");
+    t.host.nft_text(&batch);
+    t.host.nft_text("add element inet filter blocklist { 192.0.2.0/24 }\n");
+    d.signal("CONT");
+    let e = d
+        .wait_entry(Duration::from_secs(30), |e| field(e, "MESSAGE_ID") == RESYNC)
+        .unwrap_or_else(|| panic!("no resync entry: {:?}", d.journal()));
+    assert_eq!(field(&e, "PRIORITY"), "4", "logged at warning");
+    let gen = generation(&t.host);
+    let report = report_at(&mut d, gen, Duration::from_secs(30));
+    assert_eq!(report["findings"], one_shot(&t.host, &d)["findings"]);
+    let prom = std::fs::read_to_string(d.dir.join("portwarden.prom")).unwrap();
+    assert!(prom.contains("portwarden_resyncs_total 1"), "{prom}");
+}
+
+#[test]
+fn sighup_with_a_broken_config_keeps_the_old_one() {
+    if !require_root("daemon reload") || !daemon::available("daemon reload") {
+        return;
+    }
+    let t = host("dh");
+    let mut d = Daemon::start(&t.host, "reload", CONFIG);
+    ready(&mut d);
+    d.write_config("roles = [\"veeam-data-mover\"\n[peers\n");
+    d.notified.clear();
+    d.signal("HUP");
+    assert!(d.wait_notify("RELOADING=1", Duration::from_secs(10)).is_some());
+    let status = d
+        .wait_notify("READY=1", Duration::from_secs(10))
+        .expect("READY=1 after the reload");
+    assert!(status.contains("reload refused"), "{status}");
+    let e = d
+        .wait_entry(Duration::from_secs(5), |e| field(e, "MESSAGE_ID") == RELOAD)
+        .expect("a reload entry");
+    assert_eq!(field(&e, "PRIORITY"), "3");
+    assert!(
+        field(&e, "MESSAGE").contains("portwarden.toml:"),
+        "file, line and column: {e}"
+    );
+    // Still running, still on the old configuration: a change is audited.
+    nft(
+        &t.host,
+        &["insert", "rule", "inet", "filter", "input", "tcp", "dport", "22", "drop"],
+    );
+    d.wait_entry(Duration::from_secs(10), |e| {
+        field(e, "MESSAGE_ID") == MISSING && field(e, "PORTWARDEN_PORTS") == "22"
+    })
+    .expect("the old configuration still audits");
+    // `status` reads the report: criticals, exit 2.
+    let out = Command::new(common::portwarden_bin())
+        .args(["status", "--report", d.dir.join("report.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("1 critical, 0 warning; generation "), "{text}");
+    assert!(text.contains("by nft["), "{text}");
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(1)), Some(0));
+}
