@@ -324,3 +324,67 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(1)), Some(0));
 }
+
+#[test]
+fn the_journal_catalog_compiles_and_explains_every_entry() {
+    if !require_root("journal catalog") || !common::have_tool("journalctl") {
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("pwt-catalog-{}", std::process::id()));
+    let dir = root.join("usr/lib/systemd/catalog");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/portwarden.catalog"),
+        dir.join("portwarden.catalog"),
+    )
+    .unwrap();
+    let root_arg = format!("--root={}", root.display());
+    run(Command::new("journalctl").args([&root_arg, "--update-catalog"]));
+    let listed = run(Command::new("journalctl").args([&root_arg, "--list-catalog"]));
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let _ = std::fs::remove_dir_all(&root);
+    for id in portwarden::render::journal::ALL {
+        assert!(listed.contains(id), "{id} missing from:\n{listed}");
+    }
+    assert!(listed.contains("A required inbound connection is refused"), "{listed}");
+}
+
+#[test]
+fn the_metrics_textfile_passes_promtool() {
+    if !require_root("daemon metrics") || !daemon::available("daemon metrics") {
+        return;
+    }
+    if !common::have_tool("promtool") {
+        eprintln!("SKIPPED daemon metrics: needs promtool (Debian package prometheus)");
+        return;
+    }
+    let t = host("dm");
+    // A finding, so that the findings metric has a sample.
+    t.host.nft_text("insert rule inet filter input tcp dport 6162 drop\n");
+    let mut d = Daemon::start(&t.host, "metrics", CONFIG);
+    ready(&mut d);
+    let prom_path = d.dir.join("portwarden.prom");
+    let prom = std::fs::read_to_string(&prom_path).expect("the textfile");
+    for name in [
+        "portwarden_findings{kind=\"missing-opening\",severity=\"critical\",role=\"veeam-data-mover\"} 1",
+        "portwarden_audit_duration_seconds ",
+        "portwarden_last_audit_timestamp_seconds ",
+        "portwarden_ruleset_generation ",
+        "portwarden_resyncs_total 0",
+        "portwarden_lost_events_total 0",
+        "portwarden_up 1",
+    ] {
+        assert!(prom.contains(name), "{name} not in\n{prom}");
+    }
+    let out = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&prom_path).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

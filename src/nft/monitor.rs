@@ -168,16 +168,20 @@ pub struct Applied {
 /// Applies a transaction's events, in commit order, to `snap`.
 pub fn apply(snap: &mut Snapshot, events: Vec<Event>) -> Applied {
     let mut out = Applied::default();
-    let mut touched: Vec<(Family, String, String)> = Vec::new();
+    // Tables whose rules moved: their chains' positions are numbered
+    // again at the end (by table, as a chain may be renamed meanwhile).
+    let mut touched: Vec<(Family, String)> = Vec::new();
     for ev in events {
         apply_one(snap, ev, &mut out, &mut touched);
     }
     touched.sort();
     touched.dedup();
-    for (f, t, c) in touched {
-        if let Some(chain) = table_mut(snap, f, &t).and_then(|t| chain_mut(t, &c)) {
-            for (i, r) in chain.rules.iter_mut().enumerate() {
-                r.position = i as u32;
+    for (f, t) in touched {
+        if let Some(table) = table_mut(snap, f, &t) {
+            for chain in &mut table.chains {
+                for (i, r) in chain.rules.iter_mut().enumerate() {
+                    r.position = i as u32;
+                }
             }
         }
     }
@@ -199,7 +203,7 @@ fn apply_one(
     snap: &mut Snapshot,
     ev: Event,
     out: &mut Applied,
-    touched: &mut Vec<(Family, String, String)>,
+    touched: &mut Vec<(Family, String)>,
 ) {
     // Every event but a new table's names a table that must be there.
     macro_rules! table {
@@ -254,7 +258,7 @@ fn apply_one(
                 out.lost = true;
                 return;
             };
-            touched.push((loc.family, loc.table.clone(), chain_name.clone()));
+            touched.push((loc.family, loc.table.clone()));
             if let Some(old) = chain.rules.iter_mut().find(|r| r.handle == rule.handle) {
                 *old = rule;
                 return;
@@ -280,7 +284,7 @@ fn apply_one(
             let t = table!(loc);
             if let Some(chain) = chain_mut(t, &chain_name) {
                 chain.rules.retain(|r| r.handle != handle);
-                touched.push((loc.family, loc.table, chain_name));
+                touched.push((loc.family, loc.table));
             }
         }
         Event::NewSet(loc, s) => {

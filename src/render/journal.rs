@@ -109,3 +109,47 @@ impl FindingFields {
         }
     }
 }
+
+/// Every `MESSAGE_ID` portwarden writes (each explained in
+/// `systemd/portwarden.catalog`).
+pub const ALL: &[&str] = &[
+    "52ac6f21f73a475994c3a829c70d580d",
+    "3a924044ce794df791ce09627bcfb2cd",
+    "b4b999388d4948cfbe38ce43f4577cf2",
+    "415d60dbbb954c8bacb69d3e57da6a8b",
+    "8145cc2e8006461c8eb98903387771b7",
+    "1c2376d206684a988e3c818b80641243",
+    RESOLVED,
+    RULESET_CHANGED,
+    RESYNC,
+    RELOAD,
+    SUMMARY,
+    VERIFY_MISMATCH,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_id_is_listed_and_explained_in_the_catalog() {
+        let catalog = include_str!("../../systemd/portwarden.catalog");
+        for kind in [
+            FindingKind::MissingOpening,
+            FindingKind::PartialOpening,
+            FindingKind::ExcessOpening,
+            FindingKind::ExposedListener,
+            FindingKind::NotListening,
+            FindingKind::OutboundBlocked,
+        ] {
+            assert!(ALL.contains(&finding_message_id(kind)), "{kind:?}");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for id in ALL {
+            assert!(seen.insert(id), "{id} twice");
+            assert_eq!(id.len(), 32);
+            assert!(catalog.contains(&format!("-- {id}\n")), "{id} not in the catalog");
+        }
+        assert_eq!(catalog.matches("\n-- ").count(), ALL.len());
+    }
+}
