@@ -35,17 +35,18 @@
 //! after set-up, for profiling by hand; see `harness::hold`). The namespace and the
 //! listener process are removed however the benchmark ends, Ctrl-C included.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[path = "common/harness.rs"]
 mod harness;
+#[path = "common/largehost.rs"]
+mod largehost;
 #[path = "common/ruleset.rs"]
 mod ruleset;
-use harness::{check_interrupted, env_usize, ip, median, Scratch, Usage};
-use ruleset::ruleset;
+use harness::{env_usize, median, Scratch, Usage};
 
 /// Runs `args` inside `ns` with stdout to the file `out` and stderr to
 /// `err` (created afresh); `None` when it did not finish within `timeout`.
@@ -69,22 +70,6 @@ fn snapshot_time(err: &Path) -> Option<f64> {
     rest.split(' ').next()?.parse().ok()
 }
 
-/// python3 holding `n` IPv4 TCP listeners on 0.0.0.0, ports from `first`.
-const LISTENERS: &str = r#"
-import resource, socket, sys, time
-n, first = int(sys.argv[1]), int(sys.argv[2])
-resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
-keep = []
-for port in range(first, first + n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
-    s.listen(1)
-    keep.append(s)
-print("ready", flush=True)
-time.sleep(86400)
-"#;
-
 fn main() {
     if !harness::start("audit") {
         return;
@@ -98,90 +83,13 @@ fn main() {
         s => Some(Duration::from_secs(s as u64)),
     };
     let mut scratch = Scratch::new("pwbencha");
-    let file = scratch.path(".nft");
-    let script = scratch.path(".py");
     let out_dump = scratch.path(".dump.json");
     let out_audit = scratch.path(".audit.json");
     let err_file = scratch.path(".err");
+    let seen = largehost::setup(&mut scratch, rules, elements, sockets);
     let ns = scratch.ns.clone();
-    let peer_ns = format!("{ns}-p");
-    let mut peer_made = false;
-    std::fs::write(&file, ruleset(rules, elements)).expect("write ruleset");
-    std::fs::write(&script, LISTENERS).expect("write listener script");
     let ns = ns.as_str();
-    for i in 0..4 {
-        let dev = format!("eth{i}");
-        // A dummy link; where the kernel has no dummy driver (containers),
-        // a veth whose other end lives in a second namespace.
-        let dummy = Command::new("ip")
-            .args(["-n", ns, "link", "add", &dev, "type", "dummy"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !dummy {
-            if !peer_made {
-                scratch.add_ns(&peer_ns);
-                peer_made = true;
-            }
-            ip(&[
-                "link", "add", &dev, "netns", ns, "type", "veth", "peer", "name", &dev, "netns",
-                &peer_ns,
-            ]);
-            ip(&["-n", &peer_ns, "link", "set", &dev, "up"]);
-        }
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("192.0.{}.1/24", 2 + i),
-            "dev",
-            &dev,
-        ]);
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("2001:db8:{i}::1/64"),
-            "dev",
-            &dev,
-            "nodad",
-        ]);
-        ip(&["-n", ns, "link", "set", &dev, "up"]);
-    }
-
-    eprintln!("loading {rules} rules and a {elements}-element interval set...");
-    scratch.load(&file);
-
-    let first_port = 20_000u16;
-    eprintln!("starting {sockets} listening sockets...");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "python3"])
-        .arg(&script)
-        .args([sockets.to_string(), first_port.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let stdout = child.stdout.take().expect("listener stdout");
-    scratch.keep(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("listener output");
-    check_interrupted();
-    assert_eq!(line.trim(), "ready", "the listener process did not start");
-
     let ours = env!("CARGO_BIN_EXE_portwarden");
-    // Not timed: the namespace holds what we think it holds.
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, ours, "listeners", "--json"])
-        .output()
-        .expect("portwarden listeners");
-    assert!(out.status.success(), "portwarden listeners failed");
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("listeners JSON");
-    let seen = seen.as_array().map_or(0, Vec::len);
-    assert!(seen >= sockets, "{seen} sockets seen, {sockets} expected");
 
     harness::hold(ns);
     let dump_args = [ours, "dump", "--json"];

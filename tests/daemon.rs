@@ -130,7 +130,7 @@ fn changes_reach_the_journal_with_their_fields_and_who_made_them() {
         return;
     }
     let t = host("dj");
-    let mut d = Daemon::start(&t.host, "journal", CONFIG);
+    let mut d = Daemon::start(&t.host.name, "journal", CONFIG);
     ready(&mut d);
     // READY comes after the first audit: its report is there, and correct.
     let first = d.report().expect("a report at READY");
@@ -218,7 +218,7 @@ fn a_burst_of_transactions_ends_in_the_one_shot_state() {
         return;
     }
     let t = host("db");
-    let mut d = Daemon::start(&t.host, "burst", CONFIG);
+    let mut d = Daemon::start(&t.host.name, "burst", CONFIG);
     ready(&mut d);
     // 500 transactions: elements in and out of the blocklist, rules
     // inserted and deleted, the backup server blocked then let in again.
@@ -255,7 +255,7 @@ fn lost_events_end_in_a_resync_and_the_right_state() {
     let t = host("de");
     // A receive buffer of 4 KiB: the kernel rounds it up, but a
     // transaction of thousands of element events cannot fit.
-    let mut d = Daemon::start(&t.host, "enobufs", &format!("{CONFIG}\n[daemon]\nevent_buffer_kib = 4\n"));
+    let mut d = Daemon::start(&t.host.name, "enobufs", &format!("{CONFIG}\n[daemon]\nevent_buffer_kib = 4\n"));
     ready(&mut d);
     // The daemon is stopped while the kernel sends: the events pile up in
     // its socket until the buffer overflows.
@@ -285,7 +285,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
         return;
     }
     let t = host("dh");
-    let mut d = Daemon::start(&t.host, "reload", CONFIG);
+    let mut d = Daemon::start(&t.host.name, "reload", CONFIG);
     ready(&mut d);
     d.write_config("roles = [\"veeam-data-mover\"\n[peers\n");
     d.notified.clear();
@@ -361,7 +361,7 @@ fn the_metrics_textfile_passes_promtool() {
     let t = host("dm");
     // A finding, so that the findings metric has a sample.
     t.host.nft_text("insert rule inet filter input tcp dport 6162 drop\n");
-    let mut d = Daemon::start(&t.host, "metrics", CONFIG);
+    let mut d = Daemon::start(&t.host.name, "metrics", CONFIG);
     ready(&mut d);
     let prom_path = d.dir.join("portwarden.prom");
     let prom = std::fs::read_to_string(&prom_path).expect("the textfile");

@@ -3,9 +3,9 @@
 //! `/run/systemd` and `/run/log`), with a notify socket the test reads.
 //!
 //! Everything is torn down on drop: the daemon, the journald, and with them
-//! the mount namespace and its tmpfs.
+//! the mount namespace and its tmpfs. Shared by the tests and the daemon
+//! benchmark (which includes this file by path), so it stands alone.
 
-use super::Netns;
 use serde_json::Value;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -25,10 +25,17 @@ pub struct Daemon {
 
 /// Whether this machine can run the test (journald and the tools).
 pub fn available(test: &str) -> bool {
+    let have = |t: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     let ok = Path::new("/lib/systemd/systemd-journald").exists()
-        && super::have_tool("journalctl")
-        && super::have_tool("unshare")
-        && super::have_tool("nsenter");
+        && have("journalctl")
+        && have("unshare")
+        && have("nsenter");
     if !ok {
         eprintln!("SKIPPED {test}: needs systemd-journald, journalctl, unshare and nsenter");
     }
@@ -36,10 +43,11 @@ pub fn available(test: &str) -> bool {
 }
 
 impl Daemon {
-    /// Starts `portwarden daemon --config CONFIG` in `ns` with `config` as
-    /// the configuration text (its `[daemon]` report and textfile paths are
-    /// added here, into the working directory).
-    pub fn start(ns: &Netns, tag: &str, config: &str) -> Daemon {
+    /// Starts `portwarden daemon --config CONFIG` in the network namespace
+    /// named `ns` with `config` as the configuration text (its `[daemon]`
+    /// report and textfile paths are added here, into the working
+    /// directory).
+    pub fn start(ns: &str, tag: &str, config: &str) -> Daemon {
         let dir = std::env::temp_dir().join(format!("pwt-daemon-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -68,9 +76,9 @@ echo $! > {dir}/journald.pid
 for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
 exec nsenter --net=/run/netns/{ns} env NOTIFY_SOCKET={sock} JOURNAL_STREAM=0:0 {bin} daemon --config {cfg}"#,
             dir = dir.display(),
-            ns = ns.name,
+            ns = ns,
             sock = sock.display(),
-            bin = super::portwarden_bin(),
+            bin = env!("CARGO_BIN_EXE_portwarden"),
             cfg = cfg.display(),
         );
         let child = Command::new("unshare")
@@ -128,13 +136,21 @@ exec nsenter --net=/run/netns/{ns} env NOTIFY_SOCKET={sock} JOURNAL_STREAM=0:0 {
         None
     }
 
+    /// `journalctl ARGS` on the daemon's journal (portwarden's entries).
+    pub fn journalctl(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--mount=/proc/{}/ns/mnt", self.child.id()))
+            .args(["journalctl", "-D", "/run/log/journal", "--no-pager"])
+            .args(args)
+            .arg("SYSLOG_IDENTIFIER=portwarden")
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Every journal entry of portwarden so far, as JSON objects.
     pub fn journal(&self) -> Vec<Value> {
-        let out = Command::new("nsenter")
-            .arg(format!("--mount=/proc/{}/ns/mnt", self.child.id()))
-            .args(["journalctl", "-D", "/run/log/journal", "-o", "json", "--no-pager"])
-            .arg("SYSLOG_IDENTIFIER=portwarden")
-            .stdin(Stdio::null())
+        let out = self
+            .journalctl(&["-o", "json"])
             .output()
             .expect("journalctl");
         String::from_utf8_lossy(&out.stdout)
@@ -171,7 +187,11 @@ exec nsenter --net=/run/netns/{ns} env NOTIFY_SOCKET={sock} JOURNAL_STREAM=0:0 {
 
     /// Sends a signal to the daemon.
     pub fn signal(&self, sig: &str) {
-        super::run(Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]));
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig}");
     }
 
     /// Waits up to `within` for the daemon to exit; its exit code.
