@@ -34,11 +34,16 @@ mod portlist;
 mod tests;
 mod validate;
 
-pub use diag::{nearest, Diagnostic, DiagnosticKind, Location};
+pub use diag::{nearest, Diagnostic, DiagnosticKind, LineIndex, Location};
 pub use portlist::PortList;
 
-pub(crate) use diag::{display_all, SourceText};
+pub(crate) use diag::{display_all, read_text, ReadTextError, SourceText};
 pub(crate) use load::parse_toml;
+
+/// The largest catalog file accepted, in bytes (8 MiB, as for the host
+/// configuration, [`crate::config::MAX_FILE_SIZE`]); a larger file is
+/// refused by its size, before it is read.
+pub const MAX_FILE_SIZE: u64 = 8 << 20;
 
 /// Directories the CLI and the daemon read catalog overrides from, in order.
 pub const DEFAULT_DIRS: &[&str] = &[
@@ -66,6 +71,14 @@ pub enum CatalogError {
         path: std::path::PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// A catalog file larger than [`MAX_FILE_SIZE`]; refused before it is read.
+    #[error("{path}: the file has {size} bytes, over the limit of {} bytes ({} MiB) for a catalog file; refused unread", MAX_FILE_SIZE, MAX_FILE_SIZE >> 20)]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size in bytes (or as much as was read before giving up).
+        size: u64,
     },
     /// Catalog files that do not parse or do not validate, one diagnostic each.
     #[error("{}", display_all(.0))]
