@@ -12,6 +12,7 @@ pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod eval;
+pub mod exit;
 pub mod host;
 pub mod nft;
 pub mod ports;
