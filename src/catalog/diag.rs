@@ -59,7 +59,7 @@ fn char_starts(bytes: &[u8]) -> usize {
 
 /// Line starts and character counts of one text, built in one pass, so that
 /// any byte offset becomes a line and column in logarithmic time plus at most
-/// [`LineIndex::BLOCK`] bytes counted, however long the lines are. Locating
+/// 4 KiB counted, however long the lines are. Locating
 /// every entry of a 100,000-entry list costs the same per entry as locating
 /// one.
 #[derive(Debug)]
