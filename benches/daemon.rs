@@ -23,6 +23,7 @@
 //! `PW_BENCH_CHURN_S` (60), and the audit benchmark's `PW_BENCH_RULES`,
 //! `PW_BENCH_ELEMENTS`, `PW_BENCH_SOCKETS`.
 
+#[allow(dead_code)] // the tests use the rest
 #[path = "../tests/common/daemon.rs"]
 mod daemon;
 #[path = "common/harness.rs"]
@@ -109,11 +110,15 @@ fn latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<f64> {
         let done = if i % 2 == 0 {
             nft(
                 ns,
-                &["insert", "rule", "inet", "filter", "input", "tcp", "dport", "6162", "drop"],
+                &[
+                    "insert", "rule", "inet", "filter", "input", "tcp", "dport", "6162", "drop",
+                ],
             )
         } else {
             let list = Command::new("ip")
-                .args(["netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "filter", "input"])
+                .args([
+                    "netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "filter", "input",
+                ])
                 .output()
                 .expect("nft list");
             let text = String::from_utf8_lossy(&list.stdout).into_owned();
@@ -124,7 +129,12 @@ fn latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<f64> {
                 .expect("the inserted rule")
                 .trim()
                 .to_string();
-            nft(ns, &["delete", "rule", "inet", "filter", "input", "handle", &handle])
+            nft(
+                ns,
+                &[
+                    "delete", "rule", "inet", "filter", "input", "handle", &handle,
+                ],
+            )
         };
         match rx.recv_timeout(Duration::from_secs(10)) {
             Ok((at, _)) => out.push(at.saturating_duration_since(done).as_secs_f64()),
@@ -151,7 +161,9 @@ fn demo_host(scratch: &mut Scratch) -> String {
         ("pw-pub", "peer-pub", "192.0.2.1/24", "192.0.2.2/24"),
         ("pw-priv", "peer-priv", "10.99.0.1/24", "10.99.0.2/24"),
     ] {
-        ip(&["-n", &ns, "link", "add", h, "type", "veth", "peer", "name", p, "netns", &peer]);
+        ip(&[
+            "-n", &ns, "link", "add", h, "type", "veth", "peer", "name", p, "netns", &peer,
+        ]);
         ip(&["-n", &ns, "addr", "add", a4, "dev", h]);
         ip(&["-n", &peer, "addr", "add", p4, "dev", p]);
         ip(&["-n", &ns, "link", "set", h, "up"]);
@@ -227,7 +239,12 @@ fn large(churn_s: u64) {
     let t = Instant::now();
     let st = Command::new("ip")
         .args(["netns", "exec", &ns, ours, "audit", "--format", "json"])
-        .args(["--role", "veeam-linux-repository", "--peer", "backup_server=10.0.0.10"])
+        .args([
+            "--role",
+            "veeam-linux-repository",
+            "--peer",
+            "backup_server=10.0.0.10",
+        ])
         .stdout(Stdio::null())
         .status()
         .expect("audit");
@@ -279,7 +296,17 @@ fn large(churn_s: u64) {
         }
         let addr = format!("198.18.{}.{}", (i / 2) / 250, (i / 2) % 250 + 1);
         let verb = if i % 2 == 0 { "add" } else { "delete" };
-        nft(&ns, &[verb, "element", "inet", "bench", "blocklist", &format!("{{ {addr} }}")]);
+        nft(
+            &ns,
+            &[
+                verb,
+                "element",
+                "inet",
+                "bench",
+                "blocklist",
+                &format!("{{ {addr} }}"),
+            ],
+        );
         if i % 10 == 0 {
             rss.push(status_mib(pid, "VmRSS:"));
         }
@@ -298,7 +325,11 @@ fn large(churn_s: u64) {
     println!(
         "large host: RSS first {first:.1} MiB, last {last:.1} MiB, max {max:.1} MiB, peak \
          (VmHWM) {hwm:.1} MiB (targets: flat, <= 256 MiB: {})",
-        if hwm <= 256.0 && last <= first * 1.1 { "met" } else { "NOT met" }
+        if hwm <= 256.0 && last <= first * 1.1 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 }
 
@@ -310,10 +341,17 @@ fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<
         check_interrupted();
         while rx.try_recv().is_ok() {}
         let done = if i % 2 == 0 {
-            nft(ns, &["insert", "rule", "inet", "bench", "input", "tcp", "dport", "6162", "drop"])
+            nft(
+                ns,
+                &[
+                    "insert", "rule", "inet", "bench", "input", "tcp", "dport", "6162", "drop",
+                ],
+            )
         } else {
             let list = Command::new("ip")
-                .args(["netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "bench", "input"])
+                .args([
+                    "netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "bench", "input",
+                ])
                 .output()
                 .expect("nft list");
             let text = String::from_utf8_lossy(&list.stdout).into_owned();
@@ -324,7 +362,12 @@ fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<
                 .expect("the inserted rule")
                 .trim()
                 .to_string();
-            nft(ns, &["delete", "rule", "inet", "bench", "input", "handle", &handle])
+            nft(
+                ns,
+                &[
+                    "delete", "rule", "inet", "bench", "input", "handle", &handle,
+                ],
+            )
         };
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok((at, _)) => out.push(at.saturating_duration_since(done).as_secs_f64()),

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod eval;
+pub mod exit;
 pub mod host;
 pub mod nft;
 pub mod pipeline;

@@ -1,13 +1,14 @@
 //! The `portwarden` command line.
 
+mod catalog_text;
 mod explain;
 mod exposure_text;
 
-use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand};
-use portwarden::catalog::{self, Catalog};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use portwarden::catalog::{self, Catalog, CatalogError};
 use portwarden::config::{self, CliOptions, HostConfig};
 use portwarden::eval::Evaluator;
+use portwarden::exit;
 use portwarden::host::{self, read_routes, HostError};
 use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
 use portwarden::pipeline::{audit_state, read_host_state, RolesFrom, Setup, Timings};
@@ -19,6 +20,10 @@ use std::process::ExitCode;
 
 /// Audit what this host's live nftables ruleset does to the connections its
 /// backup roles (Veeam, EVault / IBM Cloud Backup) need.
+///
+/// Output goes to stdout, errors and warnings to stderr (one line each);
+/// `--json` prints one JSON document on one line. A closed pipe (`| head`)
+/// ends any command quietly, with exit 0.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -33,10 +38,6 @@ enum Command {
     /// The copy is taken at one ruleset generation: if the ruleset changes
     /// while it is read, reading starts over (up to --tries times).
     ///
-    /// Exit codes: 0 ok, 77 no permission (needs root or CAP_NET_ADMIN),
-    /// 69 nf_tables unavailable, 75 ruleset kept changing, 76 unexpected
-    /// netlink reply, 74 other I/O error.
-    ///
     /// Example: ip netns exec NS portwarden dump --json | jq '.tables[].name'
     Dump {
         /// Print the snapshot as JSON (generation, tables, chains, rules, sets).
@@ -46,29 +47,60 @@ enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
     },
-    /// List the backup roles the catalog knows, or show one with its sources.
+    /// List the backup roles the catalog knows, or show one with its ports.
     ///
-    /// The catalog is built in and extended or overridden by *.toml files in
-    /// /usr/share/portwarden/catalog.d/ then /etc/portwarden/catalog.d/.
+    /// `roles show ID` prints each requirement with its real ports (a port
+    /// set's variants by the value of its setting, the default marked), the
+    /// peer groups and interfaces it concerns, the settings it applies under,
+    /// and its source. The catalog is built in and extended or overridden by
+    /// *.toml files in /usr/share/portwarden/catalog.d/, then
+    /// /etc/portwarden/catalog.d/, then each --catalog-dir.
     ///
     /// Examples: portwarden roles; portwarden roles show evault-agent
     Roles {
         /// `show ID` to show one role.
         #[command(subcommand)]
         show: Option<RolesCommand>,
-        /// Print JSON.
+        /// Print JSON: the role (or a list of them) as the catalog holds it,
+        /// with `port_variants`, each requirement's ports resolved.
         #[arg(long, global = true)]
         json: bool,
+        #[command(flatten)]
+        catalog: CatalogDirs,
+    },
+    /// List the catalog: roles, host settings and peer groups.
+    ///
+    /// Settings are what the configuration's [settings] (or audit --set)
+    /// choose: their type, default, allowed values and the port sets they
+    /// pick from. Peer groups are what [peers] (or audit --peer) bind to
+    /// addresses, with the prefixes the vendor suggests.
+    ///
+    /// Examples: portwarden catalog; portwarden catalog settings;
+    /// portwarden catalog peers --json | jq -r '.peer_groups[].name'
+    Catalog {
+        /// Only this section.
+        #[arg(value_enum)]
+        section: Option<catalog_text::Section>,
+        /// Print JSON: {"roles": [{id, title}], "settings": [{name, default,
+        /// values, description, port_sets, source}], "peer_groups": [{name,
+        /// description, suggested, minimum, note, source}]}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        catalog: CatalogDirs,
     },
     /// Validate the host configuration against the catalog.
     ///
     /// Every error names file, line and column and what was expected; unknown
-    /// keys and role ids come with the nearest valid name. Exit 0 when valid
-    /// (warnings are printed), 3 when not.
+    /// keys and role ids come with the nearest valid name. At most 100 errors
+    /// are listed; a file over 8 MiB is refused unread. Warnings are printed
+    /// too.
     CheckConfig {
         /// The configuration file.
         #[arg(long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        #[command(flatten)]
+        catalog: CatalogDirs,
     },
     /// List the listening TCP and bound UDP sockets of this network namespace.
     ///
@@ -77,9 +109,6 @@ enum Command {
     /// its systemd unit), `v6only` for an IPv6 socket that takes no IPv4,
     /// `dev NAME` for a socket bound to an interface. Read over sock_diag;
     /// processes from /proc (run as root to see every process).
-    ///
-    /// Exit codes: 0 ok, 77 no permission, 69 sock_diag unavailable, 76
-    /// unexpected netlink reply, 74 other I/O error.
     ///
     /// Example: ip netns exec NS portwarden listeners --json
     Listeners {
@@ -119,8 +148,6 @@ enum Command {
     /// JSON: {"generation": N, "openings": [{"family", "proto", "iif", "to",
     /// "ports": [first, last], "sports": [first, last], "sources": [prefixes],
     /// "verdict": "accept"|"unknown", "decided_by", "reason"}], "notes"}.
-    ///
-    /// Exit codes: 0 ok, and the read errors of `dump` (77, 69, 75, 76, 74).
     Exposure {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -139,13 +166,10 @@ enum Command {
     ///
     /// The roles come from the configuration file (--config, default
     /// /etc/portwarden/portwarden.toml), or, without a file, from --role
-    /// (with --peer, --private-iface and --set).
+    /// (with --peer, --private-iface and --set). Exit codes follow the
+    /// monitoring-plugin convention, usage errors included (3, not 2).
     ///
-    /// Exit codes (monitoring-plugin convention): 0 no warnings, 1 warnings,
-    /// 2 criticals, 3 could not audit (bad configuration, no permission,
-    /// read error; the reason is one line on stderr).
-    ///
-    /// Examples: portwarden audit --format json;
+    /// Examples: portwarden audit --json;
     /// portwarden audit --role veeam-linux-repository --peer backup_server=10.0.0.10
     Audit {
         /// The configuration file (not with --role).
@@ -163,12 +187,18 @@ enum Command {
         /// A host setting: NAME=VALUE (repeatable; with --role).
         #[arg(long = "set", value_name = "NAME=VALUE", requires = "role")]
         set: Vec<String>,
-        /// Output format.
+        /// Print the report as JSON: {"generation": N, "findings": [...],
+        /// "notes": [...]} (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        /// Output format (--format json is the same as --json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// How many times to start over when the ruleset changes mid-read.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
+        #[command(flatten)]
+        catalog: CatalogDirs,
     },
     /// Run as a service: follow the kernel and alert in the journal when a
     /// change opens or closes something the host's roles care about.
@@ -186,20 +216,14 @@ enum Command {
     ///
     /// Logs to the journal when started by systemd (JOURNAL_STREAM), else
     /// to stderr; PORTWARDEN_LOG=debug|info|warn|error sets the level.
-    ///
-    /// Exit codes: 0 stopped by SIGTERM/SIGINT, 3 bad configuration at
-    /// start, and the read errors of `dump` (77, 69, 75, 76, 74).
     Daemon {
         /// The configuration file.
         #[arg(long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
     /// Print the daemon's last report: a summary line and the current
-    /// findings.
-    ///
-    /// Exit codes (monitoring-plugin convention, as `audit`): 0 no
-    /// warnings, 1 warnings, 2 criticals, 3 no report, an unreadable one,
-    /// or one older than --max-age (the daemon is not running or stuck).
+    /// findings, with the monitoring-plugin exit codes of `audit` (a Nagios
+    /// check: `portwarden status`).
     Status {
         /// The configuration file (for [daemon] report_path and stale_after_s).
         #[arg(long, default_value = config::DEFAULT_PATH)]
@@ -216,6 +240,27 @@ enum Command {
     },
 }
 
+/// `--catalog-dir`, on the commands that load the catalog.
+#[derive(clap::Args)]
+struct CatalogDirs {
+    /// Also load catalog extensions (*.toml) from DIR, after the installed
+    /// ones, e.g. to try them before installing (repeatable; later
+    /// directories override earlier ones).
+    #[arg(long = "catalog-dir", value_name = "DIR", global = true, value_parser = existing_dir)]
+    dirs: Vec<PathBuf>,
+}
+
+/// A `--catalog-dir` value: an existing directory (a typo must not go
+/// unnoticed, as a missing default directory may).
+fn existing_dir(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    match std::fs::metadata(&p) {
+        Ok(m) if m.is_dir() => Ok(p),
+        Ok(_) => Err(format!("{s} is not a directory")),
+        Err(e) => Err(format!("{s}: {e}")),
+    }
+}
+
 const EXPLAIN_EXAMPLES: &str = "\
 Examples:
   portwarden explain tcp/6162 --from 10.0.0.5
@@ -224,11 +269,7 @@ Examples:
 
 Batch input, one JSON object per line: proto, port, from (required); to, iif,
 sport (optional, same defaults). Output: one JSON answer per line, in order;
-a line that cannot be read gets {\"error\": \"line N: ...\"} instead.
-
-Exit codes: 0 ok (whatever the verdict), 2 bad arguments, and the read errors
-of `dump` (77 no permission, 69 unavailable, 75 ruleset kept changing,
-76 unexpected netlink reply, 74 other I/O error).";
+a line that cannot be read gets {\"error\": \"line N: ...\"} instead.";
 
 /// Arguments of `explain`.
 #[derive(clap::Args)]
@@ -269,169 +310,412 @@ struct ExplainArgs {
 enum Format {
     /// Readable text, grouped by role.
     Text,
-    /// `{"generation": N, "findings": [...], "notes": [...]}`.
+    /// `{"generation": N, "findings": [...], "notes": [...]}`, on one line.
     Json,
 }
 
 #[derive(Subcommand)]
 enum RolesCommand {
-    /// Show one role: its requirements, each with its source.
+    /// Show one role: its requirements with their ports, peers, conditions
+    /// and sources.
     Show {
         /// Role id, e.g. veeam-linux-repository.
         id: String,
     },
 }
 
-/// The catalog: built in, then the override directories.
-fn load_catalog() -> anyhow::Result<Catalog> {
-    let dirs: Vec<&Path> = catalog::DEFAULT_DIRS.iter().map(Path::new).collect();
-    Ok(Catalog::load(&dirs)?)
+/// What the ruleset and socket reads can fail with (`dump`, `explain`,
+/// `exposure`, `listeners`).
+const READ_ERRORS: &[(u8, &str)] = &[
+    (
+        exit::NO_PERMISSION,
+        "permission denied: run as root or with CAP_NET_ADMIN",
+    ),
+    (
+        exit::UNAVAILABLE,
+        "nf_tables (or sock_diag) is not available in this kernel or namespace",
+    ),
+    (
+        exit::IO_ERROR,
+        "other I/O error, writing the output included",
+    ),
+    (exit::PROTOCOL, "an unexpected or malformed netlink reply"),
+];
+
+/// The ruleset kept changing (commands that read the ruleset).
+const KEPT_CHANGING: (u8, &str) = (
+    exit::KEPT_CHANGING,
+    "the ruleset kept changing while it was read (--tries exhausted); try again",
+);
+
+/// Every exit code `command` (a subcommand's name) can produce, with its
+/// meaning: the list its `--help` shows (and the README's table).
+fn exit_codes(command: &str) -> Vec<(u8, &'static str)> {
+    const USAGE: (u8, &str) = (exit::USAGE, "bad arguments (usage error)");
+    let reads = || READ_ERRORS.iter().copied();
+    let catalog = [
+        (
+            exit::USAGE,
+            "bad arguments (usage error, an unknown role id, a --catalog-dir that is not a directory)",
+        ),
+        (
+            exit::INVALID,
+            "a catalog file is invalid, too large or cannot be read",
+        ),
+        (exit::IO_ERROR, "writing the output failed"),
+    ];
+    let mut codes: Vec<(u8, &'static str)> =
+        match command {
+            "dump" | "explain" | "exposure" => {
+                let mut v = vec![(exit::OK, "ok"), USAGE, KEPT_CHANGING];
+                v.extend(reads());
+                v
+            }
+            "listeners" | "routes" => {
+                let mut v = vec![(exit::OK, "ok"), USAGE];
+                v.extend(reads());
+                v
+            }
+            "roles" | "catalog" => {
+                let mut v = vec![(exit::OK, "ok")];
+                v.extend(catalog);
+                v
+            }
+            "check-config" => vec![
+            (exit::OK, "the configuration is valid (warnings are printed)"),
+            USAGE,
+            (
+                exit::INVALID,
+                "the configuration is invalid, too large or cannot be read, or so is the catalog",
+            ),
+            (exit::IO_ERROR, "writing the output failed"),
+        ],
+            "audit" => vec![
+                (exit::OK, "no warnings (only `ok` findings or none)"),
+                (exit::WARNINGS, "warnings"),
+                (exit::CRITICAL, "criticals"),
+                (
+                    exit::INVALID,
+                    "could not audit: bad arguments, configuration or catalog, no permission, \
+                 a read error (one line on stderr)",
+                ),
+            ],
+            "daemon" => {
+                let mut v = vec![
+                    (exit::OK, "stopped by SIGTERM or SIGINT"),
+                    USAGE,
+                    (
+                        exit::INVALID,
+                        "the configuration or the catalog is invalid or cannot be read at start",
+                    ),
+                    KEPT_CHANGING,
+                ];
+                v.extend(reads());
+                v
+            }
+            "status" => vec![
+                (exit::OK, "no warnings (only `ok` findings or none)"),
+                (exit::WARNINGS, "warnings"),
+                (exit::CRITICAL, "criticals"),
+                (
+                    exit::INVALID,
+                    "unknown: no report, an unreadable one, one older than --max-age (is the \
+                     daemon running?), or bad arguments",
+                ),
+            ],
+            _ => Vec::new(),
+        };
+    codes.sort_by_key(|c| c.0);
+    codes
 }
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        // `audit` keeps the monitoring-plugin convention: a usage error is
-        // "could not audit" (3), not clap's 2 (which would read as critical).
-        Err(e) if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("audit") => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("portwarden: cannot audit: {first} (see portwarden audit --help)");
-            return ExitCode::from(CANNOT_AUDIT);
+/// "Exit codes:" and one line per code, for a `--help`.
+fn exit_help(codes: &[(u8, &str)]) -> String {
+    let mut s = String::from("Exit codes:");
+    for (code, meaning) in codes {
+        s.push_str(&format!("\n  {code:<4}{meaning}"));
+    }
+    s
+}
+
+/// The command line, with each command's exit codes in its `--help`.
+fn command() -> clap::Command {
+    let top = "Exit codes: 0 ok; 2 bad arguments (usage error); audit: 1 warnings, \
+               2 criticals, 3 could not audit (usage errors included); 3 invalid \
+               configuration or catalog; 69, 74-77 read errors (each command's --help \
+               lists its own).";
+    let mut cmd = Cli::command().after_help(top);
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        let codes = exit_codes(&name);
+        if codes.is_empty() {
+            continue; // `help`
         }
-        Err(e) => e.exit(),
-    };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            let code = e
-                .downcast_ref::<ReadError>()
-                .map(ReadError::exit_code)
-                .or_else(|| e.downcast_ref::<HostError>().map(HostError::exit_code))
-                .unwrap_or(1);
-            eprintln!("portwarden: {e:#}");
-            ExitCode::from(code)
+        let codes = exit_help(&codes);
+        cmd = cmd.mut_subcommand(&name, |sub| {
+            let help = match sub.get_after_help() {
+                Some(before) => format!("{before}\n\n{codes}"),
+                None => codes.clone(),
+            };
+            let nested: Vec<String> = sub
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let mut sub = sub.after_help(help);
+            for n in nested {
+                sub = sub.mut_subcommand(&n, |c| c.after_help(codes.clone()));
+            }
+            sub
+        });
+    }
+    cmd
+}
+
+/// A failed command: its exit code and what to say on stderr.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn new(code: u8, error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code,
+            error: error.into(),
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+impl From<ReadError> for Failure {
+    fn from(e: ReadError) -> Failure {
+        Failure::new(e.exit_code(), e)
+    }
+}
+
+impl From<HostError> for Failure {
+    fn from(e: HostError) -> Failure {
+        Failure::new(e.exit_code(), e)
+    }
+}
+
+impl From<CatalogError> for Failure {
+    fn from(e: CatalogError) -> Failure {
+        Failure::new(exit::INVALID, anyhow::Error::new(e).context("catalog"))
+    }
+}
+
+/// The catalog: built in, then the installed override directories, then
+/// `extra` (`--catalog-dir`).
+fn load_catalog(extra: &[PathBuf]) -> Result<Catalog, CatalogError> {
+    warn_empty_catalog_dirs(extra);
+    let dirs: Vec<&Path> = catalog::DEFAULT_DIRS
+        .iter()
+        .map(Path::new)
+        .chain(extra.iter().map(PathBuf::as_path))
+        .collect();
+    Catalog::load(&dirs)
+}
+
+/// Warns about a `--catalog-dir` that holds no `*.toml` file.
+fn warn_empty_catalog_dirs(extra: &[PathBuf]) {
+    for dir in extra {
+        let has_toml = std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        });
+        if !has_toml {
+            eprintln!(
+                "portwarden: warning: --catalog-dir {} holds no *.toml file",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// Writes a command's output to stdout through one buffer. A closed pipe
+/// (`| head`) ends the command quietly with exit 0, wherever the write
+/// stood; any other write error is exit 74.
+fn emit(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<ExitCode, Failure> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(Failure::new(
+            exit::IO_ERROR,
+            anyhow::Error::new(e).context("writing the output"),
+        )),
+    }
+}
+
+/// One JSON document on one line, as every `--json` prints.
+fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
+}
+
+fn main() -> ExitCode {
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        // `audit` keeps the monitoring-plugin convention: a usage error is
+        // "could not audit" (3), not clap's 2 (which would read as critical).
+        // So does `status`, a monitoring plugin too.
+        Err(e)
+            if e.use_stderr()
+                && matches!(std::env::args().nth(1).as_deref(), Some("audit" | "status")) =>
+        {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let cmd = std::env::args().nth(1).unwrap_or_default();
+            let what = if cmd == "audit" {
+                "cannot audit"
+            } else {
+                "status"
+            };
+            eprintln!("portwarden: {what}: {first} (see portwarden {cmd} --help)");
+            return ExitCode::from(CANNOT_AUDIT);
+        }
+        Err(e) => e.exit(),
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("portwarden: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Dump { json, tries } => {
             let mut timings = Timings::from_env();
             timings.exiting = true;
             let snap = read_snapshot(&ReadOptions { max_tries: tries })?;
             timings.lap("snapshot");
-            let stdout = io::stdout();
-            let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-            if json {
-                serde_json::to_writer(&mut out, &snap).context("writing JSON")?;
-                writeln!(out)?;
-            } else {
-                write!(out, "{}", Summary(&snap))?;
-            }
-            if let Err(e) = out.flush() {
-                // A closed pipe (`| head`) is not an error worth a message.
-                if e.kind() != io::ErrorKind::BrokenPipe {
-                    return Err(e).context("writing output");
+            let code = emit(|out| {
+                if json {
+                    json_line(out, &snap)
+                } else {
+                    write!(out, "{}", Summary(&snap))
                 }
-            }
+            });
             timings.lap("report");
             timings.print();
             // Exiting next: no need to free the snapshot piece by piece.
             std::mem::forget(snap);
-            Ok(ExitCode::SUCCESS)
+            code
         }
-        Command::Roles { show, json } => {
-            let cat = load_catalog()?;
+        Command::Roles {
+            show,
+            json,
+            catalog,
+        } => {
+            let cat = load_catalog(&catalog.dirs)?;
             match show {
-                None if json => {
-                    let roles: Vec<_> = cat.roles().collect();
-                    println!("{}", serde_json::to_string_pretty(&roles)?);
-                }
-                None => {
-                    for r in cat.roles() {
-                        println!("{:<36} {}", r.id(), r.title);
+                None => emit(|out| {
+                    if json {
+                        let roles: Vec<_> = cat
+                            .roles()
+                            .map(|r| catalog_text::role_json(&cat, r))
+                            .collect();
+                        json_line(out, &roles)
+                    } else {
+                        out.write_all(catalog_text::roles_list(&cat, "").as_bytes())
                     }
-                }
+                }),
                 Some(RolesCommand::Show { id }) => {
                     let Some(role) = cat.role(&id) else {
                         let near = catalog::nearest(&id, cat.role_ids());
                         let hint = near
                             .map(|n| format!("; did you mean `{n}`?"))
                             .unwrap_or_default();
-                        anyhow::bail!("unknown role `{id}`{hint} (portwarden roles lists them)");
+                        return Err(Failure::new(
+                            exit::USAGE,
+                            anyhow::anyhow!(
+                                "unknown role `{id}`{hint} (portwarden roles lists them)"
+                            ),
+                        ));
                     };
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(role)?);
-                    } else {
-                        print_role(role);
-                    }
+                    emit(|out| {
+                        if json {
+                            json_line(out, &catalog_text::role_json(&cat, role))
+                        } else {
+                            out.write_all(catalog_text::role_text(&cat, role).as_bytes())
+                        }
+                    })
                 }
             }
-            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog {
+            section,
+            json,
+            catalog,
+        } => {
+            let cat = load_catalog(&catalog.dirs)?;
+            emit(|out| {
+                if json {
+                    json_line(out, &catalog_text::catalog_json(&cat, section))
+                } else {
+                    out.write_all(catalog_text::catalog_text(&cat, section).as_bytes())
+                }
+            })
         }
         Command::Listeners { json } => {
             let listeners = host::read_listeners()?;
-            let stdout = io::stdout();
-            let mut out = BufWriter::new(stdout.lock());
-            if json {
-                serde_json::to_writer_pretty(&mut out, &listeners).context("writing JSON")?;
-                writeln!(out)?;
-            } else {
-                for l in &listeners {
-                    writeln!(out, "{l}")?;
+            emit(|out| {
+                if json {
+                    json_line(out, &listeners)
+                } else {
+                    listeners.iter().try_for_each(|l| writeln!(out, "{l}"))
                 }
-            }
-            finish(out)
+            })
         }
         Command::Routes { json: _ } => {
             let routes = host::read_routes()?;
-            let stdout = io::stdout();
-            let mut out = BufWriter::new(stdout.lock());
-            serde_json::to_writer_pretty(&mut out, &routes).context("writing JSON")?;
-            writeln!(out)?;
-            finish(out)
+            emit(|out| json_line(out, &routes))
         }
         Command::Explain(a) => run_explain(a),
         Command::Exposure { json, tries } => {
             let snap = read_snapshot(&ReadOptions { max_tries: tries })?;
             let routes = read_routes()?;
             let x = Evaluator::new(&snap, routes).exposure();
-            let stdout = io::stdout();
-            let mut out = BufWriter::new(stdout.lock());
-            if json {
-                #[derive(serde::Serialize)]
-                struct Doc<'a> {
-                    generation: u32,
-                    #[serde(flatten)]
-                    exposure: &'a portwarden::eval::exposure::Exposure,
+            emit(|out| {
+                if json {
+                    #[derive(serde::Serialize)]
+                    struct Doc<'a> {
+                        generation: u32,
+                        #[serde(flatten)]
+                        exposure: &'a portwarden::eval::exposure::Exposure,
+                    }
+                    let doc = Doc {
+                        generation: snap.generation,
+                        exposure: &x,
+                    };
+                    json_line(out, &doc)
+                } else {
+                    out.write_all(exposure_text::text(&x).as_bytes())
                 }
-                let doc = Doc {
-                    generation: snap.generation,
-                    exposure: &x,
-                };
-                serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
-                writeln!(out)?;
-            } else {
-                out.write_all(exposure_text::text(&x).as_bytes())?;
-            }
-            finish(out)
+            })
         }
-        Command::CheckConfig { config } => {
-            let cat = load_catalog()?;
+        Command::CheckConfig { config, catalog } => {
+            let cat = load_catalog(&catalog.dirs)?;
             match HostConfig::load(&config, &cat) {
                 Ok((_, warnings)) => {
                     for w in &warnings {
                         eprintln!("warning: {w}");
                     }
-                    println!("{}: valid", config.display());
-                    Ok(ExitCode::SUCCESS)
+                    emit(|out| writeln!(out, "{}: valid", config.display()))
                 }
                 Err(e) => {
                     eprintln!("{e}");
-                    Ok(ExitCode::from(3))
+                    Ok(ExitCode::from(exit::INVALID))
                 }
             }
         }
@@ -446,9 +730,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => {
                     tracing::error!("{e}");
                     let code = match &e {
-                        portwarden::daemon::DaemonError::Setup(_) => CANNOT_AUDIT,
+                        portwarden::daemon::DaemonError::Setup(_) => exit::INVALID,
                         portwarden::daemon::DaemonError::Read(r) => r.exit_code(),
-                        portwarden::daemon::DaemonError::Io { .. } => 74,
+                        portwarden::daemon::DaemonError::Io { .. } => exit::IO_ERROR,
                     };
                     Ok(ExitCode::from(code))
                 }
@@ -466,8 +750,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             peer,
             private_iface,
             set,
+            json,
             format,
             tries,
+            catalog,
         } => Ok(audit(
             config,
             CliOptions {
@@ -476,18 +762,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings: set,
                 private_interfaces: private_iface,
             },
-            format,
+            if json { Format::Json } else { format },
             tries,
+            &catalog.dirs,
         )),
-    }
-}
-
-/// Flushes the output; a closed pipe (`| head`) is not an error worth a
-/// message.
-fn finish(mut out: impl Write) -> anyhow::Result<ExitCode> {
-    match out.flush() {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing output"),
-        _ => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -504,7 +782,7 @@ fn explain_usage_error(msg: String) -> ! {
         .exit()
 }
 
-fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
+fn run_explain(a: ExplainArgs) -> Result<ExitCode, Failure> {
     if let (Some(f), Some(t)) = (a.from, a.to) {
         if f.is_ipv6() != t.is_ipv6() {
             explain_usage_error(format!(
@@ -521,7 +799,10 @@ fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         return match explain::batch(&ev, stdin.lock(), stdout.lock()) {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-            Err(e) => Err(e).context("explain --batch"),
+            Err(e) => Err(Failure::new(
+                exit::IO_ERROR,
+                anyhow::Error::new(e).context("explain --batch"),
+            )),
         };
     }
     let (Some(svc), Some(from)) = (a.service, a.from) else {
@@ -544,31 +825,31 @@ fn run_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let answer = ev.explain(&probe);
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let written = if a.json {
-        serde_json::to_writer(&mut out, &answer)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
-    } else {
-        write!(
-            out,
-            "{}",
-            explain::text(&snap, ev.routes(), &probe, &answer)
-        )
-    };
-    match written.and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing output"),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    emit(|out| {
+        if a.json {
+            json_line(out, &answer)
+        } else {
+            write!(
+                out,
+                "{}",
+                explain::text(&snap, ev.routes(), &probe, &answer)
+            )
+        }
+    })
 }
 
 /// Exit code when the audit could not be done.
-const CANNOT_AUDIT: u8 = 3;
+const CANNOT_AUDIT: u8 = exit::INVALID;
 
 /// `portwarden audit`: gathers the inputs, audits, prints. Every failure
 /// before the report is exit 3 with one line on stderr.
-fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -> ExitCode {
+fn audit(
+    config: Option<PathBuf>,
+    cli: CliOptions,
+    format: Format,
+    tries: u32,
+    catalog_dirs: &[PathBuf],
+) -> ExitCode {
     let fail = |e: &dyn std::fmt::Display| {
         let text = e.to_string();
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
@@ -588,7 +869,10 @@ fn audit(config: Option<PathBuf>, cli: CliOptions, format: Format, tries: u32) -
     } else {
         RolesFrom::Options(&cli)
     };
-    let setup = match Setup::load(&Setup::default_catalog_dirs(), roles) {
+    warn_empty_catalog_dirs(catalog_dirs);
+    let mut dirs = Setup::default_catalog_dirs();
+    dirs.extend(catalog_dirs.iter().cloned());
+    let setup = match Setup::load(&dirs, roles) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -642,8 +926,11 @@ fn status(config: &Path, report: Option<PathBuf>, max_age: Option<u64>, json: bo
         .unwrap_or_default();
     let path = report.unwrap_or(daemon_cfg.report_path);
     let max_age = max_age.unwrap_or(daemon_cfg.stale_after_s);
+    // The monitoring-plugin way (stdout, read by Nagios) and the CLI's
+    // (stderr).
     let unknown = |why: String| {
         println!("UNKNOWN: {why}");
+        eprintln!("portwarden: status: {why}");
         ExitCode::from(CANNOT_AUDIT)
     };
     let (text, modified) = match std::fs::read_to_string(&path).and_then(|t| {
@@ -676,33 +963,4 @@ fn status(config: &Path, report: Option<PathBuf>, max_age: Option<u64>, json: bo
         print!("{}", status::text(&doc));
     }
     ExitCode::from(status::exit_code(&doc))
-}
-
-fn print_role(role: &catalog::Role) {
-    println!("{} — {}", role.id(), role.title);
-    println!("{}", role.description.trim());
-    if !role.includes.is_empty() {
-        let inc: Vec<&str> = role.includes.iter().map(|i| i.get_ref().as_str()).collect();
-        println!("includes: {}", inc.join(", "));
-    }
-    for r in &role.requirements {
-        let ports = match (&r.ports, &r.port_set) {
-            (Some(p), _) => p.to_set().to_string(),
-            (None, Some(set)) => format!("<{}>", set.get_ref()),
-            (None, None) => String::from("?"),
-        };
-        println!(
-            "  {:<5}{:<4}{:<14} peer {:<28} {}",
-            format!("{:?}", r.direction).to_lowercase(),
-            format!("{:?}", r.proto).to_lowercase(),
-            ports,
-            r.peers().join("|"),
-            r.purpose
-        );
-        println!(
-            "        source: {}, {}",
-            r.source.doc.get_ref(),
-            r.source.section
-        );
-    }
 }

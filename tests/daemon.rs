@@ -32,8 +32,15 @@ not-listening = "ignore"
 /// server's network through the private link.
 fn host(tag: &str) -> Topology {
     let t = Topology::new(tag);
-    t.host
-        .ip(&["route", "add", "10.0.0.0/24", "via", "10.99.0.2", "dev", "pw-priv"]);
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "via",
+        "10.99.0.2",
+        "dev",
+        "pw-priv",
+    ]);
     t.load_fixture("daemon/host.nft");
     t
 }
@@ -137,17 +144,26 @@ fn changes_reach_the_journal_with_their_fields_and_who_made_them() {
     assert_eq!(first["findings"], one_shot(&t.host, &d)["findings"]);
     assert!(first["audited_at"].is_string());
     let summary = d
-        .wait_entry(Duration::from_secs(5), |e| field(e, "MESSAGE_ID") == SUMMARY)
+        .wait_entry(Duration::from_secs(5), |e| {
+            field(e, "MESSAGE_ID") == SUMMARY
+        })
         .expect("a summary entry at start");
-    assert!(field(&summary, "MESSAGE").contains("0 critical"), "{summary}");
+    assert!(
+        field(&summary, "MESSAGE").contains("0 critical"),
+        "{summary}"
+    );
 
     // Block 6162: a missing-opening entry with every field, naming this nft.
     let (pid, started) = nft(
         &t.host,
-        &["insert", "rule", "inet", "filter", "input", "tcp", "dport", "6162", "drop"],
+        &[
+            "insert", "rule", "inet", "filter", "input", "tcp", "dport", "6162", "drop",
+        ],
     );
     let e = d
-        .wait_entry(Duration::from_secs(10), |e| field(e, "MESSAGE_ID") == MISSING)
+        .wait_entry(Duration::from_secs(10), |e| {
+            field(e, "MESSAGE_ID") == MISSING
+        })
         .unwrap_or_else(|| panic!("no missing-opening entry: {:?}", d.journal()));
     let latency = received(&e).duration_since(started).unwrap();
     assert!(latency <= Duration::from_secs(1), "{latency:?}");
@@ -175,7 +191,12 @@ fn changes_reach_the_journal_with_their_fields_and_who_made_them() {
     assert_eq!(id.len(), 12);
 
     // Restore: the resolved entry, for the same finding, at notice.
-    nft(&t.host, &["delete", "rule", "inet", "filter", "input", "handle", &handle]);
+    nft(
+        &t.host,
+        &[
+            "delete", "rule", "inet", "filter", "input", "handle", &handle,
+        ],
+    );
     let r = d
         .wait_entry(Duration::from_secs(10), |e| {
             field(e, "MESSAGE_ID") == RESOLVED && field(e, "PORTWARDEN_FINDING_ID") == id
@@ -195,7 +216,14 @@ fn changes_reach_the_journal_with_their_fields_and_who_made_them() {
     // The backup server in the blocklist: critical, naming the blocklist rule.
     nft(
         &t.host,
-        &["add", "element", "inet", "filter", "blocklist", "{ 10.0.0.0/28 }"],
+        &[
+            "add",
+            "element",
+            "inet",
+            "filter",
+            "blocklist",
+            "{ 10.0.0.0/28 }",
+        ],
     );
     let handle = handle_of(&t.host, "@blocklist drop");
     let e = d
@@ -225,9 +253,17 @@ fn a_burst_of_transactions_ends_in_the_one_shot_state() {
     let mut script = String::new();
     for i in 0..500u32 {
         let cmd = match i % 5 {
-            0 => format!("nft add element inet filter blocklist {{ 198.51.{}.{} }}", i / 250, i % 250),
+            0 => format!(
+                "nft add element inet filter blocklist {{ 198.51.{}.{} }}",
+                i / 250,
+                i % 250
+            ),
             1 => "nft insert rule inet filter input tcp dport 2600-2700 drop".to_string(),
-            2 => format!("nft delete element inet filter blocklist {{ 198.51.{}.{} }}", (i - 2) / 250, (i - 2) % 250),
+            2 => format!(
+                "nft delete element inet filter blocklist {{ 198.51.{}.{} }}",
+                (i - 2) / 250,
+                (i - 2) % 250
+            ),
             3 => "nft add element inet filter blocklist { 10.0.0.10 }".to_string(),
             _ => "nft delete element inet filter blocklist { 10.0.0.10 }".to_string(),
         };
@@ -242,7 +278,11 @@ fn a_burst_of_transactions_ends_in_the_one_shot_state() {
     assert_eq!(report["findings"], expect["findings"]);
     // 100 inserted 2600-2700 drops: that range is missing.
     assert!(
-        report["findings"].as_array().unwrap().iter().any(|f| f["ports"] == serde_json::json!([[2600, 2700]])),
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["ports"] == serde_json::json!([[2600, 2700]])),
         "{report}"
     );
 }
@@ -255,7 +295,11 @@ fn lost_events_end_in_a_resync_and_the_right_state() {
     let t = host("de");
     // A receive buffer of 4 KiB: the kernel rounds it up, but a
     // transaction of thousands of element events cannot fit.
-    let mut d = Daemon::start(&t.host.name, "enobufs", &format!("{CONFIG}\n[daemon]\nevent_buffer_kib = 4\n"));
+    let mut d = Daemon::start(
+        &t.host.name,
+        "enobufs",
+        &format!("{CONFIG}\n[daemon]\nevent_buffer_kib = 4\n"),
+    );
     ready(&mut d);
     // The daemon is stopped while the kernel sends: the events pile up in
     // its socket until the buffer overflows.
@@ -266,10 +310,13 @@ fn lost_events_end_in_a_resync_and_the_right_state() {
     }
     batch.push_str("10.0.0.10 }\n");
     t.host.nft_text(&batch);
-    t.host.nft_text("add element inet filter blocklist { 192.0.2.0/24 }\n");
+    t.host
+        .nft_text("add element inet filter blocklist { 192.0.2.0/24 }\n");
     d.signal("CONT");
     let e = d
-        .wait_entry(Duration::from_secs(30), |e| field(e, "MESSAGE_ID") == RESYNC)
+        .wait_entry(Duration::from_secs(30), |e| {
+            field(e, "MESSAGE_ID") == RESYNC
+        })
         .unwrap_or_else(|| panic!("no resync entry: {:?}", d.journal()));
     assert_eq!(field(&e, "PRIORITY"), "4", "logged at warning");
     let gen = generation(&t.host);
@@ -290,7 +337,9 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     d.write_config("roles = [\"veeam-data-mover\"\n[peers\n");
     d.notified.clear();
     d.signal("HUP");
-    assert!(d.wait_notify("RELOADING=1", Duration::from_secs(10)).is_some());
+    assert!(d
+        .wait_notify("RELOADING=1", Duration::from_secs(10))
+        .is_some());
     let status = d
         .wait_notify("READY=1", Duration::from_secs(10))
         .expect("READY=1 after the reload");
@@ -306,7 +355,9 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     // Still running, still on the old configuration: a change is audited.
     nft(
         &t.host,
-        &["insert", "rule", "inet", "filter", "input", "tcp", "dport", "22", "drop"],
+        &[
+            "insert", "rule", "inet", "filter", "input", "tcp", "dport", "22", "drop",
+        ],
     );
     d.wait_entry(Duration::from_secs(10), |e| {
         field(e, "MESSAGE_ID") == MISSING && field(e, "PORTWARDEN_PORTS") == "22"
@@ -314,12 +365,19 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     .expect("the old configuration still audits");
     // `status` reads the report: criticals, exit 2.
     let out = Command::new(common::portwarden_bin())
-        .args(["status", "--report", d.dir.join("report.json").to_str().unwrap()])
+        .args([
+            "status",
+            "--report",
+            d.dir.join("report.json").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("1 critical, 0 warning; generation "), "{text}");
+    assert!(
+        text.starts_with("1 critical, 0 warning; generation "),
+        "{text}"
+    );
     assert!(text.contains("by nft["), "{text}");
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(1)), Some(0));
@@ -346,7 +404,10 @@ fn the_journal_catalog_compiles_and_explains_every_entry() {
     for id in portwarden::render::journal::ALL {
         assert!(listed.contains(id), "{id} missing from:\n{listed}");
     }
-    assert!(listed.contains("A required inbound connection is refused"), "{listed}");
+    assert!(
+        listed.contains("A required inbound connection is refused"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -360,7 +421,8 @@ fn the_metrics_textfile_passes_promtool() {
     }
     let t = host("dm");
     // A finding, so that the findings metric has a sample.
-    t.host.nft_text("insert rule inet filter input tcp dport 6162 drop\n");
+    t.host
+        .nft_text("insert rule inet filter input tcp dport 6162 drop\n");
     let mut d = Daemon::start(&t.host.name, "metrics", CONFIG);
     ready(&mut d);
     let prom_path = d.dir.join("portwarden.prom");

@@ -46,11 +46,17 @@ fn op() -> impl Strategy<Value = String> {
         8 => format!("delete rule {t} {c} handle {}", n % 12),
         9 => format!("flush chain {t} {c}"),
         10 => format!("add set {t} s2 {{ type ipv4_addr; flags interval; }}"),
-        11 => format!("add element {t} {s} {{ 172.{}.0.0/16, 11.9.{n}.1-11.9.{n}.20 }}", 16 + n % 16),
+        11 => format!(
+            "add element {t} {s} {{ 172.{}.0.0/16, 11.9.{n}.1-11.9.{n}.20 }}",
+            16 + n % 16
+        ),
         12 if n % 2 == 0 => format!("delete element {t} {s} {{ 10.0.0.0/8 }}"),
         12 => format!("delete element {t} {s} {{ 172.{}.0.0/16 }}", 16 + n % 16),
         13 => format!("add element {t} s1 {{ {} }}", 20 + n),
-        14 => format!("delete element {t} s1 {{ {} }}", [22, 6162, 20 + n][n as usize % 3]),
+        14 => format!(
+            "delete element {t} s1 {{ {} }}",
+            [22, 6162, 20 + n][n as usize % 3]
+        ),
         15 => format!("flush set {t} {s}"),
         16 => format!("delete set {t} s2"),
         17 => format!("add element {t} {s} {{ 192.168.{}.0/24 }}", 2 + n),
@@ -126,7 +132,11 @@ fn follow(ns: &Netns, txns: Vec<Vec<String>>) -> (Snapshot, Snapshot, usize) {
                                 .iter_mut()
                                 .find(|t| t.family == r.family && t.name == r.table)
                                 .unwrap();
-                            t.chains.iter_mut().find(|c| c.name == r.chain).unwrap().rules = rules;
+                            t.chains
+                                .iter_mut()
+                                .find(|c| c.name == r.chain)
+                                .unwrap()
+                                .rules = rules;
                         }
                         kept.generation = g.id;
                     }

@@ -362,9 +362,9 @@ impl Report {
     /// about, 1 warnings, 2 criticals.
     pub fn exit_code(&self) -> u8 {
         match self.worst() {
-            Severity::Critical => 2,
-            Severity::Warning => 1,
-            Severity::Ok | Severity::Ignore => 0,
+            Severity::Critical => crate::exit::CRITICAL,
+            Severity::Warning => crate::exit::WARNINGS,
+            Severity::Ok | Severity::Ignore => crate::exit::OK,
         }
     }
 

@@ -1,8 +1,8 @@
 //! Reading catalog files: the built-in layer, then directories in order.
 
 use super::{
-    Catalog, CatalogError, Diagnostic, DiagnosticKind, Origin, PeerGroup, PortSetDef, Role,
-    SettingDef, SourceDoc, SourceText,
+    read_text, Catalog, CatalogError, Diagnostic, DiagnosticKind, Origin, PeerGroup, PortSetDef,
+    ReadTextError, Role, SettingDef, SourceDoc, SourceText,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -107,7 +107,7 @@ impl Layer<'_> {
     }
 
     fn add_file(&mut self, path: PathBuf, text: String) {
-        let src = Arc::new(SourceText { path, text });
+        let src = Arc::new(SourceText::new(path, text));
         let file: CatalogFile = match parse_toml(&src.path, &src.text) {
             Ok(f) => f,
             Err(d) => return self.errors.push(d),
@@ -218,10 +218,11 @@ fn read_dir_layer(dir: &Path) -> Result<Vec<(PathBuf, String)>, CatalogError> {
     paths.sort();
     paths
         .into_iter()
-        .map(|p| {
-            std::fs::read_to_string(&p)
-                .map(|t| (p.clone(), t))
-                .map_err(io(&p))
+        .map(|p| match read_text(&p, super::MAX_FILE_SIZE) {
+            Ok(t) => Ok((p, t)),
+            Err(ReadTextError::Io(e)) => Err(io(&p)(e)),
+            Err(ReadTextError::TooLarge { size }) => Err(CatalogError::TooLarge { path: p, size }),
+            Err(ReadTextError::NotUtf8(d)) => Err(CatalogError::Invalid(vec![d])),
         })
         .collect()
 }

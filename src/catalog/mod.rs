@@ -34,11 +34,16 @@ mod portlist;
 mod tests;
 mod validate;
 
-pub use diag::{nearest, Diagnostic, DiagnosticKind, Location};
+pub use diag::{nearest, Diagnostic, DiagnosticKind, LineIndex, Location};
 pub use portlist::PortList;
 
-pub(crate) use diag::{display_all, SourceText};
+pub(crate) use diag::{display_all, read_text, ReadTextError, SourceText};
 pub(crate) use load::parse_toml;
+
+/// The largest catalog file accepted, in bytes (8 MiB, as for the host
+/// configuration, [`crate::config::MAX_FILE_SIZE`]); a larger file is
+/// refused by its size, before it is read.
+pub const MAX_FILE_SIZE: u64 = 8 << 20;
 
 /// Directories the CLI and the daemon read catalog overrides from, in order.
 pub const DEFAULT_DIRS: &[&str] = &[
@@ -66,6 +71,14 @@ pub enum CatalogError {
         path: std::path::PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// A catalog file larger than [`MAX_FILE_SIZE`]; refused before it is read.
+    #[error("{path}: the file has {size} bytes, over the limit of {} bytes ({} MiB) for a catalog file; refused unread", MAX_FILE_SIZE, MAX_FILE_SIZE >> 20)]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size in bytes (or as much as was read before giving up).
+        size: u64,
     },
     /// Catalog files that do not parse or do not validate, one diagnostic each.
     #[error("{}", display_all(.0))]
@@ -560,6 +573,19 @@ pub struct PortChoice {
     pub value: String,
 }
 
+/// One variant of a requirement's ports: its fixed ports, or what its port
+/// set gives for one value of the set's setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortVariant {
+    /// The setting and its value that pick these ports; `None` for fixed ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub when: Option<(String, String)>,
+    /// The ports.
+    pub ports: PortSet,
+    /// Whether the setting's default picks this variant (true for fixed ports).
+    pub default: bool,
+}
+
 /// Where a resolved requirement is documented (plain form of [`SourceRef`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Citation {
@@ -663,6 +689,47 @@ impl Catalog {
     /// All source documents, by name.
     pub fn sources(&self) -> impl Iterator<Item = (&str, &SourceDoc)> {
         self.sources.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Every variant of a requirement's ports: one for fixed `ports`; for a
+    /// `port_set`, one per value of its setting (in the setting's order),
+    /// the default's marked.
+    pub fn port_variants(&self, req: &Requirement) -> Vec<PortVariant> {
+        if let Some(list) = &req.ports {
+            return vec![PortVariant {
+                when: None,
+                ports: list.to_set(),
+                default: true,
+            }];
+        }
+        let Some(set) = req
+            .port_set
+            .as_ref()
+            .and_then(|n| self.port_sets.get(n.get_ref()))
+        else {
+            return Vec::new();
+        };
+        let setting = set.setting.get_ref();
+        let Some(def) = self.settings.get(setting) else {
+            return Vec::new();
+        };
+        let default = def.default.get_ref().to_string();
+        def.possible_values()
+            .into_iter()
+            .filter_map(|value| {
+                let ports = set.values.get(value.as_str())?.to_set();
+                Some(PortVariant {
+                    default: value == default,
+                    when: Some((setting.clone(), value)),
+                    ports,
+                })
+            })
+            .collect()
+    }
+
+    /// The port sets, by name.
+    pub fn port_sets(&self) -> impl Iterator<Item = (&str, &PortSetDef)> {
+        self.port_sets.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// Checks that `value` is valid for the setting `name`.

@@ -500,3 +500,62 @@ fn include_cycles_and_duplicate_roles_are_rejected() {
     assert_eq!(d[0].kind, DiagnosticKind::Duplicate);
     assert_eq!(d[0].location.as_ref().unwrap().line, 8);
 }
+
+#[test]
+fn port_variants_resolve_port_sets_through_their_setting() {
+    let cat = builtin();
+    let req = |role: &str, id: &str| {
+        cat.role(role)
+            .unwrap()
+            .requirements
+            .iter()
+            .find(|r| r.id() == id)
+            .unwrap()
+            .clone()
+    };
+    type Shown = (Option<(String, String)>, String, bool);
+    let show = |v: &[PortVariant]| -> Vec<Shown> {
+        v.iter()
+            .map(|v| (v.when.clone(), v.ports.to_string(), v.default))
+            .collect()
+    };
+    let when = |s: &str, v: &str| Some((s.to_string(), v.to_string()));
+    let mgmt = req("evault-agent", "management");
+    assert_eq!(
+        show(&cat.port_variants(&mgmt)),
+        [
+            (when("evault_legacy_agent", "false"), "2548".into(), true),
+            (when("evault_legacy_agent", "true"), "808".into(), false),
+        ]
+    );
+    let data = cat
+        .role("veeam-data-mover")
+        .unwrap()
+        .requirements
+        .iter()
+        .find(|r| r.port_set.is_some())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        show(&cat.port_variants(&data)),
+        [
+            (when("veeam_data_range", "v10"), "2500-3300".into(), true),
+            (
+                when("veeam_data_range", "legacy"),
+                "2500-5000".into(),
+                false
+            ),
+        ]
+    );
+    // The variant the default picks is what resolving with defaults gives.
+    let resolved = cat
+        .resolve(&["evault-agent"], &HostSettings::new())
+        .unwrap();
+    let r = find(&resolved, "evault-agent", "management").unwrap();
+    assert_eq!(r.ports.to_string(), "2548");
+    let vault = req("evault-agent", "vault");
+    assert_eq!(
+        show(&cat.port_variants(&vault)),
+        [(None, "2546".into(), true)]
+    );
+}

@@ -12,8 +12,9 @@
 mod tests;
 
 use crate::catalog::{
-    display_all, nearest, parse_toml, Catalog, Diagnostic, DiagnosticKind as K, Direction,
-    HostSettings, Location, PortList, Proto, SettingError, SettingValue, SourceText,
+    display_all, nearest, parse_toml, read_text, Catalog, Diagnostic, DiagnosticKind as K,
+    Direction, HostSettings, LineIndex, Location, PortList, Proto, ReadTextError, SettingError,
+    SettingValue,
 };
 use crate::ports::PortSet;
 use ipnet::IpNet;
@@ -27,6 +28,15 @@ use toml::Spanned;
 /// Where the daemon and the CLI look for the host configuration.
 pub const DEFAULT_PATH: &str = "/etc/portwarden/portwarden.toml";
 
+/// The largest configuration file accepted, in bytes (8 MiB: a peer list of
+/// half a million prefixes). A larger file is refused by its size, before it
+/// is read. Loading takes time in proportion to the file; its memory peaks
+/// while the `toml` crate parses, at about 250 bytes per array entry (its
+/// tokens, events and values; 16 times the size of a file of one short
+/// prefix per line, 8 times for IPv6 prefixes), so this limit bounds it to
+/// about 130 MiB.
+pub const MAX_FILE_SIZE: u64 = 8 << 20;
+
 /// Why a host configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -38,6 +48,16 @@ pub enum ConfigError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_FILE_SIZE`]; refused before it is read.
+    #[error("{path}: the file has {size} bytes, over the limit of {limit} bytes ({} MiB) for a configuration file; refused unread", limit >> 20)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes (or as much as was read before giving up).
+        size: u64,
+        /// [`MAX_FILE_SIZE`].
+        limit: u64,
+    },
     /// The configuration does not parse or does not validate, one diagnostic each.
     #[error("{}", display_all(.0))]
     Invalid(Vec<Diagnostic>),
@@ -48,7 +68,7 @@ impl ConfigError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             ConfigError::Invalid(d) => d,
-            ConfigError::Io { .. } => &[],
+            ConfigError::Io { .. } | ConfigError::TooLarge { .. } => &[],
         }
     }
 }
@@ -62,6 +82,9 @@ pub enum WarningKind {
     HostBitsSet,
     /// A role selected twice.
     DuplicateRole,
+    /// Stands for the warnings beyond [`MAX_DIAGNOSTICS`] (the message
+    /// says how many).
+    Omitted,
 }
 
 /// Something legal in the configuration that was probably not meant.
@@ -436,30 +459,85 @@ fn expected_in_table(name: &str, what: &str) -> String {
     }
 }
 
-/// Collects diagnostics and warnings while checking values against the catalog.
-/// `loc` is `None` for command-line values.
-struct Checker<'c> {
-    catalog: &'c Catalog,
-    errors: Vec<Diagnostic>,
-    warnings: Vec<Warning>,
+/// At most this many errors, and as many warnings, are reported for one
+/// configuration; the rest are counted in a last line ("N more errors not
+/// shown"). A file with millions of bad entries is refused with a readable
+/// message and without holding a diagnostic for each.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+/// Where a value came from: a byte range of the file, or `None` for a
+/// command-line value. Turned into a line and column only when something is
+/// reported about it.
+type Span = Option<std::ops::Range<usize>>;
+
+/// The file being checked, located lazily: its line index is built when
+/// the first diagnostic needs it, and each location then costs a binary
+/// search, so checking stays linear in the file's size.
+struct Source<'t> {
+    path: &'t Path,
+    text: &'t str,
+    index: std::cell::OnceCell<LineIndex>,
 }
 
-impl Checker<'_> {
-    fn error(&mut self, loc: Option<Location>, kind: K, message: String) -> &mut Diagnostic {
+/// Collects diagnostics and warnings while checking values against the catalog.
+struct Checker<'c> {
+    catalog: &'c Catalog,
+    /// The file; `None` for command-line options.
+    source: Option<Source<'c>>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Warning>,
+    /// Errors and warnings beyond [`MAX_DIAGNOSTICS`], counted only.
+    omitted_errors: usize,
+    omitted_warnings: usize,
+    /// Receives the details of an error that is only counted.
+    spare: Diagnostic,
+}
+
+impl<'c> Checker<'c> {
+    fn new(catalog: &'c Catalog, source: Option<Source<'c>>) -> Self {
+        Checker {
+            catalog,
+            source,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            omitted_errors: 0,
+            omitted_warnings: 0,
+            spare: Diagnostic::new(None, K::InvalidValue, String::new()),
+        }
+    }
+
+    /// The line and column of `span` in the file.
+    fn locate(&self, span: Span) -> Option<Location> {
+        let (src, span) = (self.source.as_ref()?, span?);
+        let index = src.index.get_or_init(|| LineIndex::new(src.text));
+        Some(index.locate(src.path, src.text, span.start))
+    }
+
+    fn error(&mut self, span: Span, kind: K, message: String) -> &mut Diagnostic {
+        if self.errors.len() >= MAX_DIAGNOSTICS {
+            self.omitted_errors += 1;
+            self.spare = Diagnostic::new(None, kind, message);
+            return &mut self.spare;
+        }
+        let loc = self.locate(span);
         self.errors.push(Diagnostic::new(loc, kind, message));
         self.errors.last_mut().expect("just pushed")
     }
 
-    fn warn(&mut self, location: Option<Location>, kind: WarningKind, message: String) {
+    fn warn(&mut self, span: Span, kind: WarningKind, message: String) {
+        if self.warnings.len() >= MAX_DIAGNOSTICS {
+            self.omitted_warnings += 1;
+            return;
+        }
         self.warnings.push(Warning {
-            location,
+            location: self.locate(span),
             kind,
             message,
         });
     }
 
     /// Adds a selected role to `roles` if the catalog defines it.
-    fn role(&mut self, id: &str, loc: Option<Location>, roles: &mut Vec<String>) {
+    fn role(&mut self, id: &str, loc: Span, roles: &mut Vec<String>) {
         if self.catalog.role(id).is_none() {
             let hint = nearest(id, self.catalog.role_ids()).map(str::to_string);
             let d = self.error(loc, K::UnknownRole, format!("unknown role `{id}`"));
@@ -480,8 +558,8 @@ impl Checker<'_> {
         &mut self,
         name: &str,
         value: SettingValue,
-        key_loc: Option<Location>,
-        value_loc: Option<Location>,
+        key_loc: Span,
+        value_loc: Span,
         settings: &mut HostSettings,
     ) {
         let err = match settings.set(self.catalog, name, value) {
@@ -511,7 +589,7 @@ impl Checker<'_> {
     }
 
     /// Whether the catalog defines peer group `name` (reports it if not).
-    fn group(&mut self, name: &str, loc: Option<Location>) -> bool {
+    fn group(&mut self, name: &str, loc: Span) -> bool {
         if self.catalog.peer_group(name).is_some() {
             return true;
         }
@@ -530,7 +608,7 @@ impl Checker<'_> {
     }
 
     /// Parses an address (as a host prefix) or a prefix.
-    fn prefix(&mut self, text: &str, loc: Option<Location>) -> Option<IpNet> {
+    fn prefix(&mut self, text: &str, loc: Span) -> Option<IpNet> {
         let text = text.trim();
         let net = match (text.parse::<IpNet>(), text.parse::<IpAddr>()) {
             (Ok(n), _) => n,
@@ -560,7 +638,7 @@ impl Checker<'_> {
     }
 
     /// Checks an interface name (`*` may end it, as in nftables).
-    fn interface(&mut self, name: &str, loc: Option<Location>) -> Option<String> {
+    fn interface(&mut self, name: &str, loc: Span) -> Option<String> {
         let base = name.strip_suffix('*').unwrap_or(name);
         let ok = !base.is_empty()
             && name.len() < 16
@@ -583,7 +661,7 @@ impl Checker<'_> {
     }
 
     /// Warns about bound peer groups that no applicable requirement uses.
-    fn unused_groups(&mut self, cfg: &HostConfig, loc_of: impl Fn(&str) -> Option<Location>) {
+    fn unused_groups(&mut self, cfg: &HostConfig, loc_of: impl Fn(&str) -> Span) {
         let Ok(reqs) = self.catalog.resolve(&cfg.roles, &cfg.settings) else {
             return;
         };
@@ -600,12 +678,28 @@ impl Checker<'_> {
         }
     }
 
-    fn finish(self, cfg: HostConfig) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
-        if self.errors.is_empty() {
-            Ok((cfg, self.warnings))
-        } else {
-            Err(ConfigError::Invalid(self.errors))
+    fn finish(mut self, cfg: HostConfig) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        if self.omitted_warnings > 0 {
+            self.warnings.push(Warning {
+                location: None,
+                kind: WarningKind::Omitted,
+                message: format!("{} more warnings not shown", self.omitted_warnings),
+            });
         }
+        if self.errors.is_empty() {
+            return Ok((cfg, self.warnings));
+        }
+        if self.omitted_errors > 0 {
+            self.errors.push(Diagnostic::new(
+                None,
+                K::Omitted,
+                format!(
+                    "{} more errors not shown (only the first {MAX_DIAGNOSTICS} are listed)",
+                    self.omitted_errors
+                ),
+            ));
+        }
+        Err(ConfigError::Invalid(self.errors))
     }
 }
 
@@ -628,9 +722,17 @@ impl HostConfig {
 
     /// Reads and validates the configuration file at `path` against `catalog`.
     pub fn load(path: &Path, catalog: &Catalog) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = read_text(path, MAX_FILE_SIZE).map_err(|e| match e {
+            ReadTextError::Io(source) => ConfigError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            ReadTextError::TooLarge { size } => ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+                limit: MAX_FILE_SIZE,
+            },
+            ReadTextError::NotUtf8(d) => ConfigError::Invalid(vec![d]),
         })?;
         Self::parse(path, &text, catalog)
     }
@@ -642,16 +744,13 @@ impl HostConfig {
         catalog: &Catalog,
     ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
         let raw: RawConfig = parse_toml(path, text).map_err(|d| ConfigError::Invalid(vec![d]))?;
-        let src = SourceText {
-            path: path.to_path_buf(),
-            text: text.to_string(),
+        let at = |span: std::ops::Range<usize>| -> Span { Some(span) };
+        let source = Source {
+            path,
+            text,
+            index: std::cell::OnceCell::new(),
         };
-        let at = |span: std::ops::Range<usize>| Some(src.locate(span));
-        let mut ck = Checker {
-            catalog,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        };
+        let mut ck = Checker::new(catalog, Some(source));
         let mut cfg = HostConfig::with_roles(Vec::new());
         cfg.path = Some(path.to_path_buf());
 
@@ -707,7 +806,7 @@ impl HostConfig {
     fn allow_rule(
         ck: &mut Checker<'_>,
         a: RawAllow,
-        at: &impl Fn(std::ops::Range<usize>) -> Option<Location>,
+        at: &impl Fn(std::ops::Range<usize>) -> Span,
     ) -> Option<AllowRule> {
         let errors_before = ck.errors.len();
         if a.comment.get_ref().trim().is_empty() {
@@ -790,11 +889,7 @@ impl HostConfig {
         opts: &CliOptions,
     ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
         let (roles, peers, settings) = (&opts.roles, &opts.peers, &opts.settings);
-        let mut ck = Checker {
-            catalog,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        };
+        let mut ck = Checker::new(catalog, None);
         let mut cfg = HostConfig::with_roles(Vec::new());
         if roles.is_empty() {
             ck.error(None, K::Empty, "no role selected".into()).expected =

@@ -510,3 +510,99 @@ fn finding_kind_names_are_their_serde_names() {
         assert_eq!(serde_json::to_value(k).unwrap(), k.name());
     }
 }
+
+#[test]
+fn load_locates_the_first_byte_that_is_not_utf8() {
+    let path = std::env::temp_dir().join(format!(
+        "portwarden-config-latin1-{}.toml",
+        std::process::id()
+    ));
+    // "café" in Latin-1 on line 3, column 8 (after `# caf`, 2 spaces before).
+    let mut bytes = format!("{ROLES}[peers]\n  # caf").into_bytes();
+    bytes.extend([0xe9, b'\n']);
+    std::fs::write(&path, bytes).unwrap();
+    let err = HostConfig::load(&path, catalog()).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    let d = &err.diagnostics()[0];
+    assert_eq!(d.kind, DiagnosticKind::Encoding);
+    let loc = d.location.as_ref().unwrap();
+    assert_eq!((loc.line, loc.column), (3, 8), "{d}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:3:8: invalid UTF-8: byte 0xe9; expected UTF-8 text \
+             (convert a Latin-1 file with `iconv -f latin1 -t utf-8`)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn load_refuses_a_file_over_the_limit_unread() {
+    let path =
+        std::env::temp_dir().join(format!("portwarden-config-big-{}.toml", std::process::id()));
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(MAX_FILE_SIZE + 1).unwrap(); // sparse: nothing to read
+    let err = HostConfig::load(&path, catalog()).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(err, ConfigError::TooLarge { size, .. } if size == MAX_FILE_SIZE + 1));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: the file has 8388609 bytes, over the limit of 8388608 bytes (8 MiB) \
+             for a configuration file; refused unread",
+            path.display()
+        )
+    );
+}
+
+/// A peer list of `n` entries, one per line, made by `entry`.
+fn peer_list(n: usize, entry: impl Fn(usize) -> String) -> String {
+    let mut text = format!("{ROLES}[peers]\nbackup_server = [\n");
+    for i in 0..n {
+        text.push_str(&format!("  \"{}\",\n", entry(i)));
+    }
+    text.push_str("]\n");
+    text
+}
+
+#[test]
+fn errors_deep_in_a_long_list_are_located_and_capped() {
+    let n = 20_000;
+    // Every 100th entry is bad: 200 errors, the first on line 4.
+    let text = peer_list(n, |i| {
+        if i % 100 == 0 {
+            format!("10.0.{}.x", i / 256)
+        } else {
+            format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)
+        }
+    });
+    let err = parse(&text).unwrap_err();
+    let d = err.diagnostics();
+    assert_eq!(d.len(), MAX_DIAGNOSTICS + 1);
+    for (k, diag) in d[..MAX_DIAGNOSTICS].iter().enumerate() {
+        assert_eq!(diag.kind, DiagnosticKind::BadPrefix);
+        let loc = diag.location.as_ref().unwrap();
+        assert_eq!((loc.line, loc.column), (4 + 100 * k, 3), "{diag}");
+    }
+    let last = &d[MAX_DIAGNOSTICS];
+    assert_eq!(last.kind, DiagnosticKind::Omitted);
+    assert_eq!(
+        last.to_string(),
+        "100 more errors not shown (only the first 100 are listed)"
+    );
+}
+
+#[test]
+fn warnings_are_capped_too() {
+    let text = peer_list(150, |i| format!("10.0.{i}.1/24"));
+    let (cfg, warnings) = parse(&text).unwrap();
+    assert_eq!(cfg.peers["backup_server"].len(), 150);
+    assert_eq!(warnings.len(), MAX_DIAGNOSTICS + 1);
+    assert_eq!(warnings[0].location.as_ref().unwrap().line, 4);
+    assert_eq!(warnings[MAX_DIAGNOSTICS].kind, WarningKind::Omitted);
+    assert_eq!(
+        warnings[MAX_DIAGNOSTICS].to_string(),
+        "warning: 50 more warnings not shown"
+    );
+}

@@ -60,10 +60,10 @@ impl HostError {
     /// 74 other I/O (the same codes as `portwarden dump`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            HostError::Permission { .. } => 77,
-            HostError::Unavailable { .. } => 69,
-            HostError::Protocol { .. } => 76,
-            HostError::Io { .. } => 74,
+            HostError::Permission { .. } => crate::exit::NO_PERMISSION,
+            HostError::Unavailable { .. } => crate::exit::UNAVAILABLE,
+            HostError::Protocol { .. } => crate::exit::PROTOCOL,
+            HostError::Io { .. } => crate::exit::IO_ERROR,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::decode::{self, DecodeError, ElemSink, Location};
 use super::sys::{self, msg, Request, RequestError, Socket};
+use crate::exit;
 use crate::snapshot::{Family, Snapshot, Table};
 use std::collections::HashMap;
 use std::io;
@@ -38,11 +39,11 @@ impl ReadError {
     /// changing (temporary), 76 protocol, 74 other I/O.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ReadError::Permission(_) => 77,
-            ReadError::Unavailable(_) => 69,
-            ReadError::KeptChanging { .. } => 75,
-            ReadError::Protocol(_) => 76,
-            ReadError::Io(_) => 74,
+            ReadError::Permission(_) => exit::NO_PERMISSION,
+            ReadError::Unavailable(_) => exit::UNAVAILABLE,
+            ReadError::KeptChanging { .. } => exit::KEPT_CHANGING,
+            ReadError::Protocol(_) => exit::PROTOCOL,
+            ReadError::Io(_) => exit::IO_ERROR,
         }
     }
 

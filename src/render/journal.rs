@@ -148,7 +148,10 @@ mod tests {
         for id in ALL {
             assert!(seen.insert(id), "{id} twice");
             assert_eq!(id.len(), 32);
-            assert!(catalog.contains(&format!("-- {id}\n")), "{id} not in the catalog");
+            assert!(
+                catalog.contains(&format!("-- {id}\n")),
+                "{id} not in the catalog"
+            );
         }
         assert_eq!(catalog.matches("\n-- ").count(), ALL.len());
     }

@@ -61,7 +61,10 @@ impl Daemon {
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = socket.recv(&mut buf) {
-                if tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).is_err() {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
                     return;
                 }
             }
