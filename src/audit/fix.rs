@@ -1,26 +1,30 @@
-//! Suggested fixes: `nft` commands always, and `firewall-cmd` or `ufw`
-//! commands when that tool manages the host.
+//! Candidate fixes: typed changes ([`Change`]) for a finding, with the
+//! `firewall-cmd` or `ufw` commands for the same rules when that tool
+//! manages the host. A candidate is shown only once proven
+//! (`audit::prove`).
 //!
 //! - A missing inbound opening gets an `accept` rule for exactly the missing
 //!   ports and peers, inserted just before the rule that refuses it
 //!   (`nft insert rule ... handle N`), or appended to the chain whose policy
-//!   refuses it (`nft add rule`, which runs before the policy). Adding an
-//!   accept ends only that chain: if another base chain refuses the same
-//!   traffic, the next audit reports that one.
-//! - An excess opening gets `nft delete rule ... handle N` when everything
-//!   that rule was found to accept is excess; otherwise (and for an
-//!   accepting policy) a `drop` rule for exactly the excess ports, sources
-//!   and interfaces, inserted before the accepting rule or appended to the
-//!   chain. Requirements and allowlist entries do not depend on the local
-//!   address, so dropping per interface never drops wanted traffic.
+//!   refuses it (`nft add rule`, which runs before the policy).
+//! - An excess opening gets, best first, `nft delete rule ... handle N` when
+//!   everything that rule was found to accept is excess, and a `drop` rule
+//!   for exactly the excess ports, sources and interfaces, inserted before
+//!   the accepting rule or appended to the chain; with no deciding chain (no
+//!   ruleset), a table `inet portwarden` whose input chain accepts
+//!   established and related packets before its drops.
 //! - A blocked outbound connection gets an `accept` rule in the output chain
-//!   that refuses it.
+//!   that refuses it; refused replies get `ct state established,related
+//!   accept` before the input rule that refuses them.
+//! - A statement never lists more than [`MAX_ELEMENTS`] prefixes, ports or
+//!   interfaces: such a candidate is refused with the count and the first few.
 //!
 //! firewalld fixes are rich rules in the zone of each interface
 //! (`$(firewall-cmd --get-zone-of-interface=IF || firewall-cmd
 //! --get-default-zone)`); ufw fixes use `ufw allow` / `ufw prepend deny`.
 //! No firewalld fix is offered for outbound connections (firewalld filters
-//! them only through policy objects, which depend on the site's setup).
+//! them only through policy objects, which depend on the site's setup) or
+//! for a deleted rule.
 
 use super::change::{
     AddrField, ChainRef, Change, CtState, NewRule, RuleVerdict, Stmt, MAX_ELEMENTS,

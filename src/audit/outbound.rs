@@ -14,11 +14,17 @@
 //!   port marks of `findings`), and each piece is probed like
 //!   `missing-opening` does (`findings::split_ports`: port by port when short, by
 //!   bisection when long);
-//! - ports the output path drops or rejects become `outbound-blocked`
-//!   drafts, one per deciding rule or policy, with the exact port
-//!   sub-ranges and peer prefixes, the rule or policy as evidence and the
-//!   fix (an `accept` before the refusing rule, or at the end of the chain
-//!   whose policy refuses);
+//! - the whole connection is checked: where the first packet leaves, its
+//!   reply is followed back in (`Evaluator::explain` with `established`,
+//!   from the peer's port to the probe's source port, on the device the
+//!   packet left by);
+//! - ports the output path drops or rejects, or whose replies the input
+//!   path refuses, become `outbound-blocked` drafts, one per deciding rule
+//!   or policy (and direction), with the exact port sub-ranges and peer
+//!   prefixes, the rule or policy as evidence and the fix (an `accept`
+//!   before the refusing rule, or at the end of the chain whose policy
+//!   refuses; for refused replies `ct state established,related accept`),
+//!   proven like every fix (`audit::prove`);
 //! - ports the evaluator cannot decide (`unknown`: a route chain changing
 //!   the mark, a netdev egress chain, no route to the peer, an undecidable
 //!   match...) become notes ("not verified", with the reason), never
