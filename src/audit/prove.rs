@@ -24,11 +24,11 @@
 //!   required inbound connection (`established`) that were accepted still are.
 //!
 //! Otherwise the finding's fix says "no safe automatic fix", with the reason
-//! and the traffic that shows it. Each proof rebuilds the evaluator for the
-//! whole ruleset: on a host with thousands of findings only the first
-//! [`MAX_PROOFS`] candidates are proven (in the report's finding order is
-//! not known yet: the order the findings are built in), the others say
-//! they were not proven.
+//! and the traffic that shows it. Each proof copies and recompiles the
+//! whole ruleset: at most [`MAX_PROOFS`] candidates are proven per audit
+//! (in the order the findings are built), and none on a ruleset larger than
+//! [`MAX_RULES_PROVEN`] rules or [`MAX_ELEMENTS_PROVEN`] set elements; the
+//! others say they were not proven.
 
 use super::change::{apply_all, Change, Stmt};
 use super::findings::{l4, local_addrs, Ctx, RawPiece, CLIENT_SPORTS, PROBE_SPORT};
@@ -46,6 +46,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// At most this many proofs per audit (each rebuilds the evaluator and the
 /// exposure of the changed families and protocols).
 pub const MAX_PROOFS: usize = 256;
+
+/// Rulesets with more rules than this, or more set elements than
+/// [`MAX_ELEMENTS_PROVEN`], are not proven fix by fix in an audit (each
+/// proof copies and recompiles the whole ruleset: about a second on a
+/// 20,000-rule, 200,000-element host).
+pub const MAX_RULES_PROVEN: usize = 5_000;
+
+/// See [`MAX_RULES_PROVEN`].
+pub const MAX_ELEMENTS_PROVEN: usize = 50_000;
 
 /// What the fix must do.
 pub(crate) enum Claim<'p> {
@@ -83,6 +92,8 @@ pub(crate) struct Prover {
     conns: Vec<Conn>,
     inbound: Vec<Inbound>,
     used: AtomicUsize,
+    /// Why no fix of this ruleset is proven (too large), if so.
+    too_big: Option<String>,
 }
 
 /// The reply to `c` as it comes back in.
@@ -193,6 +204,27 @@ impl Prover {
     /// (only those that work are kept: a fix must not break them).
     pub fn new(ctx: &Ctx<'_>) -> Prover {
         let ev = ctx.input.evaluator;
+        let tables = &ctx.input.snapshot.tables;
+        let rules: usize = tables
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum();
+        let elements: usize = tables
+            .iter()
+            .flat_map(|t| &t.sets)
+            .map(|s| s.elements.len())
+            .sum();
+        if rules > MAX_RULES_PROVEN || elements > MAX_ELEMENTS_PROVEN {
+            return Prover {
+                conns: Vec::new(),
+                inbound: Vec::new(),
+                used: AtomicUsize::new(0),
+                too_big: Some(format!(
+                    "not proven: the ruleset ({rules} rules, {elements} set elements) is too large to prove fixes one by one in an audit (at most {MAX_RULES_PROVEN} rules and {MAX_ELEMENTS_PROVEN} elements)"
+                )),
+            };
+        }
         let mut conns = Vec::new();
         let mut want: Vec<(L4, IpAddr, u16)> = Vec::new();
         for d in destinations(ev) {
@@ -265,6 +297,7 @@ impl Prover {
             conns,
             inbound,
             used: AtomicUsize::new(0),
+            too_big: None,
         }
     }
 
@@ -294,6 +327,9 @@ impl Prover {
     }
 
     fn check(&self, ctx: &Ctx<'_>, plan: &Plan, claim: &Claim<'_>) -> Result<(), Failure> {
+        if let Some(why) = &self.too_big {
+            return Err((why.clone(), Vec::new()));
+        }
         if self.used.fetch_add(1, Ordering::Relaxed) >= MAX_PROOFS {
             return Err((
                 format!(
