@@ -2,6 +2,7 @@
 //! `excess-opening`, `exposed-listener` and `not-listening`.
 
 use super::fix::{self, Manager};
+use super::prove::{Claim, Prover};
 use super::region::{self, family_of, iface_matches, requirement_peers, Peers, Rect};
 use super::{AuditInput, Draft, Evidence, Piece, RuleTexts};
 use crate::addrs::{AddrFamily, AddrSet};
@@ -59,6 +60,8 @@ pub(crate) struct Ctx<'a> {
     /// (and the port after it), the bounds of port-typed set elements and
     /// the ports of xt tcp/udp/multiport matches.
     pub port_marks: BTreeSet<u32>,
+    /// Proves fixes before they are shown (built on first use).
+    prover: std::sync::OnceLock<Prover>,
 }
 
 /// The ports at which some rule's port test can change its outcome.
@@ -162,7 +165,14 @@ impl<'a> Ctx<'a> {
             decided: Mutex::default(),
             rules: RuleTexts::new(input.snapshot),
             port_marks: port_marks(input.snapshot),
+            prover: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The prover of fixes, with the samples of connections that must keep
+    /// working (computed once).
+    pub fn prover(&self) -> &Prover {
+        self.prover.get_or_init(|| Prover::new(self))
     }
 
     /// The local addresses of `iface` that peers connect to, in groups the
@@ -864,15 +874,16 @@ fn missing_for<'a>(
             }],
         };
         let accesses = fix::accesses(&pieces);
-        let private = (r.scope == Scope::Private).then(|| m.interfaces.clone());
-        let fix = fix::open_inbound(
+        let fix = match fix::open_inbound(
             ctx.manager,
-            ctx.input.snapshot,
             blocker.as_ref(),
             r.proto,
             &accesses,
-            private.as_deref(),
-        );
+            r.scope == Scope::Private,
+        ) {
+            Ok(plan) => ctx.prover().prove(ctx, plan, &Claim::Opens(proto, &pieces)),
+            Err(why) => fix::refusal(why),
+        };
         let how = if kind == FindingKind::PartialOpening {
             "is only partly accepted (normal if the service opens ports on demand)"
         } else {
@@ -980,14 +991,18 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
         let m = merge(&pieces);
         let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
         let accesses = fix::accesses(&pieces);
-        let fix = fix::close_inbound(
+        let fix = match fix::close_inbound(
             ctx.manager,
-            ctx.input.snapshot,
             decided_by.as_ref(),
             !partly_wanted.contains(&key),
             proto,
             &accesses,
-        );
+        ) {
+            Ok(plans) => ctx
+                .prover()
+                .prove_first(ctx, plans, &Claim::Closes(l4(proto), &pieces)),
+            Err(why) => fix::refusal(why),
+        };
         Draft {
             kind: FindingKind::ExcessOpening,
             role: None,
@@ -1158,7 +1173,6 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
             }
             fixes.push(fix::close_inbound(
                 ctx.manager,
-                ctx.input.snapshot,
                 d.as_ref(),
                 false,
                 proto,
@@ -1187,7 +1201,15 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
             peers: m.peers.prefixes(),
             interfaces: m.interfaces,
             evidence,
-            fix: fix::combine(fixes),
+            fix: match fixes
+                .into_iter()
+                .map(|f| f.and_then(|v| v.into_iter().next().ok_or_else(String::new)))
+                .collect::<Result<Vec<_>, String>>()
+            {
+                Ok(plans) => fix::combine(plans)
+                    .map(|plan| ctx.prover().prove(ctx, plan, &Claim::Closes(l4(proto), &pieces))),
+                Err(why) => Some(fix::refusal(why)),
+            },
             pieces: m.pieces,
             tiebreak: String::new(),
         });

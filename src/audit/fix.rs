@@ -1,27 +1,34 @@
-//! Suggested fixes: `nft` commands always, and `firewall-cmd` or `ufw`
-//! commands when that tool manages the host.
+//! Candidate fixes: typed changes ([`Change`]) for a finding, with the
+//! `firewall-cmd` or `ufw` commands for the same rules when that tool
+//! manages the host. A candidate is shown only once proven
+//! (`audit::prove`).
 //!
 //! - A missing inbound opening gets an `accept` rule for exactly the missing
 //!   ports and peers, inserted just before the rule that refuses it
 //!   (`nft insert rule ... handle N`), or appended to the chain whose policy
-//!   refuses it (`nft add rule`, which runs before the policy). Adding an
-//!   accept ends only that chain: if another base chain refuses the same
-//!   traffic, the next audit reports that one.
-//! - An excess opening gets `nft delete rule ... handle N` when everything
-//!   that rule was found to accept is excess; otherwise (and for an
-//!   accepting policy) a `drop` rule for exactly the excess ports, sources
-//!   and interfaces, inserted before the accepting rule or appended to the
-//!   chain. Requirements and allowlist entries do not depend on the local
-//!   address, so dropping per interface never drops wanted traffic.
+//!   refuses it (`nft add rule`, which runs before the policy).
+//! - An excess opening gets, best first, `nft delete rule ... handle N` when
+//!   everything that rule was found to accept is excess, and a `drop` rule
+//!   for exactly the excess ports, sources and interfaces, inserted before
+//!   the accepting rule or appended to the chain; with no deciding chain (no
+//!   ruleset), a table `inet portwarden` whose input chain accepts
+//!   established and related packets before its drops.
 //! - A blocked outbound connection gets an `accept` rule in the output chain
-//!   that refuses it.
+//!   that refuses it; refused replies get `ct state established,related
+//!   accept` before the input rule that refuses them.
+//! - A statement never lists more than [`MAX_ELEMENTS`] prefixes, ports or
+//!   interfaces: such a candidate is refused with the count and the first few.
 //!
 //! firewalld fixes are rich rules in the zone of each interface
 //! (`$(firewall-cmd --get-zone-of-interface=IF || firewall-cmd
 //! --get-default-zone)`); ufw fixes use `ufw allow` / `ufw prepend deny`.
 //! No firewalld fix is offered for outbound connections (firewalld filters
-//! them only through policy objects, which depend on the site's setup).
+//! them only through policy objects, which depend on the site's setup) or
+//! for a deleted rule.
 
+use super::change::{
+    AddrField, ChainRef, Change, CtState, NewRule, RuleVerdict, Stmt, MAX_ELEMENTS,
+};
 use super::findings::RawPiece;
 use super::region::Peers;
 use crate::addrs::{AddrFamily, AddrSet};
@@ -72,28 +79,6 @@ impl Manager {
             }
         }
     }
-}
-
-/// Commands that would fix a finding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Fix {
-    /// `nft` commands, one per line.
-    pub nft: String,
-    /// `firewall-cmd` commands, when firewalld manages the host.
-    pub firewalld: Option<String>,
-    /// `ufw` commands, when ufw manages the host.
-    pub ufw: Option<String>,
-}
-
-/// Joins the fixes of several rules into one.
-pub(crate) fn combine(fixes: Vec<Fix>) -> Option<Fix> {
-    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join("\n"));
-    let nft = join(fixes.iter().map(|f| f.nft.clone()).collect())?;
-    Some(Fix {
-        nft,
-        firewalld: join(fixes.iter().filter_map(|f| f.firewalld.clone()).collect()),
-        ufw: join(fixes.iter().filter_map(|f| f.ufw.clone()).collect()),
-    })
 }
 
 /// A block of traffic for one rule: interfaces, sources (`None`: any address
@@ -196,112 +181,223 @@ pub(crate) fn accesses(pieces: &[RawPiece]) -> Vec<Access> {
     out
 }
 
-fn quote_list(v: &[String]) -> String {
-    if v.len() == 1 {
-        format!("\"{}\"", v[0])
-    } else {
-        let q: Vec<String> = v.iter().map(|s| format!("\"{s}\"")).collect();
-        format!("{{ {} }}", q.join(", "))
+/// A fix the audit shows: proven on a copy of the snapshot, or the reason
+/// none is offered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Fix {
+    /// The changes, applied to a copy of the snapshot, resolve the finding
+    /// and change nothing else (see `audit::prove`).
+    Proven {
+        /// The typed changes, in order.
+        changes: Vec<Change>,
+        /// `nft` commands, one per change, rendered from `changes`.
+        nft: String,
+        /// `firewall-cmd` commands for the same rules, when firewalld
+        /// manages the host (not for a deleted rule).
+        firewalld: Option<String>,
+        /// `ufw` commands for the same rules, when ufw manages the host.
+        ufw: Option<String>,
+    },
+    /// "no safe automatic fix": why, and what shows it.
+    NoSafeFix {
+        /// Why no fix is offered.
+        reason: String,
+        /// What the proof found (the traffic that would change, the rule).
+        evidence: Vec<String>,
+    },
+}
+
+impl Fix {
+    /// The `nft` commands of a proven fix.
+    pub fn nft(&self) -> Option<&str> {
+        match self {
+            Fix::Proven { nft, .. } => Some(nft),
+            Fix::NoSafeFix { .. } => None,
+        }
+    }
+
+    /// The typed changes of a proven fix.
+    pub fn changes(&self) -> &[Change] {
+        match self {
+            Fix::Proven { changes, .. } => changes,
+            Fix::NoSafeFix { .. } => &[],
+        }
     }
 }
 
-fn nft_set<T: ToString>(v: &[T]) -> String {
-    if v.len() == 1 {
-        v[0].to_string()
-    } else {
-        let s: Vec<String> = v.iter().map(ToString::to_string).collect();
-        format!("{{ {} }}", s.join(", "))
+/// A candidate fix before its proof: the changes and the texts of the
+/// other managers, rendered from the same rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub changes: Vec<Change>,
+    pub firewalld: Option<String>,
+    pub ufw: Option<String>,
+}
+
+impl Plan {
+    /// The fix to show, once proven.
+    pub fn proven(self) -> Fix {
+        let nft = self
+            .changes
+            .iter()
+            .map(Change::nft)
+            .collect::<Vec<_>>()
+            .join("\n");
+        Fix::Proven {
+            changes: self.changes,
+            nft,
+            firewalld: self.firewalld,
+            ufw: self.ufw,
+        }
     }
 }
 
-fn nft_ports(p: &PortSet) -> String {
-    nft_set(p.ranges())
+/// Why no candidate can be built.
+pub(crate) fn refusal(reason: String) -> Fix {
+    Fix::NoSafeFix {
+        reason,
+        evidence: Vec::new(),
+    }
 }
 
-/// `ip saddr 10.0.0.0/8`, `ip6 daddr != { ... }`, `meta nfproto ipv4` for all
-/// addresses in a table that sees both families, or nothing.
-fn nft_addr(table: Family, sources: &Option<AddrSet>, field: &str) -> Option<String> {
-    let s = sources.as_ref()?;
-    let fam = match s.family() {
-        AddrFamily::V4 => "ip",
-        AddrFamily::V6 => "ip6",
-    };
-    if s.is_all() {
-        return match table {
-            Family::Ip | Family::Ip6 => None,
-            _ => Some(format!(
-                "meta nfproto {}",
-                if fam == "ip" { "ipv4" } else { "ipv6" }
-            )),
-        };
+/// Joins the candidates of several rules into one (all or nothing).
+pub(crate) fn combine(plans: Vec<Plan>) -> Option<Plan> {
+    if plans.is_empty() {
+        return None;
     }
-    // The shorter of the set and its complement, counted before either is
-    // written out (a blocklist's complement is a hundred thousand prefixes).
-    let comp = s.complement();
-    let n = comp.prefix_count();
-    Some(if n != 0 && n < s.prefix_count() {
-        format!("{fam} {field} != {}", nft_set(&comp.to_prefixes()))
-    } else {
-        format!("{fam} {field} {}", nft_set(&s.to_prefixes()))
+    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join("\n"));
+    Some(Plan {
+        changes: plans.iter().flat_map(|p| p.changes.clone()).collect(),
+        firewalld: join(plans.iter().filter_map(|p| p.firewalld.clone()).collect()),
+        ufw: join(plans.iter().filter_map(|p| p.ufw.clone()).collect()),
     })
+}
+
+/// `10.0.0.1, 10.0.0.2, 10.0.0.3 and 49,997 more`.
+fn first_few(v: &[IpNet], total: usize) -> String {
+    let shown: Vec<String> = v.iter().take(3).map(ToString::to_string).collect();
+    if total > shown.len() {
+        format!("{} and {} more", shown.join(", "), total - shown.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// The address match of a rule in a table of `table` family: the shorter of
+/// the prefixes and their complement, `meta nfproto` for every address of
+/// one family in an `inet` table, or nothing. Refused (with the count and
+/// the first few) when more than [`MAX_ELEMENTS`] prefixes would be listed.
+fn addr_stmt(
+    table: Family,
+    sources: &Option<AddrSet>,
+    field: AddrField,
+) -> Result<Option<Stmt>, String> {
+    let Some(s) = sources else { return Ok(None) };
+    if s.is_all() {
+        return Ok(match table {
+            Family::Ip | Family::Ip6 => None,
+            _ => Some(Stmt::Nfproto { family: s.family() }),
+        });
+    }
+    // Counted before either list is written out.
+    let comp = s.complement();
+    let (n, n_comp) = (s.prefix_count(), comp.prefix_count());
+    let (negate, count, set) = if n_comp != 0 && n_comp < n {
+        (true, n_comp, &comp)
+    } else {
+        (false, n, s)
+    };
+    if count > MAX_ELEMENTS {
+        let few: Vec<IpNet> = set.prefixes().take(3).collect();
+        return Err(format!(
+            "the rule would list {count} address prefixes{} ({}): too many to check by eye or to pass on a command line; change the set or rule behind them instead",
+            if negate { " (the complement)" } else { "" },
+            first_few(&few, count)
+        ));
+    }
+    Ok(Some(Stmt::Addr {
+        field,
+        family: s.family(),
+        negate,
+        prefixes: set.to_prefixes(),
+    }))
 }
 
 /// Whether a table of `table` family sees packets of the access's family.
 fn family_fits(table: Family, sources: &Option<AddrSet>) -> bool {
-    match (table, sources.as_ref().map(AddrSet::family)) {
-        (Family::Ip, Some(AddrFamily::V6)) | (Family::Ip6, Some(AddrFamily::V4)) => false,
-        (Family::Ip | Family::Ip6, None) => true,
-        _ => true,
-    }
+    !matches!(
+        (table, sources.as_ref().map(AddrSet::family)),
+        (Family::Ip, Some(AddrFamily::V6)) | (Family::Ip6, Some(AddrFamily::V4))
+    )
 }
 
-fn nft_stmt(
+fn ports_stmt(proto: Proto, ports: &PortSet) -> Result<Stmt, String> {
+    if ports.ranges().len() > MAX_ELEMENTS {
+        return Err(format!(
+            "the rule would list {} port ranges",
+            ports.ranges().len()
+        ));
+    }
+    Ok(Stmt::Dport {
+        proto,
+        ports: ports.clone(),
+    })
+}
+
+/// A rule for one access: `[iifname ...] [addr] proto dport ... verdict`.
+fn access_rule(
     table: Family,
-    ifaces: Option<(&str, &[String])>,
-    sources: &Option<AddrSet>,
-    addr_field: &str,
+    ifaces: Option<&[String]>,
+    a: &Access,
+    field: AddrField,
     proto: Proto,
-    ports: &PortSet,
-    verdict: &str,
-) -> String {
-    let mut parts = Vec::new();
-    if let Some((kw, list)) = ifaces {
-        if !list.is_empty() {
-            parts.push(format!("{kw} {}", quote_list(list)));
+    verdict: RuleVerdict,
+) -> Result<NewRule, String> {
+    let mut matches = Vec::new();
+    if let Some(list) = ifaces.filter(|l| !l.is_empty()) {
+        if list.len() > MAX_ELEMENTS {
+            return Err(format!("the rule would list {} interfaces", list.len()));
         }
+        matches.push(Stmt::Iifname {
+            names: list.to_vec(),
+        });
     }
-    if let Some(a) = nft_addr(table, sources, addr_field) {
-        parts.push(a);
+    if let Some(s) = addr_stmt(table, &a.sources, field)? {
+        matches.push(s);
     }
-    parts.push(format!("{proto} dport {}", nft_ports(ports)));
-    parts.push(verdict.to_string());
-    parts.join(" ")
+    matches.push(ports_stmt(proto, &a.ports)?);
+    Ok(NewRule { matches, verdict })
 }
 
 /// Where a new rule goes: before the deciding rule, or at the end of the
 /// chain whose policy decided.
-fn placement(d: &DecidedBy) -> (Family, String) {
+fn place(d: &DecidedBy, rule: NewRule) -> Change {
     match d {
-        DecidedBy::Rule(r) => (
-            r.family,
-            format!(
-                "nft insert rule {} {} {} handle {}",
-                r.family, r.table, r.chain, r.handle
-            ),
-        ),
-        DecidedBy::Policy(p) => (
-            p.family,
-            format!("nft add rule {} {} {}", p.family, p.table, p.chain),
-        ),
+        DecidedBy::Rule(r) => Change::InsertRule {
+            at: ChainRef {
+                family: r.family,
+                table: r.table.clone(),
+                chain: r.chain.clone(),
+            },
+            before: r.handle,
+            rule,
+        },
+        DecidedBy::Policy(p) => Change::AddRule {
+            at: ChainRef {
+                family: p.family,
+                table: p.table.clone(),
+                chain: p.chain.clone(),
+            },
+            rule,
+        },
     }
 }
 
-/// Quotes a statement for the shell when it holds braces, quotes or `!`.
-fn shell(cmd_prefix: &str, stmt: &str) -> String {
-    if stmt.contains(['{', '"', '!', ';']) {
-        format!("{cmd_prefix} '{stmt}'")
-    } else {
-        format!("{cmd_prefix} {stmt}")
+fn table_family(d: &DecidedBy) -> Family {
+    match d {
+        DecidedBy::Rule(r) => r.family,
+        DecidedBy::Policy(p) => p.family,
     }
 }
 
@@ -345,61 +441,6 @@ fn ufw_ports(ports: &PortSet) -> Vec<String> {
     out
 }
 
-/// Rich-rule source parts for an access (one address, `NOT` one address,
-/// or a firewalld ipset holding the prefixes or their complement), with the
-/// commands that create the ipset first.
-fn firewalld_sources(sources: &Option<AddrSet>) -> (Vec<String>, String) {
-    let Some(s) = sources else {
-        return (Vec::new(), String::new());
-    };
-    let (fam, ipset_fam) = match s.family() {
-        AddrFamily::V4 => ("ipv4", ""),
-        AddrFamily::V6 => ("ipv6", " --option=family=inet6"),
-    };
-    if s.is_all() {
-        return (Vec::new(), format!("family=\"{fam}\" "));
-    }
-    // Counted first; only the list used is written out.
-    let comp = s.complement();
-    let (n, n_comp) = (s.prefix_count(), comp.prefix_count());
-    if n == 1 {
-        return (
-            Vec::new(),
-            format!(
-                "family=\"{fam}\" source address=\"{}\" ",
-                s.to_prefixes()[0]
-            ),
-        );
-    }
-    if n_comp == 1 {
-        return (
-            Vec::new(),
-            format!(
-                "family=\"{fam}\" source NOT address=\"{}\" ",
-                comp.to_prefixes()[0]
-            ),
-        );
-    }
-    let (not, list) = if n_comp < n {
-        ("NOT ", comp.to_prefixes())
-    } else {
-        ("", s.to_prefixes())
-    };
-    let entries: Vec<String> = list.iter().map(ToString::to_string).collect();
-    let name = format!("pw-{:08x}", super::fnv1a(&entries.join(",")) as u32);
-    let setup = vec![
-        format!("firewall-cmd --permanent --new-ipset={name} --type=hash:net{ipset_fam}"),
-        format!(
-            "for e in {}; do firewall-cmd --permanent --ipset={name} --add-entry=$e; done",
-            entries.join(" ")
-        ),
-    ];
-    (
-        setup,
-        format!("family=\"{fam}\" source {not}ipset=\"{name}\" "),
-    )
-}
-
 fn firewalld_port(r: &PortRange) -> String {
     if r.first() == r.last() {
         r.first().to_string()
@@ -408,226 +449,357 @@ fn firewalld_port(r: &PortRange) -> String {
     }
 }
 
-fn firewalld_rich(a: &Access, ifaces: &[String], proto: Proto, verdict: &str) -> Vec<String> {
-    let (mut lines, src) = firewalld_sources(&a.sources);
-    for iface in ifaces {
-        for r in a.ports.ranges() {
-            lines.push(format!(
-                "firewall-cmd --permanent --zone={} --add-rich-rule='rule {src}port port=\"{}\" protocol=\"{proto}\" {verdict}'",
-                zone_of(iface),
-                firewalld_port(r)
-            ));
-        }
-    }
-    lines
-}
-
-fn ufw_sources(sources: &Option<AddrSet>) -> Vec<String> {
-    match sources {
-        None => vec!["any".into()],
-        Some(s) => s.to_prefixes().iter().map(ToString::to_string).collect(),
-    }
-}
-
-/// The fix for a missing inbound opening: accept exactly `accesses`, before
-/// the refusing rule (or at the end of the refusing policy's chain).
-/// `private` names the interfaces for a private-network requirement (the
-/// accept is then limited to them).
-pub(crate) fn open_inbound(
-    manager: Manager,
-    _snapshot: &Snapshot,
-    blocker: Option<&DecidedBy>,
+/// The parts of a typed rule the other managers' texts are rendered from.
+struct RuleParts<'r> {
+    ifaces: &'r [String],
+    addr: Option<(AddrFamily, bool, &'r [IpNet])>,
+    family: Option<AddrFamily>,
     proto: Proto,
-    accesses: &[Access],
-    private: Option<&[String]>,
-) -> Fix {
-    let mut nft = Vec::new();
-    match blocker {
-        Some(d) => {
-            let (fam, prefix) = placement(d);
-            for a in accesses.iter().filter(|a| family_fits(fam, &a.sources)) {
-                let ifaces = private.map(|_| ("iifname", a.ifaces.as_slice()));
-                let stmt = nft_stmt(fam, ifaces, &a.sources, "saddr", proto, &a.ports, "accept");
-                nft.push(shell(&prefix, &stmt));
+    ports: &'r PortSet,
+    accept: bool,
+}
+
+fn parts(rule: &NewRule) -> Option<RuleParts<'_>> {
+    let mut p = RuleParts {
+        ifaces: &[],
+        addr: None,
+        family: None,
+        proto: Proto::Tcp,
+        ports: EMPTY_PORTS.get_or_init(PortSet::new),
+        accept: rule.verdict == RuleVerdict::Accept,
+    };
+    let mut has_ports = false;
+    for m in &rule.matches {
+        match m {
+            Stmt::Iifname { names } => p.ifaces = names,
+            Stmt::Nfproto { family } => p.family = Some(*family),
+            Stmt::Addr {
+                family,
+                negate,
+                prefixes,
+                ..
+            } => {
+                p.family = Some(*family);
+                p.addr = Some((*family, *negate, prefixes));
             }
+            Stmt::Dport { proto, ports } => {
+                p.proto = *proto;
+                p.ports = ports;
+                has_ports = true;
+            }
+            Stmt::Ct { .. } => return None,
         }
-        None => nft.push(
-            "# no single rule refuses this traffic (forwarded after NAT?): check the nat chains"
-                .into(),
-        ),
     }
-    let firewalld = (manager == Manager::Firewalld).then(|| {
-        let mut lines = Vec::new();
-        for a in accesses {
-            let ifaces = a.ifaces.as_slice();
-            if any_source(&a.sources) {
-                for iface in ifaces {
-                    for r in a.ports.ranges() {
-                        lines.push(format!(
-                            "firewall-cmd --permanent --zone={} --add-port={}/{proto}",
-                            zone_of(iface),
-                            firewalld_port(r)
-                        ));
-                    }
-                }
-            } else {
-                lines.extend(firewalld_rich(a, ifaces, proto, "accept"));
-            }
-        }
-        lines.dedup();
-        lines.push("firewall-cmd --reload".into());
-        cap(lines)
-    });
-    let ufw = (manager == Manager::Ufw).then(|| {
-        // Before a ufw user rule that refuses it, `prepend`; else append.
-        let verb = match blocker {
-            Some(DecidedBy::Rule(r)) if r.chain.starts_with("ufw") => "prepend allow",
-            _ => "allow",
-        };
-        let mut lines = Vec::new();
-        for a in accesses {
-            let ons: Vec<Option<&String>> = match private {
-                Some(_) => a.ifaces.iter().map(Some).collect(),
-                None => vec![None],
+    has_ports.then_some(p)
+}
+
+static EMPTY_PORTS: std::sync::OnceLock<PortSet> = std::sync::OnceLock::new();
+
+/// firewalld rich rules (ipsets for several prefixes) for a typed rule, in
+/// the zone of each of `zones` (the interfaces the finding concerns).
+fn firewalld_lines(rule: &NewRule, zones: &[String]) -> Option<Vec<String>> {
+    let p = parts(rule)?;
+    let zones = if p.ifaces.is_empty() { zones } else { p.ifaces };
+    let verdict = if p.accept { "accept" } else { "drop" };
+    let mut lines = Vec::new();
+    let src = match (p.addr, p.family) {
+        (Some((fam, not, list)), _) => {
+            let (f, ipset_fam) = match fam {
+                AddrFamily::V4 => ("ipv4", ""),
+                AddrFamily::V6 => ("ipv6", " --option=family=inet6"),
             };
-            for on in ons {
-                for src in ufw_sources(&a.sources) {
-                    for ports in ufw_ports(&a.ports) {
-                        lines.push(format!(
-                            "ufw {verb} {}proto {proto} from {src} to any port {ports}",
-                            on.map(|i| format!("in on {i} ")).unwrap_or_default()
-                        ));
-                    }
+            let not = if not { "NOT " } else { "" };
+            if let [one] = list {
+                format!("family=\"{f}\" source {not}address=\"{one}\" ")
+            } else {
+                let entries: Vec<String> = list.iter().map(ToString::to_string).collect();
+                let name = format!("pw-{:08x}", super::fnv1a(&entries.join(",")) as u32);
+                lines.push(format!(
+                    "firewall-cmd --permanent --new-ipset={name} --type=hash:net{ipset_fam}"
+                ));
+                lines.push(format!(
+                    "for e in {}; do firewall-cmd --permanent --ipset={name} --add-entry=$e; done",
+                    entries.join(" ")
+                ));
+                format!("family=\"{f}\" source {not}ipset=\"{name}\" ")
+            }
+        }
+        (None, Some(AddrFamily::V4)) => "family=\"ipv4\" ".into(),
+        (None, Some(AddrFamily::V6)) => "family=\"ipv6\" ".into(),
+        (None, None) => String::new(),
+    };
+    for iface in zones {
+        for r in p.ports.ranges() {
+            if p.accept && src.is_empty() {
+                lines.push(format!(
+                    "firewall-cmd --permanent --zone={} --add-port={}/{}",
+                    zone_of(iface),
+                    firewalld_port(r),
+                    p.proto
+                ));
+            } else {
+                lines.push(format!(
+                    "firewall-cmd --permanent --zone={} --add-rich-rule='rule {src}port port=\"{}\" protocol=\"{}\" {verdict}'",
+                    zone_of(iface),
+                    firewalld_port(r),
+                    p.proto
+                ));
+            }
+        }
+    }
+    Some(lines)
+}
+
+/// ufw commands for a typed rule: `prepend` when it goes before a ufw
+/// rule (or is a deny), `out` for the output direction.
+fn ufw_lines(rule: &NewRule, prepend: bool, out: bool) -> Option<Vec<String>> {
+    let p = parts(rule)?;
+    let verb = match (p.accept, prepend || !p.accept) {
+        (true, true) => "prepend allow",
+        (true, false) => "allow",
+        (false, _) => "prepend deny",
+    };
+    let ons: Vec<Option<&String>> = if p.ifaces.is_empty() {
+        vec![None]
+    } else {
+        p.ifaces.iter().map(Some).collect()
+    };
+    let mut lines = Vec::new();
+    for on in ons {
+        let on = on
+            .map(|i| format!("{} on {i} ", if out { "out" } else { "in" }))
+            .unwrap_or_else(|| if out { "out ".into() } else { String::new() });
+        for ports in ufw_ports(p.ports) {
+            let line = |verb: &str, addr: &str| {
+                if out {
+                    format!("ufw {verb} {on}proto {} to {addr} port {ports}", p.proto)
+                } else {
+                    format!(
+                        "ufw {verb} {on}proto {} from {addr} to any port {ports}",
+                        p.proto
+                    )
+                }
+            };
+            match p.addr {
+                None => lines.push(line(verb, "any")),
+                Some((fam, false, list)) => {
+                    let _ = fam;
+                    lines.extend(list.iter().map(|n| line(verb, &n.to_string())));
+                }
+                Some((fam, true, list)) => {
+                    // Every address of the family, with the exceptions
+                    // above it (ufw has no negation).
+                    let all = AddrSet::all(fam).to_prefixes()[0].to_string();
+                    lines.push(line(verb, &all));
+                    let other = if p.accept {
+                        "prepend deny"
+                    } else {
+                        "prepend allow"
+                    };
+                    lines.extend(list.iter().map(|n| line(other, &n.to_string())));
                 }
             }
         }
-        cap(lines)
-    });
-    Fix {
-        nft: cap(nft),
+    }
+    Some(lines)
+}
+
+/// The other managers' texts for the rules of `changes`.
+fn render_others(
+    manager: Manager,
+    changes: &[Change],
+    zones: &[String],
+    out: bool,
+) -> (Option<String>, Option<String>) {
+    let rules: Vec<(&NewRule, bool)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::InsertRule { at, rule, .. } => Some((rule, at.chain.starts_with("ufw"))),
+            Change::AddRule { rule, .. } => Some((rule, false)),
+            _ => None,
+        })
+        .collect();
+    let only_rules = changes
+        .iter()
+        .all(|c| matches!(c, Change::InsertRule { .. } | Change::AddRule { .. }));
+    let firewalld = (manager == Manager::Firewalld && only_rules && !out)
+        .then(|| {
+            let mut lines = Vec::new();
+            for (r, _) in &rules {
+                lines.extend(firewalld_lines(r, zones)?);
+            }
+            lines.dedup();
+            lines.push("firewall-cmd --reload".into());
+            Some(cap(lines))
+        })
+        .flatten();
+    let ufw = (manager == Manager::Ufw && only_rules)
+        .then(|| {
+            let mut lines = Vec::new();
+            for (r, prepend) in &rules {
+                lines.extend(ufw_lines(r, *prepend, out)?);
+            }
+            Some(cap(lines))
+        })
+        .flatten();
+    (firewalld, ufw)
+}
+
+fn plan(manager: Manager, changes: Vec<Change>, zones: &[String], out: bool) -> Plan {
+    let (firewalld, ufw) = render_others(manager, &changes, zones, out);
+    Plan {
+        changes,
         firewalld,
         ufw,
     }
 }
 
-/// Whether sources are every address (`None`: of both families).
-fn any_source(sources: &Option<AddrSet>) -> bool {
-    match sources {
-        None => true,
-        Some(s) => s.is_all(),
-    }
+fn all_ifaces(accesses: &[Access]) -> Vec<String> {
+    let set: BTreeSet<&String> = accesses.iter().flat_map(|a| a.ifaces.iter()).collect();
+    set.into_iter().cloned().collect()
 }
 
-/// The fix for an excess opening (or an exposed listener's opening): delete
-/// the accepting rule when all it accepts is excess (`delete_ok`), else drop
-/// exactly `accesses` before it (or at the end of the accepting policy's chain).
+/// The candidate for a missing inbound opening: accept exactly
+/// `accesses`, before the refusing rule (or at the end of the refusing
+/// policy's chain). `private`: limit the accept to the accesses'
+/// interfaces (a private-network requirement).
+pub(crate) fn open_inbound(
+    manager: Manager,
+    blocker: Option<&DecidedBy>,
+    proto: Proto,
+    accesses: &[Access],
+    private: bool,
+) -> Result<Plan, String> {
+    let d = blocker.ok_or_else(|| {
+        "no single rule refuses this traffic (forwarded after NAT?): check the nat chains"
+            .to_string()
+    })?;
+    let fam = table_family(d);
+    let mut changes = Vec::new();
+    for a in accesses.iter().filter(|a| family_fits(fam, &a.sources)) {
+        let ifaces = private.then_some(a.ifaces.as_slice());
+        let rule = access_rule(fam, ifaces, a, AddrField::Saddr, proto, RuleVerdict::Accept)?;
+        changes.push(place(d, rule));
+    }
+    if changes.len() > MAX_LINES {
+        return Err(format!("the fix would take {} rules", changes.len()));
+    }
+    Ok(plan(manager, changes, &all_ifaces(accesses), false))
+}
+
+/// The name of the table and chain the audit creates when no chain decides
+/// (a host without a ruleset).
+pub const OWN_TABLE: &str = "portwarden";
+
+/// The candidates for an excess opening (or an exposed listener's opening),
+/// best first: delete the accepting rule when all it accepts is excess
+/// (`delete_ok`); a `drop` for exactly `accesses` before it (or at the end
+/// of the accepting policy's chain); with no deciding chain, a new table
+/// whose input chain accepts established and related packets first.
 pub(crate) fn close_inbound(
     manager: Manager,
-    _snapshot: &Snapshot,
     decided_by: Option<&DecidedBy>,
     delete_ok: bool,
     proto: Proto,
     accesses: &[Access],
-) -> Fix {
-    let mut nft = Vec::new();
-    match decided_by {
-        Some(DecidedBy::Rule(r)) if delete_ok => nft.push(format!(
-            "nft delete rule {} {} {} handle {}",
-            r.family, r.table, r.chain, r.handle
-        )),
-        Some(d) => {
-            let (fam, prefix) = placement(d);
-            for a in accesses.iter().filter(|a| family_fits(fam, &a.sources)) {
-                let stmt = nft_stmt(
+) -> Result<Vec<Plan>, String> {
+    let zones = all_ifaces(accesses);
+    let mut plans = Vec::new();
+    if let (Some(DecidedBy::Rule(r)), true) = (decided_by, delete_ok) {
+        plans.push(plan(
+            manager,
+            vec![Change::DeleteRule {
+                at: ChainRef {
+                    family: r.family,
+                    table: r.table.clone(),
+                    chain: r.chain.clone(),
+                },
+                handle: r.handle,
+            }],
+            &zones,
+            false,
+        ));
+    }
+    let drops = |fam: Family| -> Result<Vec<NewRule>, String> {
+        accesses
+            .iter()
+            .filter(|a| family_fits(fam, &a.sources))
+            .map(|a| {
+                access_rule(
                     fam,
-                    Some(("iifname", &a.ifaces)),
-                    &a.sources,
-                    "saddr",
+                    Some(&a.ifaces),
+                    a,
+                    AddrField::Saddr,
                     proto,
-                    &a.ports,
-                    "drop",
-                );
-                nft.push(shell(&prefix, &stmt));
+                    RuleVerdict::Drop,
+                )
+            })
+            .collect()
+    };
+    let drop_plan = match decided_by {
+        Some(d) => drops(table_family(d)).map(|rules| {
+            let changes: Vec<Change> = rules.into_iter().map(|r| place(d, r)).collect();
+            plan(manager, changes, &zones, false)
+        }),
+        None => drops(Family::Inet).map(|rules| {
+            let at = ChainRef {
+                family: Family::Inet,
+                table: OWN_TABLE.into(),
+                chain: "input".into(),
+            };
+            let mut changes = vec![
+                Change::AddTable {
+                    family: Family::Inet,
+                    table: OWN_TABLE.into(),
+                },
+                Change::AddBaseChain {
+                    at: at.clone(),
+                    hook: crate::snapshot::Hook::Input,
+                    priority: -1,
+                    policy: crate::snapshot::Policy::Accept,
+                },
+                // Replies to the host's own connections, and packets of
+                // connections already accepted, before any drop.
+                Change::AddRule {
+                    at: at.clone(),
+                    rule: NewRule {
+                        matches: vec![Stmt::Ct {
+                            states: vec![CtState::Established, CtState::Related],
+                        }],
+                        verdict: RuleVerdict::Accept,
+                    },
+                },
+            ];
+            changes.extend(rules.into_iter().map(|rule| Change::AddRule {
+                at: at.clone(),
+                rule,
+            }));
+            plan(manager, changes, &zones, false)
+        }),
+    };
+    match drop_plan {
+        Ok(p) if p.changes.len() <= MAX_LINES + 3 => plans.push(p),
+        Ok(p) => {
+            if plans.is_empty() {
+                return Err(format!("the fix would take {} rules", p.changes.len()));
             }
         }
-        None => {
-            nft.push("nft add table inet portwarden".into());
-            nft.push(
-                "nft add chain inet portwarden input '{ type filter hook input priority -1; policy accept; }'"
-                    .into(),
-            );
-            for a in accesses {
-                let stmt = nft_stmt(
-                    Family::Inet,
-                    Some(("iifname", &a.ifaces)),
-                    &a.sources,
-                    "saddr",
-                    proto,
-                    &a.ports,
-                    "drop",
-                );
-                nft.push(shell("nft add rule inet portwarden input", &stmt));
-            }
-        }
+        Err(e) if plans.is_empty() => return Err(e),
+        Err(_) => {}
     }
-    let firewalld = (manager == Manager::Firewalld).then(|| {
-        let mut lines = Vec::new();
-        for a in accesses {
-            lines.extend(firewalld_rich(a, &a.ifaces, proto, "drop"));
-        }
-        lines.push("firewall-cmd --reload".into());
-        cap(lines)
-    });
-    let ufw = (manager == Manager::Ufw).then(|| {
-        let mut lines = Vec::new();
-        for a in accesses {
-            for iface in &a.ifaces {
-                for ports in ufw_ports(&a.ports) {
-                    let rule = |verb: &str, src: &str| {
-                        format!("ufw prepend {verb} in on {iface} proto {proto} from {src} to any port {ports}")
-                    };
-                    match &a.sources {
-                        None => lines.push(rule("deny", "any")),
-                        Some(s) => {
-                            let comp = s.complement();
-                            let n_comp = comp.prefix_count();
-                            if n_comp != 0 && n_comp < s.prefix_count() {
-                                let comp = comp.to_prefixes();
-                                // Deny the family, then put the exceptions above it.
-                                let all = AddrSet::all(s.family()).to_prefixes()[0].to_string();
-                                lines.push(rule("deny", &all));
-                                for c in comp {
-                                    lines.push(rule("allow", &c.to_string()));
-                                }
-                            } else {
-                                for d in s.prefixes() {
-                                    lines.push(rule("deny", &d.to_string()));
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        cap(lines)
-    });
-    Fix {
-        nft: cap(nft),
-        firewalld,
-        ufw,
-    }
+    Ok(plans)
 }
 
-/// The fix for a blocked outbound connection: accept it before the refusing
-/// rule (or at the end of the refusing policy's chain).
+/// The candidate for a blocked outbound connection: accept it before the
+/// refusing rule (or at the end of the refusing policy's chain).
 pub(crate) fn open_outbound(
     manager: Manager,
     blocker: &DecidedBy,
     proto: Proto,
     peers: &Peers,
     ports: &PortSet,
-) -> Fix {
-    let (fam, prefix) = placement(blocker);
+) -> Result<Plan, String> {
+    let fam = table_family(blocker);
     let mut targets: Vec<Option<AddrSet>> = Vec::new();
     if peers.v4.is_all() && peers.v6.is_all() {
         targets.push(None);
@@ -638,30 +810,30 @@ pub(crate) fn open_outbound(
             }
         }
     }
-    let nft: Vec<String> = targets
-        .iter()
-        .filter(|t| family_fits(fam, t))
-        .map(|t| {
-            let stmt = nft_stmt(fam, None, t, "daddr", proto, ports, "accept");
-            shell(&prefix, &stmt)
-        })
-        .collect();
-    let ufw = (manager == Manager::Ufw).then(|| {
-        let mut lines = Vec::new();
-        for t in &targets {
-            for dst in ufw_sources(t) {
-                for p in ufw_ports(ports) {
-                    lines.push(format!("ufw allow out proto {proto} to {dst} port {p}"));
-                }
-            }
-        }
-        cap(lines)
-    });
-    Fix {
-        nft: cap(nft),
-        firewalld: None,
-        ufw,
+    let mut changes = Vec::new();
+    for t in targets.iter().filter(|t| family_fits(fam, t)) {
+        let a = Access {
+            ifaces: Vec::new(),
+            sources: t.clone(),
+            ports: ports.clone(),
+        };
+        let rule = access_rule(fam, None, &a, AddrField::Daddr, proto, RuleVerdict::Accept)?;
+        changes.push(place(blocker, rule));
     }
+    Ok(plan(manager, changes, &[], true))
+}
+
+/// The candidate for replies of an outbound connection that the input path
+/// refuses: accept established and related packets before the refusing
+/// rule (or at the end of the refusing policy's chain).
+pub(crate) fn accept_replies(manager: Manager, blocker: &DecidedBy) -> Plan {
+    let rule = NewRule {
+        matches: vec![Stmt::Ct {
+            states: vec![CtState::Established, CtState::Related],
+        }],
+        verdict: RuleVerdict::Accept,
+    };
+    plan(manager, vec![place(blocker, rule)], &[], false)
 }
 
 #[cfg(test)]

@@ -49,10 +49,12 @@
 //! same finding gets the same id in every run, whatever the order of rules,
 //! openings or requirements.
 
+pub mod change;
 pub mod findings;
 pub mod fix;
 mod netjson;
 pub mod outbound;
+pub(crate) mod prove;
 pub mod region;
 #[cfg(test)]
 mod tests;

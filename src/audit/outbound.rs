@@ -14,11 +14,17 @@
 //!   port marks of `findings`), and each piece is probed like
 //!   `missing-opening` does (`findings::split_ports`: port by port when short, by
 //!   bisection when long);
-//! - ports the output path drops or rejects become `outbound-blocked`
-//!   drafts, one per deciding rule or policy, with the exact port
-//!   sub-ranges and peer prefixes, the rule or policy as evidence and the
-//!   fix (an `accept` before the refusing rule, or at the end of the chain
-//!   whose policy refuses);
+//! - the whole connection is checked: where the first packet leaves, its
+//!   reply is followed back in (`Evaluator::explain` with `established`,
+//!   from the peer's port to the probe's source port, on the device the
+//!   packet left by);
+//! - ports the output path drops or rejects, or whose replies the input
+//!   path refuses, become `outbound-blocked` drafts, one per deciding rule
+//!   or policy (and direction), with the exact port sub-ranges and peer
+//!   prefixes, the rule or policy as evidence and the fix (an `accept`
+//!   before the refusing rule, or at the end of the chain whose policy
+//!   refuses; for refused replies `ct state established,related accept`),
+//!   proven like every fix (`audit::prove`);
 //! - ports the evaluator cannot decide (`unknown`: a route chain changing
 //!   the mark, a netdev egress chain, no route to the peer, an undecidable
 //!   match...) become notes ("not verified", with the reason), never
@@ -31,12 +37,13 @@
 
 use super::findings::{l4, peers_text, split_ports, Ctx, PROBE_SPORT};
 use super::fix;
+use super::prove::Claim;
 use super::region::{requirement_peers, Peers};
 use super::Draft;
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::{Direction, ResolvedRequirement};
 use crate::config::FindingKind;
-use crate::eval::{DecidedBy, Evaluator, OutProbe, Verdict, ARPHRD_LOOPBACK, L4};
+use crate::eval::{DecidedBy, Evaluator, OutProbe, Probe, Verdict, ARPHRD_LOOPBACK, L4};
 use crate::ports::{PortRange, PortSet};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -73,7 +80,7 @@ fn addressable(a: IpAddr) -> bool {
 /// The peer address to probe a part with: the part's second and first
 /// address, else hosts of the connected and routed prefixes inside the
 /// part; the first that leaves through a non-loopback device.
-fn peer_address(ev: &Evaluator, part: &AddrSet) -> Option<IpAddr> {
+pub(crate) fn peer_address(ev: &Evaluator, part: &AddrSet) -> Option<IpAddr> {
     let v6 = part.family() == AddrFamily::V6;
     let mut cands: Vec<IpAddr> = Vec::new();
     if let Some((first, _)) = part.ranges().next() {
@@ -116,6 +123,8 @@ struct Piece {
     peers: AddrSet,
     decided: Decided,
     reason: Option<String>,
+    /// The first packet leaves, but the reply is refused coming back in.
+    reply: bool,
 }
 
 /// Probes one requirement's ports towards one part of its peers.
@@ -134,12 +143,33 @@ fn probe_part(
         .output_source(daddr)
         .ok_or_else(|| format!("the output interface towards {daddr} has no address"))?;
     let reasons = std::cell::RefCell::new(BTreeMap::<u16, String>::new());
+    let replies = std::cell::RefCell::new(std::collections::BTreeSet::<u16>::new());
     let probe = |port: u16| -> Decided {
         let a = ev.explain_output(&OutProbe::new(proto, saddr, daddr, PROBE_SPORT, port));
         if let Some(r) = a.reason.filter(|_| a.verdict == Verdict::Unknown) {
             reasons.borrow_mut().insert(port, r);
         }
-        (a.verdict, a.decided_by)
+        if a.verdict != Verdict::Accept {
+            return (a.verdict, a.decided_by);
+        }
+        // The whole connection: the reply must come back in (input path,
+        // conntrack state established) on the device the packet left by.
+        let Some(dev) = ev.output_device(daddr) else {
+            return (a.verdict, a.decided_by);
+        };
+        let mut back = Probe::new(proto, daddr, saddr, port, PROBE_SPORT, dev);
+        back.established = true;
+        let b = ev.explain(&back);
+        if b.verdict == Verdict::Accept {
+            return (a.verdict, a.decided_by);
+        }
+        if let Some(r) = b.reason.filter(|_| b.verdict == Verdict::Unknown) {
+            reasons
+                .borrow_mut()
+                .insert(port, format!("the reply coming back in: {r}"));
+        }
+        replies.borrow_mut().insert(port);
+        (b.verdict, b.decided_by)
     };
     for range in ports.ranges() {
         for (r, d) in split_ports(&probe, *range, &ctx.port_marks) {
@@ -151,11 +181,17 @@ fn probe_part(
                 .range(r.first()..=r.last())
                 .next()
                 .map(|(_, why)| why.clone());
+            let reply = replies
+                .borrow()
+                .range(r.first()..=r.last())
+                .next()
+                .is_some();
             out.push(Piece {
                 ports: r,
                 peers: part.clone(),
                 decided: d,
                 reason,
+                reply,
             });
         }
     }
@@ -201,15 +237,15 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 }
             }
         }
-        // blocker -> (blocker, ports, peers)
-        let mut by_blocker: BTreeMap<String, (DecidedBy, PortSet, Peers)> = BTreeMap::new();
+        // (blocker, reply) -> (blocker, ports, peers)
+        let mut by_blocker: BTreeMap<(String, bool), (DecidedBy, PortSet, Peers)> = BTreeMap::new();
         let mut undecided: BTreeMap<String, (PortSet, Peers)> = BTreeMap::new();
         for p in pieces {
             let ports = PortSet::from_ranges([p.ports]);
             match (p.decided.0, p.decided.1) {
                 (Verdict::Drop | Verdict::Reject, Some(d)) => {
                     let e = by_blocker
-                        .entry(d.to_string())
+                        .entry((d.to_string(), p.reply))
                         .or_insert_with(|| (d, PortSet::new(), Peers::none()));
                     e.1 = e.1.union(&ports);
                     e.2.add(&p.peers);
@@ -233,8 +269,31 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 peers_text(&ps),
             ));
         }
-        for (key, (d, ports, bpeers)) in by_blocker {
-            let fix = fix::open_outbound(ctx.manager, &d, r.proto, &bpeers, &ports);
+        for ((key, reply), (d, ports, bpeers)) in by_blocker {
+            let mut conns = Vec::new();
+            for s in [&bpeers.v4, &bpeers.v6] {
+                for net in s.prefixes().take(MAX_PARTS) {
+                    let part = AddrSet::from_prefixes(s.family(), [net]);
+                    if let Some(a) = peer_address(ctx.input.evaluator, &part) {
+                        conns.push((a, ports.clone()));
+                    }
+                }
+            }
+            let claim = Claim::Outbound { proto, conns };
+            let plan = if reply {
+                Ok(fix::accept_replies(ctx.manager, &d))
+            } else {
+                fix::open_outbound(ctx.manager, &d, r.proto, &bpeers, &ports)
+            };
+            let fix = match plan {
+                Ok(plan) => ctx.prover().prove(ctx, plan, &claim),
+                Err(why) => fix::refusal(why),
+            };
+            let how = if reply {
+                "leaves, but its replies are refused coming back in"
+            } else {
+                "is blocked"
+            };
             drafts.push(Draft {
                 kind: FindingKind::OutboundBlocked,
                 role: Some(r.role.clone()),
@@ -242,7 +301,7 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 direction: Direction::Out,
                 proto: r.proto,
                 summary: format!(
-                    "{} {ports} to {} is blocked: refused by {d} (needed for: {})",
+                    "{} {ports} to {} {how}: refused by {d} (needed for: {})",
                     r.proto,
                     peers_text(&bpeers),
                     r.purpose.trim_end_matches('.'),
@@ -253,7 +312,7 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 evidence: vec![ctx.rules.evidence(&d)],
                 fix: Some(fix),
                 pieces: Vec::new(),
-                tiebreak: key,
+                tiebreak: format!("{key}{}", if reply { "|reply" } else { "" }),
             });
         }
     }

@@ -3,7 +3,7 @@
 //! colour only when asked for (the CLI asks when stdout is a terminal and
 //! `NO_COLOR` is unset).
 
-use super::{Finding, Report};
+use super::{Finding, Fix, Report};
 use crate::config::Severity;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -82,12 +82,27 @@ fn finding(out: &mut String, f: &Finding, p: &Paint) {
                 }
             }
         };
-        block("fix (nft):", &fix.nft);
-        if let Some(t) = &fix.firewalld {
-            block("fix (firewalld):", t);
-        }
-        if let Some(t) = &fix.ufw {
-            block("fix (ufw):", t);
+        match fix {
+            Fix::Proven {
+                nft,
+                firewalld,
+                ufw,
+                ..
+            } => {
+                block("fix (nft):", nft);
+                if let Some(t) = firewalld {
+                    block("fix (firewalld):", t);
+                }
+                if let Some(t) = ufw {
+                    block("fix (ufw):", t);
+                }
+            }
+            Fix::NoSafeFix { reason, evidence } => {
+                block("no safe automatic fix:", reason);
+                for e in evidence {
+                    block("  proof:", e);
+                }
+            }
         }
     }
 }

@@ -245,8 +245,13 @@ impl Pkt {
                 // data offset unknown (options), reserved bits 0
                 pk.k[t + 12] = 0x0f;
                 pk.org[t + 12] = ORIGIN_TCPOPT;
-                pk.b[t + 13] = 0x02;
-                pk.assume(t + 13, 1, A_SYN);
+                if p.established {
+                    // The first packet back of a connection: a SYN-ACK.
+                    pk.b[t + 13] = 0x12;
+                } else {
+                    pk.b[t + 13] = 0x02;
+                    pk.assume(t + 13, 1, A_SYN);
+                }
                 pk.unknown(t + 14, 2, ORIGIN_WINDOW);
                 pk.unknown(t + 16, 2, ORIGIN_CSUM);
             }
@@ -363,6 +368,8 @@ enum Ct {
     Untracked,
     /// A new connection.
     New,
+    /// A packet of an established connection ([`Probe::established`]).
+    Established,
 }
 
 const IPS_CONFIRMED: u32 = 0x8;
@@ -855,7 +862,11 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
     if probe.iif.iftype == ARPHRD_LOOPBACK {
         // nf_conntrack_in: "Previously seen (loopback or untracked)? Ignore."
         st.local_origin = true;
-        st.ct = Ct::New;
+        st.ct = if probe.established {
+            Ct::Established
+        } else {
+            Ct::New
+        };
         st.ct_status = IPS_CONFIRMED;
         st.set_assume(A_LOOPBACK);
     }
@@ -1102,7 +1113,12 @@ impl<'a> Ctx<'a> {
             .map_or(Policy::Accept, |b| b.policy);
         match policy {
             Policy::Accept => {
-                st.last_accept = Some(Dec::Policy(st.base));
+                // A chain that lets the packet fall through to its accept
+                // policy decides nothing: an earlier chain's accepting rule
+                // (the one that opened the port) keeps the credit.
+                if !matches!(st.last_accept, Some(Dec::Rule(..))) {
+                    st.last_accept = Some(Dec::Policy(st.base));
+                }
                 self.base_done(st);
                 Ok(())
             }
@@ -1141,7 +1157,11 @@ impl<'a> Ctx<'a> {
                     }
                     Entry::Conntrack => {
                         if st.ct == Ct::None {
-                            st.ct = Ct::New;
+                            st.ct = if self.probe.established {
+                                Ct::Established
+                            } else {
+                                Ct::New
+                            };
                         }
                     }
                     Entry::NatGroup { chains, tie, .. } => {

@@ -200,6 +200,20 @@ impl Evaluator {
     /// do not read the interface contribute, as [`Self::exposure`] does;
     /// without, each interface on its own, every rule followed (for tests).
     pub(super) fn exposure_with(&self, group: bool) -> Exposure {
+        self.exposure_filtered(group, &|_, _| true)
+    }
+
+    /// The exposure map for the families and protocols `only` admits (the
+    /// others have no openings): what a change confined to them can alter.
+    pub fn exposure_of(&self, only: &(dyn Fn(AddrFamily, L4) -> bool + Sync)) -> Exposure {
+        self.exposure_filtered(true, only)
+    }
+
+    fn exposure_filtered(
+        &self,
+        group: bool,
+        only: &(dyn Fn(AddrFamily, L4) -> bool + Sync),
+    ) -> Exposure {
         let itfs: Vec<Iface> = self
             .routes
             .given
@@ -221,6 +235,9 @@ impl Evaluator {
                 continue;
             }
             for proto in [L4::Tcp, L4::Udp] {
+                if !only(fam, proto) {
+                    continue;
+                }
                 let classes = if group {
                     super::ifclass::classes(&self.prog, &self.routes, fam, proto, &itfs)
                 } else {

@@ -231,6 +231,13 @@ pub struct Probe {
     /// The SYN's MSS option; 1460 (IPv4) / 1440 (IPv6) assumed when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_mss: Option<u16>,
+    /// A packet of an established connection (conntrack state
+    /// `established`, the TCP flags of a SYN-ACK) instead of a new one: the
+    /// reply to a connection the host opened, or a later packet of one it
+    /// accepted. NAT chains do not see it; conntrack keys other than the
+    /// state are not modelled for it (a rule testing one forks).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub established: bool,
 }
 
 impl Probe {
@@ -254,6 +261,7 @@ impl Probe {
             ttl: None,
             payload_len: None,
             tcp_mss: None,
+            established: false,
         }
     }
 
@@ -343,7 +351,9 @@ pub struct PolicyRef {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DecidedBy {
-    /// A rule (for `accept`: the accepting rule of the last base chain).
+    /// A rule (for `accept`: the accepting rule of the last base chain that
+    /// accepted by a rule; a chain whose accept policy let the packet
+    /// through is credited only when no rule accepted it).
     Rule(RuleRef),
     /// A base chain's policy.
     Policy(PolicyRef),

@@ -67,6 +67,7 @@ impl Ctx<'_> {
                     Ct::None => 1,
                     Ct::Untracked => 64,
                     Ct::New => 8,
+                    Ct::Established => 2,
                 };
                 d[..4].copy_from_slice(&v.to_ne_bytes());
             }

@@ -519,9 +519,16 @@ impl Ctx<'_> {
                 Ct::None => 1,
                 Ct::Untracked => 64,
                 Ct::New => 8,
+                Ct::Established => 2,
             };
             st.store32(dreg, s);
             return Flow::Next;
+        }
+        if st.ct == Ct::Established {
+            return fork(
+                smallvec![Choice::NoMatch, Choice::Tainted],
+                format!("ct {key:?} of an established connection is not modelled"),
+            );
         }
         if st.ct != Ct::New {
             return Flow::Break;
@@ -1245,7 +1252,11 @@ impl Ctx<'_> {
                     Ct::None => 1,
                     Ct::Untracked => 16,
                     Ct::New => 8,
+                    Ct::Established => 2,
                 };
+                if st.ct == Ct::Established && match_flags & !1 != 0 {
+                    return None;
+                }
                 if match_flags & 1 != 0 {
                     if st.ct == Ct::New {
                         if st.ct_status & IPS_SRC_NAT != 0 {
@@ -1282,6 +1293,7 @@ impl Ctx<'_> {
                     Ct::None => 1,
                     Ct::Untracked => 16,
                     Ct::New => 8,
+                    Ct::Established => 2,
                 };
                 Some(mask & bit != 0)
             }

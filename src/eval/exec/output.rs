@@ -92,6 +92,7 @@ fn as_probe(p: &OutProbe) -> Probe {
         ttl: p.ttl,
         payload_len: p.payload_len,
         tcp_mss: p.tcp_mss,
+        established: false,
     }
 }
 
@@ -244,6 +245,7 @@ impl Ctx<'_> {
             ttl: self.probe.ttl,
             payload_len: self.probe.payload_len,
             tcp_mss: self.probe.tcp_mss,
+            established: false,
         };
         let ctx = Ctx::new(
             self.p,
