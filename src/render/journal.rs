@@ -2,7 +2,7 @@
 //! (explained for `journalctl -x` by `systemd/portwarden.catalog`) and the
 //! `PORTWARDEN_*` fields of a finding.
 
-use crate::audit::{Evidence, Finding};
+use crate::audit::{Evidence, Finding, Fix};
 use crate::config::FindingKind;
 
 /// `MESSAGE_ID` of a new finding of `kind`.
@@ -55,7 +55,8 @@ pub struct FindingFields {
     /// `PORTWARDEN_RULE`: `family table chain handle` of the first rule
     /// evidence, or `family table chain policy P`.
     pub rule: String,
-    /// `PORTWARDEN_FIX`: the nft fix, when there is one.
+    /// `PORTWARDEN_FIX`: the proven nft fix, or why there is no safe one
+    /// (empty when the finding has none, as `not-listening`).
     pub fix: String,
 }
 
@@ -105,7 +106,11 @@ impl FindingFields {
             ports: f.ports.to_string(),
             peers: peers.join(","),
             rule,
-            fix: f.fix.as_ref().map(|x| x.nft.clone()).unwrap_or_default(),
+            fix: match &f.fix {
+                Some(Fix::Proven { nft, .. }) => nft.clone(),
+                Some(Fix::NoSafeFix { reason, .. }) => format!("no safe automatic fix: {reason}"),
+                None => String::new(),
+            },
         }
     }
 }
