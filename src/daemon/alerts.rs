@@ -106,16 +106,40 @@ impl Alerter {
     /// tracked but never alerted. With `announce` false (the first report,
     /// when `alert_existing` is off) the findings are only remembered.
     pub fn update(&mut self, report: &Report, announce: bool, now: Instant) -> Vec<Alert> {
-        let mut seen: HashMap<&str, &Finding> = HashMap::new();
-        for f in &report.findings {
-            seen.insert(f.id.as_str(), f);
-        }
+        let seen: HashMap<&str, &Finding> =
+            report.findings.iter().map(|f| (f.id.as_str(), f)).collect();
+        let mut gone: Vec<String> = self
+            .current
+            .keys()
+            .filter(|id| !seen.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        gone.sort();
         let mut out = Vec::new();
         for f in &report.findings {
             if self.current.contains_key(&f.id) {
                 continue;
             }
             let fields = FindingFields::of(f);
+            // The same opening whose sources changed (a deny list in front
+            // of it took or dropped an address): not a new hole.
+            let same = same_hole(&fields).then(|| {
+                gone.iter().position(|id| {
+                    self.current
+                        .get(id)
+                        .is_some_and(|(_, _, g)| hole(g) == hole(&fields))
+                })
+            });
+            if let Some(Some(i)) = same {
+                let old = gone.remove(i);
+                self.current.remove(&old);
+                if let Some(flap) = self.flaps.remove(&old) {
+                    self.flaps.insert(f.id.clone(), flap);
+                }
+                self.current
+                    .insert(f.id.clone(), (f.severity, f.summary.clone(), fields));
+                continue;
+            }
             self.current.insert(
                 f.id.clone(),
                 (f.severity, f.summary.clone(), fields.clone()),
@@ -132,12 +156,6 @@ impl Alerter {
                 }
             }
         }
-        let gone: Vec<String> = self
-            .current
-            .keys()
-            .filter(|id| !seen.contains_key(id.as_str()))
-            .cloned()
-            .collect();
         for id in gone {
             let Some((severity, summary, fields)) = self.current.remove(&id) else {
                 continue;
@@ -181,6 +199,28 @@ impl Alerter {
         flap.written.push_back(now);
         Some(std::mem::take(&mut flap.held))
     }
+}
+
+/// Whether a finding of this kind stays the same hole when only its
+/// sources change: an opening too wide or a listener too exposed is still
+/// that one when a deny list in front of it changes (fail2ban adding an
+/// address must not read as "resolved" plus "new"). A missing opening or a
+/// blocked outbound connection whose peers change is a change to report.
+fn same_hole(f: &FindingFields) -> bool {
+    matches!(f.kind, "excess-opening" | "exposed-listener")
+}
+
+/// What identifies a hole apart from its sources.
+fn hole(f: &FindingFields) -> (&str, &str, &str, &str, &str, &str, &str) {
+    (
+        f.kind,
+        f.severity,
+        &f.role,
+        &f.requirement,
+        f.proto,
+        &f.ports,
+        &f.rule,
+    )
 }
 
 #[cfg(test)]
@@ -235,6 +275,38 @@ mod tests {
         assert_eq!(got[0].what, Change::Resolved);
         assert_eq!(got[0].message_id(), journal::RESOLVED);
         assert!(a.update(&report(vec![]), true, t).is_empty());
+    }
+
+    #[test]
+    fn an_excess_opening_whose_sources_change_is_the_same_hole() {
+        let mut a = Alerter::new(4, Duration::from_secs(600));
+        let t = Instant::now();
+        let excess = |id: &str, peer: &str| {
+            let mut f = finding(id, Severity::Warning);
+            f.kind = FindingKind::ExcessOpening;
+            f.role = None;
+            f.requirement = None;
+            f.peers = vec![peer.parse().unwrap()];
+            f
+        };
+        assert_eq!(
+            a.update(&report(vec![excess("x1", "0.0.0.0/1")]), true, t)
+                .len(),
+            1
+        );
+        // A deny list took some sources: another id, the same hole.
+        assert!(a
+            .update(&report(vec![excess("x2", "0.0.0.0/2")]), true, t)
+            .is_empty());
+        // Gone for real: resolved, once.
+        let got = a.update(&report(vec![]), true, t);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].fields.finding_id, "x2");
+        // A missing opening whose peers change is reported as such.
+        let mut m2 = finding("m2", Severity::Critical);
+        m2.peers = vec!["10.0.0.11/32".parse().unwrap()];
+        a.update(&report(vec![finding("m1", Severity::Critical)]), true, t);
+        assert_eq!(a.update(&report(vec![m2]), true, t).len(), 2);
     }
 
     #[test]
