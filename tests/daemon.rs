@@ -450,3 +450,54 @@ fn the_metrics_textfile_passes_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn deny_list_changes_that_touch_no_peer_are_audited_together_later() {
+    if !require_root("daemon deny list") || !daemon::available("daemon deny list") {
+        return;
+    }
+    let t = host("dl");
+    let mut d = Daemon::start(
+        &t.host.name,
+        "denylist",
+        &format!("{CONFIG}\n[daemon]\ndeny_list_audit_s = 3\n"),
+    );
+    ready(&mut d);
+    let before = d.report().unwrap()["generation"].as_u64().unwrap();
+    for a in ["198.51.100.7", "198.51.100.8"] {
+        nft(
+            &t.host,
+            &[
+                "add",
+                "element",
+                "inet",
+                "filter",
+                "blocklist",
+                &format!("{{ {a} }}"),
+            ],
+        );
+    }
+    let gen = generation(&t.host);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        d.report().unwrap()["generation"].as_u64(),
+        Some(before),
+        "audited at once though no bound peer was touched"
+    );
+    let report = report_at(&mut d, gen, Duration::from_secs(10));
+    assert_eq!(report["findings"], one_shot(&t.host, &d)["findings"]);
+    // The backup server's own address is audited at once.
+    nft(
+        &t.host,
+        &[
+            "add",
+            "element",
+            "inet",
+            "filter",
+            "blocklist",
+            "{ 10.0.0.10 }",
+        ],
+    );
+    let gen = generation(&t.host);
+    report_at(&mut d, gen, Duration::from_secs(2));
+}

@@ -120,6 +120,9 @@ struct Daemon {
     config_problem: Option<String>,
     /// When an audit is due (a debounced change is pending).
     due: Option<tokio::time::Instant>,
+    /// When an audit is due for deny-list changes that touch no bound peer
+    /// (`deny_list_audit_s` after the first of them).
+    lazy_due: Option<tokio::time::Instant>,
 }
 
 fn now_rfc3339() -> String {
@@ -156,6 +159,7 @@ impl Daemon {
             report: None,
             config_problem: None,
             due: None,
+            lazy_due: None,
         })
     }
 
@@ -184,6 +188,7 @@ impl Daemon {
         verify.tick().await;
         loop {
             let due = self.due;
+            let lazy_due = self.lazy_due;
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -199,11 +204,38 @@ impl Daemon {
                     self.due = None;
                     self.audit(false).await;
                 }
+                _ = sleep_until(lazy_due.unwrap_or_else(tokio::time::Instant::now)), if lazy_due.is_some() => {
+                    self.lazy_due = None;
+                    self.audit(false).await;
+                }
             }
         }
         let _ = sd_notify::notify(&[NotifyState::Stopping]);
         info!("stopping");
         Ok(())
+    }
+
+    /// Whether any of these address ranges holds an address of a bound peer
+    /// group.
+    fn touches_bound_peers(&self, hulls: &[(std::net::IpAddr, std::net::IpAddr)]) -> bool {
+        self.setup.config.peers.values().flatten().any(|net| {
+            let (first, last) = (net.network(), net.broadcast());
+            hulls
+                .iter()
+                .any(|(lo, hi)| lo.is_ipv4() == first.is_ipv4() && *lo <= last && first <= *hi)
+        })
+    }
+
+    /// Schedules an audit for deny-list changes that touch no bound peer:
+    /// they change no alert (blocked sources that are not the host's peers
+    /// are policy, and an opening whose sources shrink is the same hole), so
+    /// on a host whose blocklist changes every second they are audited
+    /// `deny_list_audit_s` after the first, together.
+    fn dirty_lazily(&mut self) {
+        if self.lazy_due.is_none() {
+            let wait = Duration::from_secs(self.setup.config.daemon.deny_list_audit_s);
+            self.lazy_due = Some(tokio::time::Instant::now() + wait);
+        }
     }
 
     /// Schedules an audit after the debounce.
@@ -219,6 +251,8 @@ impl Daemon {
                     return Ok(()); // already in the snapshot read at start
                 }
                 let expected = self.state.snapshot.generation.wrapping_add(1);
+                let deny_list_only = monitor::address_elements_only(&self.state.snapshot, &events)
+                    .is_some_and(|hulls| !self.touches_bound_peers(&hulls));
                 let state = Arc::make_mut(&mut self.state);
                 let Applied { reread, lost } = monitor::apply(&mut state.snapshot, events);
                 state.snapshot.generation = gen.id;
@@ -239,6 +273,10 @@ impl Daemon {
                     let missed = u64::from(gen.id.wrapping_sub(expected));
                     self.resync(missed, "the events did not match the kept ruleset");
                 } else {
+                    if deny_list_only {
+                        self.dirty_lazily();
+                        return Ok(());
+                    }
                     for r in reread {
                         match self.parts.chain_rules(r.family, &r.table, &r.chain) {
                             Ok(rules) => {
@@ -428,6 +466,8 @@ impl Daemon {
 
     /// Audits the kept state and says what changed.
     async fn audit(&mut self, first: bool) {
+        // This audit covers any deny-list change waiting for its own.
+        self.lazy_due = None;
         let (state, setup) = (self.state.clone(), self.setup.clone());
         let started = Instant::now();
         let report = tokio::task::spawn_blocking(move || {

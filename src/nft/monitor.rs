@@ -16,6 +16,7 @@
 use super::decode::{self, DecodeError, ElemSink, GenInfo, Location};
 use super::sys::{msg, Msg};
 use crate::snapshot::{close_ranges, Chain, Family, Flowtable, Object, Rule, Set, Snapshot, Table};
+use std::net::IpAddr;
 
 /// `NLM_F_APPEND`: a rule event for a rule added at the end of its chain
 /// (`nft add rule`), or a replaced one.
@@ -453,4 +454,73 @@ pub fn comparable(snap: &Snapshot) -> Snapshot {
     s.tables
         .sort_by(|a, b| (a.family, &a.name).cmp(&(b.family, &b.name)));
     s
+}
+
+/// The addresses a transaction's element changes touch, when the
+/// transaction changes nothing but elements of sets keyed by one IPv4 or
+/// IPv6 address (a deny list that fail2ban or CrowdSec keep filling):
+/// per element event the lowest and highest address among its keys and
+/// range ends (a hull: never smaller than what changed). `None` when the
+/// transaction changes anything else, or a set the snapshot does not hold.
+pub fn address_elements_only(snap: &Snapshot, events: &[Event]) -> Option<Vec<(IpAddr, IpAddr)>> {
+    use crate::snapshot::value::{IP6ADDR, IPADDR};
+    let mut hulls = Vec::new();
+    for ev in events {
+        let (loc, sink) = match ev {
+            Event::NewElems(l, s) | Event::DelElems(l, s) => (l, s),
+            _ => return None,
+        };
+        let set_name = loc.parent.as_deref()?;
+        let set = snap
+            .tables
+            .iter()
+            .find(|t| t.family == loc.family && t.name == loc.table)?
+            .set(set_name)?;
+        let [key] = set.key.0.as_slice() else {
+            return None;
+        };
+        if set.is_map() {
+            return None;
+        }
+        let addr = |b: &[u8]| -> Option<IpAddr> {
+            match key.id {
+                IPADDR => <[u8; 4]>::try_from(b).ok().map(|a| IpAddr::from(a)),
+                IP6ADDR => <[u8; 16]>::try_from(b).ok().map(|a| IpAddr::from(a)),
+                _ => None,
+            }
+        };
+        // A deleted range reaches as far as the kept element says; an added
+        // start without its end in the event runs to the top.
+        let kept_ends = sink.starts.iter().filter_map(|e| {
+            let i = set.elements.binary_search_by(|x| x.key.cmp(&e.key)).ok()?;
+            set.elements[i].key_end.as_ref()
+        });
+        let keys = sink
+            .starts
+            .iter()
+            .flat_map(|e| std::iter::once(&e.key).chain(e.key_end.as_ref()))
+            .chain(sink.ends.iter())
+            .chain(kept_ends);
+        let mut hull: Option<(IpAddr, IpAddr)> = None;
+        if set.interval() && sink.starts.len() > sink.ends.len() {
+            let top = match key.id {
+                IPADDR => IpAddr::from([0xffu8; 4]),
+                _ => IpAddr::from([0xffu8; 16]),
+            };
+            hull = sink
+                .starts
+                .first()
+                .and_then(|e| addr(e.key.as_slice()))
+                .map(|a| (a, top));
+        }
+        for k in keys {
+            let a = addr(k.as_slice())?;
+            hull = Some(match hull {
+                None => (a, a),
+                Some((lo, hi)) => (lo.min(a), hi.max(a)),
+            });
+        }
+        hulls.extend(hull);
+    }
+    Some(hulls)
 }
