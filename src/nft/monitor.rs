@@ -484,8 +484,8 @@ pub fn address_elements_only(snap: &Snapshot, events: &[Event]) -> Option<Vec<(I
         }
         let addr = |b: &[u8]| -> Option<IpAddr> {
             match key.id {
-                IPADDR => <[u8; 4]>::try_from(b).ok().map(|a| IpAddr::from(a)),
-                IP6ADDR => <[u8; 16]>::try_from(b).ok().map(|a| IpAddr::from(a)),
+                IPADDR => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+                IP6ADDR => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
                 _ => None,
             }
         };
