@@ -1,8 +1,6 @@
 //! The `portwarden` command line.
 
-mod catalog_text;
 mod explain;
-mod exposure_text;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use portwarden::catalog::{self, Catalog, CatalogError};
@@ -80,7 +78,7 @@ enum Command {
     Catalog {
         /// Only this section.
         #[arg(value_enum)]
-        section: Option<catalog_text::Section>,
+        section: Option<portwarden::render::catalog::Section>,
         /// Print JSON: {"roles": [{id, title}], "settings": [{name, default,
         /// values, description, port_sets, source}], "peer_groups": [{name,
         /// description, suggested, minimum, note, source}]}.
@@ -623,11 +621,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     if json {
                         let roles: Vec<_> = cat
                             .roles()
-                            .map(|r| catalog_text::role_json(&cat, r))
+                            .map(|r| portwarden::render::catalog::role_json(&cat, r))
                             .collect();
                         json_line(out, &roles)
                     } else {
-                        out.write_all(catalog_text::roles_list(&cat, "").as_bytes())
+                        out.write_all(portwarden::render::catalog::roles_list(&cat, "").as_bytes())
                     }
                 }),
                 Some(RolesCommand::Show { id }) => {
@@ -645,9 +643,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     };
                     emit(|out| {
                         if json {
-                            json_line(out, &catalog_text::role_json(&cat, role))
+                            json_line(out, &portwarden::render::catalog::role_json(&cat, role))
                         } else {
-                            out.write_all(catalog_text::role_text(&cat, role).as_bytes())
+                            out.write_all(
+                                portwarden::render::catalog::role_text(&cat, role).as_bytes(),
+                            )
                         }
                     })
                 }
@@ -661,9 +661,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let cat = load_catalog(&catalog.dirs)?;
             emit(|out| {
                 if json {
-                    json_line(out, &catalog_text::catalog_json(&cat, section))
+                    json_line(
+                        out,
+                        &portwarden::render::catalog::catalog_json(&cat, section),
+                    )
                 } else {
-                    out.write_all(catalog_text::catalog_text(&cat, section).as_bytes())
+                    out.write_all(
+                        portwarden::render::catalog::catalog_text(&cat, section).as_bytes(),
+                    )
                 }
             })
         }
@@ -700,7 +705,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     };
                     json_line(out, &doc)
                 } else {
-                    out.write_all(exposure_text::text(&x).as_bytes())
+                    out.write_all(portwarden::render::exposure::text(&x).as_bytes())
                 }
             })
         }
@@ -832,7 +837,7 @@ fn run_explain(a: ExplainArgs) -> Result<ExitCode, Failure> {
             write!(
                 out,
                 "{}",
-                explain::text(&snap, ev.routes(), &probe, &answer)
+                portwarden::render::explain::text(&snap, ev.routes(), &probe, &answer)
             )
         }
     })
@@ -888,11 +893,11 @@ fn audit(
     let report = audit_state(&state, &setup, &mut timings);
     let out = io::stdout().lock();
     let written = match format {
-        Format::Json => report.write_json(out),
+        Format::Json => portwarden::render::json::write_report(&report, out),
         Format::Text => {
-            let text = portwarden::audit::text::render(
+            let text = portwarden::render::text::render(
                 &report,
-                portwarden::audit::text::colour_for_stdout(),
+                portwarden::render::text::colour_for_stdout(),
             );
             let mut out = out;
             out.write_all(text.as_bytes()).and_then(|()| out.flush())

@@ -58,7 +58,6 @@ pub(crate) mod prove;
 pub mod region;
 #[cfg(test)]
 mod tests;
-pub mod text;
 
 use crate::catalog::{Direction, Proto, ResolvedRequirement};
 use crate::config::{FindingKind, HostConfig, Severity};
@@ -373,55 +372,6 @@ impl Report {
     /// `{"generation": N, "findings": [...], "notes": [...]}`.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serialises")
-    }
-
-    /// Writes the same document, compact (one line, as `dump --json` and
-    /// `exposure --json`), and a newline to `w`. Reports with thousands of
-    /// findings run to megabytes: the two halves of the findings are
-    /// serialised side by side, then written in order.
-    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
-        self.write_json_with(w, &serde_json::Map::new())
-    }
-
-    /// [`Report::write_json`] with `extra` members after `notes` (the
-    /// daemon's `audited_at` and `changed_by`).
-    pub fn write_json_with(
-        &self,
-        w: impl std::io::Write,
-        extra: &serde_json::Map<String, serde_json::Value>,
-    ) -> std::io::Result<()> {
-        use std::io::Write as _;
-        // Serialised in chunks shared out between the cores (findings
-        // differ in size by orders of magnitude), then written in order.
-        let chunk = self.findings.len().div_ceil(64).max(1);
-        let parts: Vec<Vec<u8>> = self
-            .findings
-            .par_chunks(chunk)
-            .map(|v| {
-                let mut out = Vec::new();
-                for f in v {
-                    out.push(b',');
-                    serde_json::to_writer(&mut out, f).expect("a finding serialises");
-                }
-                out
-            })
-            .collect();
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
-        write!(w, "{{\"generation\":{},\"findings\":[", self.generation)?;
-        for (i, p) in parts.iter().enumerate() {
-            // Each part starts with a comma; the first one's is dropped.
-            w.write_all(if i == 0 { &p[1..] } else { p })?;
-        }
-        w.write_all(b"],\"notes\":")?;
-        serde_json::to_writer(&mut w, &self.notes).map_err(std::io::Error::from)?;
-        for (k, v) in extra {
-            w.write_all(b",")?;
-            serde_json::to_writer(&mut w, k).map_err(std::io::Error::from)?;
-            w.write_all(b":")?;
-            serde_json::to_writer(&mut w, v).map_err(std::io::Error::from)?;
-        }
-        w.write_all(b"}\n")?;
-        w.flush()
     }
 }
 

@@ -998,7 +998,7 @@ fn text_is_grouped_by_role_and_coloured_only_on_request() {
         .openings
         .extend(everywhere(L4::Udp, range(5000, 5001), &policy));
     let r = case.run();
-    let plain = text::render(&r, false);
+    let plain = crate::render::text::render(&r, false);
     assert!(!plain.contains('\x1b'));
     let role = plain.find("\nveeam-data-mover\n").expect(&plain);
     let none = plain.find("\nnot required by any role\n").expect(&plain);
@@ -1011,7 +1011,7 @@ fn text_is_grouped_by_role_and_coloured_only_on_request() {
         plain.contains("fix (nft): nft insert rule inet filter input handle 16"),
         "{plain}"
     );
-    let coloured = text::render(&r, true);
+    let coloured = crate::render::text::render(&r, true);
     assert!(coloured.contains("\x1b[1;31mCRITICAL\x1b[0m"));
 }
 
@@ -1395,7 +1395,7 @@ fn the_streamed_report_is_the_serialised_report() {
         let mut part = r.clone();
         part.findings.truncate(n);
         let mut out = Vec::new();
-        part.write_json(&mut out).unwrap();
+        crate::render::json::write_report(&part, &mut out).unwrap();
         let expect = serde_json::to_string(&part).unwrap() + "\n";
         assert_eq!(String::from_utf8(out).unwrap(), expect);
     }
@@ -1453,7 +1453,7 @@ fn interfaces_treated_alike_share_their_probes_without_changing_a_finding() {
             .count();
         let json = |r: &Report| {
             let mut out = Vec::new();
-            r.write_json(&mut out).unwrap();
+            crate::render::json::write_report(r, &mut out).unwrap();
             String::from_utf8(out).unwrap()
         };
         let with_classes = json(&case.run());

@@ -46,7 +46,9 @@ pub fn write_report(cfg: &DaemonConfig, report: &Report, changed_by: Option<&Cha
         "changed_by".into(),
         serde_json::to_value(changed_by).unwrap_or_default(),
     );
-    if let Err(e) = replace(path, |f| report.write_json_with(f, &extra)) {
+    if let Err(e) = replace(path, |f| {
+        crate::render::json::write_report_with(report, f, &extra)
+    }) {
         warn!("writing {}: {e}", path.display());
     }
 }

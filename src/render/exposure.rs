@@ -1,8 +1,8 @@
 //! Text output of `portwarden exposure`.
 
-use portwarden::addrs::AddrSet;
-use portwarden::eval::exposure::{Exposure, Opening};
-use portwarden::eval::{DecidedBy, Verdict};
+use crate::addrs::AddrSet;
+use crate::eval::exposure::{Exposure, Opening};
+use crate::eval::{DecidedBy, Verdict};
 use std::fmt::Write as _;
 
 /// Most prefixes printed for one opening's sources before summarising.

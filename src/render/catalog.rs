@@ -1,7 +1,7 @@
 //! Output of `portwarden roles` and `portwarden catalog`: roles with their
 //! ports resolved through the catalog's port sets, settings, peer groups.
 
-use portwarden::catalog::{
+use crate::catalog::{
     Catalog, Condition, Conditions, Direction, PeerGroup, PortVariant, Requirement, Role, Scope,
     SettingDef, SourceRef,
 };
@@ -248,7 +248,7 @@ struct SettingJson<'a> {
     #[serde(flatten)]
     def: &'a SettingDef,
     /// The port sets the setting picks a variant of, by name.
-    port_sets: BTreeMap<&'a str, BTreeMap<String, portwarden::ports::PortSet>>,
+    port_sets: BTreeMap<&'a str, BTreeMap<String, crate::ports::PortSet>>,
 }
 
 /// A peer group in the JSON of `portwarden catalog`.

@@ -3,7 +3,7 @@
 //! colour only when asked for (the CLI asks when stdout is a terminal and
 //! `NO_COLOR` is unset).
 
-use super::{Finding, Fix, Report};
+use crate::audit::{Finding, Fix, Report};
 use crate::config::Severity;
 use std::collections::BTreeMap;
 use std::fmt::Write;
