@@ -38,7 +38,7 @@ use harness::{check_interrupted, env_usize, ip, median, Scratch};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Clock ticks per second of /proc/PID/stat's utime and stime.
 fn clk_tck() -> f64 {
@@ -89,20 +89,52 @@ fn follow(d: &Daemon) -> (std::process::Child, Receiver<(Instant, String)>) {
     (child, rx)
 }
 
+/// When a command returned, on both clocks (the journal stamps entries
+/// with the wall clock).
+#[derive(Clone, Copy)]
+struct Returned {
+    at: Instant,
+    wall: SystemTime,
+}
+
 /// Runs `nft ARGS` in `ns`; when it returned.
-fn nft(ns: &str, args: &[&str]) -> Instant {
+fn nft(ns: &str, args: &[&str]) -> Returned {
     let ok = Command::new("ip")
         .args(["netns", "exec", ns, "nft"])
         .args(args)
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "nft {args:?}");
-    Instant::now()
+    Returned {
+        at: Instant::now(),
+        wall: SystemTime::now(),
+    }
 }
 
-/// Blocks and restores 6162 `n` times; the latency of each change's first
-/// entry, in seconds.
-fn latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<f64> {
+/// One change's latencies, in seconds: until journald received its first
+/// entry (`__REALTIME_TIMESTAMP`; from then on a reader that maps the
+/// journal file sees it), and until `journalctl -f` printed it (journald
+/// tells followers about new entries at most every 250 ms).
+fn latency(done: Returned, entry: (Instant, String)) -> (f64, f64) {
+    let e: serde_json::Value = serde_json::from_str(&entry.1).expect("journal JSON");
+    let us: u64 = e["__REALTIME_TIMESTAMP"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("__REALTIME_TIMESTAMP");
+    let received = SystemTime::UNIX_EPOCH + Duration::from_micros(us);
+    let to_journal = received
+        .duration_since(done.wall)
+        .unwrap_or_default()
+        .as_secs_f64();
+    (
+        to_journal,
+        entry.0.saturating_duration_since(done.at).as_secs_f64(),
+    )
+}
+
+/// Blocks and restores 6162 `n` times; the latencies of each change's
+/// first entry ([`latency`]).
+fn latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     for i in 0..n {
         check_interrupted();
@@ -137,7 +169,7 @@ fn latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<f64> {
             )
         };
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok((at, _)) => out.push(at.saturating_duration_since(done).as_secs_f64()),
+            Ok(entry) => out.push(latency(done, entry)),
             Err(_) => panic!("change {i}: no journal entry within 10 s"),
         }
         // Let the rest of this change's entries arrive before the next one.
@@ -194,15 +226,23 @@ fn demo(changes: usize, idle_s: u64) {
     let (mut journal, rx) = follow(&d);
     let lat = latencies(&ns, &rx, changes);
     let _ = journal.kill();
-    let (med, p) = (median(lat.clone()), p95(lat.clone()));
+    let journal_in: Vec<f64> = lat.iter().map(|l| l.0).collect();
+    let follow_in: Vec<f64> = lat.iter().map(|l| l.1).collect();
+    let med = median(journal_in.clone());
     println!(
-        "latency, demo host: {} changes, nft returning -> entry readable with journalctl -f: \
+        "latency, demo host: {} changes, nft returning -> entry in the journal (readable): \
          median {:.1} ms, p95 {:.1} ms, max {:.1} ms (target: median <= 100 ms: {})",
         lat.len(),
         med * 1e3,
-        p * 1e3,
-        lat.iter().copied().fold(0.0, f64::max) * 1e3,
+        p95(journal_in.clone()) * 1e3,
+        journal_in.iter().copied().fold(0.0, f64::max) * 1e3,
         if med <= 0.1 { "met" } else { "NOT met" }
+    );
+    println!(
+        "latency, demo host: nft returning -> printed by journalctl -f (journald wakes \
+         followers at most every 250 ms): median {:.1} ms, p95 {:.1} ms",
+        median(follow_in.clone()) * 1e3,
+        p95(follow_in) * 1e3
     );
 
     // Idle: nothing changes; the socket timer and the watchers are all
@@ -269,11 +309,11 @@ fn large(churn_s: u64) {
     let (mut journal, rx) = follow(&d);
     // The large ruleset has no inet filter table of its own: add the
     // rule the latency loop toggles to its input chain's table.
-    let lat = large_latencies(&ns, &rx, 10);
+    let lat: Vec<f64> = large_latencies(&ns, &rx, 10).iter().map(|l| l.0).collect();
     let med = median(lat.clone());
     println!(
-        "large host: rule change -> journal, median of {} {:.0} ms, max {:.0} ms (target: \
-         median <= 1 s: {})",
+        "large host: rule change -> entry in the journal, median of {} {:.0} ms, max {:.0} ms \
+         (target: median <= 1 s: {})",
         lat.len(),
         med * 1e3,
         lat.iter().copied().fold(0.0, f64::max) * 1e3,
@@ -333,9 +373,11 @@ fn large(churn_s: u64) {
     );
 }
 
-/// On the large host: inserts and deletes a drop for the data range's
-/// first port at the head of its input chain; each change's first entry.
-fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<f64> {
+/// On the large host: inserts and deletes an accept of 6162 from the backup
+/// server at the head of its input chain (the ruleset refuses it: each
+/// change resolves or brings back a missing opening); each change's first
+/// entry.
+fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     for i in 0..n {
         check_interrupted();
@@ -344,7 +386,18 @@ fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<
             nft(
                 ns,
                 &[
-                    "insert", "rule", "inet", "bench", "input", "tcp", "dport", "6162", "drop",
+                    "insert",
+                    "rule",
+                    "inet",
+                    "bench",
+                    "input",
+                    "ip",
+                    "saddr",
+                    "10.0.0.10",
+                    "tcp",
+                    "dport",
+                    "6162",
+                    "accept",
                 ],
             )
         } else {
@@ -357,7 +410,7 @@ fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<
             let text = String::from_utf8_lossy(&list.stdout).into_owned();
             let handle = text
                 .lines()
-                .find(|l| l.contains("tcp dport 6162 drop"))
+                .find(|l| l.contains("tcp dport 6162 accept"))
                 .and_then(|l| l.rsplit("# handle ").next())
                 .expect("the inserted rule")
                 .trim()
@@ -370,7 +423,7 @@ fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<
             )
         };
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((at, _)) => out.push(at.saturating_duration_since(done).as_secs_f64()),
+            Ok(entry) => out.push(latency(done, entry)),
             Err(_) => panic!("change {i}: no journal entry within 30 s"),
         }
         std::thread::sleep(Duration::from_millis(1500));
