@@ -62,8 +62,10 @@ enum Command {
     /// Validate the host configuration against the catalog.
     ///
     /// Every error names file, line and column and what was expected; unknown
-    /// keys and role ids come with the nearest valid name. Exit 0 when valid
-    /// (warnings are printed), 3 when not.
+    /// keys and role ids come with the nearest valid name; interface names
+    /// (private_interfaces, [peer_interfaces]) must match an interface of
+    /// this network namespace. Exit 0 when valid (warnings are printed), 3
+    /// when not.
     CheckConfig {
         /// The configuration file.
         #[arg(long, default_value = config::DEFAULT_PATH)]
@@ -375,7 +377,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { config } => {
             let cat = load_catalog()?;
-            match HostConfig::load(&config, &cat) {
+            // Interface names are checked against this host's (the current
+            // network namespace's) interfaces.
+            let loaded = match read_routes() {
+                Ok(r) => {
+                    let names: Vec<String> = r.interfaces.into_iter().map(|i| i.name).collect();
+                    HostConfig::load_on_host(&config, &cat, &names)
+                }
+                Err(e) => {
+                    eprintln!("warning: interface names not checked: {e}");
+                    HostConfig::load(&config, &cat)
+                }
+            };
+            match loaded {
                 Ok((_, warnings)) => {
                     for w in &warnings {
                         eprintln!("warning: {w}");

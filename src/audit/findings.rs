@@ -2,12 +2,17 @@
 //! `excess-opening`, `exposed-listener` and `not-listening`.
 
 use super::fix::{self, Manager};
-use super::region::{self, family_of, iface_matches, requirement_peers, Peers, Rect};
-use super::{AuditInput, Draft, Evidence, Piece, RuleTexts};
+use super::region::{
+    self, family_of, has_default_route, iface_matches, requirement_peers, routed_sources, Peers,
+    Rect,
+};
+use super::{AuditInput, Draft, Evidence, Need, Piece, RuleTexts};
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::{Direction, Proto, ResolvedRequirement, Scope};
 use crate::config::FindingKind;
-use crate::eval::{DecidedBy, Evaluator, Interface, Opening, Probe, Verdict, ARPHRD_LOOPBACK, L4};
+use crate::eval::{
+    DecidedBy, Evaluator, Interface, Opening, Probe, RpFilter, Verdict, ARPHRD_LOOPBACK, L4,
+};
 use crate::host::Listener;
 use crate::ports::{PortRange, PortSet};
 // Fx hashing: keys are the host's own ruleset and sockets (no untrusted
@@ -59,6 +64,24 @@ pub(crate) struct Ctx<'a> {
     /// (and the port after it), the bounds of port-typed set elements and
     /// the ports of xt tcp/udp/multiport matches.
     pub port_marks: BTreeSet<u32>,
+    /// Per family (IPv4, IPv6): the addresses the host routes through each
+    /// interface ([`routed_sources`]).
+    routed: [BTreeMap<String, AddrSet>; 2],
+    /// Per family: the addresses routed through some non-loopback
+    /// interface (what loose reverse-path filtering lets in).
+    routable: [AddrSet; 2],
+}
+
+/// Index of a family in [`Ctx`]'s per-family arrays.
+fn fam_index(f: AddrFamily) -> usize {
+    usize::from(region::is_v6(f))
+}
+
+/// Sources of a requirement on one interface: those to check, and those
+/// the host's reverse-path filter refuses there (never a missing opening).
+pub(crate) struct Sources {
+    pub check: AddrSet,
+    pub refused: AddrSet,
 }
 
 /// The ports at which some rule's port test can change its outcome.
@@ -154,6 +177,25 @@ impl<'a> Ctx<'a> {
         for o in &input.exposure.openings {
             by_iif.entry((o.proto, o.iif.clone())).or_default().push(o);
         }
+        let routes = input.evaluator.routes();
+        let routed = [
+            routed_sources(routes, AddrFamily::V4, false),
+            routed_sources(routes, AddrFamily::V6, false),
+        ];
+        let routable = [AddrFamily::V4, AddrFamily::V6].map(|f| {
+            AddrSet::union_all(
+                f,
+                routed[fam_index(f)]
+                    .iter()
+                    .filter(|(n, _)| {
+                        !routes
+                            .interfaces
+                            .iter()
+                            .any(|i| &i.name == *n && is_loopback(i))
+                    })
+                    .map(|(_, s)| s),
+            )
+        });
         Ctx {
             input: *input,
             manager,
@@ -162,7 +204,80 @@ impl<'a> Ctx<'a> {
             decided: Mutex::default(),
             rules: RuleTexts::new(input.snapshot),
             port_marks: port_marks(input.snapshot),
+            routed,
+            routable,
         }
+    }
+
+    /// The addresses the host routes through interface `name`.
+    pub fn routed(&self, fam: AddrFamily, name: &str) -> AddrSet {
+        self.routed[fam_index(fam)]
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| AddrSet::empty(fam))
+    }
+
+    /// The sources of requirement `r` that concern interface `iface`, in
+    /// one family: the addresses of its bound peer groups (every address
+    /// when none is bound) that the host routes through `iface`, where a
+    /// reply to them would leave; for a group pinned to interfaces in
+    /// `[peer_interfaces]`, all of its addresses on those interfaces and
+    /// none elsewhere. Pinned addresses that the interface's IPv4
+    /// reverse-path filter refuses (strict: not routed back through it;
+    /// loose: not routable at all) are `refused` instead.
+    pub fn sources_on(
+        &self,
+        r: &ResolvedRequirement,
+        iface: &Interface,
+        fam: AddrFamily,
+    ) -> Sources {
+        let cfg = self.input.config;
+        let routed = self.routed(fam, &iface.name);
+        let empty = || AddrSet::empty(fam);
+        let bound: Vec<&String> = r
+            .peers
+            .iter()
+            .filter(|g| cfg.peers.contains_key(*g))
+            .collect();
+        if bound.is_empty() {
+            return Sources {
+                check: routed,
+                refused: empty(),
+            };
+        }
+        let (mut check, mut refused) = (empty(), empty());
+        for g in bound {
+            let addrs = AddrSet::from_prefixes(fam, cfg.peers[g].iter().copied());
+            match cfg.peer_interfaces.get(g) {
+                None => check = check.union(&addrs.intersect(&routed)),
+                Some(pins) if pins.iter().any(|p| iface_matches(p, &iface.name)) => {
+                    let passes = match (region::is_v6(fam), iface.rp_filter) {
+                        (false, RpFilter::Strict) => routed.clone(),
+                        (false, RpFilter::Loose) => self.routable[fam_index(fam)].clone(),
+                        _ => AddrSet::all(fam),
+                    };
+                    check = check.union(&addrs.intersect(&passes));
+                    refused = refused.union(&addrs.subtract(&passes));
+                }
+                Some(_) => {}
+            }
+        }
+        Sources { check, refused }
+    }
+
+    /// Whether a rule is a reverse-path filter: it looks up the route back
+    /// to the source through the input interface (`fib saddr . iif oif
+    /// missing drop`, firewalld's IPv6 rpfilter).
+    fn is_rpfilter(&self, d: &DecidedBy) -> bool {
+        use crate::snapshot::Expr;
+        const SADDR: u32 = 1;
+        const IIF: u32 = 8;
+        let DecidedBy::Rule(r) = d else { return false };
+        self.rules.rule(r).is_some_and(|rule| {
+            rule.exprs.iter().any(
+                |e| matches!(e, Expr::Fib { flags, .. } if flags & SADDR != 0 && flags & IIF != 0),
+            )
+        })
     }
 
     /// The local addresses of `iface` that peers connect to, in groups the
@@ -742,64 +857,300 @@ impl<'a> Regions<'a> {
 /// [`Regions`] by protocol, interface index and local address.
 type RegionMemo<'a> = Mutex<HashMap<(L4, u32, IpAddr), Arc<Regions<'a>>>>;
 
-/// `missing-opening` and `partial-opening` findings.
+/// What one requirement leaves uncovered.
+#[derive(Default)]
+struct Holes {
+    /// The refused pieces, each with its blocker.
+    raw: Vec<RawPiece>,
+    /// Whether they are a `partial-opening` (a `partial_ok` requirement
+    /// that is partly accepted).
+    partial: bool,
+    /// Sources the host's reverse-path filtering refuses: the interface,
+    /// the sources and which filter.
+    rp_refused: Vec<(String, AddrSet, String)>,
+}
+
+/// `missing-opening` and `partial-opening` findings: one per protocol,
+/// refusing rule (or policy) and kind, listing every requirement that
+/// needs what it refuses.
 pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // Shared by the requirements: what is accepted and what undecided, per
     // protocol, interface and local address.
     let regions = RegionMemo::default();
-    let per: Vec<(Vec<Draft>, Vec<String>)> = ctx
-        .input
-        .requirements
+    let reqs = ctx.input.requirements;
+    let per: Vec<(Holes, Vec<String>)> = reqs
         .par_iter()
         .map(|r| {
             let mut notes = Vec::new();
-            let drafts = missing_for(ctx, r, &regions, &mut notes);
-            (drafts, notes)
+            let holes = missing_for(ctx, r, &regions, &mut notes);
+            (holes, notes)
         })
         .collect();
-    let mut drafts = Vec::new();
-    for (d, n) in per {
-        drafts.extend(d);
+    // Per requirement, its pieces by (proto, blocker, partial, private
+    // without private_interfaces); requirements whose pieces for the same
+    // blocker are the same hole share one finding.
+    type Key = (Proto, String, bool, bool);
+    // A hole's shape, the requirements needing it, its pieces.
+    type Hole = (Vec<Piece>, BTreeSet<usize>, Vec<RawPiece>);
+    let mut holes: BTreeMap<Key, Vec<Hole>> = BTreeMap::new();
+    let mut rp: Vec<String> = Vec::new();
+    let no_private = ctx.input.config.private_interfaces.is_empty();
+    for (i, (h, n)) in per.into_iter().enumerate() {
         notes.extend(n);
+        let r = &reqs[i];
+        for (iface, srcs, why) in h.rp_refused {
+            rp.push(format!(
+                "{} from {} on {iface} ({why})",
+                req_name(r),
+                peers_text(&peers_of(&srcs))
+            ));
+        }
+        let unconfigured = r.scope == Scope::Private && no_private;
+        let mut mine: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
+        for p in h.raw {
+            mine.entry(blocker_key(&p.decided_by)).or_default().push(p);
+        }
+        for (blocker, pieces) in mine {
+            let shape = merge(&pieces).pieces;
+            let same = holes
+                .entry((r.proto, blocker, h.partial, unconfigured))
+                .or_default();
+            match same.iter_mut().find(|(s, _, _)| *s == shape) {
+                Some((_, idx, _)) => {
+                    idx.insert(i);
+                }
+                None => same.push((shape, BTreeSet::from([i]), pieces)),
+            }
+        }
     }
-    drafts
+    if !rp.is_empty() {
+        let n = rp.len();
+        let shown: Vec<String> = rp.into_iter().take(3).collect();
+        let more = if n > 3 {
+            format!("; and {} more", n - 3)
+        } else {
+            String::new()
+        };
+        notes.push(format!(
+            "not missing openings: the host's reverse-path filtering refuses these required sources where they were checked (replies to them would leave through another interface): {}{more}",
+            shown.join("; ")
+        ));
+    }
+    holes
+        .into_iter()
+        .flat_map(|((proto, key, partial, unconfigured), same)| {
+            same.into_iter().map(move |(_, idx, pieces)| {
+                (proto, key.clone(), partial, unconfigured, idx, pieces)
+            })
+        })
+        .map(|(proto, key, partial, unconfigured, idx, pieces)| {
+            hole_draft(ctx, proto, key, partial, unconfigured, &idx, pieces)
+        })
+        .collect()
 }
 
-/// The `missing`/`partial-opening` findings of one requirement.
+/// The sources a fix may accept for a piece on an interface: the piece's
+/// own, or, when fewer prefixes say it, everything except the addresses
+/// routed through that interface that the piece leaves out (addresses
+/// routed elsewhere do not arrive there).
+fn fix_sources(ctx: &Ctx<'_>, p: &RawPiece) -> AddrSet {
+    let fam = p.sources.family();
+    let wide = p.sources.union(&ctx.routed(fam, &p.iface).complement());
+    if wide.prefix_count() <= p.sources.prefix_count() {
+        wide
+    } else {
+        p.sources.clone()
+    }
+}
+
+/// One `missing-opening` or `partial-opening` finding: what one rule or
+/// policy refuses of the requirements `idx`.
+fn hole_draft(
+    ctx: &Ctx<'_>,
+    proto: Proto,
+    key: String,
+    partial: bool,
+    unconfigured: bool,
+    idx: &BTreeSet<usize>,
+    pieces: Vec<RawPiece>,
+) -> Draft {
+    let reqs: Vec<&ResolvedRequirement> = idx.iter().map(|&i| &ctx.input.requirements[i]).collect();
+    let mut needed_by: Vec<Need> = reqs
+        .iter()
+        .map(|r| Need {
+            role: r.role.clone(),
+            requirement: r.requirement.clone(),
+        })
+        .collect();
+    needed_by.sort();
+    needed_by.dedup();
+    let kind = if partial {
+        FindingKind::PartialOpening
+    } else {
+        FindingKind::MissingOpening
+    };
+    let blocker = pieces[0].decided_by.clone();
+    let m = merge(&pieces);
+    let mut evidence = match &blocker {
+        Some(d) => vec![ctx.rules.evidence(d)],
+        None => vec![Evidence::Note {
+            text: "not delivered locally: forwarded after NAT, or no single rule decides".into(),
+        }],
+    };
+    let routes = ctx.evaluator().routes();
+    let defaults: Vec<&str> = m
+        .interfaces
+        .iter()
+        .filter(|i| has_default_route(routes, i))
+        .map(String::as_str)
+        .collect();
+    // A private-network requirement is never opened on an interface with
+    // a default route because no private interface was named.
+    let fix = if unconfigured && !defaults.is_empty() {
+        evidence.push(Evidence::Note {
+            text: format!(
+                "no private_interfaces configured, and {} carries a default route: not opened there automatically",
+                defaults.join(", ")
+            ),
+        });
+        None
+    } else {
+        // For peers that are any address, the accept may name fewer
+        // prefixes; bound peers are accepted exactly.
+        let unbound = reqs.iter().all(|r| {
+            !r.peers
+                .iter()
+                .any(|g| ctx.input.config.peers.contains_key(g))
+        });
+        let wide: Vec<RawPiece> = pieces
+            .iter()
+            .map(|p| RawPiece {
+                sources: if unbound {
+                    fix_sources(ctx, p)
+                } else {
+                    p.sources.clone()
+                },
+                ..p.clone()
+            })
+            .collect();
+        // Each piece concerns the interface its sources are routed through
+        // (or pinned to): the accept is limited to it.
+        Some(fix::open_inbound(
+            ctx.manager,
+            ctx.input.snapshot,
+            blocker.as_ref(),
+            proto,
+            &fix::accesses(&wide),
+            Some(&m.interfaces),
+        ))
+    };
+    let how = if partial {
+        "is only partly accepted (normal if the service opens ports on demand)"
+    } else {
+        "is not accepted"
+    };
+    let fallback = if reqs.iter().all(|r| r.fallback) {
+        " (with these settings a fallback channel)"
+    } else {
+        ""
+    };
+    let mut purposes: Vec<&str> = reqs
+        .iter()
+        .map(|r| r.purpose.trim_end_matches('.'))
+        .collect();
+    purposes.dedup();
+    let names: Vec<String> = needed_by
+        .iter()
+        .map(|n| format!("{}/{}", n.role, n.requirement))
+        .collect();
+    let advice = if unconfigured {
+        "; configure private_interfaces (the interfaces facing the private network) so that it is checked and opened only there"
+    } else {
+        ""
+    };
+    Draft {
+        kind,
+        role: Some(needed_by[0].role.clone()),
+        requirement: Some(needed_by[0].requirement.clone()),
+        needed_by,
+        direction: Direction::In,
+        proto,
+        summary: format!(
+            "{proto} {} from {} on {} {how}{fallback}: refused by {} (needed by {}: {}){advice}",
+            m.ports,
+            peers_text(&m.peers),
+            m.interfaces.join(", "),
+            blocker_text(&blocker),
+            names.join(", "),
+            purposes.join("; "),
+        ),
+        ports: m.ports,
+        peers: m.peers.prefixes(),
+        interfaces: m.interfaces,
+        evidence,
+        fix,
+        pieces: m.pieces,
+        tiebreak: key,
+    }
+}
+
+/// The refused pieces of one requirement, on the interfaces its sources
+/// arrive on.
 fn missing_for<'a>(
     ctx: &Ctx<'a>,
     r: &ResolvedRequirement,
     regions: &RegionMemo<'a>,
     notes: &mut Vec<String>,
-) -> Vec<Draft> {
-    let mut drafts = Vec::new();
+) -> Holes {
+    let mut holes = Holes::default();
     if r.direction != Direction::In || r.ports.is_empty() {
-        return drafts;
+        return holes;
     }
-    let peers = requirement_peers(r, ctx.input.config);
-    if peers.is_empty() {
-        return drafts;
+    if requirement_peers(r, ctx.input.config).is_empty() {
+        return holes;
     }
     let proto = l4(r.proto);
     let what = req_name(r);
-    let (ifaces, no_private) = ctx.applicable(r.scope);
-    if no_private {
-        notes.push(format!(
-            "{what} concerns the private network, but no private_interfaces are configured: checked on every interface"
-        ));
-    }
-    if ifaces.is_empty() {
-        notes.push(format!(
-            "{what}: none of the private_interfaces exists on this host; not checked"
-        ));
-        return drafts;
-    }
+    let private = &ctx.input.config.private_interfaces;
+    // A private-network requirement is checked on the private interfaces
+    // (a name that matches none is a `not-checked` finding); without any
+    // configured, where its peers are routed (see `hole_draft`).
+    let restricted = r.scope == Scope::Private && !private.is_empty();
     let mut accepted_any = false;
-    let mut raw: Vec<RawPiece> = Vec::new();
-    for iface in &ifaces {
+    for iface in &ctx.ifaces {
+        let is_private = private.iter().any(|p| iface_matches(p, &iface.name));
+        let sources = [AddrFamily::V4, AddrFamily::V6].map(|f| ctx.sources_on(r, iface, f));
+        if restricted && !is_private {
+            let skipped: Vec<&AddrSet> = sources
+                .iter()
+                .map(|s| &s.check)
+                .filter(|s| !s.is_empty())
+                .collect();
+            if !skipped.is_empty() {
+                let mut p = Peers::none();
+                for s in skipped {
+                    p.add(s);
+                }
+                notes.push(format!(
+                    "{what}: {} is routed through {}, which is not one of the private_interfaces: not checked there",
+                    peers_text(&p),
+                    iface.name
+                ));
+            }
+            continue;
+        }
+        for s in &sources {
+            if !s.refused.is_empty() {
+                holes.rp_refused.push((
+                    iface.name.clone(),
+                    s.refused.clone(),
+                    format!("rp_filter {:?}", iface.rp_filter).to_lowercase(),
+                ));
+            }
+        }
         for group in ctx.local_groups(proto, iface) {
             let to = group[0];
-            let base = peers.family(family_of(to));
+            let base = &sources[fam_index(family_of(to))].check;
             if base.is_empty() {
                 continue;
             }
@@ -832,80 +1183,90 @@ fn missing_for<'a>(
             for (range, srcs) in region::uncovered(&r.ports, base, acc) {
                 let ps = PortSet::from_ranges([range]);
                 for (rg, s) in region::uncovered(&ps, &srcs, unknown_rects) {
-                    raw.extend(blockers(ctx, (proto, iface, &group), rg, &s, &what, notes));
+                    for p in blockers(ctx, (proto, iface, &group), rg, &s, &what, notes) {
+                        // Refused by the host's own reverse-path rule: the
+                        // source is not expected on this interface.
+                        if p.decided_by.as_ref().is_some_and(|d| ctx.is_rpfilter(d)) {
+                            let why = blocker_text(&p.decided_by);
+                            holes.rp_refused.push((iface.name.clone(), p.sources, why));
+                        } else {
+                            holes.raw.push(p);
+                        }
+                    }
                 }
             }
         }
     }
-    if raw.is_empty() {
-        return drafts;
-    }
-    let kind = if r.partial_ok && accepted_any {
-        FindingKind::PartialOpening
-    } else {
-        FindingKind::MissingOpening
-    };
-    // One finding per blocker.
-    let mut groups: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
-    for p in raw {
-        groups
-            .entry(blocker_key(&p.decided_by))
-            .or_default()
-            .push(p);
-    }
-    for (key, pieces) in groups {
-        let blocker = pieces[0].decided_by.clone();
-        let m = merge(&pieces);
-        let evidence = match &blocker {
-            Some(d) => vec![ctx.rules.evidence(d)],
-            None => vec![Evidence::Note {
-                text: "not delivered locally: forwarded after NAT, or no single rule decides"
-                    .into(),
-            }],
-        };
-        let accesses = fix::accesses(&pieces);
-        let private = (r.scope == Scope::Private).then(|| m.interfaces.clone());
-        let fix = fix::open_inbound(
-            ctx.manager,
-            ctx.input.snapshot,
-            blocker.as_ref(),
-            r.proto,
-            &accesses,
-            private.as_deref(),
+    holes.partial = r.partial_ok && accepted_any;
+    holes
+}
+
+/// `not-checked` findings: a requirement that could not be checked where
+/// the configuration says, because a `private_interfaces` or
+/// `[peer_interfaces]` entry matches no interface of the host. One per
+/// requirement and entry.
+pub(crate) fn not_checked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
+    let cfg = ctx.input.config;
+    let names: Vec<&str> = ctx
+        .evaluator()
+        .routes()
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let absent = |p: &String| !names.iter().any(|n| iface_matches(p, n));
+    let mut drafts = Vec::new();
+    let mut push = |r: &ResolvedRequirement, entry: &str, key: &str| {
+        let text = format!(
+            "{key} entry \"{entry}\" matches no interface of this host ({})",
+            names.join(", ")
         );
-        let how = if kind == FindingKind::PartialOpening {
-            "is only partly accepted (normal if the service opens ports on demand)"
-        } else {
-            "is not accepted"
-        };
-        let fallback = if r.fallback {
-            " (with these settings a fallback channel)"
-        } else {
-            ""
-        };
         drafts.push(Draft {
-            kind,
+            kind: FindingKind::NotChecked,
             role: Some(r.role.clone()),
             requirement: Some(r.requirement.clone()),
+            needed_by: Vec::new(),
             direction: Direction::In,
             proto: r.proto,
             summary: format!(
-                "{} {} from {} on {} {how}{fallback}: refused by {} (needed for: {})",
+                "{} {} ({}) could not be checked on \"{entry}\": {text}; fix the configuration (portwarden check-config)",
                 r.proto,
-                m.ports,
-                peers_text(&m.peers),
-                m.interfaces.join(", "),
-                blocker_text(&blocker),
-                r.purpose.trim_end_matches('.'),
+                r.ports,
+                r.purpose.trim_end_matches('.')
             ),
-            ports: m.ports,
-            peers: m.peers.prefixes(),
-            interfaces: m.interfaces,
-            evidence,
-            fix: Some(fix),
-            pieces: m.pieces,
-            tiebreak: key,
+            ports: r.ports.clone(),
+            peers: requirement_peers(r, cfg).prefixes(),
+            interfaces: vec![entry.to_string()],
+            evidence: vec![Evidence::Note { text }],
+            fix: None,
+            pieces: Vec::new(),
+            tiebreak: format!("{key}={entry}"),
         });
+    };
+    let inbound = || {
+        ctx.input
+            .requirements
+            .iter()
+            .filter(|r| r.direction == Direction::In && !r.ports.is_empty())
+    };
+    for entry in cfg.private_interfaces.iter().filter(|p| absent(p)) {
+        let mut any = false;
+        for r in inbound().filter(|r| r.scope == Scope::Private) {
+            any = true;
+            push(r, entry, "private_interfaces");
+        }
+        if !any {
+            notes.push(format!(
+                "private_interfaces entry \"{entry}\" matches no interface of this host (no requirement of the selected roles concerns the private network)"
+            ));
+        }
+    }
+    for (group, pins) in &cfg.peer_interfaces {
+        for entry in pins.iter().filter(|p| absent(p)) {
+            for r in inbound().filter(|r| r.peers.contains(group)) {
+                push(r, entry, &format!("[peer_interfaces] {group}"));
+            }
+        }
     }
     drafts
 }
@@ -992,6 +1353,7 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             kind: FindingKind::ExcessOpening,
             role: None,
             requirement: None,
+            needed_by: Vec::new(),
             direction: Direction::In,
             proto,
             summary: format!(
@@ -1063,7 +1425,9 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
     // (proto, port) -> (listeners, pieces)
     let mut groups: BTreeMap<(Proto, u16), ListenerGroup<'_>> = BTreeMap::new();
     // Computed once, not per listener: thousands of sockets are common.
-    let mut wanted: HashMap<(Proto, String, AddrFamily), PortSet> = HashMap::default();
+    let mut wanted: HashMap<(Proto, String, AddrFamily), Vec<Rect>> = HashMap::default();
+    // What the wanted rectangles cover at one port.
+    let mut covered: HashMap<(Proto, String, AddrFamily, u16), AddrSet> = HashMap::default();
     let mut accepting: HashMap<(L4, &str, IpAddr), Vec<&Opening>> = HashMap::default();
     for o in &ctx.input.exposure.openings {
         if o.verdict == Verdict::Accept && !o.sources.is_empty() {
@@ -1091,27 +1455,39 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                     continue;
                 }
                 let fam = family_of(to);
-                let want = wanted
-                    .entry((proto, iface.name.clone(), fam))
-                    .or_insert_with(|| {
-                        PortSet::from_ranges(
-                            ctx.wanted(proto, &iface.name, fam)
-                                .into_iter()
-                                .flat_map(|w| w.ports.ranges().to_vec()),
-                        )
-                    });
-                if want.contains(l.port) {
-                    continue;
-                }
                 let Some(candidates) = accepting.get(&(l.proto, iface.name.as_str(), to)) else {
                     continue;
                 };
+                // The sources some requirement or [[allow]] entry wants
+                // here are not exposure; the rest is, in either family.
+                let cover = covered
+                    .entry((proto, iface.name.clone(), fam, l.port))
+                    .or_insert_with(|| {
+                        let rects = wanted
+                            .entry((proto, iface.name.clone(), fam))
+                            .or_insert_with(|| ctx.wanted(proto, &iface.name, fam));
+                        AddrSet::union_all(
+                            fam,
+                            rects
+                                .iter()
+                                .filter(|w| w.ports.contains(l.port))
+                                .map(|w| &w.sources),
+                        )
+                    });
                 for o in candidates.covering(l.port) {
+                    let sources = if cover.is_empty() {
+                        o.sources.clone()
+                    } else {
+                        o.sources.subtract(cover)
+                    };
+                    if sources.is_empty() {
+                        continue;
+                    }
                     pieces.push(RawPiece {
                         iface: iface.name.clone(),
                         to: vec![to],
                         ports: PortRange::single(l.port),
-                        sources: o.sources.clone(),
+                        sources,
                         decided_by: o.decided_by.clone(),
                     });
                 }
@@ -1171,18 +1547,44 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // The roles that require this port (from some peers, on some
+        // interface): then the listener is wanted, only too widely open.
+        let mut roles: Vec<&str> = ctx
+            .input
+            .requirements
+            .iter()
+            .filter(|r| r.direction == Direction::In && r.proto == proto && r.ports.contains(port))
+            .map(|r| r.role.as_str())
+            .collect();
+        roles.sort_unstable();
+        roles.dedup();
+        let who = if who.is_empty() {
+            "a process".to_string()
+        } else {
+            who.join(", ")
+        };
+        let summary = if roles.is_empty() {
+            format!(
+                "{who} listens on {proto} {port}, which no role or [[allow]] entry wants, and the firewall lets {} reach it on {}",
+                peers_text(&m.peers),
+                m.interfaces.join(", ")
+            )
+        } else {
+            format!(
+                "{who} listens on {proto} {port}, open to more sources than {} needs: the firewall lets {} reach it on {}",
+                roles.join(", "),
+                peers_text(&m.peers),
+                m.interfaces.join(", ")
+            )
+        };
         drafts.push(Draft {
             kind: FindingKind::ExposedListener,
             role: None,
             requirement: None,
+            needed_by: Vec::new(),
             direction: Direction::In,
             proto,
-            summary: format!(
-                "{} listens on {proto} {port}, which no role or [[allow]] entry wants, and the firewall lets {} reach it on {}",
-                if who.is_empty() { "a process".to_string() } else { who.join(", ") },
-                peers_text(&m.peers),
-                m.interfaces.join(", ")
-            ),
+            summary,
             ports: m.ports,
             peers: m.peers.prefixes(),
             interfaces: m.interfaces,
@@ -1236,6 +1638,7 @@ pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
             kind: FindingKind::NotListening,
             role: Some(r.role.clone()),
             requirement: Some(r.requirement.clone()),
+            needed_by: Vec::new(),
             direction: Direction::In,
             proto: r.proto,
             summary: format!(

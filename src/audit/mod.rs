@@ -276,6 +276,12 @@ impl<'a> RuleTexts<'a> {
         RuleTexts { tables }
     }
 
+    /// A rule of the snapshot.
+    pub fn rule(&self, r: &RuleRef) -> Option<&'a crate::snapshot::Rule> {
+        let (_, rules) = self.tables.get(&(r.family, r.table.as_str()))?;
+        rules.get(&(r.chain.as_str(), r.handle)).copied()
+    }
+
     /// [`Evidence::decided_by`], from the index.
     pub fn evidence(&self, d: &DecidedBy) -> Evidence {
         Evidence::from_decider(d, |r| {
@@ -301,6 +307,15 @@ pub struct Piece {
     pub peers: Vec<IpNet>,
 }
 
+/// A role's requirement that a finding concerns.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Need {
+    /// Role id.
+    pub role: String,
+    /// Requirement id within the role.
+    pub requirement: String,
+}
+
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -310,10 +325,15 @@ pub struct Finding {
     pub severity: Severity,
     /// What kind of finding.
     pub kind: FindingKind,
-    /// The role whose requirement it concerns (`None`: no role requires it).
+    /// The role whose requirement it concerns (`None`: no role requires
+    /// it); the first of `needed_by`.
     pub role: Option<String>,
-    /// The requirement id within the role.
+    /// The requirement id within the role; the first of `needed_by`.
     pub requirement: Option<String>,
+    /// Every role and requirement the finding concerns (one hole needed by
+    /// several requirements or included roles is one finding), sorted;
+    /// empty when no role requires it.
+    pub needed_by: Vec<Need>,
     /// Direction of the connections.
     pub direction: Direction,
     /// Protocol.
@@ -413,6 +433,8 @@ pub(crate) struct Draft {
     pub kind: FindingKind,
     pub role: Option<String>,
     pub requirement: Option<String>,
+    /// Every requirement concerned; when empty, `role`/`requirement` alone.
+    pub needed_by: Vec<Need>,
     pub direction: Direction,
     pub proto: Proto,
     pub ports: PortSet,
@@ -484,12 +506,24 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
             while !seen.insert(format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff)) {
                 t.push('+');
             }
+            let needed_by = if d.needed_by.is_empty() {
+                match (&d.role, &d.requirement) {
+                    (Some(role), Some(requirement)) => vec![Need {
+                        role: role.clone(),
+                        requirement: requirement.clone(),
+                    }],
+                    _ => Vec::new(),
+                }
+            } else {
+                d.needed_by
+            };
             Finding {
                 id: format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff),
                 severity: config.severity.of(d.kind),
                 kind: d.kind,
                 role: d.role,
                 requirement: d.requirement,
+                needed_by,
                 direction: d.direction,
                 proto: d.proto,
                 ports: d.ports,
@@ -517,6 +551,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
 
 fn kind_order(k: FindingKind) -> u8 {
     match k {
+        FindingKind::NotChecked => 0,
         FindingKind::MissingOpening => 0,
         FindingKind::PartialOpening => 1,
         FindingKind::OutboundBlocked => 2,
@@ -537,6 +572,7 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
         || {
             let mut notes = Vec::new();
             let mut drafts = findings::missing(&ctx, &mut notes);
+            drafts.extend(findings::not_checked(&ctx, &mut notes));
             drafts.extend(findings::not_listening(&ctx));
             drafts.extend(outbound::blocked(&ctx, &mut notes));
             (drafts, notes)

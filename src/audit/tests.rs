@@ -21,10 +21,15 @@ fn catalog() -> &'static Catalog {
 
 use crate::eval::testkit::snapshot as testdata;
 
-/// The host side of the test topology, routing all of 10/8 to the private side.
+/// The host side of the test topology, routing all of 10/8 to the private
+/// side and everything else (both families) to the public side.
 fn topology() -> Routes {
     let mut r = crate::eval::testkit::topology();
-    r.routes = vec![Route::via("10.0.0.0/8", "pw-priv")];
+    r.routes = vec![
+        Route::via("10.0.0.0/8", "pw-priv"),
+        Route::via("0.0.0.0/0", "pw-pub"),
+        Route::via("::/0", "pw-pub"),
+    ];
     r
 }
 
@@ -278,11 +283,13 @@ fn missing_openings_name_exact_pieces_and_the_refusing_rule() {
     case.exposure = basic_exposure();
     let r = case.run();
     let missing = of_kind(&r, FindingKind::MissingOpening);
-    // 6160 and 6162 are refused on pw-pub by `meta l4proto tcp reject with tcp reset` (handle 16).
+    // 6160 and 6162 are refused on pw-pub by `meta l4proto tcp reject with
+    // tcp reset` (handle 16), for the backup server address routed there
+    // (10.99.0.2 is routed through pw-priv, where they are accepted).
     assert_eq!(missing.len(), 2, "{}", r.to_json());
     for f in &missing {
         assert_eq!(f.interfaces, ["pw-pub"]);
-        assert_eq!(peers(f), ["10.99.0.2/32", "192.0.2.2/32"]);
+        assert_eq!(peers(f), ["192.0.2.2/32"]);
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.role.as_deref(), Some("veeam-data-mover"));
         match &f.evidence[0] {
@@ -296,7 +303,7 @@ fn missing_openings_name_exact_pieces_and_the_refusing_rule() {
         assert_eq!(
             fix.nft,
             format!(
-                "nft insert rule inet filter input handle 16 'ip saddr {{ 10.99.0.2/32, 192.0.2.2/32 }} tcp dport {} accept'",
+                "nft insert rule inet filter input handle 16 'iifname \"pw-pub\" ip saddr 192.0.2.2/32 tcp dport {} accept'",
                 ports(f)
             )
         );
@@ -352,14 +359,15 @@ fn missing_pieces_are_grouped_by_what_refuses_them() {
         .unwrap();
     assert_eq!(ports(by_policy), "2500-2999,3101-3300");
     assert_eq!(ports(by_rule), "3000-3100");
-    assert_eq!(by_policy.interfaces, ["pw-priv", "pw-pub"]);
+    // 10.99.0.0/24 is routed through pw-priv: checked there only.
+    assert_eq!(by_policy.interfaces, ["pw-priv"]);
     assert_eq!(
         by_policy.fix.as_ref().unwrap().nft,
-        "nft add rule inet filter input 'ip saddr 10.99.0.0/24 tcp dport { 2500-2999, 3101-3300 } accept'"
+        "nft add rule inet filter input 'iifname \"pw-priv\" ip saddr 10.99.0.0/24 tcp dport { 2500-2999, 3101-3300 } accept'"
     );
     assert_eq!(
         by_rule.fix.as_ref().unwrap().nft,
-        "nft insert rule inet filter input handle 11 ip saddr 10.99.0.0/24 tcp dport 3000-3100 accept"
+        "nft insert rule inet filter input handle 11 'iifname \"pw-priv\" ip saddr 10.99.0.0/24 tcp dport 3000-3100 accept'"
     );
     assert_ne!(by_policy.id, by_rule.id);
 }
@@ -376,11 +384,35 @@ fn unbound_peer_group_means_any_source_and_empty_group_needs_nothing() {
             f.kind == FindingKind::MissingOpening && f.requirement.as_deref() == Some("transport")
         })
         .unwrap();
+    // Any source, each checked on the interface it is routed through:
+    // 10/8 on pw-priv, the rest on pw-pub (the default route).
     assert_eq!(peers(transport), ["0.0.0.0/0", "::/0"]);
     assert_eq!(transport.pieces.len(), 4);
+    let on = |i: &str, v4: bool| {
+        transport
+            .pieces
+            .iter()
+            .find(|p| p.interfaces == [i] && p.to[0].is_ipv4() == v4)
+            .unwrap()
+            .peers
+            .clone()
+    };
+    assert_eq!(
+        on("pw-priv", true),
+        ["10.0.0.0/8".parse::<IpNet>().unwrap()]
+    );
+    assert_eq!(
+        on("pw-priv", false),
+        ["fd00:99::/64".parse::<IpNet>().unwrap()]
+    );
+    assert!(!on("pw-pub", true)
+        .iter()
+        .any(|n| n.contains(&"10.1.1.1".parse::<IpAddr>().unwrap())));
+    assert_eq!(on("pw-pub", true).len(), 8, "everything but 10/8");
+    // Any source on each interface: the accept names no prefix.
     assert_eq!(
         transport.fix.as_ref().unwrap().nft,
-        "nft add rule inet filter input tcp dport 6162 accept"
+        "nft add rule inet filter input 'iifname { \"pw-priv\", \"pw-pub\" } tcp dport 6162 accept'"
     );
     // Bound to []: no opening needed, no finding of any kind for it.
     let r = Case::new(
@@ -624,9 +656,32 @@ fn exposed_listeners_are_reported_with_their_process() {
     let x = of_kind(&r, FindingKind::ExposedListener);
     let got: Vec<String> = x.iter().map(|f| ports(f)).collect();
     // 631 is loopback only, 9100 allowlisted, avahi's UDP port not accepted;
-    // 2548 is wanted on pw-priv but not on pw-pub.
+    // 2548 is wanted from 10/8 on pw-priv, and open to everything else on
+    // both interfaces: more than the role needs, in the catalog's words.
     assert_eq!(got, ["22", "2548"], "{}", r.to_json());
-    assert_eq!(x[1].interfaces, ["pw-pub"]);
+    assert_eq!(x[1].interfaces, ["pw-priv", "pw-pub"]);
+    assert!(
+        x[1].summary
+            .contains("open to more sources than evault-agent needs"),
+        "{}",
+        x[1].summary
+    );
+    assert!(!x[1].summary.contains("no role"), "{}", x[1].summary);
+    assert_eq!(x[1].severity, Severity::Critical);
+    // The pw-priv part is everything but what the role wants there.
+    let priv4 = x[1]
+        .pieces
+        .iter()
+        .find(|p| p.interfaces == ["pw-priv"] && p.to[0].is_ipv4())
+        .unwrap();
+    assert!(!priv4
+        .peers
+        .iter()
+        .any(|n| n.contains(&"10.1.2.3".parse::<IpAddr>().unwrap())));
+    assert!(priv4
+        .peers
+        .iter()
+        .any(|n| n.contains(&"11.0.0.1".parse::<IpAddr>().unwrap())));
     let f = x[0];
     assert_eq!(f.severity, Severity::Critical);
     assert_eq!(peers(f), ["0.0.0.0/0", "::/0"]);
@@ -957,7 +1012,7 @@ fn ids_are_stable_unique_and_independent_of_order() {
         f.id,
         format!(
             "{:012x}",
-            fnv1a("missing-opening|veeam-data-mover|in|tcp|6162|10.99.0.2/32,192.0.2.2/32|pw-pub")
+            fnv1a("missing-opening|veeam-data-mover|in|tcp|6162|192.0.2.2/32|pw-pub")
                 & 0xffff_ffff_ffff
         )
     );
