@@ -70,6 +70,9 @@ pub(crate) struct Ctx<'a> {
     /// Per family: the addresses routed through some non-loopback
     /// interface (what loose reverse-path filtering lets in).
     routable: [AddrSet; 2],
+    /// Per family: the host's own addresses (the local table), which no
+    /// packet from outside may carry as its source.
+    martian: [AddrSet; 2],
 }
 
 /// Index of a family in [`Ctx`]'s per-family arrays.
@@ -196,11 +199,28 @@ impl<'a> Ctx<'a> {
                     .map(|(_, s)| s),
             )
         });
+        let martian = [AddrFamily::V4, AddrFamily::V6].map(|f| {
+            let lo: Vec<&str> = routes
+                .interfaces
+                .iter()
+                .filter(|i| is_loopback(i))
+                .map(|i| i.name.as_str())
+                .collect();
+            let local = routed_sources(routes, f, true);
+            AddrSet::union_all(
+                f,
+                local
+                    .iter()
+                    .filter(|(n, _)| lo.contains(&n.as_str()))
+                    .map(|(_, s)| s),
+            )
+        });
         Ctx {
             input: *input,
             manager,
             ifaces,
             by_iif,
+            martian,
             decided: Mutex::default(),
             rules: RuleTexts::new(input.snapshot),
             port_marks: port_marks(input.snapshot),
@@ -886,13 +906,11 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             (holes, notes)
         })
         .collect();
-    // Per requirement, its pieces by (proto, blocker, partial, private
-    // without private_interfaces); requirements whose pieces for the same
-    // blocker are the same hole share one finding.
+    // All requirements' pieces by (proto, blocker, partial, private
+    // without private_interfaces); each group is then cut by which
+    // requirements need each part: one finding per part.
     type Key = (Proto, String, bool, bool);
-    // A hole's shape, the requirements needing it, its pieces.
-    type Hole = (Vec<Piece>, BTreeSet<usize>, Vec<RawPiece>);
-    let mut holes: BTreeMap<Key, Vec<Hole>> = BTreeMap::new();
+    let mut groups: BTreeMap<Key, Vec<(usize, RawPiece)>> = BTreeMap::new();
     let mut rp: Vec<String> = Vec::new();
     let no_private = ctx.input.config.private_interfaces.is_empty();
     for (i, (h, n)) in per.into_iter().enumerate() {
@@ -906,21 +924,9 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             ));
         }
         let unconfigured = r.scope == Scope::Private && no_private;
-        let mut mine: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
         for p in h.raw {
-            mine.entry(blocker_key(&p.decided_by)).or_default().push(p);
-        }
-        for (blocker, pieces) in mine {
-            let shape = merge(&pieces).pieces;
-            let same = holes
-                .entry((r.proto, blocker, h.partial, unconfigured))
-                .or_default();
-            match same.iter_mut().find(|(s, _, _)| *s == shape) {
-                Some((_, idx, _)) => {
-                    idx.insert(i);
-                }
-                None => same.push((shape, BTreeSet::from([i]), pieces)),
-            }
+            let key = (r.proto, blocker_key(&p.decided_by), h.partial, unconfigured);
+            groups.entry(key).or_default().push((i, p));
         }
     }
     if !rp.is_empty() {
@@ -936,17 +942,92 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             shown.join("; ")
         ));
     }
-    holes
+    groups
         .into_iter()
-        .flat_map(|((proto, key, partial, unconfigured), same)| {
-            same.into_iter().map(move |(_, idx, pieces)| {
-                (proto, key.clone(), partial, unconfigured, idx, pieces)
-            })
+        .flat_map(|((proto, key, partial, unconfigured), pieces)| {
+            by_need(pieces)
+                .into_iter()
+                .map(move |(idx, pieces)| (proto, key.clone(), partial, unconfigured, idx, pieces))
         })
         .map(|(proto, key, partial, unconfigured, idx, pieces)| {
             hole_draft(ctx, proto, key, partial, unconfigured, &idx, pieces)
         })
         .collect()
+}
+
+/// Cuts pieces of several requirements (refused by one rule) into parts
+/// with the same set of requirements needing them: per interface and local
+/// addresses, per port window between the pieces' edges, the sources are
+/// split by which requirements' pieces hold them.
+fn by_need(pieces: Vec<(usize, RawPiece)>) -> BTreeMap<BTreeSet<usize>, Vec<RawPiece>> {
+    let mut out: BTreeMap<BTreeSet<usize>, Vec<RawPiece>> = BTreeMap::new();
+    if pieces.iter().all(|(i, _)| *i == pieces[0].0) {
+        if let Some(&(i, _)) = pieces.first() {
+            out.insert(
+                BTreeSet::from([i]),
+                pieces.into_iter().map(|(_, p)| p).collect(),
+            );
+        }
+        return out;
+    }
+    // (interface, local addresses) -> the requirements' pieces there.
+    type At = (String, Vec<IpAddr>);
+    let mut at: BTreeMap<At, Vec<(usize, RawPiece)>> = BTreeMap::new();
+    for (i, p) in pieces {
+        at.entry((p.iface.clone(), p.to.clone()))
+            .or_default()
+            .push((i, p));
+    }
+    for ((iface, to), ps) in at {
+        let mut bounds: Vec<u32> = ps
+            .iter()
+            .flat_map(|(_, p)| [u32::from(p.ports.first()), u32::from(p.ports.last()) + 1])
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        for w in bounds.windows(2) {
+            let window = PortRange::new(w[0] as u16, (w[1] - 1) as u16).expect("ordered");
+            let active: Vec<&(usize, RawPiece)> = ps
+                .iter()
+                .filter(|(_, p)| p.ports.contains(window.first()))
+                .collect();
+            let Some(first) = active.first() else {
+                continue;
+            };
+            let mut parts: Vec<(BTreeSet<usize>, AddrSet)> = Vec::new();
+            for (i, p) in &active {
+                let mut rest = p.sources.clone();
+                let mut next = Vec::new();
+                for (sig, set) in parts {
+                    let inter = set.intersect(&rest);
+                    let diff = set.subtract(&rest);
+                    if !inter.is_empty() {
+                        let mut s = sig.clone();
+                        s.insert(*i);
+                        next.push((s, inter));
+                    }
+                    if !diff.is_empty() {
+                        next.push((sig, diff));
+                    }
+                    rest = rest.subtract(&set);
+                }
+                if !rest.is_empty() {
+                    next.push((BTreeSet::from([*i]), rest));
+                }
+                parts = next;
+            }
+            for (sig, sources) in parts {
+                out.entry(sig).or_default().push(RawPiece {
+                    iface: iface.clone(),
+                    to: to.clone(),
+                    ports: window,
+                    sources,
+                    decided_by: first.1.decided_by.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The sources a fix may accept for a piece on an interface: the piece's
@@ -1187,8 +1268,15 @@ fn missing_for<'a>(
                         // Refused by the host's own reverse-path rule: the
                         // source is not expected on this interface.
                         if p.decided_by.as_ref().is_some_and(|d| ctx.is_rpfilter(d)) {
-                            let why = blocker_text(&p.decided_by);
-                            holes.rp_refused.push((iface.name.clone(), p.sources, why));
+                            // The host's own addresses as sources are
+                            // martians the kernel drops anyway: not worth
+                            // a word.
+                            let fam = p.sources.family();
+                            let srcs = p.sources.subtract(&ctx.martian[fam_index(fam)]);
+                            if !srcs.is_empty() {
+                                let why = blocker_text(&p.decided_by);
+                                holes.rp_refused.push((iface.name.clone(), srcs, why));
+                            }
                         } else {
                             holes.raw.push(p);
                         }

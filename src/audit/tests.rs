@@ -1528,3 +1528,225 @@ proptest::proptest! {
         proptest::prop_assert_eq!(x.peers.prefixes(), y.peers.prefixes());
     }
 }
+
+// ---- where peers are checked, reverse-path filtering, private interfaces ----
+
+const REPOSITORY: &str = r#"roles = ["veeam-linux-repository"]
+[peers]
+backup_server = ["192.0.2.2"]
+mount_server = ["192.0.2.2"]
+proxy = ["192.0.2.0/28"]
+repository = []
+gateway = []
+tape_server = []
+log_shipping_server = []
+guest_os = []
+wan_accelerator = []
+cloud_restore_helper = []
+"#;
+
+#[test]
+fn one_hole_needed_by_two_roles_is_one_finding() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(s, REPOSITORY).run();
+    let at = |port: &str| -> Vec<&Finding> {
+        r.findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.kind,
+                    FindingKind::MissingOpening | FindingKind::PartialOpening
+                ) && ports(f) == port
+            })
+            .collect()
+    };
+    // 6162 from 192.0.2.2 is needed by the data mover (backup server) and
+    // by the repository (mount server, proxy): one finding naming both;
+    // the rest of the proxies' prefix only by the repository.
+    let f = at("6162");
+    assert_eq!(f.len(), 2, "{}", r.to_json());
+    let both = f.iter().find(|f| f.needed_by.len() == 2).unwrap();
+    assert_eq!(peers(both), ["192.0.2.2/32"]);
+    let names: Vec<String> = both
+        .needed_by
+        .iter()
+        .map(|n| format!("{}/{}", n.role, n.requirement))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "veeam-data-mover/transport",
+            "veeam-linux-repository/transport-from-components"
+        ]
+    );
+    assert_eq!(both.role.as_deref(), Some("veeam-data-mover"));
+    assert!(both
+        .summary
+        .contains("veeam-linux-repository/transport-from-components"));
+    let one = f.iter().find(|f| f.needed_by.len() == 1).unwrap();
+    assert_eq!(one.needed_by[0].role, "veeam-linux-repository");
+    assert!(!one
+        .peers
+        .iter()
+        .any(|n| n.contains(&"192.0.2.2".parse::<IpAddr>().unwrap())));
+    // No region is reported twice for the same refusing policy.
+    let data = at("2500-3300");
+    assert_eq!(data.len(), 2, "{}", r.to_json());
+    let v = serde_json::to_value(both).unwrap();
+    assert_eq!(
+        v["needed_by"][1]["requirement"],
+        "transport-from-components"
+    );
+    assert_eq!(v["role"], "veeam-data-mover");
+}
+
+#[test]
+fn peers_are_checked_where_they_are_routed_or_pinned() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    // 10.0.0.10 is routed through pw-priv (10/8): checked there only.
+    let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
+    let r = Case::new(s.clone(), cfg).run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert!(!m.is_empty());
+    assert!(
+        m.iter().all(|f| f.interfaces == ["pw-priv"]),
+        "{}",
+        r.to_json()
+    );
+    // Pinned to pw-pub (asymmetric routing): checked there instead.
+    let pinned = format!("{cfg}[peer_interfaces]\nbackup_server = [\"pw-pub\"]\n");
+    let mut case = Case::new(s, &pinned);
+    let r = case.run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert!(!m.is_empty());
+    assert!(
+        m.iter().all(|f| f.interfaces == ["pw-pub"]),
+        "{}",
+        r.to_json()
+    );
+    assert!(!r.notes.iter().any(|n| n.contains("reverse-path")));
+    // With strict rp_filter on pw-pub the kernel refuses 10.0.0.10 there
+    // (its route back is pw-priv): a note, not a missing opening.
+    for i in &mut case.routes.interfaces {
+        if i.name == "pw-pub" {
+            i.rp_filter = crate::eval::RpFilter::Strict;
+        }
+    }
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    let rp: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("reverse-path"))
+        .collect();
+    assert_eq!(rp.len(), 1, "{:?}", r.notes);
+    assert!(
+        rp[0].contains("10.0.0.10/32 on pw-pub (rp_filter strict)"),
+        "{}",
+        rp[0]
+    );
+    // Loose: 10.0.0.10 is routable, so it passes and is checked.
+    for i in &mut case.routes.interfaces {
+        if i.name == "pw-pub" {
+            i.rp_filter = crate::eval::RpFilter::Loose;
+        }
+    }
+    let r = case.run();
+    assert!(!of_kind(&r, FindingKind::MissingOpening).is_empty());
+}
+
+#[test]
+fn nft_reverse_path_rule_refusals_are_one_note() {
+    // fib saddr . iif oif missing drop, then everything accepted. Any
+    // source is checked on its routed interface, which the fib check
+    // passes; pinned to the other interface, the fib rule refuses it.
+    let fib = vec![
+        json!({"type": "fib", "flags": 9, "result": 1, "dreg": 1}),
+        json!({"type": "cmp", "sreg": 1, "op": "eq", "data": "0x00000000"}),
+        verdict(json!("drop")),
+    ];
+    let s = snap(vec![chain("input", Some(("input", "accept")), vec![fib])]);
+    let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n[peer_interfaces]\nbackup_server = [\"pw-pub\"]\n";
+    let mut case = Case::new(s, cfg);
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    let rp: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("reverse-path"))
+        .collect();
+    assert_eq!(rp.len(), 1, "{:?}", r.notes);
+    assert!(rp[0].contains("handle 10"), "{}", rp[0]);
+    // Unbound: every source arrives where it is routed; nothing missing, no note.
+    let mut case = Case::new(case.snapshot.clone(), "roles = [\"veeam-data-mover\"]\n");
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    assert!(
+        !r.notes.iter().any(|n| n.contains("reverse-path")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn private_interface_matching_nothing_is_a_critical_not_checked_finding() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-prv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\"]\n",
+    )
+    .run();
+    let n = of_kind(&r, FindingKind::NotChecked);
+    assert_eq!(n.len(), 1, "{}", r.to_json());
+    assert_eq!(n[0].severity, Severity::Critical);
+    assert_eq!(n[0].requirement.as_deref(), Some("management"));
+    assert!(
+        n[0].summary.contains("\"pw-prv\" matches no interface"),
+        "{}",
+        n[0].summary
+    );
+    assert_eq!(r.exit_code(), 2);
+}
+
+#[test]
+fn private_requirement_without_private_interfaces_is_not_opened_on_a_default_route() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(s, "roles = [\"evault-agent\"]\n").run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    // Any source: 10/8 is checked on pw-priv, the rest on pw-pub, which
+    // carries the default route: no fix, and the advice.
+    assert_eq!(m.len(), 1, "{}", r.to_json());
+    assert_eq!(m[0].interfaces, ["pw-priv", "pw-pub"]);
+    assert!(m[0].fix.is_none(), "{}", r.to_json());
+    assert!(m[0].summary.contains("configure private_interfaces"));
+    // With the private interface named, it is checked and fixed there only.
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n",
+    )
+    .run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert_eq!(m.len(), 1, "{}", r.to_json());
+    assert_eq!(m[0].interfaces, ["pw-priv"]);
+    assert!(m[0]
+        .fix
+        .as_ref()
+        .unwrap()
+        .nft
+        .contains("iifname \"pw-priv\""));
+}
