@@ -1285,6 +1285,28 @@ fn missing_for<'a>(
             }
         }
     }
+    // Bound peers (not pinned) that no route leads to: a connection from
+    // them could not be answered; said, not checked.
+    let cfg = ctx.input.config;
+    let mut unrouted = Peers::none();
+    for g in r
+        .peers
+        .iter()
+        .filter(|g| !cfg.peer_interfaces.contains_key(*g))
+    {
+        if let Some(nets) = cfg.peers.get(g) {
+            for f in [AddrFamily::V4, AddrFamily::V6] {
+                let addrs = AddrSet::from_prefixes(f, nets.iter().copied());
+                unrouted.add(&addrs.subtract(&ctx.routable[fam_index(f)]));
+            }
+        }
+    }
+    if !unrouted.is_empty() {
+        notes.push(format!(
+            "{what}: {} is routed through no interface of this host (no route, or a blackhole): not checked",
+            peers_text(&unrouted)
+        ));
+    }
     holes.partial = r.partial_ok && accepted_any;
     holes
 }
@@ -1659,8 +1681,9 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
             )
         } else {
             format!(
-                "{who} listens on {proto} {port}, open to more sources than {} needs: the firewall lets {} reach it on {}",
+                "{who} listens on {proto} {port}, open to more sources than {} {}: the firewall lets {} reach it on {}",
                 roles.join(", "),
+                if roles.len() == 1 { "needs" } else { "need" },
                 peers_text(&m.peers),
                 m.interfaces.join(", ")
             )

@@ -10,22 +10,31 @@
 //! # Finding kinds
 //!
 //! - `missing-opening`: part of a required inbound connection (protocol,
-//!   ports, peer addresses) that the ruleset does not accept, on an
-//!   interface the requirement concerns (the private interfaces for
-//!   `scope = "private"`, else every non-loopback interface) and on a local
-//!   address of that interface (IPv6 link-local addresses excepted). The
-//!   exact uncovered port sub-ranges and source prefixes are reported, each
-//!   with the rule or policy that refuses it (the evaluator's `explain` on a
-//!   probe from each uncovered piece); pieces refused by the same rule or
-//!   policy form one finding. A requirement with `partial_ok` that is partly
-//!   accepted gives `partial-opening` instead (default severity `ok`).
+//!   ports, peer addresses) that the ruleset does not accept, each source
+//!   on the interface the host routes it through (where its traffic
+//!   arrives; [`region::routed_sources`]) or that `[peer_interfaces]` pins
+//!   its group to, restricted to the private interfaces for `scope =
+//!   "private"`, and on a local address of that interface (IPv6 link-local
+//!   addresses excepted). The exact uncovered port sub-ranges and source
+//!   prefixes are reported, each with the rule or policy that refuses it
+//!   (the evaluator's `explain` on a probe from each uncovered piece);
+//!   pieces refused by the same rule or policy and needed by the same
+//!   requirements form one finding, listing them in `needed_by`. A
+//!   requirement with `partial_ok` that is partly accepted gives
+//!   `partial-opening` instead (default severity `ok`). Sources the host's
+//!   reverse-path filtering refuses (`rp_filter`, `fib saddr . iif` rules)
+//!   are one note, never a finding.
+//! - `not-checked`: a requirement that could not be checked because a
+//!   `private_interfaces` or `[peer_interfaces]` entry matches no interface.
 //! - `excess-opening`: what the ruleset accepts from non-loopback interfaces
 //!   that no requirement of the selected roles and no `[[allow]]` entry
 //!   accounts for, as port intervals and source prefixes; one finding per
 //!   accepting rule (or policy) and protocol, across interfaces and addresses.
 //! - `exposed-listener`: a socket not bound to loopback that the ruleset lets
-//!   some peer reach, on a port that no requirement or `[[allow]]` entry
-//!   wants on that interface, with the owning process.
+//!   sources reach that no requirement or `[[allow]]` entry wants there
+//!   (in either family alike), with the owning process; on a port a role
+//!   requires from other peers it is "open to more sources than" the role
+//!   needs.
 //! - `not-listening`: a required inbound port whose service should listen
 //!   (`listen = true` in the catalog) without a matching socket.
 //! - `outbound-blocked`: part of a required outbound connection (protocol,
@@ -42,7 +51,7 @@
 //! # Severities and ids
 //!
 //! Severity per kind comes from the configuration's `[severity]` (defaults:
-//! `missing-opening`, `exposed-listener`, `outbound-blocked` critical;
+//! `missing-opening`, `exposed-listener`, `outbound-blocked`, `not-checked` critical;
 //! `excess-opening`, `not-listening` warning; `partial-opening` ok); a kind
 //! set to `ignore` is dropped. Each finding's `id` is 12 hex digits of a
 //! hash of kind, role, direction, protocol, ports, peers and interfaces: the
