@@ -75,6 +75,72 @@ pub(crate) struct Ctx<'a> {
     martian: [AddrSet; 2],
 }
 
+/// What a rule that refuses sources by their address tests them against.
+pub(crate) struct SourceTest<'a> {
+    /// The rule's table.
+    pub table: &'a crate::snapshot::Table,
+    /// The set the source address is looked up in, if any (else the rule
+    /// names addresses itself).
+    pub set: Option<&'a crate::snapshot::Set>,
+}
+
+impl SourceTest<'_> {
+    /// `set inet f2b-table addr-set-sshd`, or `an anonymous set` / `the
+    /// rule's own addresses`.
+    pub fn name(&self) -> String {
+        match self.set {
+            Some(s) if !s.anonymous() => {
+                format!("set {} {} {}", self.table.family, self.table.name, s.name)
+            }
+            Some(_) => "an anonymous set".into(),
+            None => "the addresses the rule names".into(),
+        }
+    }
+
+    /// The elements of the set that hold `addr` (an address-keyed set;
+    /// none otherwise), as prefixes or ranges.
+    pub fn covering(&self, addr: IpAddr) -> Vec<String> {
+        let Some(set) = self.set else {
+            return Vec::new();
+        };
+        let want: Vec<u8> = match addr {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let as_addr = |b: &[u8]| -> Option<IpAddr> {
+            match b.len() {
+                4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+                16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+                _ => None,
+            }
+        };
+        let mut out = Vec::new();
+        for el in &set.elements {
+            let lo = el.key.as_slice();
+            let hi = el.key_end.as_ref().map_or(lo, |k| k.as_slice());
+            if lo.len() != want.len() || hi.len() != want.len() {
+                continue;
+            }
+            if lo <= want.as_slice() && want.as_slice() <= hi {
+                let (Some(a), Some(b)) = (as_addr(lo), as_addr(hi)) else {
+                    continue;
+                };
+                let range = AddrSet::from_ranges(
+                    family_of(a),
+                    vec![(crate::addrs::addr_value(a), crate::addrs::addr_value(b))],
+                );
+                let p = range.to_prefixes();
+                out.push(if p.len() == 1 {
+                    p[0].to_string()
+                } else {
+                    format!("{a}-{b}")
+                });
+            }
+        }
+        out
+    }
+}
+
 /// Index of a family in [`Ctx`]'s per-family arrays.
 fn fam_index(f: AddrFamily) -> usize {
     usize::from(region::is_v6(f))
@@ -283,6 +349,38 @@ impl<'a> Ctx<'a> {
             }
         }
         Sources { check, refused }
+    }
+
+    /// The source test of a rule that refuses by source address (it loads
+    /// the IPv4 or IPv6 source address and compares it or looks it up),
+    /// with the set it looks the address up in; `None` for a policy or a
+    /// rule that does not test the source.
+    pub fn source_test(&self, d: &DecidedBy) -> Option<SourceTest<'a>> {
+        use crate::snapshot::{Expr, PayloadBase};
+        let DecidedBy::Rule(r) = d else { return None };
+        let rule = self.rules.rule(r)?;
+        let reg = rule.exprs.iter().find_map(|e| match e {
+            Expr::Payload {
+                base: PayloadBase::Network,
+                offset,
+                len,
+                dreg,
+            } if (*offset == 12 && *len == 4) || (*offset == 8 && *len == 16) => Some(*dreg),
+            _ => None,
+        })?;
+        let table = self
+            .input
+            .snapshot
+            .tables
+            .iter()
+            .find(|t| t.family == r.family && t.name == r.table)?;
+        let set = rule.exprs.iter().find_map(|e| match e {
+            Expr::Lookup { set, sreg, .. } if *sreg == reg => {
+                table.sets.iter().find(|s| &s.name == set)
+            }
+            _ => None,
+        });
+        Some(SourceTest { table, set })
     }
 
     /// Whether a rule is a reverse-path filter: it looks up the route back
@@ -888,6 +986,22 @@ struct Holes {
     /// Sources the host's reverse-path filtering refuses: the interface,
     /// the sources and which filter.
     rp_refused: Vec<(String, AddrSet, String)>,
+    /// For "any address": sources a rule refuses by their address (a deny
+    /// list, policy rather than a hole), with the rule.
+    denied: Vec<(DecidedBy, AddrSet)>,
+}
+
+/// `50,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `missing-opening` and `partial-opening` findings: one per protocol,
@@ -912,10 +1026,19 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     type Key = (Proto, String, bool, bool);
     let mut groups: BTreeMap<Key, Vec<(usize, RawPiece)>> = BTreeMap::new();
     let mut rp: Vec<String> = Vec::new();
+    // Deny lists, by rule: the rule, the sources refused, the requirements.
+    let mut denied: BTreeMap<String, (DecidedBy, Peers, BTreeSet<String>)> = BTreeMap::new();
     let no_private = ctx.input.config.private_interfaces.is_empty();
     for (i, (h, n)) in per.into_iter().enumerate() {
         notes.extend(n);
         let r = &reqs[i];
+        for (d, srcs) in h.denied {
+            let e = denied
+                .entry(d.to_string())
+                .or_insert_with(|| (d, Peers::none(), BTreeSet::new()));
+            e.1.add(&srcs);
+            e.2.insert(req_name(r));
+        }
         for (iface, srcs, why) in h.rp_refused {
             rp.push(format!(
                 "{} from {} on {iface} ({why})",
@@ -928,6 +1051,23 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             let key = (r.proto, blocker_key(&p.decided_by), h.partial, unconfigured);
             groups.entry(key).or_default().push((i, p));
         }
+    }
+    for (d, refused, names) in denied.into_values() {
+        let Some(test) = ctx.source_test(&d) else {
+            continue;
+        };
+        let n = match test.set {
+            Some(set) => set.elements.len(),
+            None => refused.v4.prefix_count() + refused.v6.prefix_count(),
+        };
+        let names: Vec<String> = names.into_iter().collect();
+        notes.push(format!(
+            "{}: accepted from any address except {} {} in {} ({d}); a deny list, not a missing opening",
+            names.join(", "),
+            thousands(n),
+            if n == 1 { "prefix" } else { "prefixes" },
+            test.name()
+        ));
     }
     if !rp.is_empty() {
         let n = rp.len();
@@ -1078,6 +1218,37 @@ fn hole_draft(
             text: "not delivered locally: forwarded after NAT, or no single rule decides".into(),
         }],
     };
+    // Bound peers refused by their address: which set and element.
+    let mut listed = String::new();
+    let bound = reqs.iter().any(|r| {
+        r.peers
+            .iter()
+            .any(|g| ctx.input.config.peers.contains_key(g))
+    });
+    if let Some(test) = blocker
+        .as_ref()
+        .filter(|_| bound)
+        .and_then(|d| ctx.source_test(d))
+    {
+        let mut found: Vec<String> = Vec::new();
+        for net in m.peers.prefixes().iter().take(4) {
+            let addr = net.addr();
+            let els = test.covering(addr);
+            found.push(if els.is_empty() {
+                format!("{net} is refused by {}", test.name())
+            } else {
+                format!("{net} is in {} (element {})", test.name(), els.join(", "))
+            });
+        }
+        let more = m.peers.v4.prefix_count() + m.peers.v6.prefix_count();
+        if more > 4 {
+            found.push(format!("and {} more prefixes", more - 4));
+        }
+        evidence.push(Evidence::Note {
+            text: found.join("; "),
+        });
+        listed = format!("; {}", found.join("; "));
+    }
     let routes = ctx.evaluator().routes();
     let defaults: Vec<&str> = m
         .interfaces
@@ -1157,7 +1328,7 @@ fn hole_draft(
         direction: Direction::In,
         proto,
         summary: format!(
-            "{proto} {} from {} on {} {how}{fallback}: refused by {} (needed by {}: {}){advice}",
+            "{proto} {} from {} on {} {how}{fallback}: refused by {}{listed} (needed by {}: {}){advice}",
             m.ports,
             peers_text(&m.peers),
             m.interfaces.join(", "),
@@ -1197,6 +1368,10 @@ fn missing_for<'a>(
     // (a name that matches none is a `not-checked` finding); without any
     // configured, where its peers are routed (see `hole_draft`).
     let restricted = r.scope == Scope::Private && !private.is_empty();
+    let unbound = !r
+        .peers
+        .iter()
+        .any(|g| ctx.input.config.peers.contains_key(g));
     let mut accepted_any = false;
     for iface in &ctx.ifaces {
         let is_private = private.iter().any(|p| iface_matches(p, &iface.name));
@@ -1277,6 +1452,16 @@ fn missing_for<'a>(
                                 let why = blocker_text(&p.decided_by);
                                 holes.rp_refused.push((iface.name.clone(), srcs, why));
                             }
+                        } else if unbound
+                            && p.sources != *base
+                            && p.decided_by
+                                .as_ref()
+                                .is_some_and(|d| ctx.source_test(d).is_some())
+                        {
+                            // Any address, but some refused by their
+                            // address: a deny list (fail2ban, CrowdSec).
+                            let d = p.decided_by.clone().expect("checked");
+                            holes.denied.push((d, p.sources));
                         } else {
                             holes.raw.push(p);
                         }

@@ -1750,3 +1750,63 @@ fn private_requirement_without_private_interfaces_is_not_opened_on_a_default_rou
         .nft
         .contains("iifname \"pw-priv\""));
 }
+
+// ---- deny lists ----
+
+#[test]
+fn deny_lists_are_a_note_for_any_address_and_named_for_a_bound_peer() {
+    // The fail2ban fixture: blocklist sets dropped at priority filter - 1,
+    // everything else accepted.
+    let mut case = Case::new(
+        testdata("fail2ban-blocklist"),
+        "roles = [\"veeam-data-mover\"]\n",
+    );
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty()
+            && of_kind(&r, FindingKind::PartialOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    let deny: Vec<&String> = r.notes.iter().filter(|n| n.contains("deny list")).collect();
+    assert!(
+        deny.iter().any(|n| n.contains(
+            "accepted from any address except 3,194 prefixes in set inet f2b blocklist-v4"
+        )),
+        "{deny:#?}"
+    );
+    assert!(
+        deny.iter()
+            .any(|n| n.contains("423 prefixes in set inet f2b blocklist-v6")),
+        "{deny:#?}"
+    );
+    // One line per deny rule, not one per prefix.
+    assert!(deny.len() <= 4, "{deny:#?}");
+    assert!(deny.iter().all(|n| n.len() < 400), "{deny:#?}");
+    // The backup server inside the blocklist: a critical missing opening
+    // naming the set and the element.
+    let mut case = Case::new(
+        testdata("fail2ban-blocklist"),
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"192.0.2.66\", \"192.0.2.2\"]\n",
+    );
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert!(!m.is_empty(), "{}", r.to_json());
+    for f in &m {
+        assert_eq!(peers(f), ["192.0.2.66/32"]);
+        assert!(
+            f.summary
+                .contains("192.0.2.66/32 is in set inet f2b blocklist-v4 (element 192.0.2.66/32)"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.severity, Severity::Critical);
+    }
+    assert!(
+        !r.notes.iter().any(|n| n.contains("deny list")),
+        "{:?}",
+        r.notes
+    );
+}
