@@ -1392,3 +1392,112 @@ fn private_interface_errors_are_never_silent() {
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
 }
+
+// ---- deny lists are policy, not holes ----
+
+/// Behind the fail2ban fixture's blocklists: only the data mover's ports.
+const F2B_FILTER: &str = r#"table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    tcp dport { 22, 6160, 6162, 2500-3300 } accept
+  }
+}
+"#;
+
+#[test]
+fn blocklists_are_a_note_for_any_peer_and_a_named_hole_for_a_bound_one() {
+    if !require_root("blocklists_are_a_note_for_any_peer_and_a_named_hole_for_a_bound_one") {
+        return;
+    }
+    let t = routed_topology("aud-f2b");
+    add_peer_addresses(&t);
+    t.load_fixture("fail2ban-blocklist.nft");
+    t.host.nft_text(F2B_FILTER);
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+
+    // Any address: the blocklists are one note each, nothing missing.
+    let cfg = config_file("f2b-any", "roles = [\"veeam-data-mover\"]\n");
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["findings"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    let notes: Vec<&str> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .filter(|n| n.contains("deny list"))
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains(
+            "accepted from any address except 3,194 prefixes in set inet f2b blocklist-v4"
+        )),
+        "{notes:#?}"
+    );
+    assert!(
+        notes.len() <= 4 && notes.iter().all(|n| n.len() < 400),
+        "{notes:#?}"
+    );
+    // The text report stays small.
+    let text = t
+        .host
+        .portwarden(&["audit", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        text.stdout.len() < 4000,
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    // The kernel: a listed source is refused, an unlisted one gets in.
+    let mut probes = role_probes(
+        "192.0.2.66",
+        PUBLIC.host4,
+        false,
+        "blocklisted",
+        &[(6162, 6162)],
+    );
+    probes.extend(role_probes(
+        PUBLIC.peer4,
+        PUBLIC.host4,
+        true,
+        "not listed",
+        ROLE_PORTS,
+    ));
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+
+    // The backup server inside the blocklist: a critical missing opening
+    // naming the set and the element, and its fix lets exactly it in.
+    let cfg = config_file(
+        "f2b-bound",
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"192.0.2.66\"]\n",
+    );
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    let m = findings(&report, "missing-opening");
+    assert!(!m.is_empty(), "{report:#}");
+    for f in &m {
+        assert_eq!(f["peers"], serde_json::json!(["192.0.2.66/32"]), "{f:#}");
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary
+                .contains("192.0.2.66/32 is in set inet f2b blocklist-v4 (element 192.0.2.66/32)"),
+            "{summary}"
+        );
+        let fix = f["fix"]["nft"].as_str().unwrap();
+        assert!(fix.contains("ip saddr 192.0.2.66/32"), "{fix}");
+    }
+    let probes = role_probes(
+        "192.0.2.66",
+        PUBLIC.host4,
+        false,
+        "backup server blocklisted",
+        ROLE_PORTS,
+    );
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
