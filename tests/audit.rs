@@ -505,14 +505,34 @@ fn partly_open_range_with_two_blockers_matches_the_kernel() {
             serde_json::json!([[3000, 3100]])
         ]
     );
-    // 6162 from 10.99.0.66 only: dropped by the saddr rule.
+    // 6162 from 10.99.0.66 only: dropped by the saddr rule. The peers are
+    // any address, so that is a deny list: a note, not a missing opening.
     let transport: Vec<&Value> = findings(&report, "missing-opening")
         .into_iter()
         .filter(|f| f["requirement"] == "transport")
         .collect();
-    assert_eq!(transport.len(), 1, "{report:#}");
-    assert_eq!(transport[0]["peers"], serde_json::json!(["10.99.0.66/32"]));
-    let probes = inbound_probes(&report, RANGE_CFG);
+    assert!(transport.is_empty(), "{report:#}");
+    let deny: Vec<&Value> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n.as_str().unwrap().contains("deny list"))
+        .collect();
+    assert_eq!(deny.len(), 1, "{report:#}");
+    assert!(
+        deny[0].as_str().unwrap().contains(
+            "veeam-data-mover/transport: accepted from any address except 1 prefix in the addresses the rule names"
+        ),
+        "{report:#}"
+    );
+    let mut probes = inbound_probes(&report, RANGE_CFG);
+    probes.extend(role_probes(
+        "10.99.0.66",
+        PRIVATE.host4,
+        false,
+        "the deny rule",
+        &[(6162, 6162)],
+    ));
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
 }
