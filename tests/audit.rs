@@ -1350,6 +1350,28 @@ fn private_interface_errors_are_never_silent() {
     assert!(err.contains(&format!("{}:2:23: ", cfg.display())), "{err}");
     assert!(err.contains("\"pw-prv\" matches no interface"), "{err}");
     assert!(err.contains("pw-priv"), "{err}");
+    // The example configuration names eth1: valid on a host that has it.
+    let example = common::fixture("../../config/portwarden.toml");
+    let example = example.to_str().unwrap();
+    let out = t.host.portwarden(&["check-config", "--config", example]);
+    assert_eq!(out.status.code(), Some(3));
+    t.host.ip(&[
+        "link",
+        "add",
+        "eth1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth1-peer",
+    ]);
+    let out = t.host.portwarden(&["check-config", "--config", example]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The audit: a critical not-checked finding, not a silent skip.
     let (report, code) = audit(&t, &cfg);
     assert_eq!(code, 2, "{report:#}");
