@@ -989,6 +989,8 @@ struct Holes {
     /// For "any address": sources a rule refuses by their address (a deny
     /// list, policy rather than a hole), with the rule.
     denied: Vec<(DecidedBy, AddrSet)>,
+    /// Bound peers no route leads to, as text.
+    unrouted: Option<String>,
 }
 
 /// `50,000`.
@@ -1029,9 +1031,14 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // Deny lists, by rule: the rule, the sources refused, the requirements.
     let mut denied: BTreeMap<String, (DecidedBy, Peers, BTreeSet<String>)> = BTreeMap::new();
     let no_private = ctx.input.config.private_interfaces.is_empty();
+    // Peers no route leads to -> the requirements concerned.
+    let mut unrouted: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, (h, n)) in per.into_iter().enumerate() {
         notes.extend(n);
         let r = &reqs[i];
+        if let Some(text) = h.unrouted {
+            unrouted.entry(text).or_default().push(req_name(r));
+        }
         for (d, srcs) in h.denied {
             let e = denied
                 .entry(d.to_string())
@@ -1051,6 +1058,12 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             let key = (r.proto, blocker_key(&p.decided_by), h.partial, unconfigured);
             groups.entry(key).or_default().push((i, p));
         }
+    }
+    for (peers, names) in unrouted {
+        notes.push(format!(
+            "{}: {peers} is routed through no interface of this host (no route, or a blackhole): not checked",
+            names.join(", ")
+        ));
     }
     for (d, refused, names) in denied.into_values() {
         let Some(test) = ctx.source_test(&d) else {
@@ -1487,10 +1500,7 @@ fn missing_for<'a>(
         }
     }
     if !unrouted.is_empty() {
-        notes.push(format!(
-            "{what}: {} is routed through no interface of this host (no route, or a blackhole): not checked",
-            peers_text(&unrouted)
-        ));
+        holes.unrouted = Some(peers_text(&unrouted));
     }
     holes.partial = r.partial_ok && accepted_any;
     holes
@@ -1631,42 +1641,71 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // One finding per group, independent of the others: thousands on a big
     // host, shared out between the cores.
     let groups: Vec<_> = groups.into_iter().collect();
-    groups.into_par_iter().map(|((proto, key), pieces)| {
-        let decided_by = key.cloned();
-        let m = merge(&pieces);
-        let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
-        let accesses = fix::accesses(&pieces);
-        let fix = fix::close_inbound(
-            ctx.manager,
-            ctx.input.snapshot,
-            decided_by.as_ref(),
-            !partly_wanted.contains(&key),
-            proto,
-            &accesses,
-        );
-        Draft {
-            kind: FindingKind::ExcessOpening,
-            role: None,
-            requirement: None,
-            needed_by: Vec::new(),
-            direction: Direction::In,
-            proto,
-            summary: format!(
-                "{proto} {} from {} is accepted on {} but no role requires it and no [[allow]] entry allows it: accepted by {}",
-                m.ports,
-                peers_text(&m.peers),
-                m.interfaces.join(", "),
-                blocker_text(&decided_by)
-            ),
-            ports: m.ports,
-            peers: m.peers.prefixes(),
-            interfaces: m.interfaces,
-            evidence,
-            fix: Some(fix),
-            pieces: m.pieces,
-            tiebreak: blocker_key(&decided_by),
-        }
-    }).collect()
+    groups
+        .into_par_iter()
+        .map(|((proto, key), pieces)| {
+            let decided_by = key.cloned();
+            let m = merge(&pieces);
+            let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
+            let accesses = fix::accesses(&pieces);
+            let fix = fix::close_inbound(
+                ctx.manager,
+                ctx.input.snapshot,
+                decided_by.as_ref(),
+                !partly_wanted.contains(&key),
+                proto,
+                &accesses,
+            );
+            Draft {
+                kind: FindingKind::ExcessOpening,
+                role: None,
+                requirement: None,
+                needed_by: Vec::new(),
+                direction: Direction::In,
+                proto,
+                summary: {
+                    // Roles that require some of these ports, from other peers
+                    // or elsewhere: the wording must not deny them.
+                    let mut roles: Vec<&str> = ctx
+                        .input
+                        .requirements
+                        .iter()
+                        .filter(|r| {
+                            r.direction == Direction::In
+                                && r.proto == proto
+                                && !r.ports.intersect(&m.ports).is_empty()
+                        })
+                        .map(|r| r.role.as_str())
+                        .collect();
+                    roles.sort_unstable();
+                    roles.dedup();
+                    let why = if roles.is_empty() {
+                        "no role requires it and no [[allow]] entry allows it".to_string()
+                    } else {
+                        format!(
+                            "that is more sources than {} {}, and no [[allow]] entry allows it",
+                            roles.join(", "),
+                            if roles.len() == 1 { "needs" } else { "need" }
+                        )
+                    };
+                    format!(
+                        "{proto} {} from {} is accepted on {} but {why}: accepted by {}",
+                        m.ports,
+                        peers_text(&m.peers),
+                        m.interfaces.join(", "),
+                        blocker_text(&decided_by)
+                    )
+                },
+                ports: m.ports,
+                peers: m.peers.prefixes(),
+                interfaces: m.interfaces,
+                evidence,
+                fix: Some(fix),
+                pieces: m.pieces,
+                tiebreak: blocker_key(&decided_by),
+            }
+        })
+        .collect()
 }
 
 /// Openings ordered by first port, for finding those that cover a port

@@ -464,6 +464,14 @@ fn private_requirements_are_checked_on_private_interfaces_only() {
     let x = of_kind(&r, FindingKind::ExcessOpening);
     assert_eq!(x.len(), 1);
     assert_eq!(x[0].interfaces, ["pw-pub"]);
+    // evault-agent requires 2548 (elsewhere): the wording says so.
+    assert!(
+        x[0].summary
+            .contains("more sources than evault-agent needs")
+            && !x[0].summary.contains("no role requires"),
+        "{}",
+        x[0].summary
+    );
     // The rule also accepts what is wanted (on pw-priv): narrow it, do not delete it.
     assert!(x[0]
         .fix
