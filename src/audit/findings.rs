@@ -1486,7 +1486,7 @@ fn missing_for<'a>(
     // Bound peers (not pinned) that no route leads to: a connection from
     // them could not be answered; said, not checked.
     let cfg = ctx.input.config;
-    let mut unrouted = Peers::none();
+    let (mut configured, mut unrouted, mut routed) = (Peers::none(), Peers::none(), Peers::none());
     for g in r
         .peers
         .iter()
@@ -1495,12 +1495,22 @@ fn missing_for<'a>(
         if let Some(nets) = cfg.peers.get(g) {
             for f in [AddrFamily::V4, AddrFamily::V6] {
                 let addrs = AddrSet::from_prefixes(f, nets.iter().copied());
-                unrouted.add(&addrs.subtract(&ctx.routable[fam_index(f)]));
+                let routable = &ctx.routable[fam_index(f)];
+                unrouted.add(&addrs.subtract(routable));
+                routed.add(&addrs.intersect(routable));
+                configured.add(&addrs);
             }
         }
     }
     if !unrouted.is_empty() {
-        holes.unrouted = Some(peers_text(&unrouted));
+        // Said the short way: "10.0.0.0/8 except 10.99.0.0/24".
+        let n = routed.v4.prefix_count() + routed.v6.prefix_count();
+        holes.unrouted = Some(if routed.is_empty() || n > 4 {
+            peers_text(&unrouted)
+        } else {
+            let r: Vec<String> = routed.prefixes().iter().map(ToString::to_string).collect();
+            format!("{} except {}", peers_text(&configured), r.join(", "))
+        });
     }
     holes.partial = r.partial_ok && accepted_any;
     holes
@@ -1679,13 +1689,25 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                         .collect();
                     roles.sort_unstable();
                     roles.dedup();
+                    let required = PortSet::from_ranges(
+                        ctx.input
+                            .requirements
+                            .iter()
+                            .filter(|r| r.direction == Direction::In && r.proto == proto)
+                            .flat_map(|r| r.ports.intersect(&m.ports).ranges().to_vec()),
+                    );
                     let why = if roles.is_empty() {
                         "no role requires it and no [[allow]] entry allows it".to_string()
                     } else {
                         format!(
-                            "that is more sources than {} {}, and no [[allow]] entry allows it",
+                            "that is more sources than {} {}{}, and no [[allow]] entry allows it",
                             roles.join(", "),
-                            if roles.len() == 1 { "needs" } else { "need" }
+                            if roles.len() == 1 { "needs" } else { "need" },
+                            if required == m.ports {
+                                String::new()
+                            } else {
+                                format!(" on {proto} {required} (the rest no role requires)")
+                            }
                         )
                     };
                     format!(
