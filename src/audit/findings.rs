@@ -1395,7 +1395,8 @@ fn missing_for<'a>(
                 .map(|s| &s.check)
                 .filter(|s| !s.is_empty())
                 .collect();
-            if !skipped.is_empty() {
+            // (For any address that is only natural: said for bound peers.)
+            if !skipped.is_empty() && !unbound {
                 let mut p = Peers::none();
                 for s in skipped {
                     p.add(s);

@@ -1757,6 +1757,27 @@ fn private_requirement_without_private_interfaces_is_not_opened_on_a_default_rou
         .unwrap()
         .nft
         .contains("iifname \"pw-priv\""));
+    assert!(!r
+        .notes
+        .iter()
+        .any(|n| n.contains("not one of the private_interfaces")));
+    // Bound peers routed through a public interface are said, not checked.
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\", \"192.0.2.0/24\"]\n",
+    )
+    .run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert_eq!(m.len(), 1, "{}", r.to_json());
+    assert_eq!(peers(m[0]), ["10.0.0.0/8"]);
+    assert!(
+        r.notes.iter().any(|n| n.contains(
+            "evault-agent/management: 192.0.2.0/24 is routed through pw-pub, which is not one of the private_interfaces"
+        )),
+        "{:?}",
+        r.notes
+    );
 }
 
 // ---- deny lists ----
