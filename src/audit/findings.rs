@@ -1108,10 +1108,12 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
         .collect()
 }
 
-/// Cuts pieces of several requirements (refused by one rule) into parts
-/// with the same set of requirements needing them: per interface and local
-/// addresses, per port window between the pieces' edges, the sources are
-/// split by which requirements' pieces hold them.
+/// Cuts pieces of several requirements (refused by one rule) into holes:
+/// the ports are cut where the set of requirements with a piece there
+/// changes, and each part goes to the hole of that set (one hole: the
+/// same ports refused by the same rule, whichever requirement's peers).
+/// Within a hole, the sources of each interface, local addresses and port
+/// window are united.
 fn by_need(pieces: Vec<(usize, RawPiece)>) -> BTreeMap<BTreeSet<usize>, Vec<RawPiece>> {
     let mut out: BTreeMap<BTreeSet<usize>, Vec<RawPiece>> = BTreeMap::new();
     if pieces.iter().all(|(i, _)| *i == pieces[0].0) {
@@ -1123,62 +1125,51 @@ fn by_need(pieces: Vec<(usize, RawPiece)>) -> BTreeMap<BTreeSet<usize>, Vec<RawP
         }
         return out;
     }
-    // (interface, local addresses) -> the requirements' pieces there.
-    type At = (String, Vec<IpAddr>);
-    let mut at: BTreeMap<At, Vec<(usize, RawPiece)>> = BTreeMap::new();
-    for (i, p) in pieces {
-        at.entry((p.iface.clone(), p.to.clone()))
-            .or_default()
-            .push((i, p));
-    }
-    for ((iface, to), ps) in at {
-        let mut bounds: Vec<u32> = ps
+    let mut bounds: Vec<u32> = pieces
+        .iter()
+        .flat_map(|(_, p)| [u32::from(p.ports.first()), u32::from(p.ports.last()) + 1])
+        .collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    // (need set) -> (interface, local addresses, window) -> sources
+    type Parts = BTreeMap<(String, Vec<IpAddr>, PortRange), AddrSet>;
+    let mut holes: BTreeMap<BTreeSet<usize>, Parts> = BTreeMap::new();
+    let decided_by = pieces[0].1.decided_by.clone();
+    for w in bounds.windows(2) {
+        let window = PortRange::new(w[0] as u16, (w[1] - 1) as u16).expect("ordered");
+        let active: Vec<&(usize, RawPiece)> = pieces
             .iter()
-            .flat_map(|(_, p)| [u32::from(p.ports.first()), u32::from(p.ports.last()) + 1])
+            .filter(|(_, p)| p.ports.contains(window.first()))
             .collect();
-        bounds.sort_unstable();
-        bounds.dedup();
-        for w in bounds.windows(2) {
-            let window = PortRange::new(w[0] as u16, (w[1] - 1) as u16).expect("ordered");
-            let active: Vec<&(usize, RawPiece)> = ps
-                .iter()
-                .filter(|(_, p)| p.ports.contains(window.first()))
-                .collect();
-            let Some(first) = active.first() else {
-                continue;
-            };
-            let mut parts: Vec<(BTreeSet<usize>, AddrSet)> = Vec::new();
-            for (i, p) in &active {
-                let mut rest = p.sources.clone();
-                let mut next = Vec::new();
-                for (sig, set) in parts {
-                    let inter = set.intersect(&rest);
-                    let diff = set.subtract(&rest);
-                    if !inter.is_empty() {
-                        let mut s = sig.clone();
-                        s.insert(*i);
-                        next.push((s, inter));
-                    }
-                    if !diff.is_empty() {
-                        next.push((sig, diff));
-                    }
-                    rest = rest.subtract(&set);
+        if active.is_empty() {
+            continue;
+        }
+        let need: BTreeSet<usize> = active.iter().map(|(i, _)| *i).collect();
+        let parts = holes.entry(need).or_default();
+        for (_, p) in active {
+            let key = (p.iface.clone(), p.to.clone(), window);
+            match parts.get_mut(&key) {
+                Some(s) => *s = s.union(&p.sources),
+                None => {
+                    parts.insert(key, p.sources.clone());
                 }
-                if !rest.is_empty() {
-                    next.push((BTreeSet::from([*i]), rest));
-                }
-                parts = next;
-            }
-            for (sig, sources) in parts {
-                out.entry(sig).or_default().push(RawPiece {
-                    iface: iface.clone(),
-                    to: to.clone(),
-                    ports: window,
-                    sources,
-                    decided_by: first.1.decided_by.clone(),
-                });
             }
         }
+    }
+    for (need, parts) in holes {
+        out.insert(
+            need,
+            parts
+                .into_iter()
+                .map(|((iface, to, ports), sources)| RawPiece {
+                    iface,
+                    to,
+                    ports,
+                    sources,
+                    decided_by: decided_by.clone(),
+                })
+                .collect(),
+        );
     }
     out
 }
@@ -1958,7 +1949,10 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
 /// `not-listening` findings: required ports with `listen = true` that no
 /// socket serves on the interfaces the requirement concerns.
 pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
-    let mut drafts = Vec::new();
+    // (proto, missing ports, interfaces) -> the requirements and their
+    // peers: one finding for one port nobody serves, whoever needs it.
+    type Key = (Proto, Vec<(u16, u16)>, Vec<String>);
+    let mut groups: BTreeMap<Key, (PortSet, Vec<&ResolvedRequirement>, Peers)> = BTreeMap::new();
     for r in ctx.input.requirements {
         if r.direction != Direction::In || !r.listen || r.ports.is_empty() {
             continue;
@@ -1992,32 +1986,61 @@ pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
         }
         let mut interfaces: Vec<String> = ifaces.iter().map(|i| i.name.clone()).collect();
         interfaces.sort();
+        let key = (
+            r.proto,
+            missing
+                .ranges()
+                .iter()
+                .map(|p| (p.first(), p.last()))
+                .collect(),
+            interfaces,
+        );
+        let e = groups
+            .entry(key)
+            .or_insert_with(|| (missing, Vec::new(), Peers::none()));
+        e.1.push(r);
+        e.2 = e.2.union(&peers);
+    }
+    let mut drafts = Vec::new();
+    for ((proto, _, interfaces), (missing, reqs, peers)) in groups {
+        let mut needed_by: Vec<Need> = reqs
+            .iter()
+            .map(|r| Need {
+                role: r.role.clone(),
+                requirement: r.requirement.clone(),
+            })
+            .collect();
+        needed_by.sort();
+        needed_by.dedup();
+        let mut purposes: Vec<&str> = reqs
+            .iter()
+            .map(|r| r.purpose.trim_end_matches('.'))
+            .collect();
+        purposes.dedup();
+        let names: Vec<String> = needed_by
+            .iter()
+            .map(|n| format!("{}/{}", n.role, n.requirement))
+            .collect();
+        let on = if interfaces.is_empty() {
+            "this host".to_string()
+        } else {
+            interfaces.join(", ")
+        };
         drafts.push(Draft {
             kind: FindingKind::NotListening,
-            role: Some(r.role.clone()),
-            requirement: Some(r.requirement.clone()),
-            needed_by: Vec::new(),
-            direction: Direction::In,
-            proto: r.proto,
+            role: Some(needed_by[0].role.clone()),
+            requirement: Some(needed_by[0].requirement.clone()),
             summary: format!(
-                "nothing listens on {} {missing} ({}) on {}",
-                r.proto,
-                r.purpose.trim_end_matches('.'),
-                if interfaces.is_empty() {
-                    "this host".to_string()
-                } else {
-                    interfaces.join(", ")
-                }
+                "nothing listens on {proto} {missing} ({}) on {on} (needed by {})",
+                purposes.join("; "),
+                names.join(", ")
             ),
+            needed_by,
+            direction: Direction::In,
+            proto,
             evidence: vec![Evidence::Note {
                 text: format!(
-                    "no {} socket bound to port {missing} on an address of {} (a wildcard or that address)",
-                    r.proto,
-                    if interfaces.is_empty() {
-                        "this host".to_string()
-                    } else {
-                        interfaces.join(", ")
-                    }
+                    "no {proto} socket bound to port {missing} on an address of {on} (a wildcard or that address)"
                 ),
             }],
             ports: missing,

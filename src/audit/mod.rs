@@ -18,8 +18,8 @@
 //!   addresses excepted). The exact uncovered port sub-ranges and source
 //!   prefixes are reported, each with the rule or policy that refuses it
 //!   (the evaluator's `explain` on a probe from each uncovered piece);
-//!   pieces refused by the same rule or policy and needed by the same
-//!   requirements form one finding, listing them in `needed_by`. A
+//!   pieces refused by the same rule or policy at ports needed by the same
+//!   requirements form one finding (one hole), listing them in `needed_by`. A
 //!   requirement with `partial_ok` that is partly accepted gives
 //!   `partial-opening` instead (default severity `ok`). Sources the host's
 //!   reverse-path filtering refuses (`rp_filter`, `fib saddr . iif` rules)

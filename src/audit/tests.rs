@@ -1568,13 +1568,13 @@ fn one_hole_needed_by_two_roles_is_one_finding() {
             })
             .collect()
     };
-    // 6162 from 192.0.2.2 is needed by the data mover (backup server) and
-    // by the repository (mount server, proxy): one finding naming both;
-    // the rest of the proxies' prefix only by the repository.
+    // 6162 refused by the policy is one hole, needed by the data mover
+    // (backup server 192.0.2.2) and by the repository (mount server and
+    // proxies 192.0.2.0/28): one finding naming both.
     let f = at("6162");
-    assert_eq!(f.len(), 2, "{}", r.to_json());
-    let both = f.iter().find(|f| f.needed_by.len() == 2).unwrap();
-    assert_eq!(peers(both), ["192.0.2.2/32"]);
+    assert_eq!(f.len(), 1, "{}", r.to_json());
+    let both = f[0];
+    assert_eq!(peers(both), ["192.0.2.0/28"]);
     let names: Vec<String> = both
         .needed_by
         .iter()
@@ -1591,15 +1591,21 @@ fn one_hole_needed_by_two_roles_is_one_finding() {
     assert!(both
         .summary
         .contains("veeam-linux-repository/transport-from-components"));
-    let one = f.iter().find(|f| f.needed_by.len() == 1).unwrap();
-    assert_eq!(one.needed_by[0].role, "veeam-linux-repository");
-    assert!(!one
-        .peers
-        .iter()
-        .any(|n| n.contains(&"192.0.2.2".parse::<IpAddr>().unwrap())));
-    // No region is reported twice for the same refusing policy.
+    // The fix accepts each address once.
+    let fix = &both.fix.as_ref().unwrap().nft;
+    assert_eq!(fix.lines().count(), 1, "{fix}");
+    assert!(fix.contains("ip saddr 192.0.2.0/28"), "{fix}");
+    // The data channels: one hole too (both roles' data requirements).
     let data = at("2500-3300");
-    assert_eq!(data.len(), 2, "{}", r.to_json());
+    assert_eq!(data.len(), 1, "{}", r.to_json());
+    assert_eq!(data[0].needed_by.len(), 2);
+    // Nothing listens on 6162: one not-listening finding for both roles.
+    let nl: Vec<&Finding> = of_kind(&r, FindingKind::NotListening)
+        .into_iter()
+        .filter(|f| ports(f) == "6162")
+        .collect();
+    assert_eq!(nl.len(), 1, "{}", r.to_json());
+    assert_eq!(nl[0].needed_by.len(), 2);
     let v = serde_json::to_value(both).unwrap();
     assert_eq!(
         v["needed_by"][1]["requirement"],
