@@ -295,8 +295,9 @@ fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
 type Reported = (String, IpAddr, Vec<(u16, u16)>, Vec<IpNet>, String);
 
 /// Probes for the inbound claims of `report`: every missing piece is
-/// refused, every required port not reported missing is accepted.
-fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
+/// refused, every required port not reported missing is accepted (from
+/// a source the host routes through that interface).
+fn inbound_probes(host: &Netns, report: &Value, cfg_text: &str) -> Vec<Probe> {
     let cat = Catalog::builtin().unwrap();
     let (cfg, _) = HostConfig::parse(Path::new("t.toml"), cfg_text, &cat).unwrap();
     let reqs = cat.resolve(&cfg.roles, &cfg.settings).unwrap();
@@ -370,12 +371,10 @@ fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
             for to in local(iface) {
                 let fam = if to.is_ipv4() { &peers.v4 } else { &peers.v6 };
                 // Only sources the host routes through this interface
-                // concern it (the topology has connected routes only: the
-                // link's own addresses, the first two of the family).
+                // concern it.
                 let Some(src) = peer_sources(to)
                     .into_iter()
-                    .take(2)
-                    .find(|a| fam.contains(*a))
+                    .find(|a| fam.contains(*a) && route_dev(host, *a).as_deref() == Some(iface))
                 else {
                     continue;
                 };
@@ -405,6 +404,17 @@ fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
         }
     }
     probes
+}
+
+/// The interface `host` routes `addr` through (`ip route get`), if any.
+fn route_dev(host: &Netns, addr: IpAddr) -> Option<String> {
+    let out = host
+        .cmd("ip")
+        .args(["-j", "route", "get", &addr.to_string()])
+        .output()
+        .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v[0]["dev"].as_str().map(String::from)
 }
 
 fn assert_valid_finding(f: &Value) {
@@ -455,7 +465,7 @@ fn textbook_ruleset_missing_pieces_are_refused_and_the_rest_accepted() {
         .iter()
         .all(|f| f["interfaces"] == serde_json::json!(["pw-pub"])));
     assert!(findings(&report, "not-listening").is_empty(), "{report:#}");
-    let probes = inbound_probes(&report, BASIC_CFG);
+    let probes = inbound_probes(&t.host, &report, BASIC_CFG);
     assert!(probes.iter().any(|p| !p.expect) && probes.iter().any(|p| p.expect));
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
@@ -525,7 +535,7 @@ fn partly_open_range_with_two_blockers_matches_the_kernel() {
         ),
         "{report:#}"
     );
-    let mut probes = inbound_probes(&report, RANGE_CFG);
+    let mut probes = inbound_probes(&t.host, &report, RANGE_CFG);
     probes.extend(role_probes(
         "10.99.0.66",
         PRIVATE.host4,
@@ -586,7 +596,7 @@ fn default_accept_host_is_one_excess_finding_per_protocol() {
     );
     assert!(process["pid"].as_u64().unwrap() > 0);
     // The kernel accepts the excess ports too (edges of the whole space) and everything required.
-    let mut probes = inbound_probes(&report, OPEN_CFG);
+    let mut probes = inbound_probes(&t.host, &report, OPEN_CFG);
     let mut sport = 40000;
     for (src, dst) in [("192.0.2.2", "192.0.2.1"), ("fd00:99::2", "fd00:99::1")] {
         for port in [1u16, 8080, 65535] {
@@ -647,7 +657,15 @@ fn firewalld_host_gets_firewall_cmd_fixes_and_matches_the_kernel() {
         .as_str()
         .unwrap()
         .contains("firewall-cmd --permanent")));
-    let probes = inbound_probes(&report, FIREWALLD_CFG);
+    let probes = inbound_probes(&t.host, &report, FIREWALLD_CFG);
+    // The backup server is probed where it is routed (pw-priv).
+    let bs: IpAddr = "10.0.0.10".parse().unwrap();
+    assert!(
+        probes
+            .iter()
+            .any(|p| p.saddr == bs && p.daddr == PRIVATE.host4.parse::<IpAddr>().unwrap()),
+        "{probes:#?}"
+    );
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
 }
@@ -681,7 +699,7 @@ fn ufw_host_gets_ufw_fixes_and_matches_the_kernel() {
             .as_str()
             .is_some_and(|u| u.starts_with("ufw "))));
     // Port 22 is `ufw limit`ed (6 hits in 30 s): keep the accept probes few.
-    let probes = inbound_probes(&report, UFW_CFG);
+    let probes = inbound_probes(&t.host, &report, UFW_CFG);
     assert!(probes.iter().filter(|p| p.dport == 22).count() <= 4);
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
