@@ -392,9 +392,12 @@ impl<'a> Ctx<'a> {
         const IIF: u32 = 8;
         let DecidedBy::Rule(r) = d else { return false };
         self.rules.rule(r).is_some_and(|rule| {
-            rule.exprs.iter().any(
-                |e| matches!(e, Expr::Fib { flags, .. } if flags & SADDR != 0 && flags & IIF != 0),
-            )
+            rule.exprs.iter().any(|e| match e {
+                Expr::Fib { flags, .. } => flags & SADDR != 0 && flags & IIF != 0,
+                // iptables-nft's `-m rpfilter`.
+                Expr::Match { name, .. } => name == "rpfilter",
+                _ => false,
+            })
         })
     }
 
