@@ -157,7 +157,8 @@ impl Evidence {
         })
     }
 
-    /// The evidence for `d`, with the text of a rule from `text`.
+    /// The evidence for `d`, with the text of a rule from `text` (inline
+    /// sets cut to their first elements and their size).
     fn from_decider(d: &DecidedBy, text: impl FnOnce(&RuleRef) -> Option<String>) -> Evidence {
         match d {
             DecidedBy::Rule(r) => Evidence::Rule {
@@ -165,7 +166,8 @@ impl Evidence {
                 table: r.table.clone(),
                 chain: r.chain.clone(),
                 handle: r.handle,
-                text: text(r).unwrap_or_else(|| "(rule not in the snapshot)".into()),
+                text: text(r)
+                    .map_or_else(|| "(rule not in the snapshot)".into(), |t| shorten_sets(&t)),
             },
             DecidedBy::Policy(p) => Evidence::Policy {
                 family: p.family,
@@ -225,6 +227,35 @@ impl Evidence {
         }
     }
 }
+
+/// Inline sets (`{ a, b, ... }`) of more than [`SET_SHOWN`] elements cut to
+/// the first ones and the count: a rule with an anonymous blocklist would
+/// otherwise put every element in the report.
+pub(crate) fn shorten_sets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4096));
+    let mut rest = text;
+    while let Some(open) = rest.find("{ ") {
+        let Some(len) = rest[open..].find(" }") else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 2..open + len];
+        let elems: Vec<&str> = inner.split(", ").collect();
+        if elems.len() > SET_SHOWN {
+            out.push_str("{ ");
+            out.push_str(&elems[..SET_SHOWN].join(", "));
+            out.push_str(&format!(", ... ({} elements) }}", elems.len()));
+        } else {
+            out.push_str(&rest[open..open + len + 2]);
+        }
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How many elements of an inline set a rule's text shows.
+const SET_SHOWN: usize = 6;
 
 fn policy_word(p: Policy) -> &'static str {
     match p {

@@ -1845,3 +1845,20 @@ fn deny_lists_are_a_note_for_any_address_and_named_for_a_bound_peer() {
         r.notes
     );
 }
+
+#[test]
+fn rule_texts_cut_long_inline_sets() {
+    let long: Vec<String> = (0..50).map(|i| format!("192.0.2.{i}")).collect();
+    let text = format!(
+        "ip saddr {{ {} }} tcp dport {{ 22, 6162 }} drop",
+        long.join(", ")
+    );
+    assert_eq!(
+        super::shorten_sets(&text),
+        "ip saddr { 192.0.2.0, 192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4, 192.0.2.5, ... (50 elements) } tcp dport { 22, 6162 } drop"
+    );
+    assert_eq!(
+        super::shorten_sets("tcp dport 22 accept"),
+        "tcp dport 22 accept"
+    );
+}
