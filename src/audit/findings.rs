@@ -1177,20 +1177,6 @@ fn by_need(pieces: Vec<(usize, RawPiece)>) -> BTreeMap<BTreeSet<usize>, Vec<RawP
     out
 }
 
-/// The sources a fix may accept for a piece on an interface: the piece's
-/// own, or, when fewer prefixes say it, everything except the addresses
-/// routed through that interface that the piece leaves out (addresses
-/// routed elsewhere do not arrive there).
-fn fix_sources(ctx: &Ctx<'_>, p: &RawPiece) -> AddrSet {
-    let fam = p.sources.family();
-    let wide = p.sources.union(&ctx.routed(fam, &p.iface).complement());
-    if wide.prefix_count() <= p.sources.prefix_count() {
-        wide
-    } else {
-        p.sources.clone()
-    }
-}
-
 /// One `missing-opening` or `partial-opening` finding: what one rule or
 /// policy refuses of the requirements `idx`.
 fn hole_draft(
@@ -1274,24 +1260,6 @@ fn hole_draft(
         });
         None
     } else {
-        // For peers that are any address, the accept may name fewer
-        // prefixes; bound peers are accepted exactly.
-        let unbound = reqs.iter().all(|r| {
-            !r.peers
-                .iter()
-                .any(|g| ctx.input.config.peers.contains_key(g))
-        });
-        let wide: Vec<RawPiece> = pieces
-            .iter()
-            .map(|p| RawPiece {
-                sources: if unbound {
-                    fix_sources(ctx, p)
-                } else {
-                    p.sources.clone()
-                },
-                ..p.clone()
-            })
-            .collect();
         // Each piece concerns the interface its sources are routed through
         // (or pinned to): the accept is limited to it.
         Some(fix::open_inbound(
@@ -1299,7 +1267,7 @@ fn hole_draft(
             ctx.input.snapshot,
             blocker.as_ref(),
             proto,
-            &fix::accesses(&wide),
+            &fix::accesses(&pieces),
             Some(&m.interfaces),
         ))
     };

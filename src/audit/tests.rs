@@ -409,10 +409,13 @@ fn unbound_peer_group_means_any_source_and_empty_group_needs_nothing() {
         .iter()
         .any(|n| n.contains(&"10.1.1.1".parse::<IpAddr>().unwrap())));
     assert_eq!(on("pw-pub", true).len(), 8, "everything but 10/8");
-    // Any source on each interface: the accept names no prefix.
+    // Each interface's share exactly, in a few words.
     assert_eq!(
         transport.fix.as_ref().unwrap().nft,
-        "nft add rule inet filter input 'iifname { \"pw-priv\", \"pw-pub\" } tcp dport 6162 accept'"
+        "nft add rule inet filter input 'iifname \"pw-pub\" ip saddr != 10.0.0.0/8 tcp dport 6162 accept'\n\
+         nft add rule inet filter input 'iifname \"pw-priv\" ip saddr 10.0.0.0/8 tcp dport 6162 accept'\n\
+         nft add rule inet filter input 'iifname \"pw-pub\" ip6 saddr != fd00:99::/64 tcp dport 6162 accept'\n\
+         nft add rule inet filter input 'iifname \"pw-priv\" ip6 saddr fd00:99::/64 tcp dport 6162 accept'"
     );
     // Bound to []: no opening needed, no finding of any kind for it.
     let r = Case::new(
