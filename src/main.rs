@@ -90,8 +90,10 @@ enum Command {
     /// Validate the host configuration against the catalog.
     ///
     /// Every error names file, line and column and what was expected; unknown
-    /// keys and role ids come with the nearest valid name. At most 100 errors
-    /// are listed; a file over 8 MiB is refused unread. Warnings are printed
+    /// keys and role ids come with the nearest valid name; interface names
+    /// (private_interfaces, [peer_interfaces]) must match an interface of
+    /// this network namespace (unless --offline). At most 100 errors are
+    /// listed; a file over 8 MiB is refused unread. Warnings are printed
     /// too.
     CheckConfig {
         /// The configuration file.
@@ -99,6 +101,10 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         catalog: CatalogDirs,
+        /// Do not look at this host's interfaces (a configuration meant for
+        /// another host).
+        #[arg(long)]
+        offline: bool,
     },
     /// List the listening TCP and bound UDP sockets of this network namespace.
     ///
@@ -709,9 +715,26 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 }
             })
         }
-        Command::CheckConfig { config, catalog } => {
+        Command::CheckConfig {
+            config,
+            catalog,
+            offline,
+        } => {
             let cat = load_catalog(&catalog.dirs)?;
-            match HostConfig::load(&config, &cat) {
+            // Interface names are checked against this host's (the current
+            // network namespace's) interfaces.
+            let loaded = match (!offline).then(read_routes) {
+                None => HostConfig::load(&config, &cat),
+                Some(Ok(r)) => {
+                    let names: Vec<String> = r.interfaces.into_iter().map(|i| i.name).collect();
+                    HostConfig::load_on_host(&config, &cat, &names)
+                }
+                Some(Err(e)) => {
+                    eprintln!("warning: interface names not checked: {e}");
+                    HostConfig::load(&config, &cat)
+                }
+            };
+            match loaded {
                 Ok((_, warnings)) => {
                     for w in &warnings {
                         eprintln!("warning: {w}");

@@ -295,8 +295,9 @@ fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
 type Reported = (String, IpAddr, Vec<(u16, u16)>, Vec<IpNet>, String);
 
 /// Probes for the inbound claims of `report`: every missing piece is
-/// refused, every required port not reported missing is accepted.
-fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
+/// refused, every required port not reported missing is accepted (from
+/// a source the host routes through that interface).
+fn inbound_probes(host: &Netns, report: &Value, cfg_text: &str) -> Vec<Probe> {
     let cat = Catalog::builtin().unwrap();
     let (cfg, _) = HostConfig::parse(Path::new("t.toml"), cfg_text, &cat).unwrap();
     let reqs = cat.resolve(&cfg.roles, &cfg.settings).unwrap();
@@ -369,7 +370,12 @@ fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
         for iface in ifaces {
             for to in local(iface) {
                 let fam = if to.is_ipv4() { &peers.v4 } else { &peers.v6 };
-                let Some(src) = peer_sources(to).into_iter().find(|a| fam.contains(*a)) else {
+                // Only sources the host routes through this interface
+                // concern it.
+                let Some(src) = peer_sources(to)
+                    .into_iter()
+                    .find(|a| fam.contains(*a) && route_dev(host, *a).as_deref() == Some(iface))
+                else {
                     continue;
                 };
                 for range in r.ports.ranges() {
@@ -398,6 +404,17 @@ fn inbound_probes(report: &Value, cfg_text: &str) -> Vec<Probe> {
         }
     }
     probes
+}
+
+/// The interface `host` routes `addr` through (`ip route get`), if any.
+fn route_dev(host: &Netns, addr: IpAddr) -> Option<String> {
+    let out = host
+        .cmd("ip")
+        .args(["-j", "route", "get", &addr.to_string()])
+        .output()
+        .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v[0]["dev"].as_str().map(String::from)
 }
 
 fn assert_valid_finding(f: &Value) {
@@ -448,7 +465,7 @@ fn textbook_ruleset_missing_pieces_are_refused_and_the_rest_accepted() {
         .iter()
         .all(|f| f["interfaces"] == serde_json::json!(["pw-pub"])));
     assert!(findings(&report, "not-listening").is_empty(), "{report:#}");
-    let probes = inbound_probes(&report, BASIC_CFG);
+    let probes = inbound_probes(&t.host, &report, BASIC_CFG);
     assert!(probes.iter().any(|p| !p.expect) && probes.iter().any(|p| p.expect));
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
@@ -498,14 +515,34 @@ fn partly_open_range_with_two_blockers_matches_the_kernel() {
             serde_json::json!([[3000, 3100]])
         ]
     );
-    // 6162 from 10.99.0.66 only: dropped by the saddr rule.
+    // 6162 from 10.99.0.66 only: dropped by the saddr rule. The peers are
+    // any address, so that is a deny list: a note, not a missing opening.
     let transport: Vec<&Value> = findings(&report, "missing-opening")
         .into_iter()
         .filter(|f| f["requirement"] == "transport")
         .collect();
-    assert_eq!(transport.len(), 1, "{report:#}");
-    assert_eq!(transport[0]["peers"], serde_json::json!(["10.99.0.66/32"]));
-    let probes = inbound_probes(&report, RANGE_CFG);
+    assert!(transport.is_empty(), "{report:#}");
+    let deny: Vec<&Value> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n.as_str().unwrap().contains("deny list"))
+        .collect();
+    assert_eq!(deny.len(), 1, "{report:#}");
+    assert!(
+        deny[0].as_str().unwrap().contains(
+            "veeam-data-mover/transport: accepted from any address except 1 prefix in the addresses the rule names"
+        ),
+        "{report:#}"
+    );
+    let mut probes = inbound_probes(&t.host, &report, RANGE_CFG);
+    probes.extend(role_probes(
+        "10.99.0.66",
+        PRIVATE.host4,
+        false,
+        "the deny rule",
+        &[(6162, 6162)],
+    ));
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
 }
@@ -559,7 +596,7 @@ fn default_accept_host_is_one_excess_finding_per_protocol() {
     );
     assert!(process["pid"].as_u64().unwrap() > 0);
     // The kernel accepts the excess ports too (edges of the whole space) and everything required.
-    let mut probes = inbound_probes(&report, OPEN_CFG);
+    let mut probes = inbound_probes(&t.host, &report, OPEN_CFG);
     let mut sport = 40000;
     for (src, dst) in [("192.0.2.2", "192.0.2.1"), ("fd00:99::2", "fd00:99::1")] {
         for port in [1u16, 8080, 65535] {
@@ -620,7 +657,15 @@ fn firewalld_host_gets_firewall_cmd_fixes_and_matches_the_kernel() {
         .as_str()
         .unwrap()
         .contains("firewall-cmd --permanent")));
-    let probes = inbound_probes(&report, FIREWALLD_CFG);
+    let probes = inbound_probes(&t.host, &report, FIREWALLD_CFG);
+    // The backup server is probed where it is routed (pw-priv).
+    let bs: IpAddr = "10.0.0.10".parse().unwrap();
+    assert!(
+        probes
+            .iter()
+            .any(|p| p.saddr == bs && p.daddr == PRIVATE.host4.parse::<IpAddr>().unwrap()),
+        "{probes:#?}"
+    );
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
 }
@@ -654,7 +699,7 @@ fn ufw_host_gets_ufw_fixes_and_matches_the_kernel() {
             .as_str()
             .is_some_and(|u| u.starts_with("ufw "))));
     // Port 22 is `ufw limit`ed (6 hits in 30 s): keep the accept probes few.
-    let probes = inbound_probes(&report, UFW_CFG);
+    let probes = inbound_probes(&t.host, &report, UFW_CFG);
     assert!(probes.iter().filter(|p| p.dport == 22).count() <= 4);
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
@@ -876,5 +921,643 @@ fn partly_blocked_outbound_is_exact_and_the_rest_gets_through() {
     }
     assert!(probes.iter().any(|p| p.expect) && probes.iter().any(|p| !p.expect));
     check(&t.peer, &t.host, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+// ---- two interfaces with routes: peers are checked where they arrive ----
+
+/// The topology with a routed host: default routes (both families) through
+/// the public peer, 10.0.0.0/24 through the private peer, which holds the
+/// backup server 10.0.0.10. The kernel's own reverse-path filter is off
+/// (`rp` sets it per interface afterwards).
+fn routed_topology(tag: &str) -> Topology {
+    let t = Topology::new(tag);
+    t.host.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        PUBLIC.peer4,
+        "dev",
+        PUBLIC.host_if,
+    ]);
+    t.host.ip(&[
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        PUBLIC.peer6,
+        "dev",
+        PUBLIC.host_if,
+    ]);
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "via",
+        PRIVATE.peer4,
+        "dev",
+        PRIVATE.host_if,
+    ]);
+    t.peer
+        .ip(&["addr", "add", "10.0.0.10/32", "dev", PRIVATE.peer_if]);
+    for k in ["all", "default", "pw-pub", "pw-priv"] {
+        rp(&t, k, 0);
+    }
+    // The peer knows the host's link addresses for good: an ARP request
+    // sent for a SYN from 10.0.0.10 would carry that source, which a
+    // strict reverse-path filter on pw-pub ignores too.
+    let link = run(t
+        .host
+        .cmd("ip")
+        .args(["-j", "link", "show", PUBLIC.host_if]));
+    let link: Value = serde_json::from_slice(&link.stdout).unwrap();
+    let mac = link[0]["address"].as_str().unwrap().to_string();
+    t.peer.ip(&[
+        "neigh",
+        "replace",
+        PUBLIC.host4,
+        "lladdr",
+        &mac,
+        "dev",
+        PUBLIC.peer_if,
+        "nud",
+        "permanent",
+    ]);
+    t
+}
+
+/// Sets `net.ipv4.conf.IF.rp_filter` in the host namespace.
+fn rp(t: &Topology, iface: &str, v: u8) {
+    run(t
+        .host
+        .cmd("sysctl")
+        .args(["-qw", &format!("net.ipv4.conf.{iface}.rp_filter={v}")]));
+}
+
+/// firewalld's IPv6 reverse-path filter, and an input chain that accepts
+/// the roles' ports from the backup server's network on pw-priv only.
+const ROUTED_RULESET: &str = r#"flush ruleset
+table inet rpf {
+  chain prerouting {
+    type filter hook prerouting priority filter + 10; policy accept;
+    meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept
+    meta nfproto ipv6 fib saddr . mark . iif oif missing drop
+  }
+}
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    ct state invalid drop
+    iif "lo" accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    iifname "pw-priv" ip saddr 10.0.0.10 tcp dport { 22, 6160, 6162, 2500-3300 } accept
+    iifname "pw-priv" ip saddr 10.0.0.0/24 tcp dport 2548 accept
+  }
+}
+"#;
+
+const ROUTED_CFG: &str = r#"roles = ["veeam-data-mover", "evault-agent"]
+private_interfaces = ["pw-priv"]
+[peers]
+backup_server = ["10.0.0.10"]
+evault_management = ["10.0.0.0/24"]
+evault_vault = []
+evault_registration = []
+evault_portal = []
+evault_federal = []
+"#;
+
+/// The same roles with every peer group unbound (any address), and a
+/// ruleset that accepts them from anywhere (2548 on pw-priv only), behind
+/// the same IPv6 reverse-path filter.
+const ANY_RULESET: &str = r#"flush ruleset
+table inet rpf {
+  chain prerouting {
+    type filter hook prerouting priority filter + 10; policy accept;
+    meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept
+    meta nfproto ipv6 fib saddr . mark . iif oif missing drop
+  }
+}
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    tcp dport { 22, 6160, 6162, 2500-3300 } accept
+    iifname "pw-priv" tcp dport 2548 accept
+  }
+}
+"#;
+
+const ANY_CFG: &str = r#"roles = ["veeam-data-mover", "evault-agent"]
+private_interfaces = ["pw-priv"]
+"#;
+
+/// A source port not used before in this test process (the recorder
+/// tells probes apart by source address and port).
+fn next_sport() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(45000);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// SYNs from `from` to `to` at the edges of the roles' inbound ports.
+fn role_probes(from: &str, to: &str, expect: bool, why: &str, ports: &[(u16, u16)]) -> Vec<Probe> {
+    let mut v = Vec::new();
+    for &(a, b) in ports {
+        for port in edges(a, b) {
+            v.push(Probe {
+                proto: "tcp".into(),
+                saddr: from.parse().unwrap(),
+                daddr: to.parse().unwrap(),
+                dport: port,
+                sport: next_sport(),
+                expect,
+                why: format!("{why}: {from} -> {to}:{port}"),
+            });
+        }
+    }
+    v
+}
+
+const ROLE_PORTS: &[(u16, u16)] = &[(22, 22), (6160, 6160), (6162, 6162), (2500, 3300)];
+
+#[test]
+fn routed_two_interface_host_with_a_correct_ruleset_exits_0() {
+    if !require_root("routed_two_interface_host_with_a_correct_ruleset_exits_0") {
+        return;
+    }
+    let t = routed_topology("aud-routed");
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2548"]);
+
+    // The backup server behind pw-priv, opened there only.
+    t.host.nft_text(ROUTED_RULESET);
+    let cfg = config_file("routed", ROUTED_CFG);
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["findings"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    // The kernel agrees: the backup server reaches every required port
+    // through pw-priv, and (not a requirement there) not through pw-pub.
+    let mut probes = role_probes(
+        "10.0.0.10",
+        PRIVATE.host4,
+        true,
+        "routed via pw-priv",
+        ROLE_PORTS,
+    );
+    probes.extend(role_probes(
+        "10.0.0.10",
+        PRIVATE.host4,
+        true,
+        "evault management",
+        &[(2548, 2548)],
+    ));
+    probes.extend(role_probes(
+        "10.0.0.10",
+        PUBLIC.host4,
+        false,
+        "not opened on pw-pub",
+        &[(6162, 6162)],
+    ));
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+
+    // Any address: each source is checked where it is routed; the IPv6
+    // reverse-path filter refuses only what arrives elsewhere, which is
+    // no missing opening.
+    t.host.nft_text(ANY_RULESET);
+    let cfg = config_file("routed-any", ANY_CFG);
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        !report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("reverse-path")),
+        "{report:#}"
+    );
+    let mut probes = Vec::new();
+    for l in [PUBLIC, PRIVATE] {
+        probes.extend(role_probes(
+            l.peer4,
+            l.host4,
+            true,
+            "any, own link",
+            ROLE_PORTS,
+        ));
+        probes.extend(role_probes(
+            l.peer6,
+            l.host6,
+            true,
+            "any, own link",
+            ROLE_PORTS,
+        ));
+    }
+    probes.extend(role_probes(
+        PRIVATE.peer4,
+        PRIVATE.host4,
+        true,
+        "management",
+        &[(2548, 2548)],
+    ));
+    probes.extend(role_probes(
+        PRIVATE.peer6,
+        PRIVATE.host6,
+        true,
+        "management",
+        &[(2548, 2548)],
+    ));
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+/// Counters before and after the routing decision for SYNs from the
+/// backup server to pw-pub's address on 6162.
+const RP_COUNTERS: &str = r#"table inet pw_rp {
+  counter pre {}
+  counter input {}
+  chain pre {
+    type filter hook prerouting priority -300; policy accept;
+    ip saddr 10.0.0.10 tcp dport 6162 counter name "pre"
+  }
+  chain input {
+    type filter hook input priority -300; policy accept;
+    ip saddr 10.0.0.10 tcp dport 6162 counter name "input"
+  }
+}
+"#;
+
+/// Packets counted by `RP_COUNTERS`' counter `name`.
+fn rp_count(t: &Topology, name: &str) -> u64 {
+    let o = run(t
+        .host
+        .cmd("nft")
+        .args(["-j", "list", "counter", "inet", "pw_rp", name]));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o["counter"]["packets"].as_u64())
+        .unwrap()
+}
+
+/// One SYN from the backup server to pw-pub's address, port 6162.
+fn syn_to_public(t: &Topology, sport: u16) {
+    packets::send(
+        &t.peer,
+        &[packets::Packet {
+            proto: "tcp".into(),
+            from: "10.0.0.10".parse().unwrap(),
+            to: PUBLIC.host4.parse().unwrap(),
+            sport,
+            port: 6162,
+        }],
+        0.0,
+    );
+}
+
+const PINNED_CFG: &str = r#"roles = ["veeam-data-mover"]
+[peers]
+backup_server = ["10.0.0.10"]
+[peer_interfaces]
+backup_server = ["pw-pub"]
+"#;
+
+const PINNED_RULESET: &str = r#"flush ruleset
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    iifname "pw-priv" ip saddr 10.0.0.10 tcp dport { 22, 6160, 6162, 2500-3300 } accept
+  }
+}
+"#;
+
+fn rp_notes(report: &Value) -> Vec<String> {
+    report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .filter(|n| n.contains("reverse-path"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn sources_the_reverse_path_filter_refuses_are_a_note_not_a_missing_opening() {
+    if !require_root("sources_the_reverse_path_filter_refuses_are_a_note_not_a_missing_opening") {
+        return;
+    }
+    let t = routed_topology("aud-rpf");
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let cfg = config_file("pinned", PINNED_CFG);
+
+    // The backup server pinned to pw-pub, but routed back through pw-priv:
+    // strict rp_filter on pw-pub refuses it before any chain.
+    t.host.nft_text(PINNED_RULESET);
+    t.host.nft_text(RP_COUNTERS);
+    rp(&t, "pw-pub", 1);
+    let (report, code) = audit(&t, &cfg);
+    assert!(
+        findings(&report, "missing-opening").is_empty(),
+        "{report:#}"
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let notes = rp_notes(&report);
+    assert_eq!(notes.len(), 1, "{report:#}");
+    assert!(
+        notes[0].contains("10.0.0.10/32 on pw-pub (rp_filter strict)"),
+        "{}",
+        notes[0]
+    );
+    // The kernel: seen in prerouting, never in input.
+    syn_to_public(&t, 41001);
+    assert!(rp_count(&t, "pre") >= 1);
+    assert_eq!(rp_count(&t, "input"), 0, "strict rp_filter lets it through");
+
+    // Without the filter it reaches the input chain, where the ruleset
+    // refuses it: now a real missing opening on pw-pub.
+    rp(&t, "pw-pub", 0);
+    syn_to_public(&t, 41002);
+    assert!(rp_count(&t, "input") >= 1);
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    let m = findings(&report, "missing-opening");
+    assert!(!m.is_empty());
+    assert!(m
+        .iter()
+        .all(|f| f["interfaces"] == serde_json::json!(["pw-pub"])));
+    assert!(rp_notes(&report).is_empty(), "{report:#}");
+
+    // Loose rp_filter: 10.0.0.10 is routable, so it passes, and the
+    // missing opening stands.
+    rp(&t, "pw-pub", 2);
+    let (_, code) = audit(&t, &cfg);
+    assert_eq!(code, 2);
+    rp(&t, "pw-pub", 0);
+
+    // The nft form: `fib saddr . iif oif missing drop` in prerouting.
+    t.host.nft_text(
+        "table inet rpf {\n  chain prerouting {\n    type filter hook prerouting priority -150; policy accept;\n    fib saddr . iif oif missing drop\n  }\n}\n",
+    );
+    let (report, code) = audit(&t, &cfg);
+    assert!(
+        findings(&report, "missing-opening").is_empty(),
+        "{report:#}"
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let notes = rp_notes(&report);
+    assert_eq!(notes.len(), 1, "{report:#}");
+    assert!(
+        notes[0].contains("table inet rpf chain prerouting"),
+        "{}",
+        notes[0]
+    );
+    let before = rp_count(&t, "input");
+    let pre = rp_count(&t, "pre");
+    syn_to_public(&t, 41003);
+    assert!(rp_count(&t, "pre") > pre);
+    assert_eq!(
+        rp_count(&t, "input"),
+        before,
+        "the fib rule lets it through"
+    );
+    let _ = std::fs::remove_file(cfg);
+}
+
+// ---- private interfaces are never a silent guess ----
+
+const EVAULT_RULESET: &str = r#"flush ruleset
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    tcp dport 22 accept
+  }
+}
+"#;
+
+#[test]
+fn private_interface_errors_are_never_silent() {
+    if !require_root("private_interface_errors_are_never_silent") {
+        return;
+    }
+    let t = routed_topology("aud-priv");
+    t.host.nft_text(EVAULT_RULESET);
+    let _l = listeners(&t.host, &["tcp/2548"]);
+    let typo = "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-prv\"]\n[peers]\nevault_management = [\"10.0.0.0/24\"]\nevault_vault = []\nevault_registration = []\nevault_portal = []\nevault_federal = []\n";
+    let cfg = config_file("typo", typo);
+    // check-config, in the host's namespace, knows its interfaces.
+    let out = t
+        .host
+        .portwarden(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:2:23: ", cfg.display())), "{err}");
+    assert!(err.contains("\"pw-prv\" matches no interface"), "{err}");
+    assert!(err.contains("pw-priv"), "{err}");
+    // The example configuration names eth1: valid on a host that has it.
+    let example = common::fixture("../../config/portwarden.toml");
+    let example = example.to_str().unwrap();
+    let out = t.host.portwarden(&["check-config", "--config", example]);
+    assert_eq!(out.status.code(), Some(3));
+    t.host.ip(&[
+        "link",
+        "add",
+        "eth1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth1-peer",
+    ]);
+    let out = t.host.portwarden(&["check-config", "--config", example]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The audit: a critical not-checked finding, not a silent skip.
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    let n = findings(&report, "not-checked");
+    assert_eq!(n.len(), 1, "{report:#}");
+    assert_eq!(n[0]["severity"], "critical");
+    assert_eq!(n[0]["requirement"], "management");
+    // The same through --private-iface.
+    let out = t.host.portwarden(&[
+        "audit",
+        "--format",
+        "json",
+        "--role",
+        "evault-agent",
+        "--private-iface",
+        "pw-prv",
+        "--peer",
+        "evault_management=10.0.0.0/24",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(findings(&v, "not-checked").len(), 1, "{v:#}");
+    let _ = std::fs::remove_file(cfg);
+
+    // No private interface at all, management from any address: the
+    // refusal is reported, but no fix opens 2548 on pw-pub (default route).
+    let none = "roles = [\"evault-agent\"]\n[peers]\nevault_vault = []\nevault_registration = []\nevault_portal = []\nevault_federal = []\n";
+    let cfg = config_file("noprivate", none);
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    let m = findings(&report, "missing-opening");
+    assert_eq!(m.len(), 1, "{report:#}");
+    assert!(m[0]["interfaces"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("pw-pub")));
+    assert!(m[0]["fix"].is_null(), "{report:#}");
+    assert!(
+        m[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("configure private_interfaces"),
+        "{report:#}"
+    );
+    // And what it reports is refused by the kernel.
+    let mut probes = role_probes(
+        PUBLIC.peer4,
+        PUBLIC.host4,
+        false,
+        "2548 refused",
+        &[(2548, 2548)],
+    );
+    probes.extend(role_probes(
+        PRIVATE.peer4,
+        PRIVATE.host4,
+        false,
+        "2548 refused",
+        &[(2548, 2548)],
+    ));
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+}
+
+// ---- deny lists are policy, not holes ----
+
+/// Behind the fail2ban fixture's blocklists: only the data mover's ports.
+const F2B_FILTER: &str = r#"table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    tcp dport { 22, 6160, 6162, 2500-3300 } accept
+  }
+}
+"#;
+
+#[test]
+fn blocklists_are_a_note_for_any_peer_and_a_named_hole_for_a_bound_one() {
+    if !require_root("blocklists_are_a_note_for_any_peer_and_a_named_hole_for_a_bound_one") {
+        return;
+    }
+    let t = routed_topology("aud-f2b");
+    add_peer_addresses(&t);
+    t.load_fixture("fail2ban-blocklist.nft");
+    t.host.nft_text(F2B_FILTER);
+    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+
+    // Any address: the blocklists are one note each, nothing missing.
+    let cfg = config_file("f2b-any", "roles = [\"veeam-data-mover\"]\n");
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        report["findings"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    let notes: Vec<&str> = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .filter(|n| n.contains("deny list"))
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains(
+            "accepted from any address except 3,194 prefixes in set inet f2b blocklist-v4"
+        )),
+        "{notes:#?}"
+    );
+    assert!(
+        notes.len() <= 4 && notes.iter().all(|n| n.len() < 400),
+        "{notes:#?}"
+    );
+    // The text report stays small.
+    let text = t
+        .host
+        .portwarden(&["audit", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        text.stdout.len() < 4000,
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    // The kernel: a listed source is refused, an unlisted one gets in.
+    let mut probes = role_probes(
+        "192.0.2.66",
+        PUBLIC.host4,
+        false,
+        "blocklisted",
+        &[(6162, 6162)],
+    );
+    probes.extend(role_probes(
+        PUBLIC.peer4,
+        PUBLIC.host4,
+        true,
+        "not listed",
+        ROLE_PORTS,
+    ));
+    check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+
+    // The backup server inside the blocklist: a critical missing opening
+    // naming the set and the element, and its fix lets exactly it in.
+    let cfg = config_file(
+        "f2b-bound",
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"192.0.2.66\"]\n",
+    );
+    let (report, code) = audit(&t, &cfg);
+    assert_eq!(code, 2, "{report:#}");
+    let m = findings(&report, "missing-opening");
+    assert!(!m.is_empty(), "{report:#}");
+    for f in &m {
+        assert_eq!(f["peers"], serde_json::json!(["192.0.2.66/32"]), "{f:#}");
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary
+                .contains("192.0.2.66/32 is in set inet f2b blocklist-v4 (element 192.0.2.66/32)"),
+            "{summary}"
+        );
+        let fix = f["fix"]["nft"].as_str().unwrap();
+        assert!(fix.contains("ip saddr 192.0.2.66/32"), "{fix}");
+    }
+    let probes = role_probes(
+        "192.0.2.66",
+        PUBLIC.host4,
+        false,
+        "backup server blocklisted",
+        ROLE_PORTS,
+    );
+    check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
 }

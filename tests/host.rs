@@ -435,3 +435,40 @@ fn host_five_thousand_listeners() {
     let ports: Vec<u16> = ours.iter().map(|l| l.port).collect();
     assert!(ports.windows(2).all(|w| w[0] < w[1]), "sorted by port");
 }
+
+#[test]
+fn host_rp_filter_is_read_per_interface() {
+    if !require_root("host_rp_filter_is_read_per_interface") {
+        return;
+    }
+    let t = Topology::new("rpf");
+    let set = |k: &str, v: u8| {
+        common::run(
+            t.host
+                .cmd("sysctl")
+                .args(["-qw", &format!("net.ipv4.conf.{k}.rp_filter={v}")]),
+        );
+    };
+    let of = |v: &Value, name: &str| -> Value {
+        v["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap()
+            .get("rp_filter")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    set("all", 0);
+    set("pw-pub", 1);
+    set("pw-priv", 0);
+    let v = portwarden_json(&t.host, &["routes", "--json"]);
+    assert_eq!(of(&v, "pw-pub"), "strict");
+    assert_eq!(of(&v, "pw-priv"), Value::Null, "off is left out");
+    // The larger of `all` and the interface's value counts: loose (2) wins.
+    set("all", 2);
+    let v = portwarden_json(&t.host, &["routes", "--json"]);
+    assert_eq!(of(&v, "pw-pub"), "loose");
+    assert_eq!(of(&v, "pw-priv"), "loose");
+}

@@ -3,12 +3,17 @@
 
 use super::fix::{self, Manager};
 use super::prove::{Claim, Prover};
-use super::region::{self, family_of, iface_matches, requirement_peers, Peers, Rect};
-use super::{AuditInput, Draft, Evidence, Piece, RuleTexts};
+use super::region::{
+    self, family_of, has_default_route, iface_matches, requirement_peers, routed_sources, Peers,
+    Rect,
+};
+use super::{AuditInput, Draft, Evidence, Need, Piece, RuleTexts};
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::{Direction, Proto, ResolvedRequirement, Scope};
 use crate::config::FindingKind;
-use crate::eval::{DecidedBy, Evaluator, Interface, Opening, Probe, Verdict, ARPHRD_LOOPBACK, L4};
+use crate::eval::{
+    DecidedBy, Evaluator, Interface, Opening, Probe, RpFilter, Verdict, ARPHRD_LOOPBACK, L4,
+};
 use crate::host::Listener;
 use crate::ports::{PortRange, PortSet};
 // Fx hashing: keys are the host's own ruleset and sockets (no untrusted
@@ -62,6 +67,93 @@ pub(crate) struct Ctx<'a> {
     pub port_marks: BTreeSet<u32>,
     /// Proves fixes before they are shown (built on first use).
     prover: std::sync::OnceLock<Prover>,
+    /// Per family (IPv4, IPv6): the addresses the host routes through each
+    /// interface ([`routed_sources`]).
+    routed: [BTreeMap<String, AddrSet>; 2],
+    /// Per family: the addresses routed through some non-loopback
+    /// interface (what loose reverse-path filtering lets in).
+    routable: [AddrSet; 2],
+    /// Per family: the host's own addresses (the local table), which no
+    /// packet from outside may carry as its source.
+    martian: [AddrSet; 2],
+}
+
+/// What a rule that refuses sources by their address tests them against.
+pub(crate) struct SourceTest<'a> {
+    /// The rule's table.
+    pub table: &'a crate::snapshot::Table,
+    /// The set the source address is looked up in, if any (else the rule
+    /// names addresses itself).
+    pub set: Option<&'a crate::snapshot::Set>,
+}
+
+impl SourceTest<'_> {
+    /// `set inet f2b-table addr-set-sshd`, or `an anonymous set` / `the
+    /// rule's own addresses`.
+    pub fn name(&self) -> String {
+        match self.set {
+            Some(s) if !s.anonymous() => {
+                format!("set {} {} {}", self.table.family, self.table.name, s.name)
+            }
+            Some(_) => "an anonymous set".into(),
+            None => "the addresses the rule names".into(),
+        }
+    }
+
+    /// The elements of the set that hold `addr` (an address-keyed set;
+    /// none otherwise), as prefixes or ranges.
+    pub fn covering(&self, addr: IpAddr) -> Vec<String> {
+        let Some(set) = self.set else {
+            return Vec::new();
+        };
+        let want: Vec<u8> = match addr {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let as_addr = |b: &[u8]| -> Option<IpAddr> {
+            match b.len() {
+                4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+                16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+                _ => None,
+            }
+        };
+        let mut out = Vec::new();
+        for el in &set.elements {
+            let lo = el.key.as_slice();
+            let hi = el.key_end.as_ref().map_or(lo, |k| k.as_slice());
+            if lo.len() != want.len() || hi.len() != want.len() {
+                continue;
+            }
+            if lo <= want.as_slice() && want.as_slice() <= hi {
+                let (Some(a), Some(b)) = (as_addr(lo), as_addr(hi)) else {
+                    continue;
+                };
+                let range = AddrSet::from_ranges(
+                    family_of(a),
+                    vec![(crate::addrs::addr_value(a), crate::addrs::addr_value(b))],
+                );
+                let p = range.to_prefixes();
+                out.push(if p.len() == 1 {
+                    p[0].to_string()
+                } else {
+                    format!("{a}-{b}")
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Index of a family in [`Ctx`]'s per-family arrays.
+fn fam_index(f: AddrFamily) -> usize {
+    usize::from(region::is_v6(f))
+}
+
+/// Sources of a requirement on one interface: those to check, and those
+/// the host's reverse-path filter refuses there (never a missing opening).
+pub(crate) struct Sources {
+    pub check: AddrSet,
+    pub refused: AddrSet,
 }
 
 /// The ports at which some rule's port test can change its outcome.
@@ -157,15 +249,53 @@ impl<'a> Ctx<'a> {
         for o in &input.exposure.openings {
             by_iif.entry((o.proto, o.iif.clone())).or_default().push(o);
         }
+        let routes = input.evaluator.routes();
+        let routed = [
+            routed_sources(routes, AddrFamily::V4, false),
+            routed_sources(routes, AddrFamily::V6, false),
+        ];
+        let routable = [AddrFamily::V4, AddrFamily::V6].map(|f| {
+            AddrSet::union_all(
+                f,
+                routed[fam_index(f)]
+                    .iter()
+                    .filter(|(n, _)| {
+                        !routes
+                            .interfaces
+                            .iter()
+                            .any(|i| &i.name == *n && is_loopback(i))
+                    })
+                    .map(|(_, s)| s),
+            )
+        });
+        let martian = [AddrFamily::V4, AddrFamily::V6].map(|f| {
+            let lo: Vec<&str> = routes
+                .interfaces
+                .iter()
+                .filter(|i| is_loopback(i))
+                .map(|i| i.name.as_str())
+                .collect();
+            let local = routed_sources(routes, f, true);
+            AddrSet::union_all(
+                f,
+                local
+                    .iter()
+                    .filter(|(n, _)| lo.contains(&n.as_str()))
+                    .map(|(_, s)| s),
+            )
+        });
         Ctx {
             input: *input,
             manager,
             ifaces,
             by_iif,
+            martian,
             decided: Mutex::default(),
             rules: RuleTexts::new(input.snapshot),
             port_marks: port_marks(input.snapshot),
             prover: std::sync::OnceLock::new(),
+            routed,
+            routable,
         }
     }
 
@@ -173,6 +303,112 @@ impl<'a> Ctx<'a> {
     /// working (computed once).
     pub fn prover(&self) -> &Prover {
         self.prover.get_or_init(|| Prover::new(self))
+    }
+
+    /// The addresses the host routes through interface `name`.
+    pub fn routed(&self, fam: AddrFamily, name: &str) -> AddrSet {
+        self.routed[fam_index(fam)]
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| AddrSet::empty(fam))
+    }
+
+    /// The sources of requirement `r` that concern interface `iface`, in
+    /// one family: the addresses of its bound peer groups (every address
+    /// when none is bound) that the host routes through `iface`, where a
+    /// reply to them would leave; for a group pinned to interfaces in
+    /// `[peer_interfaces]`, all of its addresses on those interfaces and
+    /// none elsewhere. Pinned addresses that the interface's IPv4
+    /// reverse-path filter refuses (strict: not routed back through it;
+    /// loose: not routable at all) are `refused` instead.
+    pub fn sources_on(
+        &self,
+        r: &ResolvedRequirement,
+        iface: &Interface,
+        fam: AddrFamily,
+    ) -> Sources {
+        let cfg = self.input.config;
+        let routed = self.routed(fam, &iface.name);
+        let empty = || AddrSet::empty(fam);
+        let bound: Vec<&String> = r
+            .peers
+            .iter()
+            .filter(|g| cfg.peers.contains_key(*g))
+            .collect();
+        if bound.is_empty() {
+            return Sources {
+                check: routed,
+                refused: empty(),
+            };
+        }
+        let (mut check, mut refused) = (empty(), empty());
+        for g in bound {
+            let addrs = AddrSet::from_prefixes(fam, cfg.peers[g].iter().copied());
+            match cfg.peer_interfaces.get(g) {
+                None => check = check.union(&addrs.intersect(&routed)),
+                Some(pins) if pins.iter().any(|p| iface_matches(p, &iface.name)) => {
+                    let passes = match (region::is_v6(fam), iface.rp_filter) {
+                        (false, RpFilter::Strict) => routed.clone(),
+                        (false, RpFilter::Loose) => self.routable[fam_index(fam)].clone(),
+                        _ => AddrSet::all(fam),
+                    };
+                    check = check.union(&addrs.intersect(&passes));
+                    refused = refused.union(&addrs.subtract(&passes));
+                }
+                Some(_) => {}
+            }
+        }
+        Sources { check, refused }
+    }
+
+    /// The source test of a rule that refuses by source address (it loads
+    /// the IPv4 or IPv6 source address and compares it or looks it up),
+    /// with the set it looks the address up in; `None` for a policy or a
+    /// rule that does not test the source.
+    pub fn source_test(&self, d: &DecidedBy) -> Option<SourceTest<'a>> {
+        use crate::snapshot::{Expr, PayloadBase};
+        let DecidedBy::Rule(r) = d else { return None };
+        let rule = self.rules.rule(r)?;
+        let reg = rule.exprs.iter().find_map(|e| match e {
+            Expr::Payload {
+                base: PayloadBase::Network,
+                offset,
+                len,
+                dreg,
+            } if (*offset == 12 && *len == 4) || (*offset == 8 && *len == 16) => Some(*dreg),
+            _ => None,
+        })?;
+        let table = self
+            .input
+            .snapshot
+            .tables
+            .iter()
+            .find(|t| t.family == r.family && t.name == r.table)?;
+        let set = rule.exprs.iter().find_map(|e| match e {
+            Expr::Lookup { set, sreg, .. } if *sreg == reg => {
+                table.sets.iter().find(|s| &s.name == set)
+            }
+            _ => None,
+        });
+        Some(SourceTest { table, set })
+    }
+
+    /// Whether a rule is a reverse-path filter: it looks up the route back
+    /// to the source through the input interface (`fib saddr . iif oif
+    /// missing drop`, firewalld's IPv6 rpfilter).
+    fn is_rpfilter(&self, d: &DecidedBy) -> bool {
+        use crate::snapshot::Expr;
+        const SADDR: u32 = 1;
+        const IIF: u32 = 8;
+        let DecidedBy::Rule(r) = d else { return false };
+        self.rules.rule(r).is_some_and(|rule| {
+            rule.exprs.iter().any(|e| match e {
+                Expr::Fib { flags, .. } => flags & SADDR != 0 && flags & IIF != 0,
+                // iptables-nft's `-m rpfilter`.
+                Expr::Match { name, .. } => name == "rpfilter",
+                _ => false,
+            })
+        })
     }
 
     /// The local addresses of `iface` that peers connect to, in groups the
@@ -752,64 +988,417 @@ impl<'a> Regions<'a> {
 /// [`Regions`] by protocol, interface index and local address.
 type RegionMemo<'a> = Mutex<HashMap<(L4, u32, IpAddr), Arc<Regions<'a>>>>;
 
-/// `missing-opening` and `partial-opening` findings.
+/// What one requirement leaves uncovered.
+#[derive(Default)]
+struct Holes {
+    /// The refused pieces, each with its blocker.
+    raw: Vec<RawPiece>,
+    /// Whether they are a `partial-opening` (a `partial_ok` requirement
+    /// that is partly accepted).
+    partial: bool,
+    /// Sources the host's reverse-path filtering refuses: the interface,
+    /// the sources and which filter.
+    rp_refused: Vec<(String, AddrSet, String)>,
+    /// For "any address": sources a rule refuses by their address (a deny
+    /// list, policy rather than a hole), with the rule.
+    denied: Vec<(DecidedBy, AddrSet)>,
+    /// Bound peers no route leads to, as text.
+    unrouted: Option<String>,
+}
+
+/// `50,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `missing-opening` and `partial-opening` findings: one per protocol,
+/// refusing rule (or policy) and kind, listing every requirement that
+/// needs what it refuses.
 pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // Shared by the requirements: what is accepted and what undecided, per
     // protocol, interface and local address.
     let regions = RegionMemo::default();
-    let per: Vec<(Vec<Draft>, Vec<String>)> = ctx
-        .input
-        .requirements
+    let reqs = ctx.input.requirements;
+    let per: Vec<(Holes, Vec<String>)> = reqs
         .par_iter()
         .map(|r| {
             let mut notes = Vec::new();
-            let drafts = missing_for(ctx, r, &regions, &mut notes);
-            (drafts, notes)
+            let holes = missing_for(ctx, r, &regions, &mut notes);
+            (holes, notes)
         })
         .collect();
-    let mut drafts = Vec::new();
-    for (d, n) in per {
-        drafts.extend(d);
+    // All requirements' pieces by (proto, blocker, partial, private
+    // without private_interfaces); each group is then cut by which
+    // requirements need each part: one finding per part.
+    type Key = (Proto, String, bool, bool);
+    let mut groups: BTreeMap<Key, Vec<(usize, RawPiece)>> = BTreeMap::new();
+    let mut rp: Vec<String> = Vec::new();
+    // Deny lists, by rule: the rule, the sources refused, the requirements.
+    let mut denied: BTreeMap<String, (DecidedBy, Peers, BTreeSet<String>)> = BTreeMap::new();
+    let no_private = ctx.input.config.private_interfaces.is_empty();
+    // Peers no route leads to -> the requirements concerned.
+    let mut unrouted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (i, (h, n)) in per.into_iter().enumerate() {
         notes.extend(n);
+        let r = &reqs[i];
+        if let Some(text) = h.unrouted {
+            unrouted.entry(text).or_default().push(req_name(r));
+        }
+        for (d, srcs) in h.denied {
+            let e = denied
+                .entry(d.to_string())
+                .or_insert_with(|| (d, Peers::none(), BTreeSet::new()));
+            e.1.add(&srcs);
+            e.2.insert(req_name(r));
+        }
+        for (iface, srcs, why) in h.rp_refused {
+            rp.push(format!(
+                "{} from {} on {iface} ({why})",
+                req_name(r),
+                peers_text(&peers_of(&srcs))
+            ));
+        }
+        let unconfigured = r.scope == Scope::Private && no_private;
+        for p in h.raw {
+            let key = (r.proto, blocker_key(&p.decided_by), h.partial, unconfigured);
+            groups.entry(key).or_default().push((i, p));
+        }
     }
-    drafts
+    for (peers, names) in unrouted {
+        notes.push(format!(
+            "{}: {peers} is routed through no interface of this host (no route, or a blackhole): not checked",
+            names.join(", ")
+        ));
+    }
+    for (d, refused, names) in denied.into_values() {
+        let Some(test) = ctx.source_test(&d) else {
+            continue;
+        };
+        let n = match test.set {
+            Some(set) => set.elements.len(),
+            None => refused.v4.prefix_count() + refused.v6.prefix_count(),
+        };
+        let names: Vec<String> = names.into_iter().collect();
+        notes.push(format!(
+            "{}: accepted from any address except {} {} in {} ({d}); a deny list, not a missing opening",
+            names.join(", "),
+            thousands(n),
+            if n == 1 { "prefix" } else { "prefixes" },
+            test.name()
+        ));
+    }
+    if !rp.is_empty() {
+        let n = rp.len();
+        let shown: Vec<String> = rp.into_iter().take(3).collect();
+        let more = if n > 3 {
+            format!("; and {} more", n - 3)
+        } else {
+            String::new()
+        };
+        notes.push(format!(
+            "not missing openings: the host's reverse-path filtering refuses these required sources where they were checked (replies to them would leave through another interface): {}{more}",
+            shown.join("; ")
+        ));
+    }
+    groups
+        .into_iter()
+        .flat_map(|((proto, key, partial, unconfigured), pieces)| {
+            by_need(pieces)
+                .into_iter()
+                .map(move |(idx, pieces)| (proto, key.clone(), partial, unconfigured, idx, pieces))
+        })
+        .map(|(proto, key, partial, unconfigured, idx, pieces)| {
+            hole_draft(ctx, proto, key, partial, unconfigured, &idx, pieces)
+        })
+        .collect()
 }
 
-/// The `missing`/`partial-opening` findings of one requirement.
+/// Cuts pieces of several requirements (refused by one rule) into holes:
+/// the ports are cut where the set of requirements with a piece there
+/// changes, and each part goes to the hole of that set (one hole: the
+/// same ports refused by the same rule, whichever requirement's peers).
+/// Within a hole, the sources of each interface, local addresses and port
+/// window are united.
+fn by_need(pieces: Vec<(usize, RawPiece)>) -> BTreeMap<BTreeSet<usize>, Vec<RawPiece>> {
+    let mut out: BTreeMap<BTreeSet<usize>, Vec<RawPiece>> = BTreeMap::new();
+    if pieces.iter().all(|(i, _)| *i == pieces[0].0) {
+        if let Some(&(i, _)) = pieces.first() {
+            out.insert(
+                BTreeSet::from([i]),
+                pieces.into_iter().map(|(_, p)| p).collect(),
+            );
+        }
+        return out;
+    }
+    let mut bounds: Vec<u32> = pieces
+        .iter()
+        .flat_map(|(_, p)| [u32::from(p.ports.first()), u32::from(p.ports.last()) + 1])
+        .collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    // (need set) -> (interface, local addresses, window) -> sources
+    type Parts = BTreeMap<(String, Vec<IpAddr>, PortRange), AddrSet>;
+    let mut holes: BTreeMap<BTreeSet<usize>, Parts> = BTreeMap::new();
+    let decided_by = pieces[0].1.decided_by.clone();
+    for w in bounds.windows(2) {
+        let window = PortRange::new(w[0] as u16, (w[1] - 1) as u16).expect("ordered");
+        let active: Vec<&(usize, RawPiece)> = pieces
+            .iter()
+            .filter(|(_, p)| p.ports.contains(window.first()))
+            .collect();
+        if active.is_empty() {
+            continue;
+        }
+        let need: BTreeSet<usize> = active.iter().map(|(i, _)| *i).collect();
+        let parts = holes.entry(need).or_default();
+        for (_, p) in active {
+            let key = (p.iface.clone(), p.to.clone(), window);
+            match parts.get_mut(&key) {
+                Some(s) => *s = s.union(&p.sources),
+                None => {
+                    parts.insert(key, p.sources.clone());
+                }
+            }
+        }
+    }
+    for (need, parts) in holes {
+        out.insert(
+            need,
+            parts
+                .into_iter()
+                .map(|((iface, to, ports), sources)| RawPiece {
+                    iface,
+                    to,
+                    ports,
+                    sources,
+                    decided_by: decided_by.clone(),
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// One `missing-opening` or `partial-opening` finding: what one rule or
+/// policy refuses of the requirements `idx`.
+fn hole_draft(
+    ctx: &Ctx<'_>,
+    proto: Proto,
+    key: String,
+    partial: bool,
+    unconfigured: bool,
+    idx: &BTreeSet<usize>,
+    pieces: Vec<RawPiece>,
+) -> Draft {
+    let reqs: Vec<&ResolvedRequirement> = idx.iter().map(|&i| &ctx.input.requirements[i]).collect();
+    let mut needed_by: Vec<Need> = reqs
+        .iter()
+        .map(|r| Need {
+            role: r.role.clone(),
+            requirement: r.requirement.clone(),
+        })
+        .collect();
+    needed_by.sort();
+    needed_by.dedup();
+    let kind = if partial {
+        FindingKind::PartialOpening
+    } else {
+        FindingKind::MissingOpening
+    };
+    let blocker = pieces[0].decided_by.clone();
+    let m = merge(&pieces);
+    let mut evidence = match &blocker {
+        Some(d) => vec![ctx.rules.evidence(d)],
+        None => vec![Evidence::Note {
+            text: "not delivered locally: forwarded after NAT, or no single rule decides".into(),
+        }],
+    };
+    // Bound peers refused by their address: which set and element.
+    let mut listed = String::new();
+    let bound = reqs.iter().any(|r| {
+        r.peers
+            .iter()
+            .any(|g| ctx.input.config.peers.contains_key(g))
+    });
+    if let Some(test) = blocker
+        .as_ref()
+        .filter(|_| bound)
+        .and_then(|d| ctx.source_test(d))
+    {
+        let mut found: Vec<String> = Vec::new();
+        for net in m.peers.prefixes().iter().take(4) {
+            let addr = net.addr();
+            let els = test.covering(addr);
+            found.push(if els.is_empty() {
+                format!("{net} is refused by {}", test.name())
+            } else {
+                format!("{net} is in {} (element {})", test.name(), els.join(", "))
+            });
+        }
+        let more = m.peers.v4.prefix_count() + m.peers.v6.prefix_count();
+        if more > 4 {
+            found.push(format!("and {} more prefixes", more - 4));
+        }
+        evidence.push(Evidence::Note {
+            text: found.join("; "),
+        });
+        listed = format!("; {}", found.join("; "));
+    }
+    let routes = ctx.evaluator().routes();
+    let defaults: Vec<&str> = m
+        .interfaces
+        .iter()
+        .filter(|i| has_default_route(routes, i))
+        .map(String::as_str)
+        .collect();
+    // A private-network requirement is never opened on an interface with
+    // a default route because no private interface was named.
+    let fix = if unconfigured && !defaults.is_empty() {
+        evidence.push(Evidence::Note {
+            text: format!(
+                "no private_interfaces configured, and {} carries a default route: not opened there automatically",
+                defaults.join(", ")
+            ),
+        });
+        None
+    } else {
+        // Each piece concerns the interface its sources are routed through
+        // (or pinned to): the accept is limited to it.
+        Some(
+            match fix::open_inbound(
+                ctx.manager,
+                blocker.as_ref(),
+                proto,
+                &fix::accesses(&pieces),
+                true,
+            ) {
+                Ok(plan) => ctx
+                    .prover()
+                    .prove(ctx, plan, &Claim::Opens(l4(proto), &pieces)),
+                Err(why) => fix::refusal(why),
+            },
+        )
+    };
+    let how = if partial {
+        "is only partly accepted (normal if the service opens ports on demand)"
+    } else {
+        "is not accepted"
+    };
+    let fallback = if reqs.iter().all(|r| r.fallback) {
+        " (with these settings a fallback channel)"
+    } else {
+        ""
+    };
+    let mut purposes: Vec<&str> = reqs
+        .iter()
+        .map(|r| r.purpose.trim_end_matches('.'))
+        .collect();
+    purposes.dedup();
+    let names: Vec<String> = needed_by
+        .iter()
+        .map(|n| format!("{}/{}", n.role, n.requirement))
+        .collect();
+    let advice = if unconfigured {
+        "; configure private_interfaces (the interfaces facing the private network) so that it is checked and opened only there"
+    } else {
+        ""
+    };
+    Draft {
+        kind,
+        role: Some(needed_by[0].role.clone()),
+        requirement: Some(needed_by[0].requirement.clone()),
+        needed_by,
+        direction: Direction::In,
+        proto,
+        summary: format!(
+            "{proto} {} from {} on {} {how}{fallback}: refused by {}{listed} (needed by {}: {}){advice}",
+            m.ports,
+            peers_text(&m.peers),
+            m.interfaces.join(", "),
+            blocker_text(&blocker),
+            names.join(", "),
+            purposes.join("; "),
+        ),
+        ports: m.ports,
+        peers: m.peers.prefixes(),
+        interfaces: m.interfaces,
+        evidence,
+        fix,
+        pieces: m.pieces,
+        tiebreak: key,
+    }
+}
+
+/// The refused pieces of one requirement, on the interfaces its sources
+/// arrive on.
 fn missing_for<'a>(
     ctx: &Ctx<'a>,
     r: &ResolvedRequirement,
     regions: &RegionMemo<'a>,
     notes: &mut Vec<String>,
-) -> Vec<Draft> {
-    let mut drafts = Vec::new();
+) -> Holes {
+    let mut holes = Holes::default();
     if r.direction != Direction::In || r.ports.is_empty() {
-        return drafts;
+        return holes;
     }
-    let peers = requirement_peers(r, ctx.input.config);
-    if peers.is_empty() {
-        return drafts;
+    if requirement_peers(r, ctx.input.config).is_empty() {
+        return holes;
     }
     let proto = l4(r.proto);
     let what = req_name(r);
-    let (ifaces, no_private) = ctx.applicable(r.scope);
-    if no_private {
-        notes.push(format!(
-            "{what} concerns the private network, but no private_interfaces are configured: checked on every interface"
-        ));
-    }
-    if ifaces.is_empty() {
-        notes.push(format!(
-            "{what}: none of the private_interfaces exists on this host; not checked"
-        ));
-        return drafts;
-    }
+    let private = &ctx.input.config.private_interfaces;
+    // A private-network requirement is checked on the private interfaces
+    // (a name that matches none is a `not-checked` finding); without any
+    // configured, where its peers are routed (see `hole_draft`).
+    let restricted = r.scope == Scope::Private && !private.is_empty();
+    let unbound = !r
+        .peers
+        .iter()
+        .any(|g| ctx.input.config.peers.contains_key(g));
     let mut accepted_any = false;
-    let mut raw: Vec<RawPiece> = Vec::new();
-    for iface in &ifaces {
+    for iface in &ctx.ifaces {
+        let is_private = private.iter().any(|p| iface_matches(p, &iface.name));
+        let sources = [AddrFamily::V4, AddrFamily::V6].map(|f| ctx.sources_on(r, iface, f));
+        if restricted && !is_private {
+            let skipped: Vec<&AddrSet> = sources
+                .iter()
+                .map(|s| &s.check)
+                .filter(|s| !s.is_empty())
+                .collect();
+            // (For any address that is only natural: said for bound peers.)
+            if !skipped.is_empty() && !unbound {
+                let mut p = Peers::none();
+                for s in skipped {
+                    p.add(s);
+                }
+                notes.push(format!(
+                    "{what}: {} is routed through {}, which is not one of the private_interfaces: not checked there",
+                    peers_text(&p),
+                    iface.name
+                ));
+            }
+            continue;
+        }
+        for s in &sources {
+            if !s.refused.is_empty() {
+                holes.rp_refused.push((
+                    iface.name.clone(),
+                    s.refused.clone(),
+                    format!("rp_filter {:?}", iface.rp_filter).to_lowercase(),
+                ));
+            }
+        }
         for group in ctx.local_groups(proto, iface) {
             let to = group[0];
-            let base = peers.family(family_of(to));
+            let base = &sources[fam_index(family_of(to))].check;
             if base.is_empty() {
                 continue;
             }
@@ -842,81 +1431,136 @@ fn missing_for<'a>(
             for (range, srcs) in region::uncovered(&r.ports, base, acc) {
                 let ps = PortSet::from_ranges([range]);
                 for (rg, s) in region::uncovered(&ps, &srcs, unknown_rects) {
-                    raw.extend(blockers(ctx, (proto, iface, &group), rg, &s, &what, notes));
+                    for p in blockers(ctx, (proto, iface, &group), rg, &s, &what, notes) {
+                        // Refused by the host's own reverse-path rule: the
+                        // source is not expected on this interface.
+                        if p.decided_by.as_ref().is_some_and(|d| ctx.is_rpfilter(d)) {
+                            // The host's own addresses as sources are
+                            // martians the kernel drops anyway: not worth
+                            // a word.
+                            let fam = p.sources.family();
+                            let srcs = p.sources.subtract(&ctx.martian[fam_index(fam)]);
+                            if !srcs.is_empty() {
+                                let why = blocker_text(&p.decided_by);
+                                holes.rp_refused.push((iface.name.clone(), srcs, why));
+                            }
+                        } else if unbound
+                            && p.sources != *base
+                            && p.decided_by
+                                .as_ref()
+                                .is_some_and(|d| ctx.source_test(d).is_some())
+                        {
+                            // Any address, but some refused by their
+                            // address: a deny list (fail2ban, CrowdSec).
+                            let d = p.decided_by.clone().expect("checked");
+                            holes.denied.push((d, p.sources));
+                        } else {
+                            holes.raw.push(p);
+                        }
+                    }
                 }
             }
         }
     }
-    if raw.is_empty() {
-        return drafts;
+    // Bound peers (not pinned) that no route leads to: a connection from
+    // them could not be answered; said, not checked.
+    let cfg = ctx.input.config;
+    let (mut configured, mut unrouted, mut routed) = (Peers::none(), Peers::none(), Peers::none());
+    for g in r
+        .peers
+        .iter()
+        .filter(|g| !cfg.peer_interfaces.contains_key(*g))
+    {
+        if let Some(nets) = cfg.peers.get(g) {
+            for f in [AddrFamily::V4, AddrFamily::V6] {
+                let addrs = AddrSet::from_prefixes(f, nets.iter().copied());
+                let routable = &ctx.routable[fam_index(f)];
+                unrouted.add(&addrs.subtract(routable));
+                routed.add(&addrs.intersect(routable));
+                configured.add(&addrs);
+            }
+        }
     }
-    let kind = if r.partial_ok && accepted_any {
-        FindingKind::PartialOpening
-    } else {
-        FindingKind::MissingOpening
-    };
-    // One finding per blocker.
-    let mut groups: BTreeMap<String, Vec<RawPiece>> = BTreeMap::new();
-    for p in raw {
-        groups
-            .entry(blocker_key(&p.decided_by))
-            .or_default()
-            .push(p);
+    if !unrouted.is_empty() {
+        // Said the short way: "10.0.0.0/8 except 10.99.0.0/24".
+        let n = routed.v4.prefix_count() + routed.v6.prefix_count();
+        holes.unrouted = Some(if routed.is_empty() || n > 4 {
+            peers_text(&unrouted)
+        } else {
+            let r: Vec<String> = routed.prefixes().iter().map(ToString::to_string).collect();
+            format!("{} except {}", peers_text(&configured), r.join(", "))
+        });
     }
-    for (key, pieces) in groups {
-        let blocker = pieces[0].decided_by.clone();
-        let m = merge(&pieces);
-        let evidence = match &blocker {
-            Some(d) => vec![ctx.rules.evidence(d)],
-            None => vec![Evidence::Note {
-                text: "not delivered locally: forwarded after NAT, or no single rule decides"
-                    .into(),
-            }],
-        };
-        let accesses = fix::accesses(&pieces);
-        let fix = match fix::open_inbound(
-            ctx.manager,
-            blocker.as_ref(),
-            r.proto,
-            &accesses,
-            r.scope == Scope::Private,
-        ) {
-            Ok(plan) => ctx.prover().prove(ctx, plan, &Claim::Opens(proto, &pieces)),
-            Err(why) => fix::refusal(why),
-        };
-        let how = if kind == FindingKind::PartialOpening {
-            "is only partly accepted (normal if the service opens ports on demand)"
-        } else {
-            "is not accepted"
-        };
-        let fallback = if r.fallback {
-            " (with these settings a fallback channel)"
-        } else {
-            ""
-        };
+    holes.partial = r.partial_ok && accepted_any;
+    holes
+}
+
+/// `not-checked` findings: a requirement that could not be checked where
+/// the configuration says, because a `private_interfaces` or
+/// `[peer_interfaces]` entry matches no interface of the host. One per
+/// requirement and entry.
+pub(crate) fn not_checked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
+    let cfg = ctx.input.config;
+    let names: Vec<&str> = ctx
+        .evaluator()
+        .routes()
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let absent = |p: &String| !names.iter().any(|n| iface_matches(p, n));
+    let mut drafts = Vec::new();
+    let mut push = |r: &ResolvedRequirement, entry: &str, key: &str| {
+        let text = format!(
+            "{key} entry \"{entry}\" matches no interface of this host ({})",
+            names.join(", ")
+        );
         drafts.push(Draft {
-            kind,
+            kind: FindingKind::NotChecked,
             role: Some(r.role.clone()),
             requirement: Some(r.requirement.clone()),
+            needed_by: Vec::new(),
             direction: Direction::In,
             proto: r.proto,
             summary: format!(
-                "{} {} from {} on {} {how}{fallback}: refused by {} (needed for: {})",
+                "{} {} ({}) could not be checked on \"{entry}\": {text}; fix the configuration (portwarden check-config)",
                 r.proto,
-                m.ports,
-                peers_text(&m.peers),
-                m.interfaces.join(", "),
-                blocker_text(&blocker),
-                r.purpose.trim_end_matches('.'),
+                r.ports,
+                r.purpose.trim_end_matches('.')
             ),
-            ports: m.ports,
-            peers: m.peers.prefixes(),
-            interfaces: m.interfaces,
-            evidence,
-            fix: Some(fix),
-            pieces: m.pieces,
-            tiebreak: key,
+            ports: r.ports.clone(),
+            peers: requirement_peers(r, cfg).prefixes(),
+            interfaces: vec![entry.to_string()],
+            evidence: vec![Evidence::Note { text }],
+            fix: None,
+            pieces: Vec::new(),
+            tiebreak: format!("{key}={entry}"),
         });
+    };
+    let inbound = || {
+        ctx.input
+            .requirements
+            .iter()
+            .filter(|r| r.direction == Direction::In && !r.ports.is_empty())
+    };
+    for entry in cfg.private_interfaces.iter().filter(|p| absent(p)) {
+        let mut any = false;
+        for r in inbound().filter(|r| r.scope == Scope::Private) {
+            any = true;
+            push(r, entry, "private_interfaces");
+        }
+        if !any {
+            notes.push(format!(
+                "private_interfaces entry \"{entry}\" matches no interface of this host (no requirement of the selected roles concerns the private network)"
+            ));
+        }
+    }
+    for (group, pins) in &cfg.peer_interfaces {
+        for entry in pins.iter().filter(|p| absent(p)) {
+            for r in inbound().filter(|r| r.peers.contains(group)) {
+                push(r, entry, &format!("[peer_interfaces] {group}"));
+            }
+        }
     }
     drafts
 }
@@ -986,45 +1630,88 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     // One finding per group, independent of the others: thousands on a big
     // host, shared out between the cores.
     let groups: Vec<_> = groups.into_iter().collect();
-    groups.into_par_iter().map(|((proto, key), pieces)| {
-        let decided_by = key.cloned();
-        let m = merge(&pieces);
-        let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
-        let accesses = fix::accesses(&pieces);
-        let fix = match fix::close_inbound(
-            ctx.manager,
-            decided_by.as_ref(),
-            !partly_wanted.contains(&key),
-            proto,
-            &accesses,
-        ) {
-            Ok(plans) => ctx
-                .prover()
-                .prove_first(ctx, plans, &Claim::Closes(l4(proto), &pieces)),
-            Err(why) => fix::refusal(why),
-        };
-        Draft {
-            kind: FindingKind::ExcessOpening,
-            role: None,
-            requirement: None,
-            direction: Direction::In,
-            proto,
-            summary: format!(
-                "{proto} {} from {} is accepted on {} but no role requires it and no [[allow]] entry allows it: accepted by {}",
-                m.ports,
-                peers_text(&m.peers),
-                m.interfaces.join(", "),
-                blocker_text(&decided_by)
-            ),
-            ports: m.ports,
-            peers: m.peers.prefixes(),
-            interfaces: m.interfaces,
-            evidence,
-            fix: Some(fix),
-            pieces: m.pieces,
-            tiebreak: blocker_key(&decided_by),
-        }
-    }).collect()
+    groups
+        .into_par_iter()
+        .map(|((proto, key), pieces)| {
+            let decided_by = key.cloned();
+            let m = merge(&pieces);
+            let evidence = decided_by.iter().map(|d| ctx.rules.evidence(d)).collect();
+            let accesses = fix::accesses(&pieces);
+            let fix = match fix::close_inbound(
+                ctx.manager,
+                decided_by.as_ref(),
+                !partly_wanted.contains(&key),
+                proto,
+                &accesses,
+            ) {
+                Ok(plans) => {
+                    ctx.prover()
+                        .prove_first(ctx, plans, &Claim::Closes(l4(proto), &pieces))
+                }
+                Err(why) => fix::refusal(why),
+            };
+            Draft {
+                kind: FindingKind::ExcessOpening,
+                role: None,
+                requirement: None,
+                needed_by: Vec::new(),
+                direction: Direction::In,
+                proto,
+                summary: {
+                    // Roles that require some of these ports, from other peers
+                    // or elsewhere: the wording must not deny them.
+                    let mut roles: Vec<&str> = ctx
+                        .input
+                        .requirements
+                        .iter()
+                        .filter(|r| {
+                            r.direction == Direction::In
+                                && r.proto == proto
+                                && !r.ports.intersect(&m.ports).is_empty()
+                        })
+                        .map(|r| r.role.as_str())
+                        .collect();
+                    roles.sort_unstable();
+                    roles.dedup();
+                    let required = PortSet::from_ranges(
+                        ctx.input
+                            .requirements
+                            .iter()
+                            .filter(|r| r.direction == Direction::In && r.proto == proto)
+                            .flat_map(|r| r.ports.intersect(&m.ports).ranges().to_vec()),
+                    );
+                    let why = if roles.is_empty() {
+                        "no role requires it and no [[allow]] entry allows it".to_string()
+                    } else {
+                        format!(
+                            "that is more sources than {} {}{}, and no [[allow]] entry allows it",
+                            roles.join(", "),
+                            if roles.len() == 1 { "needs" } else { "need" },
+                            if required == m.ports {
+                                String::new()
+                            } else {
+                                format!(" on {proto} {required} (the rest no role requires)")
+                            }
+                        )
+                    };
+                    format!(
+                        "{proto} {} from {} is accepted on {} but {why}: accepted by {}",
+                        m.ports,
+                        peers_text(&m.peers),
+                        m.interfaces.join(", "),
+                        blocker_text(&decided_by)
+                    )
+                },
+                ports: m.ports,
+                peers: m.peers.prefixes(),
+                interfaces: m.interfaces,
+                evidence,
+                fix: Some(fix),
+                pieces: m.pieces,
+                tiebreak: blocker_key(&decided_by),
+            }
+        })
+        .collect()
 }
 
 /// Openings ordered by first port, for finding those that cover a port
@@ -1078,7 +1765,9 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
     // (proto, port) -> (listeners, pieces)
     let mut groups: BTreeMap<(Proto, u16), ListenerGroup<'_>> = BTreeMap::new();
     // Computed once, not per listener: thousands of sockets are common.
-    let mut wanted: HashMap<(Proto, String, AddrFamily), PortSet> = HashMap::default();
+    let mut wanted: HashMap<(Proto, String, AddrFamily), Vec<Rect>> = HashMap::default();
+    // What the wanted rectangles cover at one port.
+    let mut covered: HashMap<(Proto, String, AddrFamily, u16), AddrSet> = HashMap::default();
     let mut accepting: HashMap<(L4, &str, IpAddr), Vec<&Opening>> = HashMap::default();
     for o in &ctx.input.exposure.openings {
         if o.verdict == Verdict::Accept && !o.sources.is_empty() {
@@ -1106,27 +1795,39 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                     continue;
                 }
                 let fam = family_of(to);
-                let want = wanted
-                    .entry((proto, iface.name.clone(), fam))
-                    .or_insert_with(|| {
-                        PortSet::from_ranges(
-                            ctx.wanted(proto, &iface.name, fam)
-                                .into_iter()
-                                .flat_map(|w| w.ports.ranges().to_vec()),
-                        )
-                    });
-                if want.contains(l.port) {
-                    continue;
-                }
                 let Some(candidates) = accepting.get(&(l.proto, iface.name.as_str(), to)) else {
                     continue;
                 };
+                // The sources some requirement or [[allow]] entry wants
+                // here are not exposure; the rest is, in either family.
+                let cover = covered
+                    .entry((proto, iface.name.clone(), fam, l.port))
+                    .or_insert_with(|| {
+                        let rects = wanted
+                            .entry((proto, iface.name.clone(), fam))
+                            .or_insert_with(|| ctx.wanted(proto, &iface.name, fam));
+                        AddrSet::union_all(
+                            fam,
+                            rects
+                                .iter()
+                                .filter(|w| w.ports.contains(l.port))
+                                .map(|w| &w.sources),
+                        )
+                    });
                 for o in candidates.covering(l.port) {
+                    let sources = if cover.is_empty() {
+                        o.sources.clone()
+                    } else {
+                        o.sources.subtract(cover)
+                    };
+                    if sources.is_empty() {
+                        continue;
+                    }
                     pieces.push(RawPiece {
                         iface: iface.name.clone(),
                         to: vec![to],
                         ports: PortRange::single(l.port),
-                        sources: o.sources.clone(),
+                        sources,
                         decided_by: o.decided_by.clone(),
                     });
                 }
@@ -1185,18 +1886,45 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // The roles that require this port (from some peers, on some
+        // interface): then the listener is wanted, only too widely open.
+        let mut roles: Vec<&str> = ctx
+            .input
+            .requirements
+            .iter()
+            .filter(|r| r.direction == Direction::In && r.proto == proto && r.ports.contains(port))
+            .map(|r| r.role.as_str())
+            .collect();
+        roles.sort_unstable();
+        roles.dedup();
+        let who = if who.is_empty() {
+            "a process".to_string()
+        } else {
+            who.join(", ")
+        };
+        let summary = if roles.is_empty() {
+            format!(
+                "{who} listens on {proto} {port}, which no role or [[allow]] entry wants, and the firewall lets {} reach it on {}",
+                peers_text(&m.peers),
+                m.interfaces.join(", ")
+            )
+        } else {
+            format!(
+                "{who} listens on {proto} {port}, open to more sources than {} {}: the firewall lets {} reach it on {}",
+                roles.join(", "),
+                if roles.len() == 1 { "needs" } else { "need" },
+                peers_text(&m.peers),
+                m.interfaces.join(", ")
+            )
+        };
         drafts.push(Draft {
             kind: FindingKind::ExposedListener,
             role: None,
             requirement: None,
+            needed_by: Vec::new(),
             direction: Direction::In,
             proto,
-            summary: format!(
-                "{} listens on {proto} {port}, which no role or [[allow]] entry wants, and the firewall lets {} reach it on {}",
-                if who.is_empty() { "a process".to_string() } else { who.join(", ") },
-                peers_text(&m.peers),
-                m.interfaces.join(", ")
-            ),
+            summary,
             ports: m.ports,
             peers: m.peers.prefixes(),
             interfaces: m.interfaces,
@@ -1206,8 +1934,10 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                 .map(|f| f.and_then(|v| v.into_iter().next().ok_or_else(String::new)))
                 .collect::<Result<Vec<_>, String>>()
             {
-                Ok(plans) => fix::combine(plans)
-                    .map(|plan| ctx.prover().prove(ctx, plan, &Claim::Closes(l4(proto), &pieces))),
+                Ok(plans) => fix::combine(plans).map(|plan| {
+                    ctx.prover()
+                        .prove(ctx, plan, &Claim::Closes(l4(proto), &pieces))
+                }),
                 Err(why) => Some(fix::refusal(why)),
             },
             pieces: m.pieces,
@@ -1220,7 +1950,10 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
 /// `not-listening` findings: required ports with `listen = true` that no
 /// socket serves on the interfaces the requirement concerns.
 pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
-    let mut drafts = Vec::new();
+    // (proto, missing ports, interfaces) -> the requirements and their
+    // peers: one finding for one port nobody serves, whoever needs it.
+    type Key = (Proto, Vec<(u16, u16)>, Vec<String>);
+    let mut groups: BTreeMap<Key, (PortSet, Vec<&ResolvedRequirement>, Peers)> = BTreeMap::new();
     for r in ctx.input.requirements {
         if r.direction != Direction::In || !r.listen || r.ports.is_empty() {
             continue;
@@ -1254,31 +1987,61 @@ pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
         }
         let mut interfaces: Vec<String> = ifaces.iter().map(|i| i.name.clone()).collect();
         interfaces.sort();
+        let key = (
+            r.proto,
+            missing
+                .ranges()
+                .iter()
+                .map(|p| (p.first(), p.last()))
+                .collect(),
+            interfaces,
+        );
+        let e = groups
+            .entry(key)
+            .or_insert_with(|| (missing, Vec::new(), Peers::none()));
+        e.1.push(r);
+        e.2 = e.2.union(&peers);
+    }
+    let mut drafts = Vec::new();
+    for ((proto, _, interfaces), (missing, reqs, peers)) in groups {
+        let mut needed_by: Vec<Need> = reqs
+            .iter()
+            .map(|r| Need {
+                role: r.role.clone(),
+                requirement: r.requirement.clone(),
+            })
+            .collect();
+        needed_by.sort();
+        needed_by.dedup();
+        let mut purposes: Vec<&str> = reqs
+            .iter()
+            .map(|r| r.purpose.trim_end_matches('.'))
+            .collect();
+        purposes.dedup();
+        let names: Vec<String> = needed_by
+            .iter()
+            .map(|n| format!("{}/{}", n.role, n.requirement))
+            .collect();
+        let on = if interfaces.is_empty() {
+            "this host".to_string()
+        } else {
+            interfaces.join(", ")
+        };
         drafts.push(Draft {
             kind: FindingKind::NotListening,
-            role: Some(r.role.clone()),
-            requirement: Some(r.requirement.clone()),
-            direction: Direction::In,
-            proto: r.proto,
+            role: Some(needed_by[0].role.clone()),
+            requirement: Some(needed_by[0].requirement.clone()),
             summary: format!(
-                "nothing listens on {} {missing} ({}) on {}",
-                r.proto,
-                r.purpose.trim_end_matches('.'),
-                if interfaces.is_empty() {
-                    "this host".to_string()
-                } else {
-                    interfaces.join(", ")
-                }
+                "nothing listens on {proto} {missing} ({}) on {on} (needed by {})",
+                purposes.join("; "),
+                names.join(", ")
             ),
+            needed_by,
+            direction: Direction::In,
+            proto,
             evidence: vec![Evidence::Note {
                 text: format!(
-                    "no {} socket bound to port {missing} on an address of {} (a wildcard or that address)",
-                    r.proto,
-                    if interfaces.is_empty() {
-                        "this host".to_string()
-                    } else {
-                        interfaces.join(", ")
-                    }
+                    "no {proto} socket bound to port {missing} on an address of {on} (a wildcard or that address)"
                 ),
             }],
             ports: missing,

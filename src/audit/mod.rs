@@ -10,22 +10,31 @@
 //! # Finding kinds
 //!
 //! - `missing-opening`: part of a required inbound connection (protocol,
-//!   ports, peer addresses) that the ruleset does not accept, on an
-//!   interface the requirement concerns (the private interfaces for
-//!   `scope = "private"`, else every non-loopback interface) and on a local
-//!   address of that interface (IPv6 link-local addresses excepted). The
-//!   exact uncovered port sub-ranges and source prefixes are reported, each
-//!   with the rule or policy that refuses it (the evaluator's `explain` on a
-//!   probe from each uncovered piece); pieces refused by the same rule or
-//!   policy form one finding. A requirement with `partial_ok` that is partly
-//!   accepted gives `partial-opening` instead (default severity `ok`).
+//!   ports, peer addresses) that the ruleset does not accept, each source
+//!   on the interface the host routes it through (where its traffic
+//!   arrives; [`region::routed_sources`]) or that `[peer_interfaces]` pins
+//!   its group to, restricted to the private interfaces for `scope =
+//!   "private"`, and on a local address of that interface (IPv6 link-local
+//!   addresses excepted). The exact uncovered port sub-ranges and source
+//!   prefixes are reported, each with the rule or policy that refuses it
+//!   (the evaluator's `explain` on a probe from each uncovered piece);
+//!   pieces refused by the same rule or policy at ports needed by the same
+//!   requirements form one finding (one hole), listing them in `needed_by`. A
+//!   requirement with `partial_ok` that is partly accepted gives
+//!   `partial-opening` instead (default severity `ok`). Sources the host's
+//!   reverse-path filtering refuses (`rp_filter`, `fib saddr . iif` rules)
+//!   are one note, never a finding.
+//! - `not-checked`: a requirement that could not be checked because a
+//!   `private_interfaces` or `[peer_interfaces]` entry matches no interface.
 //! - `excess-opening`: what the ruleset accepts from non-loopback interfaces
 //!   that no requirement of the selected roles and no `[[allow]]` entry
 //!   accounts for, as port intervals and source prefixes; one finding per
 //!   accepting rule (or policy) and protocol, across interfaces and addresses.
 //! - `exposed-listener`: a socket not bound to loopback that the ruleset lets
-//!   some peer reach, on a port that no requirement or `[[allow]]` entry
-//!   wants on that interface, with the owning process.
+//!   sources reach that no requirement or `[[allow]]` entry wants there
+//!   (in either family alike), with the owning process; on a port a role
+//!   requires from other peers it is "open to more sources than" the role
+//!   needs.
 //! - `not-listening`: a required inbound port whose service should listen
 //!   (`listen = true` in the catalog) without a matching socket.
 //! - `outbound-blocked`: part of a required outbound connection (protocol,
@@ -42,7 +51,7 @@
 //! # Severities and ids
 //!
 //! Severity per kind comes from the configuration's `[severity]` (defaults:
-//! `missing-opening`, `exposed-listener`, `outbound-blocked` critical;
+//! `missing-opening`, `exposed-listener`, `outbound-blocked`, `not-checked` critical;
 //! `excess-opening`, `not-listening` warning; `partial-opening` ok); a kind
 //! set to `ignore` is dropped. Each finding's `id` is 12 hex digits of a
 //! hash of kind, role, direction, protocol, ports, peers and interfaces: the
@@ -149,7 +158,8 @@ impl Evidence {
         })
     }
 
-    /// The evidence for `d`, with the text of a rule from `text`.
+    /// The evidence for `d`, with the text of a rule from `text` (inline
+    /// sets cut to their first elements and their size).
     fn from_decider(d: &DecidedBy, text: impl FnOnce(&RuleRef) -> Option<String>) -> Evidence {
         match d {
             DecidedBy::Rule(r) => Evidence::Rule {
@@ -157,7 +167,8 @@ impl Evidence {
                 table: r.table.clone(),
                 chain: r.chain.clone(),
                 handle: r.handle,
-                text: text(r).unwrap_or_else(|| "(rule not in the snapshot)".into()),
+                text: text(r)
+                    .map_or_else(|| "(rule not in the snapshot)".into(), |t| shorten_sets(&t)),
             },
             DecidedBy::Policy(p) => Evidence::Policy {
                 family: p.family,
@@ -218,6 +229,35 @@ impl Evidence {
     }
 }
 
+/// Inline sets (`{ a, b, ... }`) of more than [`SET_SHOWN`] elements cut to
+/// the first ones and the count: a rule with an anonymous blocklist would
+/// otherwise put every element in the report.
+pub(crate) fn shorten_sets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4096));
+    let mut rest = text;
+    while let Some(open) = rest.find("{ ") {
+        let Some(len) = rest[open..].find(" }") else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 2..open + len];
+        let elems: Vec<&str> = inner.split(", ").collect();
+        if elems.len() > SET_SHOWN {
+            out.push_str("{ ");
+            out.push_str(&elems[..SET_SHOWN].join(", "));
+            out.push_str(&format!(", ... ({} elements) }}", elems.len()));
+        } else {
+            out.push_str(&rest[open..open + len + 2]);
+        }
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How many elements of an inline set a rule's text shows.
+const SET_SHOWN: usize = 6;
+
 fn policy_word(p: Policy) -> &'static str {
     match p {
         Policy::Accept => "accept",
@@ -277,6 +317,12 @@ impl<'a> RuleTexts<'a> {
         RuleTexts { tables }
     }
 
+    /// A rule of the snapshot.
+    pub fn rule(&self, r: &RuleRef) -> Option<&'a crate::snapshot::Rule> {
+        let (_, rules) = self.tables.get(&(r.family, r.table.as_str()))?;
+        rules.get(&(r.chain.as_str(), r.handle)).copied()
+    }
+
     /// [`Evidence::decided_by`], from the index.
     pub fn evidence(&self, d: &DecidedBy) -> Evidence {
         Evidence::from_decider(d, |r| {
@@ -302,6 +348,15 @@ pub struct Piece {
     pub peers: Vec<IpNet>,
 }
 
+/// A role's requirement that a finding concerns.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Need {
+    /// Role id.
+    pub role: String,
+    /// Requirement id within the role.
+    pub requirement: String,
+}
+
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -311,10 +366,15 @@ pub struct Finding {
     pub severity: Severity,
     /// What kind of finding.
     pub kind: FindingKind,
-    /// The role whose requirement it concerns (`None`: no role requires it).
+    /// The role whose requirement it concerns (`None`: no role requires
+    /// it); the first of `needed_by`.
     pub role: Option<String>,
-    /// The requirement id within the role.
+    /// The requirement id within the role; the first of `needed_by`.
     pub requirement: Option<String>,
+    /// Every role and requirement the finding concerns (one hole needed by
+    /// several requirements or included roles is one finding), sorted;
+    /// empty when no role requires it.
+    pub needed_by: Vec<Need>,
     /// Direction of the connections.
     pub direction: Direction,
     /// Protocol.
@@ -381,6 +441,8 @@ pub(crate) struct Draft {
     pub kind: FindingKind,
     pub role: Option<String>,
     pub requirement: Option<String>,
+    /// Every requirement concerned; when empty, `role`/`requirement` alone.
+    pub needed_by: Vec<Need>,
     pub direction: Direction,
     pub proto: Proto,
     pub ports: PortSet,
@@ -452,12 +514,24 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
             while !seen.insert(format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff)) {
                 t.push('+');
             }
+            let needed_by = if d.needed_by.is_empty() {
+                match (&d.role, &d.requirement) {
+                    (Some(role), Some(requirement)) => vec![Need {
+                        role: role.clone(),
+                        requirement: requirement.clone(),
+                    }],
+                    _ => Vec::new(),
+                }
+            } else {
+                d.needed_by
+            };
             Finding {
                 id: format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff),
                 severity: config.severity.of(d.kind),
                 kind: d.kind,
                 role: d.role,
                 requirement: d.requirement,
+                needed_by,
                 direction: d.direction,
                 proto: d.proto,
                 ports: d.ports,
@@ -485,6 +559,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
 
 fn kind_order(k: FindingKind) -> u8 {
     match k {
+        FindingKind::NotChecked => 0,
         FindingKind::MissingOpening => 0,
         FindingKind::PartialOpening => 1,
         FindingKind::OutboundBlocked => 2,
@@ -505,6 +580,7 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
         || {
             let mut notes = Vec::new();
             let mut drafts = findings::missing(&ctx, &mut notes);
+            drafts.extend(findings::not_checked(&ctx, &mut notes));
             drafts.extend(findings::not_listening(&ctx));
             drafts.extend(outbound::blocked(&ctx, &mut notes));
             (drafts, notes)

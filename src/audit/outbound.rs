@@ -298,6 +298,7 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 kind: FindingKind::OutboundBlocked,
                 role: Some(r.role.clone()),
                 requirement: Some(r.requirement.clone()),
+                needed_by: Vec::new(),
                 direction: Direction::Out,
                 proto: r.proto,
                 summary: format!(

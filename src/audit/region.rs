@@ -4,8 +4,10 @@
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::ResolvedRequirement;
 use crate::config::HostConfig;
+use crate::eval::{RouteKind, Routes, ARPHRD_LOOPBACK};
 use crate::ports::{PortRange, PortSet};
 use ipnet::IpNet;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Addresses of both families.
@@ -120,6 +122,91 @@ pub fn iface_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// The address space of one family cut by the host's routes: for each
+/// interface, the addresses the host routes through it
+/// ([`Routes::route_dev`] for every address at once), i.e. the sources
+/// whose connections are expected to arrive there (a reply leaves where
+/// the route points). The host's own addresses go to the loopback
+/// interface; addresses with no route, or whose route has no device
+/// (blackhole, unreachable, prohibit), to no interface.
+///
+/// With `local` false the local table is left out: the host's own
+/// addresses go where the main table sends them (a peer never sends from
+/// them: the kernel drops such packets as martians), which keeps each
+/// interface's share a few prefixes ("everything except 10.0.0.0/8").
+///
+/// Longest prefix first (the first of equal prefixes wins, connected
+/// prefixes before routes, as in [`Routes::route_dev`]): each prefix takes
+/// what no longer prefix took. Linear in the routes per prefix, so
+/// quadratic at worst: fine for a host's table, not a full BGP table.
+pub fn routed_sources(routes: &Routes, fam: AddrFamily, local: bool) -> BTreeMap<String, AddrSet> {
+    let mine = |n: &IpNet| n.addr().is_ipv6() == is_v6(fam);
+    let lo = routes
+        .interfaces
+        .iter()
+        .find(|i| i.iftype == ARPHRD_LOOPBACK);
+    let mut out: BTreeMap<String, AddrSet> = BTreeMap::new();
+    // The local table: every address, and a loopback interface's IPv4 prefixes.
+    let mut claimed = AddrSet::empty(fam);
+    for i in routes.interfaces.iter().filter(|_| local) {
+        for n in i.addrs.iter().filter(|n| mine(n)) {
+            let net = if i.iftype == ARPHRD_LOOPBACK && n.addr().is_ipv4() {
+                n.trunc()
+            } else {
+                IpNet::from(n.addr())
+            };
+            let s = AddrSet::from_prefixes(fam, [net]);
+            let name = lo.unwrap_or(i).name.clone();
+            let e = out.entry(name).or_insert_with(|| AddrSet::empty(fam));
+            *e = e.union(&s.subtract(&claimed));
+            claimed = claimed.union(&s);
+        }
+    }
+    // The main table: connected prefixes, then routes, in order.
+    let mut candidates: Vec<(IpNet, Option<&str>)> = Vec::new();
+    for i in &routes.interfaces {
+        for n in i.addrs.iter().filter(|n| mine(n)) {
+            if n.prefix_len() < n.max_prefix_len()
+                && !(i.iftype == ARPHRD_LOOPBACK && n.addr().is_ipv4())
+            {
+                candidates.push((n.trunc(), Some(i.name.as_str())));
+            }
+        }
+    }
+    for r in routes.routes.iter().filter(|r| mine(&r.dst)) {
+        match r.kind {
+            RouteKind::Local | RouteKind::Broadcast => {}
+            RouteKind::Unicast => candidates.push((r.dst.trunc(), r.dev.as_deref())),
+            _ => candidates.push((r.dst.trunc(), None)),
+        }
+    }
+    // Stable: among equal prefix lengths the first stays first.
+    candidates.sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix_len()));
+    for (net, dev) in candidates {
+        let s = AddrSet::from_prefixes(fam, [net]);
+        if let Some(dev) = dev {
+            let part = s.subtract(&claimed);
+            if !part.is_empty() {
+                let e = out
+                    .entry(dev.to_string())
+                    .or_insert_with(|| AddrSet::empty(fam));
+                *e = e.union(&part);
+            }
+        }
+        claimed = claimed.union(&s);
+    }
+    out.retain(|_, s| !s.is_empty());
+    out
+}
+
+/// Whether the host has a default route (`0.0.0.0/0` or `::/0`) through
+/// interface `name`, in either family.
+pub fn has_default_route(routes: &Routes, name: &str) -> bool {
+    routes.routes.iter().any(|r| {
+        r.kind == RouteKind::Unicast && r.dst.prefix_len() == 0 && r.dev.as_deref() == Some(name)
+    })
+}
+
 /// A rectangle of the (port, address) space.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rect {
@@ -232,7 +319,73 @@ mod tests {
             .prop_map(|v| v.into_iter().map(|(a, l)| (a, a + l)).collect())
     }
 
+    fn arb_routes() -> impl Strategy<Value = Routes> {
+        use crate::eval::{Interface, Route};
+        let net = (0u8..4, 0u8..=32u8).prop_map(|(a, len)| {
+            let addr = std::net::Ipv4Addr::new(10, a * 64, a, 1);
+            IpNet::new(IpAddr::V4(addr), len.max(1)).unwrap().trunc()
+        });
+        let route = (net.clone(), 0u8..4, 0u8..6).prop_map(|(dst, dev, kind)| Route {
+            dst,
+            dev: (dev < 3).then(|| format!("e{dev}")),
+            kind: match kind {
+                0 => RouteKind::Blackhole,
+                1 => RouteKind::Local,
+                _ => RouteKind::Unicast,
+            },
+        });
+        (
+            proptest::collection::vec(route, 0..6),
+            0u8..4,
+            8u8..30,
+            any::<bool>(),
+        )
+            .prop_map(|(mut routes, a, len, default)| {
+                if default {
+                    routes.push(Route::via("0.0.0.0/0", "e0"));
+                }
+                let own = format!("10.{}.{a}.1/{len}", a * 64);
+                let mut lo = Interface::new("lo", 1, &["127.0.0.1/8", "::1/128"]);
+                lo.iftype = ARPHRD_LOOPBACK;
+                Routes {
+                    interfaces: vec![
+                        lo,
+                        Interface::new("e0", 2, &["192.0.2.1/24"]),
+                        Interface::new("e1", 3, &[own.as_str()]),
+                        Interface::new("e2", 4, &["10.0.0.9/32"]),
+                    ],
+                    routes,
+                    sockets: None,
+                }
+            })
+    }
+
     proptest! {
+        /// Every address lands on the interface [`Routes::route_dev`]
+        /// names, and on no other.
+        #[test]
+        fn routed_sources_agree_with_route_dev(routes in arb_routes(), probes in proptest::collection::vec(any::<u32>(), 64)) {
+            let parts = routed_sources(&routes, AddrFamily::V4, true);
+            let mut samples: Vec<u32> = probes;
+            for r in &routes.routes {
+                if let IpAddr::V4(a) = r.dst.addr() {
+                    let a = u32::from(a);
+                    samples.extend([a, a.wrapping_sub(1), a | 1, a | 0xff, a.wrapping_add(256)]);
+                }
+            }
+            samples.extend([u32::from(std::net::Ipv4Addr::new(10, 0, 0, 9)), u32::from(std::net::Ipv4Addr::new(127, 0, 0, 5)), u32::from(std::net::Ipv4Addr::new(192, 0, 2, 77))]);
+            for v in samples {
+                let a = IpAddr::V4(std::net::Ipv4Addr::from(v));
+                let want = routes.route_dev(a);
+                let got: Vec<&str> = parts
+                    .iter()
+                    .filter(|(_, s)| s.contains(a))
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "address {}", a);
+            }
+        }
+
         /// Port by port and address by address, `uncovered` is exactly
         /// "wanted and in base and in no cover", and never repeats a port.
         #[test]

@@ -21,10 +21,15 @@ fn catalog() -> &'static Catalog {
 
 use crate::eval::testkit::snapshot as testdata;
 
-/// The host side of the test topology, routing all of 10/8 to the private side.
+/// The host side of the test topology, routing all of 10/8 to the private
+/// side and everything else (both families) to the public side.
 fn topology() -> Routes {
     let mut r = crate::eval::testkit::topology();
-    r.routes = vec![Route::via("10.0.0.0/8", "pw-priv")];
+    r.routes = vec![
+        Route::via("10.0.0.0/8", "pw-priv"),
+        Route::via("0.0.0.0/0", "pw-pub"),
+        Route::via("::/0", "pw-pub"),
+    ];
     r
 }
 
@@ -278,11 +283,13 @@ fn missing_openings_name_exact_pieces_and_the_refusing_rule() {
     case.exposure = basic_exposure();
     let r = case.run();
     let missing = of_kind(&r, FindingKind::MissingOpening);
-    // 6160 and 6162 are refused on pw-pub by `meta l4proto tcp reject with tcp reset` (handle 16).
+    // 6160 and 6162 are refused on pw-pub by `meta l4proto tcp reject with
+    // tcp reset` (handle 16), for the backup server address routed there
+    // (10.99.0.2 is routed through pw-priv, where they are accepted).
     assert_eq!(missing.len(), 2, "{}", r.to_json());
     for f in &missing {
         assert_eq!(f.interfaces, ["pw-pub"]);
-        assert_eq!(peers(f), ["10.99.0.2/32", "192.0.2.2/32"]);
+        assert_eq!(peers(f), ["192.0.2.2/32"]);
         assert_eq!(f.severity, Severity::Critical);
         assert_eq!(f.role.as_deref(), Some("veeam-data-mover"));
         match &f.evidence[0] {
@@ -296,7 +303,7 @@ fn missing_openings_name_exact_pieces_and_the_refusing_rule() {
         assert_eq!(
             fix.nft().unwrap_or_else(|| panic!("{fix:?}")),
             format!(
-                "nft insert rule inet filter input handle 16 'ip saddr {{ 10.99.0.2/32, 192.0.2.2/32 }} tcp dport {} accept'",
+                "nft insert rule inet filter input handle 16 'iifname \"pw-pub\" ip saddr 192.0.2.2/32 tcp dport {} accept'",
                 ports(f)
             )
         );
@@ -358,14 +365,15 @@ fn missing_pieces_are_grouped_by_what_refuses_them() {
         .unwrap();
     assert_eq!(ports(by_policy), "2500-2999,3101-3300");
     assert_eq!(ports(by_rule), "3000-3100");
-    assert_eq!(by_policy.interfaces, ["pw-priv", "pw-pub"]);
+    // 10.99.0.0/24 is routed through pw-priv: checked there only.
+    assert_eq!(by_policy.interfaces, ["pw-priv"]);
     assert_eq!(
         candidate(by_policy),
-        "nft add rule inet filter input 'ip saddr 10.99.0.0/24 tcp dport { 2500-2999, 3101-3300 } accept'"
+        "nft add rule inet filter input 'iifname \"pw-priv\" ip saddr 10.99.0.0/24 tcp dport { 2500-2999, 3101-3300 } accept'"
     );
     assert_eq!(
         candidate(by_rule),
-        "nft insert rule inet filter input handle 11 ip saddr 10.99.0.0/24 tcp dport 3000-3100 accept"
+        "nft insert rule inet filter input handle 11 'iifname \"pw-priv\" ip saddr 10.99.0.0/24 tcp dport 3000-3100 accept'"
     );
     assert_ne!(by_policy.id, by_rule.id);
 }
@@ -382,11 +390,38 @@ fn unbound_peer_group_means_any_source_and_empty_group_needs_nothing() {
             f.kind == FindingKind::MissingOpening && f.requirement.as_deref() == Some("transport")
         })
         .unwrap();
+    // Any source, each checked on the interface it is routed through:
+    // 10/8 on pw-priv, the rest on pw-pub (the default route).
     assert_eq!(peers(transport), ["0.0.0.0/0", "::/0"]);
     assert_eq!(transport.pieces.len(), 4);
+    let on = |i: &str, v4: bool| {
+        transport
+            .pieces
+            .iter()
+            .find(|p| p.interfaces == [i] && p.to[0].is_ipv4() == v4)
+            .unwrap()
+            .peers
+            .clone()
+    };
+    assert_eq!(
+        on("pw-priv", true),
+        ["10.0.0.0/8".parse::<IpNet>().unwrap()]
+    );
+    assert_eq!(
+        on("pw-priv", false),
+        ["fd00:99::/64".parse::<IpNet>().unwrap()]
+    );
+    assert!(!on("pw-pub", true)
+        .iter()
+        .any(|n| n.contains(&"10.1.1.1".parse::<IpAddr>().unwrap())));
+    assert_eq!(on("pw-pub", true).len(), 8, "everything but 10/8");
+    // Each interface's share exactly, in a few words.
     assert_eq!(
         candidate(transport),
-        "nft add rule inet filter input tcp dport 6162 accept"
+        "nft add rule inet filter input 'iifname \"pw-pub\" ip saddr != 10.0.0.0/8 tcp dport 6162 accept'\n\
+         nft add rule inet filter input 'iifname \"pw-priv\" ip saddr 10.0.0.0/8 tcp dport 6162 accept'\n\
+         nft add rule inet filter input 'iifname \"pw-pub\" ip6 saddr != fd00:99::/64 tcp dport 6162 accept'\n\
+         nft add rule inet filter input 'iifname \"pw-priv\" ip6 saddr fd00:99::/64 tcp dport 6162 accept'"
     );
     // Bound to []: no opening needed, no finding of any kind for it.
     let r = Case::new(
@@ -438,6 +473,14 @@ fn private_requirements_are_checked_on_private_interfaces_only() {
     let x = of_kind(&r, FindingKind::ExcessOpening);
     assert_eq!(x.len(), 1);
     assert_eq!(x[0].interfaces, ["pw-pub"]);
+    // evault-agent requires 2548 (elsewhere): the wording says so.
+    assert!(
+        x[0].summary
+            .contains("more sources than evault-agent needs")
+            && !x[0].summary.contains("no role requires"),
+        "{}",
+        x[0].summary
+    );
     // The rule also accepts what is wanted (on pw-priv): narrow it, do not delete it.
     assert!(candidate(x[0]).starts_with("nft insert rule inet filter input handle 10 "));
 }
@@ -618,9 +661,32 @@ fn exposed_listeners_are_reported_with_their_process() {
     let x = of_kind(&r, FindingKind::ExposedListener);
     let got: Vec<String> = x.iter().map(|f| ports(f)).collect();
     // 631 is loopback only, 9100 allowlisted, avahi's UDP port not accepted;
-    // 2548 is wanted on pw-priv but not on pw-pub.
+    // 2548 is wanted from 10/8 on pw-priv, and open to everything else on
+    // both interfaces: more than the role needs, in the catalog's words.
     assert_eq!(got, ["22", "2548"], "{}", r.to_json());
-    assert_eq!(x[1].interfaces, ["pw-pub"]);
+    assert_eq!(x[1].interfaces, ["pw-priv", "pw-pub"]);
+    assert!(
+        x[1].summary
+            .contains("open to more sources than evault-agent needs"),
+        "{}",
+        x[1].summary
+    );
+    assert!(!x[1].summary.contains("no role"), "{}", x[1].summary);
+    assert_eq!(x[1].severity, Severity::Critical);
+    // The pw-priv part is everything but what the role wants there.
+    let priv4 = x[1]
+        .pieces
+        .iter()
+        .find(|p| p.interfaces == ["pw-priv"] && p.to[0].is_ipv4())
+        .unwrap();
+    assert!(!priv4
+        .peers
+        .iter()
+        .any(|n| n.contains(&"10.1.2.3".parse::<IpAddr>().unwrap())));
+    assert!(priv4
+        .peers
+        .iter()
+        .any(|n| n.contains(&"11.0.0.1".parse::<IpAddr>().unwrap())));
     let f = x[0];
     assert_eq!(f.severity, Severity::Critical);
     assert_eq!(peers(f), ["0.0.0.0/0", "::/0"]);
@@ -946,7 +1012,7 @@ fn ids_are_stable_unique_and_independent_of_order() {
         f.id,
         format!(
             "{:012x}",
-            fnv1a("missing-opening|veeam-data-mover|in|tcp|6162|10.99.0.2/32,192.0.2.2/32|pw-pub")
+            fnv1a("missing-opening|veeam-data-mover|in|tcp|6162|192.0.2.2/32|pw-pub")
                 & 0xffff_ffff_ffff
         )
     );
@@ -1499,4 +1565,325 @@ proptest::proptest! {
         proptest::prop_assert_eq!(x.ports, y.ports);
         proptest::prop_assert_eq!(x.peers.prefixes(), y.peers.prefixes());
     }
+}
+
+// ---- where peers are checked, reverse-path filtering, private interfaces ----
+
+const REPOSITORY: &str = r#"roles = ["veeam-linux-repository"]
+[peers]
+backup_server = ["192.0.2.2"]
+mount_server = ["192.0.2.2"]
+proxy = ["192.0.2.0/28"]
+repository = []
+gateway = []
+tape_server = []
+log_shipping_server = []
+guest_os = []
+wan_accelerator = []
+cloud_restore_helper = []
+"#;
+
+#[test]
+fn one_hole_needed_by_two_roles_is_one_finding() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(s, REPOSITORY).run();
+    let at = |port: &str| -> Vec<&Finding> {
+        r.findings
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.kind,
+                    FindingKind::MissingOpening | FindingKind::PartialOpening
+                ) && ports(f) == port
+            })
+            .collect()
+    };
+    // 6162 refused by the policy is one hole, needed by the data mover
+    // (backup server 192.0.2.2) and by the repository (mount server and
+    // proxies 192.0.2.0/28): one finding naming both.
+    let f = at("6162");
+    assert_eq!(f.len(), 1, "{}", r.to_json());
+    let both = f[0];
+    assert_eq!(peers(both), ["192.0.2.0/28"]);
+    let names: Vec<String> = both
+        .needed_by
+        .iter()
+        .map(|n| format!("{}/{}", n.role, n.requirement))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "veeam-data-mover/transport",
+            "veeam-linux-repository/transport-from-components"
+        ]
+    );
+    assert_eq!(both.role.as_deref(), Some("veeam-data-mover"));
+    assert!(both
+        .summary
+        .contains("veeam-linux-repository/transport-from-components"));
+    // The fix accepts each address once.
+    let fix = &candidate(both);
+    assert_eq!(fix.lines().count(), 1, "{fix}");
+    assert!(fix.contains("ip saddr 192.0.2.0/28"), "{fix}");
+    // The data channels: one hole too (both roles' data requirements).
+    let data = at("2500-3300");
+    assert_eq!(data.len(), 1, "{}", r.to_json());
+    assert_eq!(data[0].needed_by.len(), 2);
+    // Nothing listens on 6162: one not-listening finding for both roles.
+    let nl: Vec<&Finding> = of_kind(&r, FindingKind::NotListening)
+        .into_iter()
+        .filter(|f| ports(f) == "6162")
+        .collect();
+    assert_eq!(nl.len(), 1, "{}", r.to_json());
+    assert_eq!(nl[0].needed_by.len(), 2);
+    let v = serde_json::to_value(both).unwrap();
+    assert_eq!(
+        v["needed_by"][1]["requirement"],
+        "transport-from-components"
+    );
+    assert_eq!(v["role"], "veeam-data-mover");
+}
+
+#[test]
+fn peers_are_checked_where_they_are_routed_or_pinned() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    // 10.0.0.10 is routed through pw-priv (10/8): checked there only.
+    let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
+    let r = Case::new(s.clone(), cfg).run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert!(!m.is_empty());
+    assert!(
+        m.iter().all(|f| f.interfaces == ["pw-priv"]),
+        "{}",
+        r.to_json()
+    );
+    // Pinned to pw-pub (asymmetric routing): checked there instead.
+    let pinned = format!("{cfg}[peer_interfaces]\nbackup_server = [\"pw-pub\"]\n");
+    let mut case = Case::new(s, &pinned);
+    let r = case.run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert!(!m.is_empty());
+    assert!(
+        m.iter().all(|f| f.interfaces == ["pw-pub"]),
+        "{}",
+        r.to_json()
+    );
+    assert!(!r.notes.iter().any(|n| n.contains("reverse-path")));
+    // With strict rp_filter on pw-pub the kernel refuses 10.0.0.10 there
+    // (its route back is pw-priv): a note, not a missing opening.
+    for i in &mut case.routes.interfaces {
+        if i.name == "pw-pub" {
+            i.rp_filter = crate::eval::RpFilter::Strict;
+        }
+    }
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    let rp: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("reverse-path"))
+        .collect();
+    assert_eq!(rp.len(), 1, "{:?}", r.notes);
+    assert!(
+        rp[0].contains("10.0.0.10/32 on pw-pub (rp_filter strict)"),
+        "{}",
+        rp[0]
+    );
+    // Loose: 10.0.0.10 is routable, so it passes and is checked.
+    for i in &mut case.routes.interfaces {
+        if i.name == "pw-pub" {
+            i.rp_filter = crate::eval::RpFilter::Loose;
+        }
+    }
+    let r = case.run();
+    assert!(!of_kind(&r, FindingKind::MissingOpening).is_empty());
+}
+
+#[test]
+fn nft_reverse_path_rule_refusals_are_one_note() {
+    // fib saddr . iif oif missing drop, then everything accepted. Any
+    // source is checked on its routed interface, which the fib check
+    // passes; pinned to the other interface, the fib rule refuses it.
+    let fib = vec![
+        json!({"type": "fib", "flags": 9, "result": 1, "dreg": 1}),
+        json!({"type": "cmp", "sreg": 1, "op": "eq", "data": "0x00000000"}),
+        verdict(json!("drop")),
+    ];
+    let s = snap(vec![chain("input", Some(("input", "accept")), vec![fib])]);
+    let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n[peer_interfaces]\nbackup_server = [\"pw-pub\"]\n";
+    let mut case = Case::new(s, cfg);
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    let rp: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("reverse-path"))
+        .collect();
+    assert_eq!(rp.len(), 1, "{:?}", r.notes);
+    assert!(rp[0].contains("handle 10"), "{}", rp[0]);
+    // Unbound: every source arrives where it is routed; nothing missing, no note.
+    let mut case = Case::new(case.snapshot.clone(), "roles = [\"veeam-data-mover\"]\n");
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    assert!(
+        !r.notes.iter().any(|n| n.contains("reverse-path")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn private_interface_matching_nothing_is_a_critical_not_checked_finding() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-prv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\"]\n",
+    )
+    .run();
+    let n = of_kind(&r, FindingKind::NotChecked);
+    assert_eq!(n.len(), 1, "{}", r.to_json());
+    assert_eq!(n[0].severity, Severity::Critical);
+    assert_eq!(n[0].requirement.as_deref(), Some("management"));
+    assert!(
+        n[0].summary.contains("\"pw-prv\" matches no interface"),
+        "{}",
+        n[0].summary
+    );
+    assert_eq!(r.exit_code(), 2);
+}
+
+#[test]
+fn private_requirement_without_private_interfaces_is_not_opened_on_a_default_route() {
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(s, "roles = [\"evault-agent\"]\n").run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    // Any source: 10/8 is checked on pw-priv, the rest on pw-pub, which
+    // carries the default route: no fix, and the advice.
+    assert_eq!(m.len(), 1, "{}", r.to_json());
+    assert_eq!(m[0].interfaces, ["pw-priv", "pw-pub"]);
+    assert!(m[0].fix.is_none(), "{}", r.to_json());
+    assert!(m[0].summary.contains("configure private_interfaces"));
+    // With the private interface named, it is checked and fixed there only.
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n",
+    )
+    .run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert_eq!(m.len(), 1, "{}", r.to_json());
+    assert_eq!(m[0].interfaces, ["pw-priv"]);
+    assert!(candidate(m[0]).contains("iifname \"pw-priv\""));
+    assert!(!r
+        .notes
+        .iter()
+        .any(|n| n.contains("not one of the private_interfaces")));
+    // Bound peers routed through a public interface are said, not checked.
+    let s = snap(vec![chain("input", Some(("input", "drop")), vec![])]);
+    let r = Case::new(
+        s,
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\", \"192.0.2.0/24\"]\n",
+    )
+    .run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert_eq!(m.len(), 1, "{}", r.to_json());
+    assert_eq!(peers(m[0]), ["10.0.0.0/8"]);
+    assert!(
+        r.notes.iter().any(|n| n.contains(
+            "evault-agent/management: 192.0.2.0/24 is routed through pw-pub, which is not one of the private_interfaces"
+        )),
+        "{:?}",
+        r.notes
+    );
+}
+
+// ---- deny lists ----
+
+#[test]
+fn deny_lists_are_a_note_for_any_address_and_named_for_a_bound_peer() {
+    // The fail2ban fixture: blocklist sets dropped at priority filter - 1,
+    // everything else accepted.
+    let mut case = Case::new(
+        testdata("fail2ban-blocklist"),
+        "roles = [\"veeam-data-mover\"]\n",
+    );
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    assert!(
+        of_kind(&r, FindingKind::MissingOpening).is_empty()
+            && of_kind(&r, FindingKind::PartialOpening).is_empty(),
+        "{}",
+        r.to_json()
+    );
+    let deny: Vec<&String> = r.notes.iter().filter(|n| n.contains("deny list")).collect();
+    assert!(
+        deny.iter().any(|n| n.contains(
+            "accepted from any address except 3,194 prefixes in set inet f2b blocklist-v4"
+        )),
+        "{deny:#?}"
+    );
+    assert!(
+        deny.iter()
+            .any(|n| n.contains("423 prefixes in set inet f2b blocklist-v6")),
+        "{deny:#?}"
+    );
+    // One line per deny rule, not one per prefix.
+    assert!(deny.len() <= 4, "{deny:#?}");
+    assert!(deny.iter().all(|n| n.len() < 400), "{deny:#?}");
+    // The backup server inside the blocklist: a critical missing opening
+    // naming the set and the element.
+    let mut case = Case::new(
+        testdata("fail2ban-blocklist"),
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"192.0.2.66\", \"192.0.2.2\"]\n",
+    );
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    let r = case.run();
+    let m = of_kind(&r, FindingKind::MissingOpening);
+    assert!(!m.is_empty(), "{}", r.to_json());
+    for f in &m {
+        assert_eq!(peers(f), ["192.0.2.66/32"]);
+        assert!(
+            f.summary
+                .contains("192.0.2.66/32 is in set inet f2b blocklist-v4 (element 192.0.2.66/32)"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(f.severity, Severity::Critical);
+    }
+    assert!(
+        !r.notes.iter().any(|n| n.contains("deny list")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn rule_texts_cut_long_inline_sets() {
+    let long: Vec<String> = (0..50).map(|i| format!("192.0.2.{i}")).collect();
+    let text = format!(
+        "ip saddr {{ {} }} tcp dport {{ 22, 6162 }} drop",
+        long.join(", ")
+    );
+    assert_eq!(
+        super::shorten_sets(&text),
+        "ip saddr { 192.0.2.0, 192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4, 192.0.2.5, ... (50 elements) } tcp dport { 22, 6162 } drop"
+    );
+    assert_eq!(
+        super::shorten_sets("tcp dport 22 accept"),
+        "tcp dport 22 accept"
+    );
 }

@@ -144,6 +144,9 @@ pub enum DiagnosticKind {
     BadPrefix,
     /// An interface name that cannot exist.
     BadInterface,
+    /// An interface name that matches no interface of this host (checked
+    /// only against the live interfaces, by `check-config`).
+    NoSuchInterface,
     /// A role id (selected, or named in `includes`) that the catalog does not define.
     UnknownRole,
     /// A peer group the catalog does not define.

@@ -149,6 +149,9 @@ pub enum FindingKind {
     OutboundBlocked,
     /// A `partial_ok` range is only partly open (normal where Veeam opens ports on demand).
     PartialOpening,
+    /// Something the audit was asked to check could not be checked (a
+    /// private interface that matches no interface of the host).
+    NotChecked,
 }
 
 impl FindingKind {
@@ -161,6 +164,7 @@ impl FindingKind {
             FindingKind::NotListening => "not-listening",
             FindingKind::OutboundBlocked => "outbound-blocked",
             FindingKind::PartialOpening => "partial-opening",
+            FindingKind::NotChecked => "not-checked",
         }
     }
 }
@@ -181,6 +185,8 @@ pub struct SeverityPolicy {
     pub outbound_blocked: Severity,
     /// Default `ok`.
     pub partial_opening: Severity,
+    /// Default `critical`.
+    pub not_checked: Severity,
 }
 
 impl Default for SeverityPolicy {
@@ -192,6 +198,7 @@ impl Default for SeverityPolicy {
             not_listening: Severity::Warning,
             outbound_blocked: Severity::Critical,
             partial_opening: Severity::Ok,
+            not_checked: Severity::Critical,
         }
     }
 }
@@ -206,6 +213,7 @@ impl SeverityPolicy {
             FindingKind::NotListening => self.not_listening,
             FindingKind::OutboundBlocked => self.outbound_blocked,
             FindingKind::PartialOpening => self.partial_opening,
+            FindingKind::NotChecked => self.not_checked,
         }
     }
 }
@@ -381,6 +389,11 @@ pub struct HostConfig {
     /// Peer group bindings. A group absent here is unbound (any address); a
     /// group bound to an empty list has no members.
     pub peers: BTreeMap<String, Vec<IpNet>>,
+    /// Peer groups pinned to interfaces (`[peer_interfaces]`, for asymmetric
+    /// routing): the group's addresses are checked on these interfaces
+    /// instead of the one the host routes them through. Only bound groups
+    /// (keys of `peers`) can be pinned; each list is non-empty.
+    pub peer_interfaces: BTreeMap<String, Vec<String>>,
     /// Interfaces facing the private network (for `scope = "private"` requirements).
     pub private_interfaces: Vec<String>,
     /// Intended extra openings.
@@ -424,6 +437,8 @@ struct RawConfig {
     peers: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     #[serde(default)]
     private_interfaces: Vec<Spanned<String>>,
+    #[serde(default)]
+    peer_interfaces: BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     allow: Vec<RawAllow>,
     #[serde(default)]
@@ -666,6 +681,29 @@ impl<'c> Checker<'c> {
         None
     }
 
+    /// Reports an interface name (or `*` pattern) that matches none of
+    /// `live` (when the host's interfaces are known).
+    fn exists(&mut self, name: &str, live: Option<&[String]>, loc: Span, key: &str) {
+        let Some(live) = live else { return };
+        if live
+            .iter()
+            .any(|l| crate::audit::region::iface_matches(name, l))
+        {
+            return;
+        }
+        let hint = nearest(name, live.iter().map(String::as_str)).map(str::to_string);
+        let d = self.error(
+            loc,
+            K::NoSuchInterface,
+            format!("{key} entry {name:?} matches no interface of this host"),
+        );
+        d.suggestion = hint;
+        d.expected = Some(format!(
+            "one of this host's interfaces: {}",
+            live.join(", ")
+        ));
+    }
+
     /// Warns about bound peer groups that no applicable requirement uses.
     fn unused_groups(&mut self, cfg: &HostConfig, loc_of: impl Fn(&str) -> Span) {
         let Ok(reqs) = self.catalog.resolve(&cfg.roles, &cfg.settings) else {
@@ -717,6 +755,7 @@ impl HostConfig {
             roles,
             settings: HostSettings::new(),
             peers: BTreeMap::new(),
+            peer_interfaces: BTreeMap::new(),
             private_interfaces: Vec::new(),
             allow: Vec::new(),
             severity: SeverityPolicy::default(),
@@ -743,11 +782,37 @@ impl HostConfig {
         Self::parse(path, &text, catalog)
     }
 
+    /// Like [`HostConfig::load`], and every `private_interfaces` and
+    /// `[peer_interfaces]` entry must match one of `interfaces` (the host's
+    /// interface names): `portwarden check-config`.
+    pub fn load_on_host(
+        path: &Path,
+        catalog: &Catalog,
+        interfaces: &[String],
+    ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_on(path, &text, catalog, Some(interfaces))
+    }
+
     /// Validates configuration `text`; `path` is used in messages.
     pub fn parse(
         path: &Path,
         text: &str,
         catalog: &Catalog,
+    ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        Self::parse_on(path, text, catalog, None)
+    }
+
+    /// [`HostConfig::parse`], checking interface names against `live`
+    /// when given.
+    fn parse_on(
+        path: &Path,
+        text: &str,
+        catalog: &Catalog,
+        live: Option<&[String]>,
     ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
         let raw: RawConfig = parse_toml(path, text).map_err(|d| ConfigError::Invalid(vec![d]))?;
         let at = |span: std::ops::Range<usize>| -> Span { Some(span) };
@@ -791,8 +856,49 @@ impl HostConfig {
         }
         for name in &raw.private_interfaces {
             if let Some(n) = ck.interface(name.get_ref(), at(name.span())) {
+                ck.exists(&n, live, at(name.span()), "private_interfaces");
                 cfg.private_interfaces.push(n);
             }
+        }
+        for (group, list) in &raw.peer_interfaces {
+            let loc = at(group.span());
+            if !ck.group(group.get_ref(), loc.clone()) {
+                continue;
+            }
+            if !cfg.peers.contains_key(group.get_ref()) {
+                ck.error(
+                    loc,
+                    K::InvalidValue,
+                    format!(
+                        "peer group `{}` is pinned to interfaces but has no addresses",
+                        group.get_ref()
+                    ),
+                )
+                .expected = Some(format!(
+                    "its addresses in [peers], e.g. {} = [\"10.0.0.10\"]",
+                    group.get_ref()
+                ));
+                continue;
+            }
+            if list.get_ref().is_empty() {
+                ck.error(
+                    at(list.span()),
+                    K::Empty,
+                    format!("no interface for peer group `{}`", group.get_ref()),
+                )
+                .expected = Some(
+                    "at least one interface name; leave the group out to check it where the host routes it".into(),
+                );
+                continue;
+            }
+            let mut names = Vec::new();
+            for name in list.get_ref() {
+                if let Some(n) = ck.interface(name.get_ref(), at(name.span())) {
+                    ck.exists(&n, live, at(name.span()), "[peer_interfaces]");
+                    names.push(n);
+                }
+            }
+            cfg.peer_interfaces.insert(group.get_ref().clone(), names);
         }
         for a in raw.allow {
             if let Some(rule) = Self::allow_rule(&mut ck, a, &at) {

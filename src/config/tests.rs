@@ -606,3 +606,68 @@ fn warnings_are_capped_too() {
         "warning: 50 more warnings not shown"
     );
 }
+
+#[test]
+fn peer_interfaces_pin_bound_groups() {
+    let text = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n[peer_interfaces]\nbackup_server = [\"eth1\", \"vlan*\"]\n";
+    let (cfg, _) = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.peer_interfaces["backup_server"], ["eth1", "vlan*"]);
+    // Unbound group: nothing to pin.
+    let d = expect(
+        "roles = [\"veeam-data-mover\"]\n[peer_interfaces]\nbackup_server = [\"eth1\"]\n",
+        DiagnosticKind::InvalidValue,
+        3,
+        1,
+    );
+    assert!(d.message.contains("no addresses"), "{d}");
+    // Unknown group, empty list, bad name.
+    expect(
+        "roles = [\"veeam-data-mover\"]\n[peer_interfaces]\nbakup_server = [\"eth1\"]\n",
+        DiagnosticKind::UnknownPeerGroup,
+        3,
+        1,
+    );
+    expect(
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n[peer_interfaces]\nbackup_server = []\n",
+        DiagnosticKind::Empty,
+        5,
+        17,
+    );
+    expect(
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n[peer_interfaces]\nbackup_server = [\"a b\"]\n",
+        DiagnosticKind::BadInterface,
+        5,
+        18,
+    );
+}
+
+#[test]
+fn interface_names_are_checked_against_the_host() {
+    let dir = std::env::temp_dir().join(format!("pw-cfg-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("portwarden.toml");
+    let text = "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-prv\", \"vlan*\"]\n[peers]\nevault_management = [\"10.0.0.0/8\"]\n[peer_interfaces]\nevault_management = [\"eth9\"]\n";
+    std::fs::write(&path, text).unwrap();
+    let live = [
+        "lo".to_string(),
+        "pw-priv".to_string(),
+        "vlan10".to_string(),
+    ];
+    let e = HostConfig::load_on_host(&path, catalog(), &live).unwrap_err();
+    let d = e.diagnostics();
+    assert_eq!(d.len(), 2, "{d:#?}");
+    assert_eq!(d[0].kind, DiagnosticKind::NoSuchInterface);
+    let loc = d[0].location.clone().unwrap();
+    assert_eq!((loc.line, loc.column), (2, 23), "{}", d[0]);
+    assert!(
+        d[0].message.contains("\"pw-prv\" matches no interface"),
+        "{}",
+        d[0]
+    );
+    assert_eq!(d[0].suggestion.as_deref(), Some("pw-priv"));
+    let loc = d[1].location.clone().unwrap();
+    assert_eq!((loc.line, loc.column), (6, 22), "{}", d[1]);
+    // Without the host's interfaces (audit, tests), names are not looked up.
+    assert!(HostConfig::load(&path, catalog()).is_ok());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -237,6 +237,7 @@ mod tests {
             kind: FindingKind::MissingOpening,
             role: Some("veeam-data-mover".into()),
             requirement: Some("transport".into()),
+            needed_by: Vec::new(),
             direction: Direction::In,
             proto: Proto::Tcp,
             ports: crate::ports::PortSet::from_ranges([

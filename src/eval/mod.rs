@@ -129,7 +129,9 @@ mod tests;
 
 pub use exposure::{Alike, Exposure, Opening};
 pub use output::OutProbe;
-pub use routes::{rtn, Interface, Route, RouteKind, Routes, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK};
+pub use routes::{
+    rtn, Interface, Route, RouteKind, Routes, RpFilter, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK,
+};
 
 use crate::snapshot::{Expr, Family, Hook, Policy, Snapshot};
 use serde::{Deserialize, Serialize};

@@ -151,6 +151,51 @@ pub struct Interface {
     /// Link kind (`veth`, `bridge`...; `meta iifkind`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// IPv4 reverse-path filtering in force on the interface: the larger of
+    /// `net.ipv4.conf.all.rp_filter` and the interface's own value.
+    #[serde(default, skip_serializing_if = "RpFilter::is_off")]
+    pub rp_filter: RpFilter,
+}
+
+/// The kernel's IPv4 reverse-path filter (`net.ipv4.conf.*.rp_filter`),
+/// applied in the routing decision, before the input hook: a packet whose
+/// source fails it never reaches the input chains.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RpFilter {
+    /// 0: no check.
+    #[default]
+    Off,
+    /// 1: the route back to the source must leave through the interface
+    /// the packet came in on.
+    Strict,
+    /// 2: the source must be routable through some interface.
+    Loose,
+}
+
+impl RpFilter {
+    /// The sysctl's value (0, 1, 2; other values count as off).
+    pub fn from_sysctl(v: u32) -> RpFilter {
+        match v {
+            1 => RpFilter::Strict,
+            2 => RpFilter::Loose,
+            _ => RpFilter::Off,
+        }
+    }
+
+    /// The filter in force for an interface, as the kernel takes it: the
+    /// larger of the `all` value and the interface's value, by number (so
+    /// loose, 2, wins over strict, 1).
+    pub fn effective(all: u32, own: u32) -> RpFilter {
+        RpFilter::from_sysctl(all.max(own).min(2))
+    }
+
+    /// Whether there is no check.
+    pub fn is_off(&self) -> bool {
+        *self == RpFilter::Off
+    }
 }
 
 impl Interface {
@@ -166,6 +211,7 @@ impl Interface {
                 .collect(),
             group: 0,
             kind: None,
+            rp_filter: RpFilter::Off,
         }
     }
 }

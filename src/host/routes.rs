@@ -14,7 +14,7 @@
 
 use super::netlink::{Conn, DumpEnd};
 use super::HostError;
-use crate::eval::{Interface, Route, RouteKind, Routes};
+use crate::eval::{Interface, Route, RouteKind, Routes, RpFilter};
 use ipnet::IpNet;
 use netlink_packet_core::{parse_string, parse_u32, NlasIterator, Parseable, NLA_TYPE_MASK};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
@@ -56,15 +56,37 @@ const IFLA_INFO_KIND: u16 = 1;
 ///   hop), blackhole, unreachable, prohibit (without a device, although
 ///   the kernel names `lo` for IPv6 ones). The local table is not read
 ///   (the evaluator derives it); cached clones, source-specific IPv6 routes
-///   (`from ...`) and other types (`throw`, `nat`, multicast) are left out.
+///   (`from ...`) and other types (`throw`, `nat`, multicast) are left out;
+/// - each interface's IPv4 reverse-path filter, from
+///   `/proc/sys/net/ipv4/conf/{all,NAME}/rp_filter`.
 pub fn read_routes() -> Result<Routes, HostError> {
     let mut conn = Conn::open(NETLINK_ROUTE, WHAT)?;
     for _ in 0..TRIES {
-        if let Some(routes) = read_once(&mut conn)? {
+        if let Some(mut routes) = read_once(&mut conn)? {
+            read_rp_filter(&mut routes.interfaces);
             return Ok(routes);
         }
     }
     Err(kept_changing())
+}
+
+/// Sets each interface's [`RpFilter`] from `/proc/sys/net/ipv4/conf/`
+/// (the current network namespace's: `/proc/sys/net` follows the reading
+/// task's namespace). A value that cannot be read counts as 0.
+fn read_rp_filter(interfaces: &mut [Interface]) {
+    let read = |name: &str| -> u32 {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let all = read("all");
+    for itf in interfaces {
+        // A name with '/' cannot be an interface; keep the path inside conf/.
+        if !itf.name.is_empty() && !itf.name.contains('/') && itf.name != "." && itf.name != ".." {
+            itf.rp_filter = RpFilter::effective(all, read(&itf.name));
+        }
+    }
 }
 
 /// Interface index → name, for the current namespace.
@@ -193,6 +215,7 @@ pub(crate) fn decode_link(payload: &[u8]) -> Result<Interface, HostError> {
         addrs: Vec::new(),
         group: 0,
         kind: None,
+        rp_filter: RpFilter::Off,
     };
     match LinkMessage::parse(payload) {
         Ok(msg) => {

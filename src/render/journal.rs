@@ -14,6 +14,7 @@ pub fn finding_message_id(kind: FindingKind) -> &'static str {
         FindingKind::ExposedListener => "415d60dbbb954c8bacb69d3e57da6a8b",
         FindingKind::NotListening => "8145cc2e8006461c8eb98903387771b7",
         FindingKind::OutboundBlocked => "1c2376d206684a988e3c818b80641243",
+        FindingKind::NotChecked => "9adf58d09e8d49c3a5eb6ba6e2a6a03f",
     }
 }
 
@@ -124,6 +125,7 @@ pub const ALL: &[&str] = &[
     "415d60dbbb954c8bacb69d3e57da6a8b",
     "8145cc2e8006461c8eb98903387771b7",
     "1c2376d206684a988e3c818b80641243",
+    "9adf58d09e8d49c3a5eb6ba6e2a6a03f",
     RESOLVED,
     RULESET_CHANGED,
     RESYNC,
@@ -146,6 +148,7 @@ mod tests {
             FindingKind::ExposedListener,
             FindingKind::NotListening,
             FindingKind::OutboundBlocked,
+            FindingKind::NotChecked,
         ] {
             assert!(ALL.contains(&finding_message_id(kind)), "{kind:?}");
         }
