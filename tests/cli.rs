@@ -561,7 +561,12 @@ fn a_closed_pipe_ends_catalog_commands_quietly_with_exit_0() {
         &["roles", "show", "veeam-linux-repository", "--json"],
         &["catalog"],
         &["catalog", "--json"],
-        &["check-config", "--config", cfg.to_str().unwrap()],
+        &[
+            "check-config",
+            "--offline",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
         &["--help"],
         &["audit", "--help"],
     ] {

@@ -767,7 +767,13 @@ impl HostConfig {
 
     /// Reads and validates the configuration file at `path` against `catalog`.
     pub fn load(path: &Path, catalog: &Catalog) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
-        let text = read_text(path, MAX_FILE_SIZE).map_err(|e| match e {
+        Self::parse(path, &Self::read(path)?, catalog)
+    }
+
+    /// The file's text: at most [`MAX_FILE_SIZE`], UTF-8 (else the line and
+    /// column of the first bad byte).
+    fn read(path: &Path) -> Result<String, ConfigError> {
+        read_text(path, MAX_FILE_SIZE).map_err(|e| match e {
             ReadTextError::Io(source) => ConfigError::Io {
                 path: path.to_path_buf(),
                 source,
@@ -778,8 +784,7 @@ impl HostConfig {
                 limit: MAX_FILE_SIZE,
             },
             ReadTextError::NotUtf8(d) => ConfigError::Invalid(vec![d]),
-        })?;
-        Self::parse(path, &text, catalog)
+        })
     }
 
     /// Like [`HostConfig::load`], and every `private_interfaces` and
@@ -790,11 +795,7 @@ impl HostConfig {
         catalog: &Catalog,
         interfaces: &[String],
     ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse_on(path, &text, catalog, Some(interfaces))
+        Self::parse_on(path, &Self::read(path)?, catalog, Some(interfaces))
     }
 
     /// Validates configuration `text`; `path` is used in messages.
