@@ -15,7 +15,8 @@
 //! root. `cargo bench --bench exposure`; `PW_BENCH_RUNS`, `PW_BENCH_RULES`,
 //! `PW_BENCH_ELEMENTS` as for the dump benchmark.
 
-use portwarden::eval::{Evaluator, Interface, Routes, ARPHRD_LOOPBACK};
+use portwarden::eval::Evaluator;
+use portwarden::host::{Interface, Routes, ARPHRD_LOOPBACK};
 use portwarden::nft::{read_snapshot, ReadOptions};
 use std::os::fd::AsRawFd;
 use std::time::Instant;

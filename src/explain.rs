@@ -1,7 +1,8 @@
 //! `portwarden explain` (part of the binary): one probe with text or JSON
 //! output, or a stream of probes with `--batch`.
 
-use portwarden::eval::{Evaluator, Iface, Probe, Routes, L4};
+use portwarden::eval::{Evaluator, Iface, Probe, L4};
+use portwarden::host::Routes;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;

@@ -14,7 +14,8 @@
 use crate::audit::{self, AuditInput, Report};
 use crate::catalog::{Catalog, CatalogError, ResolvedRequirement};
 use crate::config::{CliOptions, ConfigError, HostConfig, Warning};
-use crate::eval::{Evaluator, Routes};
+use crate::eval::Evaluator;
+use crate::host::Routes;
 use crate::host::{self, HostError, Listener};
 use crate::nft::{read_snapshot, ReadError, ReadOptions};
 use crate::snapshot::Snapshot;

@@ -11,10 +11,9 @@ use super::{AuditInput, Draft, Evidence, Need, Piece, RuleTexts};
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::{Direction, Proto, ResolvedRequirement, Scope};
 use crate::config::FindingKind;
-use crate::eval::{
-    DecidedBy, Evaluator, Interface, Opening, Probe, RpFilter, Verdict, ARPHRD_LOOPBACK, L4,
-};
+use crate::eval::{DecidedBy, Evaluator, Opening, Probe, Verdict, L4};
 use crate::host::Listener;
+use crate::host::{Interface, RpFilter, ARPHRD_LOOPBACK};
 use crate::ports::{PortRange, PortSet};
 // Fx hashing: keys are the host's own ruleset and sockets (no untrusted
 // input to flood a table with), and SipHash was a tenth of the audit.

@@ -4,7 +4,7 @@
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::ResolvedRequirement;
 use crate::config::HostConfig;
-use crate::eval::{RouteKind, Routes, ARPHRD_LOOPBACK};
+use crate::host::{RouteKind, Routes, ARPHRD_LOOPBACK};
 use crate::ports::{PortRange, PortSet};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
@@ -320,7 +320,7 @@ mod tests {
     }
 
     fn arb_routes() -> impl Strategy<Value = Routes> {
-        use crate::eval::{Interface, Route};
+        use crate::host::{Interface, Route};
         let net = (0u8..4, 0u8..=32u8).prop_map(|(a, len)| {
             let addr = std::net::Ipv4Addr::new(10, a * 64, a, 1);
             IpNet::new(IpAddr::V4(addr), len.max(1)).unwrap().trunc()

@@ -7,8 +7,9 @@ use super::*;
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::Catalog;
 use crate::config::{FirewallManager, HostConfig};
-use crate::eval::{Opening, PolicyRef, Route, Routes, RuleRef, Verdict, L4};
+use crate::eval::{Opening, PolicyRef, RuleRef, Verdict, L4};
 use crate::host::{Listener, Process};
+use crate::host::{Route, Routes};
 use crate::ports::{PortRange, PortSet};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -1673,7 +1674,7 @@ fn peers_are_checked_where_they_are_routed_or_pinned() {
     // (its route back is pw-priv): a note, not a missing opening.
     for i in &mut case.routes.interfaces {
         if i.name == "pw-pub" {
-            i.rp_filter = crate::eval::RpFilter::Strict;
+            i.rp_filter = crate::host::RpFilter::Strict;
         }
     }
     let r = case.run();
@@ -1696,7 +1697,7 @@ fn peers_are_checked_where_they_are_routed_or_pinned() {
     // Loose: 10.0.0.10 is routable, so it passes and is checked.
     for i in &mut case.routes.interfaces {
         if i.name == "pw-pub" {
-            i.rp_filter = crate::eval::RpFilter::Loose;
+            i.rp_filter = crate::host::RpFilter::Loose;
         }
     }
     let r = case.run();

@@ -10,11 +10,13 @@ use super::compile::{
     index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity,
     Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
 };
-use super::routes::{is_link_local, Lookup, RouteIndex, RouteKind, ARPHRD_ETHER, ARPHRD_LOOPBACK};
+use super::routes::{Lookup, RouteIndex};
 use super::{
     Answer, ChainVisit, DecidedBy, PolicyRef, Probe, RuleRef, Translation, Verdict, Via, L4,
     MAX_BRANCHES,
 };
+use crate::host::model::is_link_local;
+use crate::host::{RouteKind, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 use crate::snapshot::xt::XtInfo;
 use crate::snapshot::{CmpOp, CtKey, Family, Hook, MetaKey, PayloadBase, Policy};
 use smallvec::{smallvec, SmallVec};
@@ -946,7 +948,7 @@ fn pkttype(p: &Probe, r: &RouteIndex) -> u8 {
     match p.daddr {
         IpAddr::V4(a) if a.is_multicast() => 2,
         IpAddr::V4(a) if a.is_broadcast() => 1,
-        IpAddr::V4(a) if r.known() && r.addr_type_v4(a, None) == super::rtn::BROADCAST => 1,
+        IpAddr::V4(a) if r.known() && r.addr_type_v4(a, None) == crate::host::rtn::BROADCAST => 1,
         IpAddr::V6(a) if a.is_multicast() => 2,
         _ => 0,
     }

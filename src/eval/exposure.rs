@@ -219,7 +219,7 @@ impl Evaluator {
             .given
             .interfaces
             .iter()
-            .filter(|i| i.iftype != super::ARPHRD_LOOPBACK)
+            .filter(|i| i.iftype != crate::host::ARPHRD_LOOPBACK)
             .map(|i| Iface::new(&i.name, i.index, i.iftype))
             .collect();
         let mut notes = Vec::new();
@@ -371,7 +371,7 @@ impl Evaluator {
             .given
             .interfaces
             .iter()
-            .filter(|i| i.iftype != super::ARPHRD_LOOPBACK)
+            .filter(|i| i.iftype != crate::host::ARPHRD_LOOPBACK)
             .flat_map(|i| i.addrs.iter().map(|n| n.addr()))
             .filter(|a| AddrFamily::of(*a) == fam && !a.is_loopback())
             .collect();

@@ -129,10 +129,8 @@ mod tests;
 
 pub use exposure::{Alike, Exposure, Opening};
 pub use output::OutProbe;
-pub use routes::{
-    rtn, Interface, Route, RouteKind, Routes, RpFilter, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK,
-};
 
+use crate::host::{Routes, ARPHRD_ETHER};
 use crate::snapshot::{Expr, Family, Hook, Policy, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::fmt;

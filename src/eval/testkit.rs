@@ -2,7 +2,7 @@
 //! dumped fixture snapshots of `src/eval/testdata` and the host side of the
 //! standard test topology (`tests/fixtures/topology.sh`).
 
-use super::{Interface, Route, Routes, ARPHRD_LOOPBACK};
+use crate::host::{Interface, Route, Routes, ARPHRD_LOOPBACK};
 use crate::snapshot::Snapshot;
 
 /// The snapshot dumped from fixture `name`.

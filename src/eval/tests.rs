@@ -3,6 +3,7 @@
 //! standard test topology (`tests/fixtures/topology.sh`).
 
 use super::*;
+use crate::host::{Route, RouteKind, Socket, ARPHRD_LOOPBACK};
 use crate::snapshot::Snapshot;
 use std::net::IpAddr;
 

@@ -8,10 +8,14 @@
 //! sockets are `netlink-sys`'s, and messages are built and parsed with
 //! `netlink-packet-route` / `netlink-packet-sock-diag`.
 
+pub mod model;
 mod netlink;
 pub mod routes;
 pub mod sockets;
 
+pub use model::{
+    rtn, Interface, Route, RouteKind, Routes, RpFilter, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK,
+};
 pub use routes::read_routes;
 pub use sockets::{read_listeners, Listener, Process};
 

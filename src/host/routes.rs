@@ -14,7 +14,7 @@
 
 use super::netlink::{Conn, DumpEnd};
 use super::HostError;
-use crate::eval::{Interface, Route, RouteKind, Routes, RpFilter};
+use crate::host::{Interface, Route, RouteKind, Routes, RpFilter};
 use ipnet::IpNet;
 use netlink_packet_core::{parse_string, parse_u32, NlasIterator, Parseable, NLA_TYPE_MASK};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};

@@ -1,7 +1,8 @@
 //! `portwarden explain`'s text: the verdict, the deciding rule as nft
 //! lists it, NAT, the chains traversed, assumptions and reasons.
 
-use crate::eval::{Answer, DecidedBy, Probe, Routes, Via};
+use crate::eval::{Answer, DecidedBy, Probe, Via};
+use crate::host::Routes;
 use crate::snapshot::{rule_text, Snapshot};
 use std::fmt::Write as _;
 use std::net::IpAddr;

@@ -1502,10 +1502,10 @@ pub(super) fn addrtype6(r: &RouteIndex, a: Ipv6Addr, dev: Option<&str>, mask: u1
     if mask & (LOCAL | ANYCAST | UNREACHABLE) != 0 {
         let t = r.addr_type_v6(a, dev);
         let bits = match t {
-            crate::eval::rtn::LOCAL => LOCAL,
-            crate::eval::rtn::UNREACHABLE
-            | crate::eval::rtn::BLACKHOLE
-            | crate::eval::rtn::PROHIBIT => UNREACHABLE,
+            crate::host::rtn::LOCAL => LOCAL,
+            crate::host::rtn::UNREACHABLE
+            | crate::host::rtn::BLACKHOLE
+            | crate::host::rtn::PROHIBIT => UNREACHABLE,
             _ => 0,
         };
         return mask & bits != 0;
