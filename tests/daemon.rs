@@ -501,3 +501,58 @@ fn deny_list_changes_that_touch_no_peer_are_audited_together_later() {
     let gen = generation(&t.host);
     report_at(&mut d, gen, Duration::from_secs(2));
 }
+
+#[test]
+fn sets_the_packet_path_fills_are_read_again_on_their_timer() {
+    if !require_root("daemon dynamic sets") || !daemon::available("daemon dynamic sets") {
+        return;
+    }
+    let t = host("dd");
+    // The backup server is the peer's private address; a port-knock trap
+    // bans whoever touches 2222 (the packet path fills the set: the
+    // kernel announces nothing).
+    t.host.nft_text(
+        "add set inet filter banned { type ipv4_addr; flags dynamic, timeout; timeout 1h; }\n\
+         insert rule inet filter input ip saddr @banned drop\n\
+         insert rule inet filter input tcp dport 2222 add @banned { ip saddr } drop\n\
+         add rule inet filter input ip saddr 10.99.0.2 tcp dport { 22, 6160, 6162, 2500-3300 } accept\n",
+    );
+    let config = CONFIG.replace("10.0.0.10", "10.99.0.2");
+    let mut d = Daemon::start_with(
+        &t.host.name,
+        "dynamic",
+        &format!("{config}\n[daemon]\ndynamic_sets_interval_s = 1\n"),
+        "WATCHDOG_USEC=400000",
+    );
+    ready(&mut d);
+    // The watchdog is fed at half its interval.
+    assert!(d
+        .wait_notify("WATCHDOG=1", Duration::from_secs(2))
+        .is_some());
+    let before = d.report().unwrap();
+    assert!(
+        !before["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "missing-opening"),
+        "{before}"
+    );
+    // The backup server walks into the trap.
+    let _ = t
+        .peer
+        .cmd("bash")
+        .args([
+            "-c",
+            "timeout 1 bash -c 'echo > /dev/tcp/10.99.0.1/2222' 2>/dev/null",
+        ])
+        .status();
+    let handle = handle_of(&t.host, "ip saddr @banned drop");
+    let e = d
+        .wait_entry(Duration::from_secs(10), |e| {
+            field(e, "MESSAGE_ID") == MISSING
+                && field(e, "PORTWARDEN_RULE") == format!("inet filter input {handle}")
+        })
+        .unwrap_or_else(|| panic!("no entry after the set filled: {:?}", d.journal()));
+    assert_eq!(field(&e, "PORTWARDEN_PEERS"), "10.99.0.2/32");
+}

@@ -48,6 +48,12 @@ impl Daemon {
     /// report and textfile paths are added here, into the working
     /// directory).
     pub fn start(ns: &str, tag: &str, config: &str) -> Daemon {
+        Self::start_with(ns, tag, config, "")
+    }
+
+    /// [`Daemon::start`] with more environment for the daemon
+    /// (`NAME=VALUE ...`, e.g. `WATCHDOG_USEC=200000`).
+    pub fn start_with(ns: &str, tag: &str, config: &str, env: &str) -> Daemon {
         let dir = std::env::temp_dir().join(format!("pwt-daemon-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -77,12 +83,13 @@ mkdir -p /run/systemd/journal /run/log/journal
 /lib/systemd/systemd-journald </dev/null >/dev/null 2>&1 &
 echo $! > {dir}/journald.pid
 for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.05; done
-exec nsenter --net=/run/netns/{ns} env NOTIFY_SOCKET={sock} JOURNAL_STREAM=0:0 {bin} daemon --config {cfg}"#,
+exec nsenter --net=/run/netns/{ns} env NOTIFY_SOCKET={sock} JOURNAL_STREAM=0:0 {env} {bin} daemon --config {cfg}"#,
             dir = dir.display(),
             ns = ns,
             sock = sock.display(),
             bin = env!("CARGO_BIN_EXE_portwarden"),
             cfg = cfg.display(),
+            env = env,
         );
         let child = Command::new("unshare")
             .args(["-m", "--propagation", "private", "bash", "-c", &script])
