@@ -19,7 +19,9 @@
 //!      2 % of one core);
 //!    - RSS sampled every second over that minute: flat, at most 256 MiB.
 //!
-//! Sizes: `PW_BENCH_CHANGES` (100), `PW_BENCH_IDLE_S` (60),
+//! `PW_BENCH_DEMO=0` skips the demo host; `PW_BENCH_DAEMON_ENV` adds to the
+//! large host daemon's environment (e.g. `MALLOC_ARENA_MAX=2`). Sizes: `PW_BENCH_CHANGES` (100),
+//! `PW_BENCH_IDLE_S` (60),
 //! `PW_BENCH_CHURN_S` (60), and the audit benchmark's `PW_BENCH_RULES`,
 //! `PW_BENCH_ELEMENTS`, `PW_BENCH_SOCKETS`.
 
@@ -272,6 +274,9 @@ fn large(churn_s: u64) {
     let mut scratch = Scratch::new("pwbenchl");
     largehost::setup(&mut scratch, rules, elements, sockets);
     let ns = scratch.ns.clone();
+    // The backup server's network behind eth0, so that its connections
+    // are checked there.
+    ip(&["-n", &ns, "route", "add", "10.0.0.0/24", "via", "192.0.2.2"]);
     let ours = env!("CARGO_BIN_EXE_portwarden");
     let config = "roles = [\"veeam-linux-repository\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
 
@@ -292,7 +297,15 @@ fn large(churn_s: u64) {
     let one_shot = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let mut d = Daemon::start(&ns, "bench-large", &format!("{config}\n{NO_FLAP_LIMIT}"));
+    // PW_BENCH_DAEMON_ENV: more environment for the daemon, e.g.
+    // MALLOC_ARENA_MAX=2.
+    let env = std::env::var("PW_BENCH_DAEMON_ENV").unwrap_or_default();
+    let mut d = Daemon::start_with(
+        &ns,
+        "bench-large",
+        &format!("{config}\n{NO_FLAP_LIMIT}"),
+        &env,
+    );
     assert!(
         d.wait_notify("READY=1", Duration::from_secs(300)).is_some(),
         "no READY: {}",
@@ -322,36 +335,29 @@ fn large(churn_s: u64) {
     let _ = journal.kill();
 
     // Churn: 10 element changes per second to the blocklist, none of
-    // them a required peer (198.18.0.0/15 is for benchmarks).
+    // them a required peer (198.18.0.0/15 is for benchmarks). `nft` needs
+    // about 3 s per change to a 200,000-range set here (it reads the set
+    // first), so the changes are sent as nftables batches of their own,
+    // one element per transaction, as fail2ban's nft actions would.
     let pid = d.child.id();
     std::thread::sleep(Duration::from_secs(2));
     let (c0, t0) = (cpu_s(pid), Instant::now());
-    let mut rss = Vec::new();
-    let mut i = 0u32;
-    while t0.elapsed() < Duration::from_secs(churn_s) {
-        check_interrupted();
-        let due = t0 + Duration::from_millis(100 * u64::from(i));
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        let addr = format!("198.18.{}.{}", (i / 2) / 250, (i / 2) % 250 + 1);
-        let verb = if i % 2 == 0 { "add" } else { "delete" };
-        nft(
-            &ns,
-            &[
-                verb,
-                "element",
-                "inet",
-                "bench",
-                "blocklist",
-                &format!("{{ {addr} }}"),
-            ],
-        );
-        if i % 10 == 0 {
-            rss.push(status_mib(pid, "VmRSS:"));
-        }
-        i += 1;
-    }
+    let sampler = {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let h = std::thread::spawn(move || {
+            let mut rss = Vec::new();
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                rss.push(status_mib(pid, "VmRSS:"));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            rss
+        });
+        (stop, h)
+    };
+    let i = churn(&ns, Duration::from_secs(churn_s), 10);
+    sampler.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rss = sampler.1.join().unwrap();
     let (cpu, wall) = (cpu_s(pid) - c0, t0.elapsed().as_secs_f64());
     let pct = cpu / wall * 100.0;
     let hwm = status_mib(pid, "VmHWM:");
@@ -371,6 +377,67 @@ fn large(churn_s: u64) {
             "NOT met"
         }
     );
+}
+
+/// Adds and deletes blocklist elements in `ns` (`inet bench blocklist`),
+/// `per_s` transactions a second for `time`, each its own nftables batch
+/// of one element (an address in 198.18.0.0/15, added then deleted);
+/// how many were sent.
+fn churn(ns: &str, time: Duration, per_s: u32) -> u32 {
+    use nftnl::set::Set;
+    use nftnl::{Batch, MsgType, ProtoFamily, Table};
+    use std::net::Ipv4Addr;
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("the namespace");
+        // SAFETY: setns on a namespace file we opened changes only this
+        // thread's network namespace; the thread ends after the churn.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let sock = mnl::Socket::new(mnl::Bus::Netfilter).expect("netlink socket");
+        let table = Table::new(c"bench", ProtoFamily::Inet);
+        let start = Instant::now();
+        let mut sent = 0u32;
+        while start.elapsed() < time {
+            check_interrupted();
+            let due = start + Duration::from_secs(1) * sent / per_s;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let n = sent / 2;
+            let addr = Ipv4Addr::new(198, 18, (n / 250) as u8, (n % 250 + 1) as u8);
+            let mut set = Set::<Ipv4Addr>::new_named(c"blocklist", 0, &table, ProtoFamily::Inet);
+            set.add(&addr);
+            let mut batch = Batch::new();
+            let kind = if sent % 2 == 0 {
+                MsgType::Add
+            } else {
+                MsgType::Del
+            };
+            batch.add_iter(set.elems_iter(), kind);
+            let batch = batch.finalize();
+            sock.send_all(&batch).expect("sending the batch");
+            // The acknowledgements: wait for them, so that the rate holds.
+            let mut buf = vec![0u32; 2048];
+            // SAFETY: the u32 buffer viewed as bytes, aligned for nlmsghdr.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 4)
+            };
+            let mut seqs = batch.sequence_numbers();
+            let portid = sock.portid();
+            while !seqs.is_empty() {
+                for m in sock.recv(bytes).expect("netlink ack") {
+                    let seq = seqs.next().expect("an acknowledgement too many");
+                    mnl::cb_run(m.expect("netlink message"), seq, portid).expect("the change");
+                }
+            }
+            sent += 1;
+        }
+        sent
+    })
+    .join()
+    .expect("churn thread")
 }
 
 /// On the large host: inserts and deletes an accept of 6162 from the backup
@@ -437,7 +504,9 @@ fn main() {
     }
     let changes = env_usize("PW_BENCH_CHANGES", 100).max(2);
     let idle_s = env_usize("PW_BENCH_IDLE_S", 60) as u64;
-    demo(changes, idle_s);
+    if std::env::var("PW_BENCH_DEMO").as_deref() != Ok("0") {
+        demo(changes, idle_s);
+    }
     if std::env::var("PW_BENCH_LARGE").as_deref() != Ok("0") {
         large(env_usize("PW_BENCH_CHURN_S", 60) as u64);
     }

@@ -25,8 +25,9 @@
 //!
 //! Otherwise the finding's fix says "no safe automatic fix", with the reason
 //! and the traffic that shows it. Each proof copies and recompiles the
-//! whole ruleset: at most [`MAX_PROOFS`] candidates are proven per audit
-//! (in the order the findings are built), and none on a ruleset larger than
+//! whole ruleset: at most [`MAX_PROOFS`] candidates, fewer on a larger
+//! ruleset ([`PROOF_WORK`]), are proven per audit (in the order the
+//! findings are built), and none on a ruleset larger than
 //! [`MAX_RULES_PROVEN`] rules or [`MAX_ELEMENTS_PROVEN`] set elements; the
 //! others say they were not proven.
 
@@ -95,7 +96,19 @@ pub(crate) struct Prover {
     used: AtomicUsize,
     /// Why no fix of this ruleset is proven (too large), if so.
     too_big: Option<String>,
+    /// How many proofs this audit makes: [`MAX_PROOFS`], fewer on a larger
+    /// ruleset ([`PROOF_WORK`]).
+    budget: usize,
 }
+
+/// The work all proofs of one audit may do together, in rules (plus set
+/// elements / 16) compiled: each proof copies and recompiles the ruleset,
+/// so on a ruleset of a few thousand rules with many findings they would
+/// otherwise make an audit (and every change the daemon audits) take
+/// seconds (with 256 proofs the audit of the daemon benchmark's 1,000-rule
+/// host took 4.5 s, nearly all of it proving). Counted, not timed, so that
+/// a busy machine does not get fewer proofs. At least 8 proofs.
+pub const PROOF_WORK: usize = 30_000;
 
 /// The reply to `c` as it comes back in.
 fn reply_probe(c: &Conn) -> Probe {
@@ -221,6 +234,7 @@ impl Prover {
                 conns: Vec::new(),
                 inbound: Vec::new(),
                 used: AtomicUsize::new(0),
+                budget: 0,
                 too_big: Some(format!(
                     "not proven: the ruleset ({rules} rules, {elements} set elements) is too large to prove fixes one by one in an audit (at most {MAX_RULES_PROVEN} rules and {MAX_ELEMENTS_PROVEN} elements)"
                 )),
@@ -299,6 +313,7 @@ impl Prover {
             inbound,
             used: AtomicUsize::new(0),
             too_big: None,
+            budget: (PROOF_WORK / (rules + elements / 16 + 1)).clamp(8, MAX_PROOFS),
         }
     }
 
@@ -331,10 +346,11 @@ impl Prover {
         if let Some(why) = &self.too_big {
             return Err((why.clone(), Vec::new()));
         }
-        if self.used.fetch_add(1, Ordering::Relaxed) >= MAX_PROOFS {
+        if self.used.fetch_add(1, Ordering::Relaxed) >= self.budget {
             return Err((
                 format!(
-                    "not proven: an audit proves at most {MAX_PROOFS} fixes, and this host has more findings with a fix"
+                    "not proven: an audit of this ruleset proves at most {} fixes, and this host has more findings with a fix",
+                    self.budget
                 ),
                 Vec::new(),
             ));
