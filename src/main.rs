@@ -748,6 +748,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Daemon { config } => {
+            limit_malloc_arenas();
             portwarden::daemon::logging::init();
             let opts = portwarden::daemon::DaemonOptions {
                 config,
@@ -939,6 +940,31 @@ fn audit(
     // a big host) takes a noticeable time.
     std::mem::forget((state, report));
     code
+}
+
+/// Runs the daemon with at most two glibc malloc arenas: every thread that
+/// allocates (the audit's rayon workers) otherwise gets an arena of its own
+/// that keeps what was freed, and the daemon's RSS on the 20,000-rule
+/// benchmark host peaked at 328 MiB, then sank from 286 to 234 MiB; with two
+/// arenas it stays at 196 MiB (peak 229 MiB) at the same speed
+/// (`cargo bench --bench daemon`). glibc reads `MALLOC_ARENA_MAX` only when
+/// the process starts, so the daemon executes itself again with it set
+/// (same pid: systemd's notify socket and watchdog see one process). A
+/// value the environment already sets is kept.
+fn limit_malloc_arenas() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("MALLOC_ARENA_MAX", "2")
+        .exec();
+    // Not fatal: the daemon runs as it is, with more memory.
+    eprintln!("portwarden: could not limit malloc arenas: {err}");
 }
 
 /// `portwarden status`: the daemon's last report.

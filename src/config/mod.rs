@@ -279,7 +279,7 @@ pub struct DaemonConfig {
     pub event_buffer_kib: u64,
     /// Changes that only add or remove addresses of a deny list (an
     /// address-keyed set), none of them a bound peer's, are audited this
-    /// many seconds after the first, together (default 60): they change no
+    /// many seconds after the first, together (default 300): they change no
     /// alert, and a fail2ban host changes its list every second.
     pub deny_list_audit_s: u64,
 }
@@ -298,7 +298,7 @@ impl Default for DaemonConfig {
             alert_existing: true,
             stale_after_s: 120,
             event_buffer_kib: 16384,
-            deny_list_audit_s: 60,
+            deny_list_audit_s: 300,
         }
     }
 }
