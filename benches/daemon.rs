@@ -134,48 +134,57 @@ fn latency(done: Returned, entry: (Instant, String)) -> (f64, f64) {
     )
 }
 
-/// Blocks and restores 6162 `n` times; the latencies of each change's
-/// first entry ([`latency`]).
-fn latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<(f64, f64)> {
+/// A rule that `latencies` inserts at the head of a chain and deletes
+/// again, each change one the findings see.
+struct Toggle<'a> {
+    /// Table, as `nft` names it: `inet filter`.
+    table: [&'a str; 2],
+    /// The rule: `tcp dport 6162 drop`.
+    rule: &'a [&'a str],
+    /// How long to wait for each change's entry.
+    timeout: Duration,
+    /// The pause after each entry, for the rest of its entries to arrive.
+    pause: Duration,
+}
+
+/// Inserts and deletes `t`'s rule in the input chain `n` times; the
+/// latencies of each change's first entry ([`latency`]).
+fn latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize, t: &Toggle) -> Vec<(f64, f64)> {
+    let [family, table] = t.table;
+    let text = t.rule.join(" ");
     let mut out = Vec::new();
     for i in 0..n {
         check_interrupted();
         while rx.try_recv().is_ok() {}
         let done = if i % 2 == 0 {
-            nft(
-                ns,
-                &[
-                    "insert", "rule", "inet", "filter", "input", "tcp", "dport", "6162", "drop",
-                ],
-            )
+            let mut args = vec!["insert", "rule", family, table, "input"];
+            args.extend(t.rule);
+            nft(ns, &args)
         } else {
             let list = Command::new("ip")
                 .args([
-                    "netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "filter", "input",
+                    "netns", "exec", ns, "nft", "-a", "list", "chain", family, table, "input",
                 ])
                 .output()
                 .expect("nft list");
-            let text = String::from_utf8_lossy(&list.stdout).into_owned();
-            let handle = text
+            let listed = String::from_utf8_lossy(&list.stdout).into_owned();
+            let handle = listed
                 .lines()
-                .find(|l| l.contains("tcp dport 6162 drop"))
+                .find(|l| l.contains(&text))
                 .and_then(|l| l.rsplit("# handle ").next())
                 .expect("the inserted rule")
                 .trim()
                 .to_string();
             nft(
                 ns,
-                &[
-                    "delete", "rule", "inet", "filter", "input", "handle", &handle,
-                ],
+                &["delete", "rule", family, table, "input", "handle", &handle],
             )
         };
-        match rx.recv_timeout(Duration::from_secs(10)) {
+        match rx.recv_timeout(t.timeout) {
             Ok(entry) => out.push(latency(done, entry)),
-            Err(_) => panic!("change {i}: no journal entry within 10 s"),
+            Err(_) => panic!("change {i}: no journal entry within {:?}", t.timeout),
         }
-        // Let the rest of this change's entries arrive before the next one.
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(t.pause);
     }
     out
 }
@@ -226,7 +235,13 @@ fn demo(changes: usize, idle_s: u64) {
         d.stderr()
     );
     let (mut journal, rx) = follow(&d);
-    let lat = latencies(&ns, &rx, changes);
+    let toggle = Toggle {
+        table: ["inet", "filter"],
+        rule: &["tcp", "dport", "6162", "drop"],
+        timeout: Duration::from_secs(10),
+        pause: Duration::from_millis(150),
+    };
+    let lat = latencies(&ns, &rx, changes, &toggle);
     let _ = journal.kill();
     let journal_in: Vec<f64> = lat.iter().map(|l| l.0).collect();
     let follow_in: Vec<f64> = lat.iter().map(|l| l.1).collect();
@@ -320,9 +335,18 @@ fn large(churn_s: u64) {
     );
 
     let (mut journal, rx) = follow(&d);
-    // The large ruleset has no inet filter table of its own: add the
-    // rule the latency loop toggles to its input chain's table.
-    let lat: Vec<f64> = large_latencies(&ns, &rx, 10).iter().map(|l| l.0).collect();
+    // The ruleset refuses 6162 from the backup server: each change
+    // resolves or brings back a missing opening.
+    let toggle = Toggle {
+        table: ["inet", "bench"],
+        rule: &["ip", "saddr", "10.0.0.10", "tcp", "dport", "6162", "accept"],
+        timeout: Duration::from_secs(30),
+        pause: Duration::from_millis(1500),
+    };
+    let lat: Vec<f64> = latencies(&ns, &rx, 10, &toggle)
+        .iter()
+        .map(|l| l.0)
+        .collect();
     let med = median(lat.clone());
     println!(
         "large host: rule change -> entry in the journal, median of {} {:.0} ms, max {:.0} ms \
@@ -438,64 +462,6 @@ fn churn(ns: &str, time: Duration, per_s: u32) -> u32 {
     })
     .join()
     .expect("churn thread")
-}
-
-/// On the large host: inserts and deletes an accept of 6162 from the backup
-/// server at the head of its input chain (the ruleset refuses it: each
-/// change resolves or brings back a missing opening); each change's first
-/// entry.
-fn large_latencies(ns: &str, rx: &Receiver<(Instant, String)>, n: usize) -> Vec<(f64, f64)> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        check_interrupted();
-        while rx.try_recv().is_ok() {}
-        let done = if i % 2 == 0 {
-            nft(
-                ns,
-                &[
-                    "insert",
-                    "rule",
-                    "inet",
-                    "bench",
-                    "input",
-                    "ip",
-                    "saddr",
-                    "10.0.0.10",
-                    "tcp",
-                    "dport",
-                    "6162",
-                    "accept",
-                ],
-            )
-        } else {
-            let list = Command::new("ip")
-                .args([
-                    "netns", "exec", ns, "nft", "-a", "list", "chain", "inet", "bench", "input",
-                ])
-                .output()
-                .expect("nft list");
-            let text = String::from_utf8_lossy(&list.stdout).into_owned();
-            let handle = text
-                .lines()
-                .find(|l| l.contains("tcp dport 6162 accept"))
-                .and_then(|l| l.rsplit("# handle ").next())
-                .expect("the inserted rule")
-                .trim()
-                .to_string();
-            nft(
-                ns,
-                &[
-                    "delete", "rule", "inet", "bench", "input", "handle", &handle,
-                ],
-            )
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(entry) => out.push(latency(done, entry)),
-            Err(_) => panic!("change {i}: no journal entry within 30 s"),
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-    }
-    out
 }
 
 fn main() {

@@ -45,6 +45,19 @@ fn host(tag: &str) -> Topology {
     t
 }
 
+/// The daemon host with `portwarden daemon` started on it with `config`
+/// and ready; `None` (the test is skipped, saying why) without root or
+/// journald.
+fn started(test: &str, tag: &str, config: &str) -> Option<(Topology, Daemon)> {
+    if !require_root(test) || !daemon::available(test) {
+        return None;
+    }
+    let t = host(tag);
+    let mut d = Daemon::start(&t.host.name, tag, config);
+    ready(&mut d);
+    Some((t, d))
+}
+
 fn ready(d: &mut Daemon) {
     assert!(
         d.wait_notify("READY=1", Duration::from_secs(30)).is_some(),
@@ -133,12 +146,9 @@ fn one_shot(ns: &Netns, d: &Daemon) -> Value {
 
 #[test]
 fn changes_reach_the_journal_with_their_fields_and_who_made_them() {
-    if !require_root("daemon journal") || !daemon::available("daemon journal") {
+    let Some((t, mut d)) = started("daemon journal", "dj", CONFIG) else {
         return;
-    }
-    let t = host("dj");
-    let mut d = Daemon::start(&t.host.name, "journal", CONFIG);
-    ready(&mut d);
+    };
     // READY comes after the first audit: its report is there, and correct.
     let first = d.report().expect("a report at READY");
     assert_eq!(first["findings"], one_shot(&t.host, &d)["findings"]);
@@ -242,12 +252,9 @@ fn changes_reach_the_journal_with_their_fields_and_who_made_them() {
 
 #[test]
 fn a_burst_of_transactions_ends_in_the_one_shot_state() {
-    if !require_root("daemon burst") || !daemon::available("daemon burst") {
+    let Some((t, mut d)) = started("daemon burst", "db", CONFIG) else {
         return;
-    }
-    let t = host("db");
-    let mut d = Daemon::start(&t.host.name, "burst", CONFIG);
-    ready(&mut d);
+    };
     // 500 transactions: elements in and out of the blocklist, rules
     // inserted and deleted, the backup server blocked then let in again.
     let mut script = String::new();
@@ -289,18 +296,15 @@ fn a_burst_of_transactions_ends_in_the_one_shot_state() {
 
 #[test]
 fn lost_events_end_in_a_resync_and_the_right_state() {
-    if !require_root("daemon enobufs") || !daemon::available("daemon enobufs") {
-        return;
-    }
-    let t = host("de");
     // A receive buffer of 4 KiB: the kernel rounds it up, but a
     // transaction of thousands of element events cannot fit.
-    let mut d = Daemon::start(
-        &t.host.name,
-        "enobufs",
+    let Some((t, mut d)) = started(
+        "daemon enobufs",
+        "de",
         &format!("{CONFIG}\n[daemon]\nevent_buffer_kib = 4\n"),
-    );
-    ready(&mut d);
+    ) else {
+        return;
+    };
     // The daemon is stopped while the kernel sends: the events pile up in
     // its socket until the buffer overflows.
     d.signal("STOP");
@@ -328,12 +332,9 @@ fn lost_events_end_in_a_resync_and_the_right_state() {
 
 #[test]
 fn sighup_with_a_broken_config_keeps_the_old_one() {
-    if !require_root("daemon reload") || !daemon::available("daemon reload") {
+    let Some((t, mut d)) = started("daemon reload", "dh", CONFIG) else {
         return;
-    }
-    let t = host("dh");
-    let mut d = Daemon::start(&t.host.name, "reload", CONFIG);
-    ready(&mut d);
+    };
     d.write_config("roles = [\"veeam-data-mover\"\n[peers\n");
     d.notified.clear();
     d.signal("HUP");
@@ -453,16 +454,13 @@ fn the_metrics_textfile_passes_promtool() {
 
 #[test]
 fn deny_list_changes_that_touch_no_peer_are_audited_together_later() {
-    if !require_root("daemon deny list") || !daemon::available("daemon deny list") {
-        return;
-    }
-    let t = host("dl");
-    let mut d = Daemon::start(
-        &t.host.name,
-        "denylist",
+    let Some((t, mut d)) = started(
+        "daemon deny list",
+        "dl",
         &format!("{CONFIG}\n[daemon]\ndeny_list_audit_s = 3\n"),
-    );
-    ready(&mut d);
+    ) else {
+        return;
+    };
     let before = d.report().unwrap()["generation"].as_u64().unwrap();
     for a in ["198.51.100.7", "198.51.100.8"] {
         nft(
