@@ -554,3 +554,41 @@ fn sets_the_packet_path_fills_are_read_again_on_their_timer() {
         .unwrap_or_else(|| panic!("no entry after the set filled: {:?}", d.journal()));
     assert_eq!(field(&e, "PORTWARDEN_PEERS"), "10.99.0.2/32");
 }
+
+#[test]
+fn route_changes_are_followed_as_the_kernel_announces_them() {
+    let Some((t, d)) = started("daemon routes", "dr", CONFIG) else {
+        return;
+    };
+    // 6162 refused: a missing opening for the backup server, routed
+    // through pw-priv.
+    nft(
+        &t.host,
+        &[
+            "insert", "rule", "inet", "filter", "input", "tcp", "dport", "6162", "drop",
+        ],
+    );
+    let e = d
+        .wait_entry(Duration::from_secs(10), |e| {
+            field(e, "MESSAGE_ID") == MISSING
+        })
+        .expect("a missing-opening entry");
+    let id = field(&e, "PORTWARDEN_FINDING_ID").to_string();
+    // The route to the backup server's network goes away: no interface
+    // leads to it, so nothing is missing there any more (a note says so).
+    t.host.ip(&["route", "del", "10.0.0.0/24"]);
+    d.wait_entry(Duration::from_secs(10), |e| {
+        field(e, "MESSAGE_ID") == RESOLVED && field(e, "PORTWARDEN_FINDING_ID") == id
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no resolved entry after the route change: {:?}",
+            d.journal()
+        )
+    });
+    let report = d.report().unwrap();
+    assert!(
+        report["notes"].to_string().contains("10.0.0.10"),
+        "{report}"
+    );
+}
