@@ -5,11 +5,12 @@ mod explain;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use portwarden::catalog::{self, Catalog, CatalogError};
 use portwarden::config::{self, CliOptions, HostConfig};
-use portwarden::eval::Evaluator;
 use portwarden::exit;
 use portwarden::host::{self, read_routes, HostError};
 use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
-use portwarden::pipeline::{audit_state, read_host_state, RolesFrom, Setup, Timings};
+use portwarden::pipeline::{
+    audit_state, read_evaluator, read_host_state, RolesFrom, Setup, Timings,
+};
 use portwarden::snapshot::Summary;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -505,6 +506,12 @@ impl From<HostError> for Failure {
     }
 }
 
+impl From<portwarden::pipeline::StateError> for Failure {
+    fn from(e: portwarden::pipeline::StateError) -> Failure {
+        Failure::new(e.exit_code(), e)
+    }
+}
+
 impl From<CatalogError> for Failure {
     fn from(e: CatalogError) -> Failure {
         Failure::new(exit::INVALID, anyhow::Error::new(e).context("catalog"))
@@ -694,9 +701,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Explain(a) => run_explain(a),
         Command::Exposure { json, tries } => {
-            let snap = read_snapshot(&ReadOptions { max_tries: tries })?;
-            let routes = read_routes()?;
-            let x = Evaluator::new(&snap, routes).exposure();
+            let (snap, ev) = read_evaluator(&ReadOptions { max_tries: tries })?;
+            let x = ev.exposure();
             emit(|out| {
                 if json {
                     #[derive(serde::Serialize)]
@@ -819,9 +825,7 @@ fn run_explain(a: ExplainArgs) -> Result<ExitCode, Failure> {
             ));
         }
     }
-    let snap = read_snapshot(&ReadOptions { max_tries: a.tries })?;
-    let routes = read_routes()?;
-    let ev = Evaluator::new(&snap, routes);
+    let (snap, ev) = read_evaluator(&ReadOptions { max_tries: a.tries })?;
     if a.batch {
         let stdin = io::stdin();
         let stdout = io::stdout();

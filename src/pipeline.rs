@@ -147,6 +147,16 @@ pub fn read_host_state(opts: &ReadOptions, timings: &mut Timings) -> Result<Host
     })
 }
 
+/// Reads the ruleset and the routes of the current network namespace and
+/// builds the evaluator (`explain`, `exposure`): the snapshot, for
+/// rendering rules, and the evaluator.
+pub fn read_evaluator(opts: &ReadOptions) -> Result<(Snapshot, Evaluator), StateError> {
+    let snapshot = read_snapshot(opts)?;
+    let routes = host::read_routes().map_err(StateError::Routes)?;
+    let evaluator = Evaluator::new(&snapshot, routes);
+    Ok((snapshot, evaluator))
+}
+
 /// Audits `state` against `setup`: builds the evaluator and the exposure
 /// once, then the findings.
 pub fn audit_state(state: &HostState, setup: &Setup, timings: &mut Timings) -> Report {
