@@ -27,6 +27,12 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// `# HELP` and `# TYPE` of one metric.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
 /// The textfile: findings counted by kind, severity and role, and the
 /// daemon's own gauges and counters.
 pub fn textfile(report: &Report, c: &DaemonCounters) -> String {
@@ -38,66 +44,61 @@ pub fn textfile(report: &Report, c: &DaemonCounters) -> String {
             .or_default() += 1;
     }
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-    };
-    metric(
+    header(
+        &mut out,
         "portwarden_findings",
         "gauge",
         "Current findings by kind, severity and role (empty: required by no role).",
     );
-    let mut out2 = String::new();
     for ((kind, sev, role), n) in &counts {
         let _ = writeln!(
-            out2,
+            out,
             "portwarden_findings{{kind=\"{}\",severity=\"{}\",role=\"{}\"}} {n}",
             label(kind),
             label(sev),
             label(role)
         );
     }
-    let mut out = out + &out2;
-    let mut gauge = |name: &str, kind: &str, help: &str, v: String| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        let _ = writeln!(out, "{name} {v}");
-    };
-    gauge(
-        "portwarden_audit_duration_seconds",
-        "gauge",
-        "How long the last audit took.",
-        format!("{:.6}", c.audit_duration_s),
-    );
-    gauge(
-        "portwarden_last_audit_timestamp_seconds",
-        "gauge",
-        "When the last audit ended (Unix time).",
-        format!("{:.3}", c.last_audit_unix_s),
-    );
-    gauge(
-        "portwarden_ruleset_generation",
-        "gauge",
-        "The nftables ruleset generation the last audit saw.",
-        report.generation.to_string(),
-    );
-    gauge(
-        "portwarden_resyncs_total",
-        "counter",
-        "Full re-reads of the ruleset since the daemon started.",
-        c.resyncs.to_string(),
-    );
-    gauge(
-        "portwarden_lost_events_total",
-        "counter",
-        "Ruleset generations whose change events were lost (ENOBUFS).",
-        c.lost_events.to_string(),
-    );
-    gauge(
-        "portwarden_up",
-        "gauge",
-        "1 when the last audit succeeded.",
-        u8::from(c.up).to_string(),
-    );
+    for (name, kind, help, value) in [
+        (
+            "portwarden_audit_duration_seconds",
+            "gauge",
+            "How long the last audit took.",
+            format!("{:.6}", c.audit_duration_s),
+        ),
+        (
+            "portwarden_last_audit_timestamp_seconds",
+            "gauge",
+            "When the last audit ended (Unix time).",
+            format!("{:.3}", c.last_audit_unix_s),
+        ),
+        (
+            "portwarden_ruleset_generation",
+            "gauge",
+            "The nftables ruleset generation the last audit saw.",
+            report.generation.to_string(),
+        ),
+        (
+            "portwarden_resyncs_total",
+            "counter",
+            "Full re-reads of the ruleset since the daemon started.",
+            c.resyncs.to_string(),
+        ),
+        (
+            "portwarden_lost_events_total",
+            "counter",
+            "Ruleset generations whose change events were lost (ENOBUFS).",
+            c.lost_events.to_string(),
+        ),
+        (
+            "portwarden_up",
+            "gauge",
+            "1 when the last audit succeeded.",
+            u8::from(c.up).to_string(),
+        ),
+    ] {
+        header(&mut out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
     out
 }
