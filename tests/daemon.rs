@@ -500,15 +500,16 @@ fn deny_list_changes_that_touch_no_peer_are_audited_together_later() {
     report_at(&mut d, gen, Duration::from_secs(2));
 }
 
-#[test]
-fn sets_the_packet_path_fills_are_read_again_on_their_timer() {
-    if !require_root("daemon dynamic sets") || !daemon::available("daemon dynamic sets") {
-        return;
+/// The daemon host with a port-knock trap: whoever touches 2222 is added
+/// to `banned` by the packet path (the kernel announces nothing), and
+/// `banned` is dropped before the backup server's accept. The backup
+/// server is the peer's private address. Starts the daemon with `daemon`
+/// added to the configuration's `[daemon]` table.
+fn trap_host(test: &str, tag: &str, daemon_cfg: &str, env: &str) -> Option<(Topology, Daemon)> {
+    if !require_root(test) || !daemon::available(test) {
+        return None;
     }
-    let t = host("dd");
-    // The backup server is the peer's private address; a port-knock trap
-    // bans whoever touches 2222 (the packet path fills the set: the
-    // kernel announces nothing).
+    let t = host(tag);
     t.host.nft_text(
         "add set inet filter banned { type ipv4_addr; flags dynamic, timeout; timeout 1h; }\n\
          insert rule inet filter input ip saddr @banned drop\n\
@@ -518,15 +519,11 @@ fn sets_the_packet_path_fills_are_read_again_on_their_timer() {
     let config = CONFIG.replace("10.0.0.10", "10.99.0.2");
     let mut d = Daemon::start_with(
         &t.host.name,
-        "dynamic",
-        &format!("{config}\n[daemon]\ndynamic_sets_interval_s = 1\n"),
-        "WATCHDOG_USEC=400000",
+        tag,
+        &format!("{config}\n[daemon]\n{daemon_cfg}\n"),
+        env,
     );
     ready(&mut d);
-    // The watchdog is fed at half its interval.
-    assert!(d
-        .wait_notify("WATCHDOG=1", Duration::from_secs(2))
-        .is_some());
     let before = d.report().unwrap();
     assert!(
         !before["findings"]
@@ -536,7 +533,12 @@ fn sets_the_packet_path_fills_are_read_again_on_their_timer() {
             .any(|f| f["kind"] == "missing-opening"),
         "{before}"
     );
-    // The backup server walks into the trap.
+    Some((t, d))
+}
+
+/// The backup server walks into the trap; the critical entry that must
+/// follow, naming the `banned` drop.
+fn spring_trap(t: &Topology, d: &Daemon) -> Value {
     let _ = t
         .peer
         .cmd("bash")
@@ -553,6 +555,45 @@ fn sets_the_packet_path_fills_are_read_again_on_their_timer() {
         })
         .unwrap_or_else(|| panic!("no entry after the set filled: {:?}", d.journal()));
     assert_eq!(field(&e, "PORTWARDEN_PEERS"), "10.99.0.2/32");
+    e
+}
+
+#[test]
+fn sets_the_packet_path_fills_are_read_again_on_their_timer() {
+    let Some((t, mut d)) = trap_host(
+        "daemon dynamic sets",
+        "dd",
+        "dynamic_sets_interval_s = 1",
+        "WATCHDOG_USEC=400000",
+    ) else {
+        return;
+    };
+    // The watchdog is fed at half its interval.
+    assert!(d
+        .wait_notify("WATCHDOG=1", Duration::from_secs(2))
+        .is_some());
+    spring_trap(&t, &d);
+}
+
+#[test]
+fn the_periodic_verification_finds_what_no_event_said() {
+    // The set timer is off (an hour); only the comparison with a fresh
+    // read can see the element the packet path added.
+    let Some((t, d)) = trap_host(
+        "daemon verify",
+        "dv",
+        "dynamic_sets_interval_s = 3600\nverify_interval_s = 1",
+        "",
+    ) else {
+        return;
+    };
+    spring_trap(&t, &d);
+    let e = d
+        .wait_entry(Duration::from_secs(5), |e| {
+            field(e, "MESSAGE_ID") == portwarden::render::journal::VERIFY_MISMATCH
+        })
+        .expect("a verify-mismatch entry");
+    assert_eq!(field(&e, "PRIORITY"), "3", "logged as an error");
 }
 
 #[test]
