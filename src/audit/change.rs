@@ -111,6 +111,19 @@ pub struct NewRule {
     pub verdict: RuleVerdict,
 }
 
+impl NewRule {
+    /// `ct state established,related accept`: replies to the host's own
+    /// connections and later packets of accepted ones.
+    pub fn established_related() -> NewRule {
+        NewRule {
+            matches: vec![Stmt::Ct {
+                states: vec![CtState::Established, CtState::Related],
+            }],
+            verdict: RuleVerdict::Accept,
+        }
+    }
+}
+
 /// A chain, by table family, table name and chain name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct ChainRef {
@@ -747,12 +760,7 @@ mod tests {
             },
             Change::AddRule {
                 at: at.clone(),
-                rule: NewRule {
-                    matches: vec![Stmt::Ct {
-                        states: vec![CtState::Established, CtState::Related],
-                    }],
-                    verdict: RuleVerdict::Accept,
-                },
+                rule: NewRule::established_related(),
             },
             Change::AddRule {
                 at: at.clone(),

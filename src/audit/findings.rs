@@ -1198,15 +1198,7 @@ fn hole_draft(
     pieces: Vec<RawPiece>,
 ) -> Draft {
     let reqs: Vec<&ResolvedRequirement> = idx.iter().map(|&i| &ctx.input.requirements[i]).collect();
-    let mut needed_by: Vec<Need> = reqs
-        .iter()
-        .map(|r| Need {
-            role: r.role.clone(),
-            requirement: r.requirement.clone(),
-        })
-        .collect();
-    needed_by.sort();
-    needed_by.dedup();
+    let needed_by = needs(&reqs);
     let kind = if partial {
         FindingKind::PartialOpening
     } else {
@@ -2003,15 +1995,7 @@ pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
     }
     let mut drafts = Vec::new();
     for ((proto, _, interfaces), (missing, reqs, peers)) in groups {
-        let mut needed_by: Vec<Need> = reqs
-            .iter()
-            .map(|r| Need {
-                role: r.role.clone(),
-                requirement: r.requirement.clone(),
-            })
-            .collect();
-        needed_by.sort();
-        needed_by.dedup();
+        let needed_by = needs(&reqs);
         let mut purposes: Vec<&str> = reqs
             .iter()
             .map(|r| r.purpose.trim_end_matches('.'))
@@ -2052,4 +2036,18 @@ pub(crate) fn not_listening(ctx: &Ctx<'_>) -> Vec<Draft> {
         });
     }
     drafts
+}
+
+/// Every requirement of `reqs` as `needed_by` lists it: sorted, once each.
+fn needs(reqs: &[&ResolvedRequirement]) -> Vec<Need> {
+    let mut v: Vec<Need> = reqs
+        .iter()
+        .map(|r| Need {
+            role: r.role.clone(),
+            requirement: r.requirement.clone(),
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }

@@ -26,9 +26,7 @@
 //! them only through policy objects, which depend on the site's setup) or
 //! for a deleted rule.
 
-use super::change::{
-    AddrField, ChainRef, Change, CtState, NewRule, RuleVerdict, Stmt, MAX_ELEMENTS,
-};
+use super::change::{AddrField, ChainRef, Change, NewRule, RuleVerdict, Stmt, MAX_ELEMENTS};
 use super::findings::RawPiece;
 use super::region::Peers;
 use crate::addrs::{AddrFamily, AddrSet};
@@ -762,12 +760,7 @@ pub(crate) fn close_inbound(
                 // connections already accepted, before any drop.
                 Change::AddRule {
                     at: at.clone(),
-                    rule: NewRule {
-                        matches: vec![Stmt::Ct {
-                            states: vec![CtState::Established, CtState::Related],
-                        }],
-                        verdict: RuleVerdict::Accept,
-                    },
+                    rule: NewRule::established_related(),
                 },
             ];
             changes.extend(rules.into_iter().map(|rule| Change::AddRule {
@@ -827,13 +820,12 @@ pub(crate) fn open_outbound(
 /// refuses: accept established and related packets before the refusing
 /// rule (or at the end of the refusing policy's chain).
 pub(crate) fn accept_replies(manager: Manager, blocker: &DecidedBy) -> Plan {
-    let rule = NewRule {
-        matches: vec![Stmt::Ct {
-            states: vec![CtState::Established, CtState::Related],
-        }],
-        verdict: RuleVerdict::Accept,
-    };
-    plan(manager, vec![place(blocker, rule)], &[], false)
+    plan(
+        manager,
+        vec![place(blocker, NewRule::established_related())],
+        &[],
+        false,
+    )
 }
 
 #[cfg(test)]
