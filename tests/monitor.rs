@@ -1,8 +1,9 @@
 //! The snapshot kept from change notifications (`nft::monitor`) against the
 //! real kernel: after random sequences of `nft` changes in a throwaway
 //! namespace (tables, chains, renames, rules, sets, plain and interval
-//! elements, flushes, several changes in one transaction), the snapshot
-//! kept from the events equals a fresh read at the same generation.
+//! elements, flushes, named counters and quotas, several changes in one
+//! transaction), the snapshot kept from the events equals a fresh read at
+//! the same generation.
 
 mod common;
 
@@ -34,7 +35,7 @@ fn op() -> impl Strategy<Value = String> {
     let c = prop::sample::select(vec!["c0", "c1", "c1", "c2"]);
     let addr_set = prop::sample::select(vec!["s0", "s0", "s2"]);
     let n = 0u32..40;
-    (t, c, addr_set, n, 0u32..19).prop_map(|(t, c, s, n, k)| match k {
+    (t, c, addr_set, n, 0u32..23).prop_map(|(t, c, s, n, k)| match k {
         0 => format!("add table {t}"),
         1 => format!("delete table {t}"),
         2 => format!("add chain {t} {c}"),
@@ -60,7 +61,12 @@ fn op() -> impl Strategy<Value = String> {
         15 => format!("flush set {t} {s}"),
         16 => format!("delete set {t} s2"),
         17 => format!("add element {t} {s} {{ 192.168.{}.0/24 }}", 2 + n),
-        _ => format!("flush table {t}"),
+        18 => format!("flush table {t}"),
+        // Named stateful objects.
+        19 => format!("add counter {t} o{}", n % 3),
+        20 => format!("add quota {t} q{} {{ over {} mbytes }}", n % 3, 1 + n),
+        21 => format!("delete counter {t} o{}", n % 3),
+        _ => format!("delete quota {t} q{}", n % 3),
     })
 }
 
@@ -209,6 +215,9 @@ fn most_generated_transactions_commit() {
         "rename chain inet t0 c1 c3",
         "flush set inet t0 s1",
         "delete table ip t1",
+        "add counter inet t0 o1",
+        "add quota inet t0 q1 { over 5 mbytes }",
+        "delete counter inet t0 o1",
     ]
     .iter()
     .map(|s| vec![s.to_string()])
