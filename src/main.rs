@@ -976,12 +976,7 @@ fn status(config: &Path, report: Option<PathBuf>, max_age: Option<u64>, json: bo
     use portwarden::render::status::{self, StatusDoc};
     // The configuration is only asked for the report's place and age; it
     // need not validate against the catalog for that.
-    let daemon_cfg = std::fs::read_to_string(config)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("daemon").cloned())
-        .and_then(|d| d.try_into::<config::DaemonConfig>().ok())
-        .unwrap_or_default();
+    let daemon_cfg = config::DaemonConfig::from_file_leniently(config);
     let path = report.unwrap_or(daemon_cfg.report_path);
     let max_age = max_age.unwrap_or(daemon_cfg.stale_after_s);
     // The monitoring-plugin way (stdout, read by Nagios) and the CLI's
@@ -1004,6 +999,13 @@ fn status(config: &Path, report: Option<PathBuf>, max_age: Option<u64>, json: bo
             ))
         }
     };
+    if let Ok(n) = serde_json::from_str::<status::NotConfigured>(&text) {
+        if json {
+            print!("{text}");
+            return ExitCode::from(CANNOT_AUDIT);
+        }
+        return unknown(format!("portwarden is {}", n.not_configured));
+    }
     let doc: StatusDoc = match serde_json::from_str(&text) {
         Ok(d) => d,
         Err(e) => return unknown(format!("{}: not a portwarden report: {e}", path.display())),

@@ -16,6 +16,7 @@ const RESOLVED: &str = "bf2a4470791c4ab8b38770b0769e639a";
 const RESYNC: &str = "63f51947dcad46bbb18e48df2105a9d1";
 const RELOAD: &str = "3cd5ad96b7f64eb6a4a3905de931f3ba";
 const SUMMARY: &str = "ade134ae86df4073b08c8c5a8cd957e2";
+const NOT_CONFIGURED: &str = "def923fe04c54ed39822cbdbc12189ee";
 
 /// The Data Mover role, its backup server routed through pw-priv, and
 /// nothing about listeners (the test starts none).
@@ -380,6 +381,88 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
         "{text}"
     );
     assert!(text.contains("by nft["), "{text}");
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(1)), Some(0));
+}
+
+/// The configuration the package installs selects no role: the service is
+/// up, says once what to configure, alerts on nothing although the host has
+/// openings no role wants, and `status` answers UNKNOWN; a reload with
+/// roles starts the audit.
+#[test]
+fn the_packaged_default_starts_quietly_and_waits_for_roles() {
+    let packaged =
+        std::fs::read_to_string(common::fixture("../../packaging/portwarden.toml")).unwrap();
+    let Some((t, mut d)) = started("daemon unconfigured", "du", &packaged) else {
+        return;
+    };
+    let status = d.wait_notify("READY=1", Duration::from_secs(1)).unwrap();
+    assert!(status.contains("not configured"), "{status}");
+    // A ruleset change is no news to a daemon that audits nothing.
+    nft(
+        &t.host,
+        &[
+            "insert", "rule", "inet", "filter", "input", "tcp", "dport", "4444", "accept",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let entries = d.journal();
+    let notes: Vec<&Value> = entries
+        .iter()
+        .filter(|e| field(e, "MESSAGE_ID") == NOT_CONFIGURED)
+        .collect();
+    assert_eq!(notes.len(), 1, "{entries:#?}");
+    assert_eq!(field(notes[0], "PRIORITY"), "4");
+    assert!(
+        field(notes[0], "MESSAGE").contains("portwarden catalog"),
+        "{:?}",
+        notes[0]
+    );
+    let others: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e.get("MESSAGE_ID").is_some() && field(e, "MESSAGE_ID") != NOT_CONFIGURED)
+        .collect();
+    assert!(
+        others.is_empty(),
+        "no alert before roles are set: {others:#?}"
+    );
+    let out = Command::new(common::portwarden_bin())
+        .args([
+            "status",
+            "--report",
+            d.dir.join("report.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("UNKNOWN: portwarden is not configured"),
+        "{text}"
+    );
+    // Roles set, then a reload: the first audit, its summary and READY.
+    d.write_config(&Daemon::with_paths(&d.dir, CONFIG));
+    d.notified.clear();
+    d.signal("HUP");
+    d.wait_entry(Duration::from_secs(10), |e| {
+        field(e, "MESSAGE_ID") == SUMMARY
+    })
+    .expect("the first audit after the reload");
+    assert!(d.wait_notify("READY=1", Duration::from_secs(5)).is_some());
+    let out = Command::new(common::portwarden_bin())
+        .args([
+            "status",
+            "--report",
+            d.dir.join("report.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(1)), Some(0));
 }

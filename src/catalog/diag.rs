@@ -163,6 +163,9 @@ pub enum DiagnosticKind {
     IncludeCycle,
     /// A field that must not be empty is empty.
     Empty,
+    /// A host configuration selects no role: nothing to audit yet (the
+    /// daemon waits for one instead of failing).
+    NoRoles,
     /// The file is not UTF-8 text (located at its first bad byte).
     Encoding,
     /// Stands for the errors beyond the number listed (the message says how

@@ -71,6 +71,13 @@ impl ConfigError {
             ConfigError::Io { .. } | ConfigError::TooLarge { .. } => &[],
         }
     }
+
+    /// Whether the only problem is that no role is selected: a valid
+    /// configuration that does not say yet what to audit (a fresh install).
+    pub fn is_only_no_roles(&self) -> bool {
+        let d = self.diagnostics();
+        !d.is_empty() && d.iter().all(|d| d.kind == K::NoRoles)
+    }
 }
 
 /// What a [`Warning`] is about.
@@ -300,6 +307,21 @@ impl Default for DaemonConfig {
             event_buffer_kib: 16384,
             deny_list_audit_s: 300,
         }
+    }
+}
+
+impl DaemonConfig {
+    /// The `[daemon]` table of the configuration file at `path`, or the
+    /// defaults when the file cannot be read or the table does not parse.
+    /// For what needs the daemon's paths whether or not the rest of the
+    /// file validates (`portwarden status`, a daemon with no role yet).
+    pub fn from_file_leniently(path: &Path) -> DaemonConfig {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("daemon").cloned())
+            .and_then(|d| d.try_into::<DaemonConfig>().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -827,7 +849,7 @@ impl HostConfig {
         cfg.path = Some(path.to_path_buf());
 
         if raw.roles.get_ref().is_empty() {
-            ck.error(at(raw.roles.span()), K::Empty, "no role selected".into())
+            ck.error(at(raw.roles.span()), K::NoRoles, "no role selected".into())
                 .expected =
                 Some("at least one role id, e.g. roles = [\"veeam-linux-repository\"]".into());
         }
@@ -1005,8 +1027,8 @@ impl HostConfig {
         let mut ck = Checker::new(catalog, None);
         let mut cfg = HostConfig::with_roles(Vec::new());
         if roles.is_empty() {
-            ck.error(None, K::Empty, "no role selected".into()).expected =
-                Some("at least one --role ID".into());
+            ck.error(None, K::NoRoles, "no role selected".into())
+                .expected = Some("at least one --role ID".into());
         }
         for id in roles {
             ck.role(id.trim(), None, &mut cfg.roles);

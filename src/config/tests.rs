@@ -156,7 +156,7 @@ fn unknown_key_suggests_the_nearest_key() {
 fn missing_roles() {
     let d = expect("[settings]\n", DiagnosticKind::MissingKey, 1, 1);
     assert_eq!(d.expected.as_deref(), Some("a key `roles`"));
-    expect("roles = []\n", DiagnosticKind::Empty, 1, 9);
+    expect("roles = []\n", DiagnosticKind::NoRoles, 1, 9);
 }
 
 #[test]
@@ -449,7 +449,7 @@ fn from_cli_errors_carry_suggestions() {
             .unwrap_err()
             .diagnostics()[0]
             .kind,
-        DiagnosticKind::Empty
+        DiagnosticKind::NoRoles
     );
 }
 
@@ -670,4 +670,25 @@ fn interface_names_are_checked_against_the_host() {
     // Without the host's interfaces (audit, tests), names are not looked up.
     assert!(HostConfig::load(&path, catalog()).is_ok());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The file the package installs as /etc/portwarden/portwarden.toml is
+/// valid except that it selects no role yet: the daemon waits for one.
+#[test]
+fn packaged_default_selects_no_role_and_nothing_else_is_wrong() {
+    let text = include_str!("../../packaging/portwarden.toml");
+    let err = parse(text).expect_err("no role selected");
+    assert!(err.is_only_no_roles(), "{err}");
+    // Its commented-out keys, uncommented in place of `roles = []`, make a
+    // valid configuration: the hints are not stale.
+    let is_key =
+        |l: &str| l.starts_with('[') || l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' '));
+    let uncommented: String = text
+        .lines()
+        .filter(|l| *l != "roles = []")
+        .map(|l| l.strip_prefix("# ").filter(|l| is_key(l)).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (cfg, _) = parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    assert_eq!(cfg.roles, ["veeam-linux-repository"]);
 }

@@ -53,6 +53,25 @@ pub fn write_report(cfg: &DaemonConfig, report: &Report, changed_by: Option<&Cha
     }
 }
 
+/// The report file of a daemon with no role configured: `status` reads
+/// `not_configured` and answers UNKNOWN with its text.
+pub fn write_not_configured(cfg: &DaemonConfig, what: &str) {
+    let path = &cfg.report_path;
+    if path.as_os_str().is_empty() {
+        return;
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let doc = serde_json::json!({
+        "not_configured": what,
+        "checked_at": super::now_rfc3339(),
+    });
+    if let Err(e) = replace(path, |f| writeln!(f, "{doc}")) {
+        warn!("writing {}: {e}", path.display());
+    }
+}
+
 /// Refreshes the report's modification time: the state it describes still
 /// holds.
 pub fn touch(path: &Path) {

@@ -16,6 +16,10 @@
 //!   sockets, the sets the packet path fills or that time out, and an hourly
 //!   comparison of the kept snapshot with a fresh read.
 //! - **Lost events** (`ENOBUFS`): a full read, logged at warning.
+//! - **No role configured** (`roles = []`, as the package installs the
+//!   file): one entry says what to configure, `READY=1`, and the daemon
+//!   waits for `SIGHUP` ([`unconfigured`]) instead of alerting on every
+//!   opening of a host it knows nothing about.
 //! - **Signals**: `SIGHUP` reloads the configuration and the catalog (an
 //!   invalid one is logged, the old one stays in force); `SIGTERM` and
 //!   `SIGINT` end the daemon with status 0.
@@ -23,6 +27,7 @@
 pub mod alerts;
 mod files;
 pub mod logging;
+mod unconfigured;
 pub mod watch;
 
 use crate::audit::Report;
@@ -31,7 +36,7 @@ use crate::host;
 use crate::nft::monitor::{self, Applied};
 use crate::nft::{read_snapshot, PartReader, ReadOptions};
 use crate::pipeline::{
-    audit_state, read_host_state, HostState, RolesFrom, Setup, StateError, Timings,
+    audit_state, read_host_state, HostState, RolesFrom, Setup, SetupError, StateError, Timings,
 };
 use crate::render::journal::{self, FindingFields};
 use crate::render::metrics::DaemonCounters;
@@ -89,7 +94,16 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         .build()
         .map_err(DaemonError::io("starting the runtime"))?;
     rt.block_on(async move {
-        let mut d = Daemon::start(opts)?;
+        let setup = match Setup::load(&opts.catalog_dirs, RolesFrom::File(&opts.config)) {
+            Err(SetupError::Config(e)) if e.is_only_no_roles() => {
+                match unconfigured::wait_for_roles(&opts).await? {
+                    Some(setup) => setup,
+                    None => return Ok(()),
+                }
+            }
+            setup => setup?,
+        };
+        let mut d = Daemon::start(opts, setup)?;
         d.run().await
     })
 }
@@ -130,8 +144,7 @@ fn now_rfc3339() -> String {
 }
 
 impl Daemon {
-    fn start(opts: DaemonOptions) -> Result<Daemon, DaemonError> {
-        let setup = Setup::load(&opts.catalog_dirs, RolesFrom::File(&opts.config))?;
+    fn start(opts: DaemonOptions, setup: Setup) -> Result<Daemon, DaemonError> {
         for w in &setup.warnings {
             warn!("{}: {w}", opts.config.display());
         }

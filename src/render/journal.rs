@@ -30,6 +30,8 @@ pub const RELOAD: &str = "3cd5ad96b7f64eb6a4a3905de931f3ba";
 pub const SUMMARY: &str = "ade134ae86df4073b08c8c5a8cd957e2";
 /// `MESSAGE_ID` of a kept ruleset that differed from a fresh read.
 pub const VERIFY_MISMATCH: &str = "d0f6b55773a44ebbbe93c32027318d0b";
+/// `MESSAGE_ID` of "no role configured yet": the daemon waits for a reload.
+pub const NOT_CONFIGURED: &str = "def923fe04c54ed39822cbdbc12189ee";
 
 /// The native journal fields of a finding's entry, without the `MESSAGE`,
 /// `MESSAGE_ID` and `PRIORITY` (the caller's logger sets those).
@@ -132,6 +134,7 @@ pub const ALL: &[&str] = &[
     RELOAD,
     SUMMARY,
     VERIFY_MISMATCH,
+    NOT_CONFIGURED,
 ];
 
 #[cfg(test)]

@@ -24,6 +24,13 @@ pub struct StatusDoc {
     pub changed_by: Option<ChangedBy>,
 }
 
+/// The report file of a daemon whose configuration selects no role yet.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NotConfigured {
+    /// What to configure, in one sentence.
+    pub not_configured: String,
+}
+
 /// A process that committed a ruleset change.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct ChangedBy {
