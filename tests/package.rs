@@ -370,3 +370,96 @@ fn the_unit_is_hardened_and_its_figures_are_true() {
     let said = format!("from {base:.1} to {with_pids:.1}");
     assert!(text.contains(&said), "owner-pids.conf should say {said:?}");
 }
+
+/// `rpm -qp ARGS RPM`'s output.
+fn rpm_query(rpm: &Path, args: &[&str]) -> String {
+    let out = common::run(Command::new("rpm").arg("-qp").args(args).arg(rpm));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The .rpm as `rpm` reads it: every file in its place, the configuration
+/// `%config(noreplace)`, the scriptlets that make the user and follow
+/// systemd's conventions, and the libraries it was tested with.
+#[test]
+fn the_rpm_carries_its_files_scriptlets_requires_and_conffile() {
+    let test = "rpm contents";
+    let Some(rpm) = newest(&manifest().join("target/generate-rpm"), ".rpm") else {
+        return unavailable(test, "no target/generate-rpm/*.rpm");
+    };
+    if !common::have_tool("rpm") {
+        return unavailable(test, "no rpm");
+    }
+    let name = rpm.file_name().unwrap().to_string_lossy().into_owned();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        name.starts_with(&format!("portwarden-{version}-1.")) && name.ends_with(".rpm"),
+        "{name}"
+    );
+    let files = rpm_query(&rpm, &["-l"]);
+    for f in [
+        "/usr/bin/portwarden",
+        "/usr/lib/systemd/system/portwarden.service",
+        "/usr/lib/sysusers.d/portwarden.conf",
+        "/usr/lib/systemd/catalog/portwarden.catalog",
+        "/etc/portwarden/portwarden.toml",
+        "/usr/share/man/man8/portwarden.8",
+        "/usr/share/man/man5/portwarden.toml.5",
+        "/usr/share/bash-completion/completions/portwarden",
+        "/usr/share/zsh/site-functions/_portwarden",
+        "/usr/share/fish/vendor_completions.d/portwarden.fish",
+        "/usr/share/portwarden/catalog.d/README",
+        "/etc/portwarden/catalog.d/README",
+        "/usr/share/doc/portwarden/examples/portwarden.toml",
+        "/usr/share/doc/portwarden/examples/owner-pids.conf",
+        "/usr/share/doc/portwarden/README.md",
+        "/usr/share/licenses/portwarden/LICENSE-MIT",
+        "/usr/share/licenses/portwarden/LICENSE-APACHE",
+    ] {
+        assert!(
+            files.lines().any(|l| l == f),
+            "{f} not in the rpm:\n{files}"
+        );
+    }
+    let config = rpm_query(&rpm, &["-c"]);
+    assert!(
+        config
+            .lines()
+            .any(|l| l == "/etc/portwarden/portwarden.toml"),
+        "{config}"
+    );
+    // noreplace: an edited configuration survives an upgrade.
+    let flags = rpm_query(&rpm, &["--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\\n]"]);
+    assert!(
+        flags
+            .lines()
+            .any(|l| l == "/etc/portwarden/portwarden.toml cn"),
+        "{flags}"
+    );
+    let scripts = rpm_query(&rpm, &["--scripts"]);
+    for needle in [
+        "postinstall scriptlet",
+        "systemd-sysusers portwarden.conf",
+        "systemctl --no-reload preset portwarden.service",
+        "preuninstall scriptlet",
+        "disable --now portwarden.service",
+        "postuninstall scriptlet",
+        "try-restart portwarden.service",
+        "userdel portwarden",
+    ] {
+        assert!(
+            scripts.contains(needle),
+            "{needle:?} not in the scriptlets:\n{scripts}"
+        );
+    }
+    assert!(
+        !scripts.contains("nft ") && !scripts.contains("iptables"),
+        "{scripts}"
+    );
+    let requires = rpm_query(&rpm, &["--requires"]);
+    for r in ["libnftnl >= 1.2.4", "libmnl >= 1.0.4"] {
+        assert!(
+            requires.lines().any(|l| l.trim() == r),
+            "{r} not required:\n{requires}"
+        );
+    }
+}

@@ -46,7 +46,7 @@ pkg_field() { dpkg-deb -f "$1" "$2"; }
 
 # The private link to the backup server's network, and the drifted ruleset:
 # ssh open, the Veeam Data Mover's 6162 not.
-ip link add eth1 type dummy && ip addr add 10.0.0.2/24 dev eth1 && ip link set eth1 up
+ip link add eth1 type veth peer name eth1-peer && ip addr add 10.0.0.2/24 dev eth1 && ip link set eth1-peer up && ip link set eth1 up
 nft -f - <<'NFT'
 table inet filter {
     chain input {
