@@ -10,8 +10,7 @@
 //! network are never read or changed.
 //!
 //! Needs what `./scripts/package` builds (`target/debian/*.deb`,
-//! `target/generate-rpm/*.rpm`) and cargo-deb, debootstrap, systemd-nspawn
-//! and rpm. Without them the tests say so and skip, unless
+//! `target/generate-rpm/*.rpm`), debootstrap, systemd-nspawn and rpm. Without them the tests say so and skip, unless
 //! `PW_PACKAGE_TESTS=1` (set by `scripts/test`), when that is a failure.
 
 mod common;
@@ -22,8 +21,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What the container's root is made of: systemd to boot, the libraries
-/// the .deb depends on, nft and ip for the drifted host.
-const ROOT_PACKAGES: &str = "systemd,systemd-sysv,dbus,libnftnl11,libmnl0,nftables,iproute2";
+/// the .deb depends on (the container has no network to fetch them), nft
+/// and ip for the drifted host.
+const ROOT_PACKAGES: &str = "systemd,systemd-sysv,dbus,libnftnl11,libmnl0,procps,nftables,iproute2";
 
 /// The checks `tests/e2e/checks.sh` must report as passed.
 const CHECKS: &[&str] = &[
@@ -44,6 +44,7 @@ const CHECKS: &[&str] = &[
     "journal-x-fields",
     "status-critical",
     "status-summary",
+    "status-lists-the-finding",
     "reload-broken-keeps-running",
     "reload-broken-logged",
     "still-running-after-broken-reload",
@@ -89,14 +90,6 @@ fn newest(dir: &Path, suffix: &str) -> Option<PathBuf> {
         .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
         .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
         .map(|e| e.path())
-}
-
-fn cargo_tool(name: &str) -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))?;
-    let p = home.join("bin").join(name);
-    p.is_file().then_some(p)
 }
 
 /// A directory removed when dropped, also when the test panics.
@@ -199,10 +192,7 @@ fn the_deb_installs_alerts_upgrades_and_purges_under_real_systemd() {
     let Some(deb) = newest(&manifest().join("target/debian"), ".deb") else {
         return unavailable(test, "no target/debian/*.deb");
     };
-    let Some(cargo_deb) = cargo_tool("cargo-deb") else {
-        return unavailable(test, "no cargo-deb");
-    };
-    for tool in ["debootstrap", "systemd-nspawn"] {
+    for tool in ["debootstrap", "systemd-nspawn", "dpkg-deb"] {
         if !common::have_tool(tool) {
             return unavailable(test, &format!("no {tool}"));
         }
@@ -219,11 +209,25 @@ fn the_deb_installs_alerts_upgrades_and_purges_under_real_systemd() {
         .arg(&pristine)
         .arg(&root));
     std::fs::copy(&deb, pkg.join("rev1").join(deb.file_name().unwrap())).unwrap();
-    // The same build, packaged again as the next revision: an upgrade.
-    sh(Command::new(&cargo_deb)
-        .args(["deb", "--no-build", "--deb-revision", "2", "--output"])
-        .arg(pkg.join("rev2"))
-        .current_dir(manifest()));
+    // The same package rebuilt as the next version: an upgrade.
+    let unpacked = run.0.join("rev2-tree");
+    sh(Command::new("dpkg-deb").arg("-R").arg(&deb).arg(&unpacked));
+    let control = unpacked.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control).unwrap();
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .expect("a Version")
+        .to_string();
+    let next = text.replace(
+        &format!("Version: {version}"),
+        &format!("Version: {version}+rebuilt1"),
+    );
+    std::fs::write(&control, next).unwrap();
+    sh(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&unpacked)
+        .arg(pkg.join("rev2/portwarden-rebuilt.deb")));
     std::fs::copy(
         manifest().join("tests/e2e/checks.sh"),
         pkg.join("checks.sh"),
@@ -282,8 +286,9 @@ fn the_deb_installs_alerts_upgrades_and_purges_under_real_systemd() {
     // The alert, with its native fields.
     let entry: serde_json::Value = read("missing.json")
         .lines()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .expect("the missing-opening entry as JSON");
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["PORTWARDEN_PORTS"] == "6162")
+        .expect("the missing-opening entry of 6162 as JSON");
     for (k, v) in [
         ("PORTWARDEN_KIND", "missing-opening"),
         ("PORTWARDEN_SEVERITY", "critical"),

@@ -92,7 +92,8 @@ check journal-x-explains grep -q "The firewall refuses part of an inbound connec
 check journal-x-fields grep -q "ports 6162, from 10.0.0.10" "$out/missing-x.txt"
 portwarden status > "$out/status" 2>&1
 check status-critical test $? -eq 2
-check status-summary grep -q "^1 critical, " "$out/status"
+check status-summary grep -q "^[1-9][0-9]* critical, [0-9]* warning; generation " "$out/status"
+check status-lists-the-finding grep -q "tcp 6162 from 10.0.0.10/32 on eth1 is not accepted" "$out/status"
 
 # A broken configuration: the reload is refused, the service stays.
 echo 'roles = ["veeam-data-mover"' > "$cfg.broken"
