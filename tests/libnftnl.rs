@@ -101,3 +101,31 @@ fn the_daemon_logs_the_refusal_and_exits_78() {
     assert_refusal(&stderr);
     let _ = std::fs::remove_dir_all(&lib);
 }
+
+/// The check reads no `/proc` (the unit runs with `ProtectProc=invisible`)
+/// and needs no privilege beyond CAP_NET_ADMIN: `dump` as nobody with only
+/// that capability, in a mount namespace without `/proc`, parses a ruleset.
+#[test]
+fn the_check_needs_neither_proc_nor_root() {
+    if !common::require_root("the_check_needs_neither_proc_nor_root") {
+        return;
+    }
+    let ns = common::Netns::new("libck");
+    ns.nft_text(
+        "table inet t {\n chain c { type filter hook input priority 0; tcp dport 22 accept; }\n}\n",
+    );
+    let script = format!(
+        "umount -l /proc && test ! -e /proc/self && exec setpriv --reuid=65534 --regid=65534 \
+         --clear-groups --inh-caps=-all,+net_admin --ambient-caps=+net_admin {} dump",
+        common::portwarden_bin()
+    );
+    let out = ns
+        .cmd("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout.contains("1 tables, 1 rules"), "{stdout}");
+    assert!(stdout.contains("table inet t"), "{stdout}");
+}

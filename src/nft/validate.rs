@@ -2827,6 +2827,27 @@ mod tests {
             .starts_with("NFTA_RULE_EXPRESSIONS > #2"));
     }
 
+    /// libnftnl 1.2.9 checks `NFTA_BITWISE_SREG2` (bitwise with two source
+    /// registers) as a u32 and exits on any other size; earlier releases
+    /// ignore it. Both parse the right-sized one.
+    #[test]
+    fn bitwise_sreg2_of_libnftnl_1_2_9_is_checked() {
+        let with = |p: &[u8]| {
+            rule_with(&[expression(
+                "bitwise",
+                &[attr(1, &be32(1)), attr(2, &be32(1)), attr(8, p)],
+            )])
+        };
+        let good = with(&be32(2));
+        check(Kind::Rule, &good).unwrap();
+        with_msg(&good, |m| assert!(sys::Rule::try_parse(m).is_ok()));
+        for len in [0, 2, 3, 5, 8] {
+            let e = rejected(Kind::Rule, &with(&vec![0; len]));
+            assert!(e.path.ends_with("NFTA_BITWISE_SREG2"), "{e:?}");
+            assert!(e.reason.contains("abort"), "{e}");
+        }
+    }
+
     /// libnftnl 1.2.8 checks dynset's `NFTA_DYNSET_EXPRESSIONS` as nested
     /// (it aborts on 1 to 3 bytes); the walk refuses those already.
     #[test]
@@ -3236,6 +3257,33 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The same for a rule with an inner expression (libnftnl 1.2.5 and
+        /// later parse it; run with `LD_LIBRARY_PATH` set to such a release).
+        #[test]
+        fn mutated_inner_rules_never_crash(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in 0usize..16,
+        ) {
+            let payload = [
+                attr(1, &strz("payload")),
+                nest(2, &[attr(1, &be32(1)), attr(2, &be32(1)), attr(3, &be32(12)), attr(4, &be32(4))]),
+            ];
+            let cmp = expression("cmp", &[attr(1, &be32(1)), attr(2, &be32(0)), nest(3, &[attr(1, &[10, 0, 0, 1])])]);
+            let mut m = rule_with(&[inner_expr(&payload, &[]), cmp]);
+            for (at, byte) in edits {
+                let i = NFMSG_HDRLEN + at.index(m.len() - NFMSG_HDRLEN);
+                m[i] = byte;
+            }
+            let keep = m.len().saturating_sub(cut).max(NFMSG_HDRLEN);
+            m.truncate(keep);
+            let len = m.len() as u32;
+            m[..4].copy_from_slice(&len.to_ne_bytes());
+            with_msg(&m, |m| {
+                let _ = validate(&m);
+                decode::decode_everything(m);
+            });
+        }
 
         /// Byte flips and length changes anywhere in real messages: whatever
         /// the validator lets through, libnftnl parses without exiting, and
