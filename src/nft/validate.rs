@@ -2804,7 +2804,16 @@ mod tests {
         let e = rejected(Kind::Rule, &m);
         assert!(e.reason.contains("NFTA_EXPR_NAME"), "{e}");
         let bad = [attr(1, &strz("payload")), nest(2, &[attr(1, &[0; 2])])];
-        let e = rejected(Kind::Rule, &rule_with(&[inner_expr(&bad, &[])]));
+        let bad_rule = rule_with(&[inner_expr(&bad, &[])]);
+        // What is at stake, in a child process: libnftnl 1.2.5 and later
+        // exit on it, 1.2.4 refuses the unknown expression cleanly.
+        let (done, abi) = probe(&[(Kind::Rule, bad_rule.clone())]);
+        if sys::libnftnl_knows_expression(c"inner") {
+            assert!(abi && done == 0, "libnftnl did not exit");
+        } else {
+            assert!(!abi && done == 1, "libnftnl 1.2.4 exited");
+        }
+        let e = rejected(Kind::Rule, &bad_rule);
         assert_eq!(
             e.path,
             "NFTA_RULE_EXPRESSIONS > #1 > NFTA_EXPR_DATA (inner) > NFTA_INNER_EXPR > \
