@@ -30,3 +30,7 @@ pub const KEPT_CHANGING: u8 = 75;
 pub const PROTOCOL: u8 = 76;
 /// Permission denied: run as root or with CAP_NET_ADMIN (`EX_NOPERM`).
 pub const NO_PERMISSION: u8 = 77;
+/// The loaded libnftnl is not a release portwarden's message validator was
+/// checked against (see docs/libnftnl.md); nothing was parsed
+/// (`EX_CONFIG`: the system's libnftnl does not fit this build).
+pub const UNSUPPORTED_LIBNFTNL: u8 = 78;

@@ -353,6 +353,13 @@ const KEPT_CHANGING: (u8, &str) = (
     "the ruleset kept changing while it was read (--tries exhausted); try again",
 );
 
+/// The loaded libnftnl is not a checked release (commands that parse
+/// nf_tables messages).
+const UNSUPPORTED_LIBNFTNL: (u8, &str) = (
+    exit::UNSUPPORTED_LIBNFTNL,
+    "the loaded libnftnl is not a release portwarden was checked against (docs/libnftnl.md)",
+);
+
 /// Every exit code `command` (a subcommand's name) can produce, with its
 /// meaning: the list its `--help` shows (and the README's table).
 fn exit_codes(command: &str) -> Vec<(u8, &'static str)> {
@@ -372,7 +379,7 @@ fn exit_codes(command: &str) -> Vec<(u8, &'static str)> {
     let mut codes: Vec<(u8, &'static str)> =
         match command {
             "dump" | "explain" | "exposure" => {
-                let mut v = vec![(exit::OK, "ok"), USAGE, KEPT_CHANGING];
+                let mut v = vec![(exit::OK, "ok"), USAGE, KEPT_CHANGING, UNSUPPORTED_LIBNFTNL];
                 v.extend(reads());
                 v
             }
@@ -414,6 +421,7 @@ fn exit_codes(command: &str) -> Vec<(u8, &'static str)> {
                         "the configuration or the catalog is invalid or cannot be read at start",
                     ),
                     KEPT_CHANGING,
+                    UNSUPPORTED_LIBNFTNL,
                 ];
                 v.extend(reads());
                 v
@@ -447,7 +455,7 @@ fn exit_help(codes: &[(u8, &str)]) -> String {
 fn command() -> clap::Command {
     let top = "Exit codes: 0 ok; 2 bad arguments (usage error); audit: 1 warnings, \
                2 criticals, 3 could not audit (usage errors included); 3 invalid \
-               configuration or catalog; 69, 74-77 read errors (each command's --help \
+               configuration or catalog; 69, 74-78 read errors (each command's --help \
                lists its own).";
     let mut cmd = Cli::command().after_help(top);
     let names: Vec<String> = cmd

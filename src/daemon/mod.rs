@@ -151,6 +151,12 @@ impl Daemon {
         // Subscribe before reading, so that no commit falls between the
         // read and the subscription; commits the read already holds are
         // skipped by generation.
+        // libnftnl parses what the subscription receives: refuse a release
+        // the message validator was not checked against before anything is
+        // parsed (a clear error and exit code, not libnftnl's exit()).
+        let release = crate::nft::libversion::check()
+            .map_err(|e| StateError::from(crate::nft::ReadError::from(e)))?;
+        info!("parsing nf_tables messages with {release}");
         let (tx, news) = unbounded_channel();
         let rcvbuf = usize::try_from(setup.config.daemon.event_buffer_kib.saturating_mul(1024))
             .unwrap_or(usize::MAX);

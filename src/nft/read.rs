@@ -32,11 +32,16 @@ pub enum ReadError {
     /// Any other socket error.
     #[error("netlink error: {0}")]
     Io(io::Error),
+    /// The loaded libnftnl is not a release the validator was checked
+    /// against; nothing is read.
+    #[error(transparent)]
+    Libnftnl(#[from] super::libversion::Unsupported),
 }
 
 impl ReadError {
     /// Process exit code: 77 no permission, 69 unavailable, 75 kept
-    /// changing (temporary), 76 protocol, 74 other I/O.
+    /// changing (temporary), 76 protocol, 74 other I/O, 78 unsupported
+    /// libnftnl.
     pub fn exit_code(&self) -> u8 {
         match self {
             ReadError::Permission(_) => exit::NO_PERMISSION,
@@ -44,6 +49,7 @@ impl ReadError {
             ReadError::KeptChanging { .. } => exit::KEPT_CHANGING,
             ReadError::Protocol(_) => exit::PROTOCOL,
             ReadError::Io(_) => exit::IO_ERROR,
+            ReadError::Libnftnl(_) => exit::UNSUPPORTED_LIBNFTNL,
         }
     }
 
@@ -114,6 +120,7 @@ fn generation(sock: &mut Socket) -> Result<u32, ReadError> {
 
 /// Reads one consistent snapshot of the current namespace's ruleset.
 pub fn read_snapshot(opts: &ReadOptions) -> Result<Snapshot, ReadError> {
+    super::libversion::check()?;
     let mut sock = Socket::open().map_err(ReadError::from_io)?;
     for attempt in 0..opts.max_tries.max(1) {
         let before = generation(&mut sock)?;
@@ -264,6 +271,7 @@ pub struct PartReader {
 impl PartReader {
     /// Opens a netlink socket.
     pub fn open() -> Result<PartReader, ReadError> {
+        super::libversion::check()?;
         Ok(PartReader {
             sock: Socket::open().map_err(ReadError::from_io)?,
         })

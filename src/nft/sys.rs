@@ -5,8 +5,10 @@
 //! on drop, so no raw pointer outlives its object. Messages are length-checked
 //! here before libnftnl sees them, because libmnl trusts `nlmsg_len`, and
 //! every parse entry point runs [`validate`] first, because libnftnl exits
-//! the process on an attribute of unexpected size.
+//! the process on an attribute of unexpected size, and parses only with a
+//! libnftnl release the validator was checked against ([`libversion::check`]).
 
+use super::libversion::{self, Unsupported};
 use super::validate::{self, Invalid, Kind};
 use libc::{c_char, c_int, c_void, nlmsghdr};
 use nftnl_sys as ffi;
@@ -436,6 +438,71 @@ unsafe fn c_data<'a>(p: *const c_void, len: u32) -> Option<&'a [u8]> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Which libnftnl is loaded (for `libversion`).
+
+/// The file the loaded libnftnl was mapped from, symlinks resolved (e.g.
+/// `/usr/lib/x86_64-linux-gnu/libnftnl.so.11.6.0`). `dladdr` names the path
+/// the dynamic loader opened (usually the `libnftnl.so.11` symlink); the
+/// symlink is then read from the library directory, so nothing in `/proc`
+/// is needed.
+pub fn libnftnl_file() -> io::Result<std::path::PathBuf> {
+    let f: unsafe extern "C" fn() -> *mut ffi::nftnl_table = ffi::nftnl_table_alloc;
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr only reads the address, which is that of a function in
+    // the loaded libnftnl, and fills `info`; it returns 0 when the address is
+    // in no loaded object.
+    let found = unsafe { libc::dladdr(f as *const c_void, info.as_mut_ptr()) };
+    // SAFETY: zero-initialised, and filled by dladdr when `found` != 0.
+    let info = unsafe { info.assume_init() };
+    if found == 0 || info.dli_fname.is_null() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "dladdr does not place nftnl_table_alloc in a loaded library",
+        ));
+    }
+    // SAFETY: dli_fname is the NUL-terminated name the loader keeps for the
+    // object for as long as it stays loaded (libnftnl is never unloaded).
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    std::fs::canonicalize(path)
+}
+
+/// Whether the loaded libnftnl exports `symbol` (looked up in the process's
+/// global scope, and checked to come from the same object as libnftnl's
+/// `nftnl_table_alloc`).
+pub fn libnftnl_exports(symbol: &CStr) -> bool {
+    let base = |addr: *const c_void| {
+        let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+        // SAFETY: dladdr only reads the address and fills `info`.
+        let found = unsafe { libc::dladdr(addr, info.as_mut_ptr()) };
+        // SAFETY: zero-initialised, filled by dladdr when `found` != 0.
+        (found != 0).then(|| unsafe { info.assume_init() }.dli_fbase)
+    };
+    // SAFETY: dlsym with RTLD_DEFAULT (a null handle in glibc) searches the
+    // objects already loaded; `symbol` is NUL-terminated. Nothing is called
+    // through the returned address.
+    let p = unsafe { libc::dlsym(std::ptr::null_mut(), symbol.as_ptr()) };
+    let table_alloc: unsafe extern "C" fn() -> *mut ffi::nftnl_table = ffi::nftnl_table_alloc;
+    !p.is_null() && base(p).is_some() && base(p) == base(table_alloc as *const c_void)
+}
+
+/// Whether the loaded libnftnl knows the expression `name` (its
+/// `nftnl_expr_alloc` finds ops for it). No message is parsed.
+pub fn libnftnl_knows_expression(name: &CStr) -> bool {
+    // SAFETY: nftnl_expr_alloc copies nothing from `name` beyond its NUL and
+    // returns an owned expression or NULL; the expression is freed at once.
+    unsafe {
+        let e = ffi::nftnl_expr_alloc(name.as_ptr());
+        if e.is_null() {
+            return false;
+        }
+        ffi::nftnl_expr_free(e);
+        true
+    }
+}
+
 /// Why a libnftnl parse entry point gave no object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -446,6 +513,18 @@ pub enum ParseError {
     /// libnftnl refused the message (an expression it does not know, ...).
     #[error("rejected by libnftnl")]
     Rejected,
+    /// The loaded libnftnl is not a release the validator was checked
+    /// against, so no message is handed to it.
+    #[error(transparent)]
+    Unsupported(#[from] Unsupported),
+}
+
+/// Validates `m` for `kind`, after making sure the loaded libnftnl is one
+/// the validator was checked against ([`libversion::check`]).
+fn admit(kind: Kind, m: Msg<'_>) -> Result<(), ParseError> {
+    libversion::check()?;
+    validate::validate_as(kind, m.bytes)?;
+    Ok(())
 }
 
 macro_rules! nl_object {
@@ -462,7 +541,7 @@ macro_rules! nl_object {
             /// Parses one message, validated first so that libnftnl never
             /// sees a message it would exit or read out of bounds on.
             pub fn try_parse(m: Msg<'_>) -> Result<Self, ParseError> {
-                validate::validate_as(Kind::$kind, m.bytes)?;
+                admit(Kind::$kind, m)?;
                 // SAFETY: alloc returns an owned object or NULL; `m` is a
                 // bounds-checked message that passed the validator, so parse
                 // reads only inside it and does not exit.
@@ -634,7 +713,7 @@ impl Flowtable {
 
 /// The generation id from a `NEWGEN` message.
 pub fn parse_gen(m: Msg<'_>) -> Option<u32> {
-    validate::validate_as(Kind::Gen, m.bytes).ok()?;
+    admit(Kind::Gen, m).ok()?;
     // SAFETY: owned object, freed below; `m` is bounds-checked and validated.
     unsafe {
         let g = ffi::nftnl_gen_alloc();
@@ -811,7 +890,7 @@ impl<'a> Elem<'a> {
 /// libnftnl's copies are freed when the message is done, so memory stays
 /// bounded by one message however large the set.
 pub fn for_each_elem(m: Msg<'_>, mut f: impl FnMut(&Elem<'_>)) -> Result<(), ParseError> {
-    validate::validate_as(Kind::SetElems, m.bytes)?;
+    admit(Kind::SetElems, m)?;
     // SAFETY: a fresh set owns the parsed elements; the iterator and the set
     // are freed before returning and no Elem escapes the closure. `m` passed
     // the validator.
