@@ -461,7 +461,7 @@ fn the_rpm_carries_its_files_scriptlets_requires_and_conffile() {
         "{scripts}"
     );
     let requires = rpm_query(&rpm, &["--requires"]);
-    for r in ["libnftnl >= 1.2.4", "libmnl >= 1.0.4"] {
+    for r in ["libnftnl >= 1.2.1", "libmnl >= 1.0.4"] {
         assert!(
             requires.lines().any(|l| l.trim() == r),
             "{r} not required:\n{requires}"
