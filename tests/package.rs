@@ -6,12 +6,16 @@
 //! unconfigured start, a drifted ruleset and the alert in the journal,
 //! `journalctl -x`, `portwarden status`, a refused reload, the installed
 //! unit's exposure, an upgrade that keeps an edited conffile, and a purge.
+//! Then the .rpm, installed with rpm into the same root (no RPM-based root
+//! can be built from what this machine reaches): its scriptlets under the
+//! real systemd, an upgrade keeping the edited configuration, an erase.
 //! The container has its own network namespace: the host's ruleset and
 //! network are never read or changed.
 //!
 //! Needs what `./scripts/package` builds (`target/debian/*.deb`,
-//! `target/generate-rpm/*.rpm`), debootstrap, systemd-nspawn and rpm. Without them the tests say so and skip, unless
-//! `PW_PACKAGE_TESTS=1` (set by `scripts/test`), when that is a failure.
+//! `target/generate-rpm/*.rpm`), debootstrap, systemd-nspawn and rpm.
+//! Without them the tests say so and skip, unless `PW_PACKAGE_TESTS=1`
+//! (set by `scripts/test`), when that is a failure.
 
 mod common;
 
@@ -22,8 +26,9 @@ use std::time::{Duration, Instant};
 
 /// What the container's root is made of: systemd to boot, the libraries
 /// the .deb depends on (the container has no network to fetch them), nft
-/// and ip for the drifted host.
-const ROOT_PACKAGES: &str = "systemd,systemd-sysv,dbus,libnftnl11,libmnl0,procps,nftables,iproute2";
+/// and ip for the drifted host, rpm to install the .rpm too.
+const ROOT_PACKAGES: &str =
+    "systemd,systemd-sysv,dbus,libnftnl11,libmnl0,procps,nftables,iproute2,rpm";
 
 /// The checks `tests/e2e/checks.sh` must report as passed.
 const CHECKS: &[&str] = &[
@@ -40,6 +45,7 @@ const CHECKS: &[&str] = &[
     "reload",
     "active-configured",
     "missing-opening-entry",
+    "exposed-listener-names-its-unit",
     "journal-x-explains",
     "journal-x-fields",
     "status-critical",
@@ -61,6 +67,21 @@ const CHECKS: &[&str] = &[
     "config-gone",
     "state-gone",
     "firewall-untouched",
+    "rpm-install",
+    "rpm-user-created",
+    "rpm-unit-known",
+    "rpm-not-started",
+    "rpm-config-noreplace-listed",
+    "rpm-start",
+    "rpm-active",
+    "rpm-upgrade",
+    "rpm-config-kept",
+    "rpm-active-after-upgrade",
+    "rpm-erase",
+    "rpm-stopped",
+    "rpm-user-gone",
+    "rpm-binary-gone",
+    "rpm-firewall-untouched",
 ];
 
 /// The highest exposure `systemd-analyze security` may rate the unit.
@@ -192,6 +213,9 @@ fn the_deb_installs_alerts_upgrades_and_purges_under_real_systemd() {
     let Some(deb) = newest(&manifest().join("target/debian"), ".deb") else {
         return unavailable(test, "no target/debian/*.deb");
     };
+    let Some(rpm) = newest(&manifest().join("target/generate-rpm"), ".rpm") else {
+        return unavailable(test, "no target/generate-rpm/*.rpm");
+    };
     for tool in ["debootstrap", "systemd-nspawn", "dpkg-deb"] {
         if !common::have_tool(tool) {
             return unavailable(test, &format!("no {tool}"));
@@ -209,6 +233,7 @@ fn the_deb_installs_alerts_upgrades_and_purges_under_real_systemd() {
         .arg(&pristine)
         .arg(&root));
     std::fs::copy(&deb, pkg.join("rev1").join(deb.file_name().unwrap())).unwrap();
+    std::fs::copy(&rpm, pkg.join(rpm.file_name().unwrap())).unwrap();
     // The same package rebuilt as the next version: an upgrade.
     let unpacked = run.0.join("rev2-tree");
     sh(Command::new("dpkg-deb").arg("-R").arg(&deb).arg(&unpacked));

@@ -54,6 +54,7 @@ table inet filter {
         ct state established,related accept
         iif lo accept
         tcp dport 22 accept
+        tcp dport 8080 accept
     }
 }
 NFT
@@ -81,6 +82,10 @@ backup_server = ["10.0.0.10"]
 [severity]
 not-listening = "ignore"
 TOML
+# A forgotten web console: a listener of its own systemd unit, open to all.
+# The hardened service names it by the unit, from the socket's cgroup,
+# without the capabilities that reading /proc/PID/fd would need.
+systemd-run --unit=pw-console systemd-socket-activate -l 0.0.0.0:8080 /bin/true
 check check-config portwarden check-config
 check reload systemctl reload portwarden
 check active-configured wait_state active 20
@@ -90,6 +95,8 @@ journalctl -u portwarden -x --no-pager MESSAGE_ID=$catalog_missing > "$out/missi
 # The catalog's text, its fields filled in from the entry.
 check journal-x-explains grep -q "The firewall refuses part of an inbound connection that the role" "$out/missing-x.txt"
 check journal-x-fields grep -q "ports 6162, from 10.0.0.10" "$out/missing-x.txt"
+check exposed-listener-names-its-unit wait_entry PORTWARDEN_KIND=exposed-listener PORTWARDEN_PORTS=8080 PORTWARDEN_UNIT=pw-console.service
+journalctl -u portwarden -o json --no-pager PORTWARDEN_KIND=exposed-listener > "$out/exposed.json"
 portwarden status > "$out/status" 2>&1
 check status-critical test $? -eq 2
 check status-summary grep -q "^[1-9][0-9]* critical, [0-9]* warning; generation " "$out/status"
@@ -127,6 +134,29 @@ check group-gone sh -c '! getent group portwarden'
 check config-gone test ! -e /etc/portwarden
 check state-gone test ! -e /run/portwarden
 check firewall-untouched test "$(nft list ruleset)" = "$ruleset_before"
+
+# The .rpm, installed with rpm into the same (Debian) root: no RPM-based
+# root can be built from what this machine reaches. --nodeps: this rpm
+# database knows none of Debian's libraries. The scriptlets run under the
+# real systemd.
+rpm_file=$(ls /e2e/*.rpm)
+check rpm-install rpm -i --nodeps "$rpm_file"
+check rpm-user-created getent passwd portwarden
+check rpm-unit-known systemctl cat portwarden.service
+check rpm-not-started test "$(systemctl is-active portwarden)" != active
+check rpm-config-noreplace-listed sh -c "rpm -qc portwarden | grep -qx $cfg"
+check rpm-start systemctl start portwarden
+check rpm-active wait_state active 20
+sed -i 's/^roles = \[\]/roles = ["veeam-data-mover"]/' "$cfg"
+sum_before=$(sha256sum "$cfg")
+check rpm-upgrade rpm -U --replacepkgs --nodeps "$rpm_file"
+check rpm-config-kept test "$(sha256sum "$cfg")" = "$sum_before"
+check rpm-active-after-upgrade wait_state active 20
+check rpm-erase rpm -e portwarden
+check rpm-stopped test "$(systemctl is-active portwarden)" != active
+check rpm-user-gone sh -c '! getent passwd portwarden'
+check rpm-binary-gone test ! -e /usr/bin/portwarden
+check rpm-firewall-untouched test "$(nft list ruleset)" = "$ruleset_before"
 
 echo done >> "$results"
 systemctl poweroff
