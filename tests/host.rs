@@ -7,8 +7,8 @@ mod common;
 use common::{require_root, run, Netns, Topology};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A python3 process inside a namespace holding sockets open; killed on drop.
@@ -58,10 +58,29 @@ signal.pause()
 "#;
 
 fn open_sockets(ns: &Netns, spec: &str) -> Sockets {
-    let ready = std::env::temp_dir().join(format!("{}.ready", ns.name));
+    open_sockets_in(ns, None, spec)
+}
+
+/// [`open_sockets`], with python3 first moved into the cgroup `cgroup` (a
+/// directory of the cgroup2 tree): its sockets are created there.
+fn open_sockets_in(ns: &Netns, cgroup: Option<&Path>, spec: &str) -> Sockets {
+    let tag = cgroup.map_or(String::new(), |c| {
+        format!("-{}", c.file_name().unwrap().to_string_lossy())
+    });
+    let ready = std::env::temp_dir().join(format!("{}{tag}.ready", ns.name));
     let _ = std::fs::remove_file(&ready);
-    let mut child = ns
-        .cmd("python3")
+    let mut cmd = match cgroup {
+        None => ns.cmd("python3"),
+        Some(dir) => {
+            // The shell moves itself, then execs: python3 starts inside.
+            let mut c = Command::new("sh");
+            c.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+                .arg(dir)
+                .args(["ip", "netns", "exec", &ns.name, "python3"]);
+            c
+        }
+    };
+    let mut child = cmd
         .args(["-c", PY])
         .arg(&ready)
         .arg(spec)
@@ -471,4 +490,283 @@ fn host_rp_filter_is_read_per_interface() {
     let v = portwarden_json(&t.host, &["routes", "--json"]);
     assert_eq!(of(&v, "pw-pub"), "loose");
     assert_eq!(of(&v, "pw-priv"), "loose");
+}
+
+/// A scratch tree of cgroups under the cgroup2 mount, `pw-test-PID-TAG/...`:
+/// removed on drop, deepest first (drop the processes inside first).
+struct ScratchCgroups {
+    root: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+impl ScratchCgroups {
+    /// The cgroup2 mount of this mount namespace, or `None` (a cgroup v1
+    /// only host).
+    fn mount() -> Option<PathBuf> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        portwarden::host::cgroup::cgroup2_mount(&info)
+    }
+
+    fn new(mount: &Path, tag: &str, paths: &[&str]) -> ScratchCgroups {
+        let root = mount.join(format!("pw-test-{}-{tag}", std::process::id()));
+        let mut s = ScratchCgroups {
+            root: root.clone(),
+            dirs: vec![root.clone()],
+        };
+        std::fs::create_dir(&root).unwrap();
+        for p in paths {
+            let mut d = root.clone();
+            for c in p.split('/') {
+                d.push(c);
+                if !s.dirs.contains(&d) {
+                    std::fs::create_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+                    s.dirs.push(d.clone());
+                }
+            }
+        }
+        s
+    }
+
+    /// The cgroup path portwarden should report for `p` (below the mount).
+    fn rel(&self, p: &str, mount: &Path) -> String {
+        format!(
+            "/{}",
+            self.root.join(p).strip_prefix(mount).unwrap().display()
+        )
+    }
+}
+
+impl Drop for ScratchCgroups {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            // A killed process leaves its cgroup a moment after it is reaped.
+            for _ in 0..100 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// `portwarden ARGS` in the namespace, entered with nsenter (the mount
+/// namespace stays: `ip netns exec` would mount a fresh /sys without the
+/// cgroup tree), run as root or, with `unprivileged`, as nobody with only
+/// CAP_NET_ADMIN (as the hardened service runs).
+fn portwarden_nsenter(ns: &Netns, unprivileged: bool, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{}", ns.name));
+    if unprivileged {
+        c.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args(["--inh-caps=+net_admin", "--ambient-caps=+net_admin"])
+        .args(["--bounding-set=+net_admin", "--"]);
+    }
+    c.arg(common::portwarden_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run portwarden under nsenter")
+}
+
+/// Every listener names the systemd unit of the cgroup its socket was
+/// created in, as root (with the process too) and as nobody with only
+/// CAP_NET_ADMIN (the unit alone: /proc/PID/fd of root's processes is
+/// closed to it), in the text and JSON of `listeners` and in the audit's
+/// exposed-listener findings.
+#[test]
+fn host_listeners_name_their_unit_from_the_socket_cgroup() {
+    let test = "host_listeners_name_their_unit_from_the_socket_cgroup";
+    if !require_root(test) {
+        return;
+    }
+    let Some(mount) = ScratchCgroups::mount() else {
+        eprintln!("SKIPPED {test}: no cgroup2 mount (a cgroup v1 only host)");
+        return;
+    };
+    // (cgroup below the scratch root, port, unit, user manager's uid)
+    let cases: [(&str, u16, Option<&str>, Option<u32>); 5] = [
+        ("system.slice/foo.service", 7001, Some("foo.service"), None),
+        (
+            "system.slice/getty@tty1.service/payload/inner",
+            7002,
+            Some("getty@tty1.service"),
+            None,
+        ),
+        (
+            "user.slice/user-1000.slice/user@1000.service/app.slice/app-x.service",
+            7003,
+            Some("app-x.service"),
+            Some(1000),
+        ),
+        (
+            "user.slice/user-1000.slice/session-3.scope",
+            7004,
+            Some("session-3.scope"),
+            None,
+        ),
+        ("plain", 7005, None, None),
+    ];
+    let t = Topology::new("cg");
+    let scratch = ScratchCgroups::new(&mount, "listeners", &cases.map(|(p, ..)| p));
+    let socks: Vec<Sockets> = cases
+        .iter()
+        .map(|(p, port, ..)| {
+            let spec = format!(r#"[["tcp", 4, "0.0.0.0", {port}, false, null]]"#);
+            open_sockets_in(&t.host, Some(&scratch.root.join(p)), &spec)
+        })
+        .collect();
+
+    let run_json = |unprivileged: bool, args: &[&str]| -> Value {
+        let out = portwarden_nsenter(&t.host, unprivileged, args);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 2),
+            "portwarden {args:?} (unprivileged {unprivileged}): {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    };
+    for unprivileged in [false, true] {
+        let ours = run_json(unprivileged, &["listeners", "--json"]);
+        let ours = ours.as_array().unwrap();
+        assert_eq!(ours.len(), cases.len(), "{ours:#?}");
+        for ((p, port, unit, user), s) in cases.iter().zip(&socks) {
+            let l = ours.iter().find(|l| l["port"] == *port).unwrap();
+            // The id is the cgroup directory's inode number: the kernel's
+            // word, checked against the file system here.
+            let dir = scratch.root.join(p);
+            let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
+            assert_eq!(l["cgroup_id"], ino, "{l}");
+            assert_eq!(l["cgroup"], scratch.rel(p, &mount), "{l}");
+            assert_eq!(l["unit"].as_str(), *unit, "{l}");
+            assert_eq!(l["unit_user"].as_u64(), user.map(u64::from), "{l}");
+            if unprivileged {
+                assert!(l["process"].is_null(), "{l}");
+            } else {
+                assert_eq!(l["process"]["pid"], s.pid, "{l}");
+                assert_eq!(l["process"]["command"], "python3", "{l}");
+            }
+        }
+
+        let out = portwarden_nsenter(&t.host, unprivileged, &["listeners"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = |port: u16| {
+            text.lines()
+                .find(|l| l.contains(&format!("0.0.0.0:{port} ")))
+                .unwrap_or_else(|| panic!("{port} missing:\n{text}"))
+                .to_string()
+        };
+        if unprivileged {
+            assert!(line(7001).contains("foo.service (uid 0, inode "), "{text}");
+            assert!(
+                line(7003).contains("app-x.service of user 1000 (uid 0"),
+                "{text}"
+            );
+            assert!(line(7005).contains("? (uid 0, inode "), "{text}");
+        } else {
+            let pid = socks[0].pid;
+            assert!(
+                line(7001).contains(&format!("python3 (pid {pid}, foo.service)")),
+                "{text}"
+            );
+        }
+
+        // The audit's exposed-listener finding names the unit (no ruleset:
+        // every port is open to everyone on pw-pub).
+        let report = run_json(
+            unprivileged,
+            &[
+                "audit",
+                "--json",
+                "--role",
+                "evault-agent",
+                "--peer",
+                "evault_management=10.99.0.0/24",
+                "--private-iface",
+                "pw-priv",
+            ],
+        );
+        let findings = report["findings"].as_array().unwrap();
+        let f = findings
+            .iter()
+            .find(|f| {
+                f["kind"] == "exposed-listener" && f["ports"] == serde_json::json!([[7001, 7001]])
+            })
+            .unwrap_or_else(|| panic!("no exposed-listener finding for 7001: {report:#}"));
+        let summary = f["summary"].as_str().unwrap();
+        let ev = f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["port"] == 7001)
+            .unwrap();
+        assert_eq!(ev["unit"], "foo.service", "{ev}");
+        if unprivileged {
+            assert!(
+                summary.starts_with("foo.service listens on tcp 7001"),
+                "{summary}"
+            );
+            assert!(ev["process"].is_null(), "{ev}");
+        } else {
+            assert!(
+                summary.starts_with("python3 listens on tcp 7001"),
+                "{summary}"
+            );
+            assert_eq!(ev["process"]["pid"], socks[0].pid, "{ev}");
+        }
+    }
+    drop(socks);
+    drop(scratch);
+}
+
+/// Cgroup ids are looked up with one walk of the cgroup2 tree, and never
+/// walked for again: found ids keep their path, an id that is nowhere (a
+/// removed cgroup) keeps its "none".
+#[test]
+fn host_cgroup_paths_walk_once_per_unknown_id() {
+    let test = "host_cgroup_paths_walk_once_per_unknown_id";
+    if !require_root(test) {
+        return;
+    }
+    let Some(mount) = ScratchCgroups::mount() else {
+        eprintln!("SKIPPED {test}: no cgroup2 mount (a cgroup v1 only host)");
+        return;
+    };
+    let scratch = ScratchCgroups::new(&mount, "walk", &["a.slice/b.service", "c"]);
+    let ino = |p: &str| {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(scratch.root.join(p)).unwrap())
+    };
+    let (b, c) = (ino("a.slice/b.service"), ino("c"));
+    let mut paths = portwarden::host::cgroup::CgroupPaths::new(Some(mount.clone()));
+    paths.resolve([b, c]);
+    assert_eq!(paths.stats().0, 1);
+    assert_eq!(
+        paths.path(b),
+        Some(scratch.rel("a.slice/b.service", &mount).as_str())
+    );
+    assert_eq!(paths.path(c), Some(scratch.rel("c", &mount).as_str()));
+    paths.resolve([c, b]);
+    assert_eq!(paths.stats().0, 1, "known ids walk again");
+    // The root is id 1 ("/"), found without reading a directory.
+    paths.resolve([1]);
+    assert_eq!(paths.path(1), Some("/"));
+    // A removed cgroup: one walk, then its absence is remembered.
+    let gone = ino("a.slice/b.service");
+    drop(scratch);
+    let mut fresh = portwarden::host::cgroup::CgroupPaths::new(Some(mount));
+    fresh.resolve([gone]);
+    assert_eq!(fresh.path(gone), None);
+    let walks = fresh.stats().0;
+    fresh.resolve([gone]);
+    assert_eq!(fresh.stats().0, walks);
+    // No cgroup2 mount: nothing resolves, nothing is walked.
+    let mut none = portwarden::host::cgroup::CgroupPaths::new(None);
+    none.resolve([1, b]);
+    assert_eq!((none.path(1), none.stats()), (None, (0, 0)));
 }
