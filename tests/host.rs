@@ -552,20 +552,22 @@ impl Drop for ScratchCgroups {
 
 /// `portwarden ARGS` in the namespace, entered with nsenter (the mount
 /// namespace stays: `ip netns exec` would mount a fresh /sys without the
-/// cgroup tree), run as root or, with `unprivileged`, as nobody with only
-/// CAP_NET_ADMIN (as the hardened service runs).
-fn portwarden_nsenter(ns: &Netns, unprivileged: bool, args: &[&str]) -> std::process::Output {
+/// cgroup tree), run as root (`caps` None) or as nobody with only the
+/// capabilities `caps` (`+net_admin`: as the hardened service runs).
+fn portwarden_nsenter(ns: &Netns, caps: Option<&str>, args: &[&str]) -> std::process::Output {
     let mut c = Command::new("nsenter");
     c.arg(format!("--net=/run/netns/{}", ns.name));
-    if unprivileged {
+    if let Some(caps) = caps {
         c.args([
             "setpriv",
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
         ])
-        .args(["--inh-caps=+net_admin", "--ambient-caps=+net_admin"])
-        .args(["--bounding-set=+net_admin", "--"]);
+        .arg(format!("--inh-caps=-all,{caps}"))
+        .arg(format!("--ambient-caps=-all,{caps}"))
+        .arg(format!("--bounding-set=-all,{caps}"))
+        .arg("--");
     }
     c.arg(common::portwarden_bin())
         .args(args)
@@ -575,10 +577,12 @@ fn portwarden_nsenter(ns: &Netns, unprivileged: bool, args: &[&str]) -> std::pro
 }
 
 /// Every listener names the systemd unit of the cgroup its socket was
-/// created in, as root (with the process too) and as nobody with only
+/// created in, as root (with the process too), as nobody with only
 /// CAP_NET_ADMIN (the unit alone: /proc/PID/fd of root's processes is
-/// closed to it), in the text and JSON of `listeners` and in the audit's
-/// exposed-listener findings.
+/// closed to it) and as nobody with the documented drop-in's
+/// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH added (the process again), in the
+/// text and JSON of `listeners` and in the audit's exposed-listener
+/// findings.
 #[test]
 fn host_listeners_name_their_unit_from_the_socket_cgroup() {
     let test = "host_listeners_name_their_unit_from_the_socket_cgroup";
@@ -622,18 +626,24 @@ fn host_listeners_name_their_unit_from_the_socket_cgroup() {
         })
         .collect();
 
-    let run_json = |unprivileged: bool, args: &[&str]| -> Value {
-        let out = portwarden_nsenter(&t.host, unprivileged, args);
+    let run_json = |caps: Option<&str>, args: &[&str]| -> Value {
+        let out = portwarden_nsenter(&t.host, caps, args);
         assert!(
             out.status.code().is_some_and(|c| c <= 2),
-            "portwarden {args:?} (unprivileged {unprivileged}): {}\n{}",
+            "portwarden {args:?} (caps {caps:?}): {}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("JSON output")
     };
-    for unprivileged in [false, true] {
-        let ours = run_json(unprivileged, &["listeners", "--json"]);
+    for caps in [
+        None,
+        Some("+net_admin"),
+        Some("+net_admin,+sys_ptrace,+dac_read_search"),
+    ] {
+        // Whether /proc/PID/fd of root's python3 is closed to this run.
+        let unprivileged = caps == Some("+net_admin");
+        let ours = run_json(caps, &["listeners", "--json"]);
         let ours = ours.as_array().unwrap();
         assert_eq!(ours.len(), cases.len(), "{ours:#?}");
         for ((p, port, unit, user), s) in cases.iter().zip(&socks) {
@@ -654,7 +664,7 @@ fn host_listeners_name_their_unit_from_the_socket_cgroup() {
             }
         }
 
-        let out = portwarden_nsenter(&t.host, unprivileged, &["listeners"]);
+        let out = portwarden_nsenter(&t.host, caps, &["listeners"]);
         let text = String::from_utf8(out.stdout).unwrap();
         let line = |port: u16| {
             text.lines()
@@ -680,7 +690,7 @@ fn host_listeners_name_their_unit_from_the_socket_cgroup() {
         // The audit's exposed-listener finding names the unit (no ruleset:
         // every port is open to everyone on pw-pub).
         let report = run_json(
-            unprivileged,
+            caps,
             &[
                 "audit",
                 "--json",
