@@ -1,5 +1,7 @@
 //! The `portwarden` command line.
 
+#[cfg(test)]
+mod dist;
 mod explain;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
