@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{require_root, run, Netns, Topology};
+use common::{require_root, run, Netns, ScratchCgroups, Topology};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -490,64 +490,6 @@ fn host_rp_filter_is_read_per_interface() {
     let v = portwarden_json(&t.host, &["routes", "--json"]);
     assert_eq!(of(&v, "pw-pub"), "loose");
     assert_eq!(of(&v, "pw-priv"), "loose");
-}
-
-/// A scratch tree of cgroups under the cgroup2 mount, `pw-test-PID-TAG/...`:
-/// removed on drop, deepest first (drop the processes inside first).
-struct ScratchCgroups {
-    root: PathBuf,
-    dirs: Vec<PathBuf>,
-}
-
-impl ScratchCgroups {
-    /// The cgroup2 mount of this mount namespace, or `None` (a cgroup v1
-    /// only host).
-    fn mount() -> Option<PathBuf> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        portwarden::host::cgroup::cgroup2_mount(&info)
-    }
-
-    fn new(mount: &Path, tag: &str, paths: &[&str]) -> ScratchCgroups {
-        let root = mount.join(format!("pw-test-{}-{tag}", std::process::id()));
-        let mut s = ScratchCgroups {
-            root: root.clone(),
-            dirs: vec![root.clone()],
-        };
-        std::fs::create_dir(&root).unwrap();
-        for p in paths {
-            let mut d = root.clone();
-            for c in p.split('/') {
-                d.push(c);
-                if !s.dirs.contains(&d) {
-                    std::fs::create_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
-                    s.dirs.push(d.clone());
-                }
-            }
-        }
-        s
-    }
-
-    /// The cgroup path portwarden should report for `p` (below the mount).
-    fn rel(&self, p: &str, mount: &Path) -> String {
-        format!(
-            "/{}",
-            self.root.join(p).strip_prefix(mount).unwrap().display()
-        )
-    }
-}
-
-impl Drop for ScratchCgroups {
-    fn drop(&mut self) {
-        for d in self.dirs.iter().rev() {
-            // A killed process leaves its cgroup a moment after it is reaped.
-            for _ in 0..100 {
-                if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
 }
 
 /// `portwarden ARGS` in the namespace, entered with nsenter (the mount
