@@ -496,8 +496,25 @@ fn host_rp_filter_is_read_per_interface() {
 /// namespace stays: `ip netns exec` would mount a fresh /sys without the
 /// cgroup tree), run as root (`caps` None) or as nobody with only the
 /// capabilities `caps` (`+net_admin`: as the hardened service runs).
-fn portwarden_nsenter(ns: &Netns, caps: Option<&str>, args: &[&str]) -> std::process::Output {
-    let mut c = Command::new("nsenter");
+///
+/// With `hide_proc`, in a mount namespace of its own with a /proc mounted
+/// `hidepid=invisible,subset=pid`, as systemd's `ProtectProc=invisible` and
+/// `ProcSubset=pid` give the hardened service.
+fn portwarden_nsenter(
+    ns: &Netns,
+    caps: Option<&str>,
+    hide_proc: bool,
+    args: &[&str],
+) -> std::process::Output {
+    let mut c = if hide_proc {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t proc -o hidepid=invisible,subset=pid proc /proc && exec \"$@\"")
+            .args(["sh", "nsenter"]);
+        c
+    } else {
+        Command::new("nsenter")
+    };
     c.arg(format!("--net=/run/netns/{}", ns.name));
     if let Some(caps) = caps {
         c.args([
@@ -521,7 +538,8 @@ fn portwarden_nsenter(ns: &Netns, caps: Option<&str>, args: &[&str]) -> std::pro
 /// Every listener names the systemd unit of the cgroup its socket was
 /// created in, as root (with the process too), as nobody with only
 /// CAP_NET_ADMIN (the unit alone: /proc/PID/fd of root's processes is
-/// closed to it) and as nobody with the documented drop-in's
+/// closed to it; also with /proc mounted as `ProtectProc=invisible` and
+/// `ProcSubset=pid` show it) and as nobody with the documented drop-in's
 /// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH added (the process again), in the
 /// text and JSON of `listeners` and in the audit's exposed-listener
 /// findings.
@@ -568,8 +586,8 @@ fn host_listeners_name_their_unit_from_the_socket_cgroup() {
         })
         .collect();
 
-    let run_json = |caps: Option<&str>, args: &[&str]| -> Value {
-        let out = portwarden_nsenter(&t.host, caps, args);
+    let run_json = |caps: Option<&str>, hide_proc: bool, args: &[&str]| -> Value {
+        let out = portwarden_nsenter(&t.host, caps, hide_proc, args);
         assert!(
             out.status.code().is_some_and(|c| c <= 2),
             "portwarden {args:?} (caps {caps:?}): {}\n{}",
@@ -578,14 +596,15 @@ fn host_listeners_name_their_unit_from_the_socket_cgroup() {
         );
         serde_json::from_slice(&out.stdout).expect("JSON output")
     };
-    for caps in [
-        None,
-        Some("+net_admin"),
-        Some("+net_admin,+sys_ptrace,+dac_read_search"),
+    for (caps, hide_proc) in [
+        (None, false),
+        (Some("+net_admin"), false),
+        (Some("+net_admin"), true),
+        (Some("+net_admin,+sys_ptrace,+dac_read_search"), false),
     ] {
         // Whether /proc/PID/fd of root's python3 is closed to this run.
         let unprivileged = caps == Some("+net_admin");
-        let ours = run_json(caps, &["listeners", "--json"]);
+        let ours = run_json(caps, hide_proc, &["listeners", "--json"]);
         let ours = ours.as_array().unwrap();
         assert_eq!(ours.len(), cases.len(), "{ours:#?}");
         for ((p, port, unit, user), s) in cases.iter().zip(&socks) {
@@ -606,7 +625,7 @@ fn host_listeners_name_their_unit_from_the_socket_cgroup() {
             }
         }
 
-        let out = portwarden_nsenter(&t.host, caps, &["listeners"]);
+        let out = portwarden_nsenter(&t.host, caps, hide_proc, &["listeners"]);
         let text = String::from_utf8(out.stdout).unwrap();
         let line = |port: u16| {
             text.lines()
@@ -633,6 +652,7 @@ fn host_listeners_name_their_unit_from_the_socket_cgroup() {
         // every port is open to everyone on pw-pub).
         let report = run_json(
             caps,
+            hide_proc,
             &[
                 "audit",
                 "--json",
