@@ -1,5 +1,7 @@
 //! The `portwarden` command line.
 
+#[cfg(test)]
+mod dist;
 mod explain;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -110,15 +112,19 @@ enum Command {
     /// List the listening TCP and bound UDP sockets of this network namespace.
     ///
     /// One line per socket, sorted by protocol, port and address: the bound
-    /// address and port, the owning process (lowest pid holding the socket,
-    /// its systemd unit), `v6only` for an IPv6 socket that takes no IPv4,
-    /// `dev NAME` for a socket bound to an interface. Read over sock_diag;
-    /// processes from /proc (run as root to see every process).
+    /// address and port, the owning process (lowest pid holding the socket)
+    /// and the systemd unit it belongs to, `v6only` for an IPv6 socket that
+    /// takes no IPv4, `dev NAME` for a socket bound to an interface. Read
+    /// over sock_diag. The unit comes from the socket's cgroup and needs no
+    /// privilege; processes come from /proc/PID/fd, which needs root (or
+    /// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH): without it the unit alone
+    /// names the owner.
     ///
-    /// Example: ip netns exec NS portwarden listeners --json
+    /// Example: nsenter --net=/run/netns/NS portwarden listeners --json
+    /// (`ip netns exec` mounts a fresh /sys, without the cgroup tree)
     Listeners {
         /// Print JSON: a list of {proto, addr, port, v6only, dev, uid, inode,
-        /// process: {pid, command, unit}}.
+        /// cgroup_id, cgroup, unit, unit_user, process: {pid, command, unit}}.
         #[arg(long)]
         json: bool,
     },

@@ -716,3 +716,81 @@ fn route_changes_are_followed_as_the_kernel_announces_them() {
         "{report}"
     );
 }
+
+/// An exposed listener's journal entry names the systemd unit of the
+/// cgroup its socket was made in (PORTWARDEN_UNIT), found by the daemon in
+/// the cgroup2 tree it sees.
+#[test]
+fn an_exposed_listener_entry_names_its_unit() {
+    let test = "an_exposed_listener_entry_names_its_unit";
+    if !require_root(test) || !daemon::available(test) {
+        return;
+    }
+    let Some(mount) = common::ScratchCgroups::mount() else {
+        eprintln!("SKIPPED {test}: no cgroup2 mount (a cgroup v1 only host)");
+        return;
+    };
+    let t = host("du");
+    // Port 8080 open to everyone: a listener there is exposed.
+    run(t.host.cmd("nft").args([
+        "insert", "rule", "inet", "filter", "input", "tcp", "dport", "8080", "accept",
+    ]));
+    let scratch = common::ScratchCgroups::new(&mount, "daemon", &["system.slice/webui.service"]);
+    let dir = scratch.root.join("system.slice/webui.service");
+    let script = "import socket, time\n\
+                  s = socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen()\n\
+                  print('ready', flush=True); time.sleep(120)";
+    // Killed on drop, before the scratch cgroups go (declared after them).
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(
+        Command::new("sh")
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+            .arg(&dir)
+            .args(["ip", "netns", "exec", &t.host.name, "python3", "-c", script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut line = [0u8; 5];
+    std::io::Read::read_exact(child.0.stdout.as_mut().unwrap(), &mut line).unwrap();
+
+    let mut d = Daemon::start(&t.host.name, "du", CONFIG);
+    ready(&mut d);
+    let e = d
+        .wait_entry(Duration::from_secs(10), |e| {
+            field(e, "PORTWARDEN_KIND") == "exposed-listener"
+                && field(e, "PORTWARDEN_PORTS") == "8080"
+        })
+        .unwrap_or_else(|| panic!("no exposed-listener entry: {:?}", d.journal()));
+    assert_eq!(field(&e, "PORTWARDEN_UNIT"), "webui.service", "{e}");
+    assert!(
+        field(&e, "MESSAGE").starts_with("python3 listens on tcp 8080"),
+        "{e}"
+    );
+    // The report carries the socket's unit in the evidence.
+    let report = d.report().expect("a report");
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "exposed-listener")
+        .expect("the finding in the report");
+    assert!(
+        f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|ev| ev["unit"] == "webui.service"),
+        "{f}"
+    );
+    drop(d);
+    drop(child);
+    drop(scratch);
+}

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{require_root, run, Netns, Topology};
+use common::{require_root, run, Netns, ScratchCgroups, Topology};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A python3 process inside a namespace holding sockets open; killed on drop.
@@ -58,10 +58,29 @@ signal.pause()
 "#;
 
 fn open_sockets(ns: &Netns, spec: &str) -> Sockets {
-    let ready = std::env::temp_dir().join(format!("{}.ready", ns.name));
+    open_sockets_in(ns, None, spec)
+}
+
+/// [`open_sockets`], with python3 first moved into the cgroup `cgroup` (a
+/// directory of the cgroup2 tree): its sockets are created there.
+fn open_sockets_in(ns: &Netns, cgroup: Option<&Path>, spec: &str) -> Sockets {
+    let tag = cgroup.map_or(String::new(), |c| {
+        format!("-{}", c.file_name().unwrap().to_string_lossy())
+    });
+    let ready = std::env::temp_dir().join(format!("{}{tag}.ready", ns.name));
     let _ = std::fs::remove_file(&ready);
-    let mut child = ns
-        .cmd("python3")
+    let mut cmd = match cgroup {
+        None => ns.cmd("python3"),
+        Some(dir) => {
+            // The shell moves itself, then execs: python3 starts inside.
+            let mut c = Command::new("sh");
+            c.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+                .arg(dir)
+                .args(["ip", "netns", "exec", &ns.name, "python3"]);
+            c
+        }
+    };
+    let mut child = cmd
         .args(["-c", PY])
         .arg(&ready)
         .arg(spec)
@@ -471,4 +490,255 @@ fn host_rp_filter_is_read_per_interface() {
     let v = portwarden_json(&t.host, &["routes", "--json"]);
     assert_eq!(of(&v, "pw-pub"), "loose");
     assert_eq!(of(&v, "pw-priv"), "loose");
+}
+
+/// `portwarden ARGS` in the namespace, entered with nsenter (the mount
+/// namespace stays: `ip netns exec` would mount a fresh /sys without the
+/// cgroup tree), run as root (`caps` None) or as nobody with only the
+/// capabilities `caps` (`+net_admin`: as the hardened service runs).
+///
+/// With `hide_proc`, in a mount namespace of its own with a /proc mounted
+/// `hidepid=invisible,subset=pid`, as systemd's `ProtectProc=invisible` and
+/// `ProcSubset=pid` give the hardened service.
+fn portwarden_nsenter(
+    ns: &Netns,
+    caps: Option<&str>,
+    hide_proc: bool,
+    args: &[&str],
+) -> std::process::Output {
+    let mut c = if hide_proc {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t proc -o hidepid=invisible,subset=pid proc /proc && exec \"$@\"")
+            .args(["sh", "nsenter"]);
+        c
+    } else {
+        Command::new("nsenter")
+    };
+    c.arg(format!("--net=/run/netns/{}", ns.name));
+    if let Some(caps) = caps {
+        c.args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .arg(format!("--inh-caps=-all,{caps}"))
+        .arg(format!("--ambient-caps=-all,{caps}"))
+        .arg(format!("--bounding-set=-all,{caps}"))
+        .arg("--");
+    }
+    c.arg(common::portwarden_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run portwarden under nsenter")
+}
+
+/// Every listener names the systemd unit of the cgroup its socket was
+/// created in, as root (with the process too), as nobody with only
+/// CAP_NET_ADMIN (the unit alone: /proc/PID/fd of root's processes is
+/// closed to it; also with /proc mounted as `ProtectProc=invisible` and
+/// `ProcSubset=pid` show it) and as nobody with the documented drop-in's
+/// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH added (the process again), in the
+/// text and JSON of `listeners` and in the audit's exposed-listener
+/// findings.
+#[test]
+fn host_listeners_name_their_unit_from_the_socket_cgroup() {
+    let test = "host_listeners_name_their_unit_from_the_socket_cgroup";
+    if !require_root(test) {
+        return;
+    }
+    let Some(mount) = ScratchCgroups::mount() else {
+        eprintln!("SKIPPED {test}: no cgroup2 mount (a cgroup v1 only host)");
+        return;
+    };
+    // (cgroup below the scratch root, port, unit, user manager's uid)
+    let cases: [(&str, u16, Option<&str>, Option<u32>); 5] = [
+        ("system.slice/foo.service", 7001, Some("foo.service"), None),
+        (
+            "system.slice/getty@tty1.service/payload/inner",
+            7002,
+            Some("getty@tty1.service"),
+            None,
+        ),
+        (
+            "user.slice/user-1000.slice/user@1000.service/app.slice/app-x.service",
+            7003,
+            Some("app-x.service"),
+            Some(1000),
+        ),
+        (
+            "user.slice/user-1000.slice/session-3.scope",
+            7004,
+            Some("session-3.scope"),
+            None,
+        ),
+        ("plain", 7005, None, None),
+    ];
+    let t = Topology::new("cg");
+    let scratch = ScratchCgroups::new(&mount, "listeners", &cases.map(|(p, ..)| p));
+    let socks: Vec<Sockets> = cases
+        .iter()
+        .map(|(p, port, ..)| {
+            let spec = format!(r#"[["tcp", 4, "0.0.0.0", {port}, false, null]]"#);
+            open_sockets_in(&t.host, Some(&scratch.root.join(p)), &spec)
+        })
+        .collect();
+
+    let run_json = |caps: Option<&str>, hide_proc: bool, args: &[&str]| -> Value {
+        let out = portwarden_nsenter(&t.host, caps, hide_proc, args);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 2),
+            "portwarden {args:?} (caps {caps:?}): {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    };
+    for (caps, hide_proc) in [
+        (None, false),
+        (Some("+net_admin"), false),
+        (Some("+net_admin"), true),
+        (Some("+net_admin,+sys_ptrace,+dac_read_search"), false),
+    ] {
+        // Whether /proc/PID/fd of root's python3 is closed to this run.
+        let unprivileged = caps == Some("+net_admin");
+        let ours = run_json(caps, hide_proc, &["listeners", "--json"]);
+        let ours = ours.as_array().unwrap();
+        assert_eq!(ours.len(), cases.len(), "{ours:#?}");
+        for ((p, port, unit, user), s) in cases.iter().zip(&socks) {
+            let l = ours.iter().find(|l| l["port"] == *port).unwrap();
+            // The id is the cgroup directory's inode number: the kernel's
+            // word, checked against the file system here.
+            let dir = scratch.root.join(p);
+            let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
+            assert_eq!(l["cgroup_id"], ino, "{l}");
+            assert_eq!(l["cgroup"], scratch.rel(p, &mount), "{l}");
+            assert_eq!(l["unit"].as_str(), *unit, "{l}");
+            assert_eq!(l["unit_user"].as_u64(), user.map(u64::from), "{l}");
+            if unprivileged {
+                assert!(l["process"].is_null(), "{l}");
+            } else {
+                assert_eq!(l["process"]["pid"], s.pid, "{l}");
+                assert_eq!(l["process"]["command"], "python3", "{l}");
+            }
+        }
+
+        let out = portwarden_nsenter(&t.host, caps, hide_proc, &["listeners"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = |port: u16| {
+            text.lines()
+                .find(|l| l.contains(&format!("0.0.0.0:{port} ")))
+                .unwrap_or_else(|| panic!("{port} missing:\n{text}"))
+                .to_string()
+        };
+        if unprivileged {
+            assert!(line(7001).contains("foo.service (uid 0, inode "), "{text}");
+            assert!(
+                line(7003).contains("app-x.service of user 1000 (uid 0"),
+                "{text}"
+            );
+            assert!(line(7005).contains("? (uid 0, inode "), "{text}");
+        } else {
+            let pid = socks[0].pid;
+            assert!(
+                line(7001).contains(&format!("python3 (pid {pid}, foo.service)")),
+                "{text}"
+            );
+        }
+
+        // The audit's exposed-listener finding names the unit (no ruleset:
+        // every port is open to everyone on pw-pub).
+        let report = run_json(
+            caps,
+            hide_proc,
+            &[
+                "audit",
+                "--json",
+                "--role",
+                "evault-agent",
+                "--peer",
+                "evault_management=10.99.0.0/24",
+                "--private-iface",
+                "pw-priv",
+            ],
+        );
+        let findings = report["findings"].as_array().unwrap();
+        let f = findings
+            .iter()
+            .find(|f| {
+                f["kind"] == "exposed-listener" && f["ports"] == serde_json::json!([[7001, 7001]])
+            })
+            .unwrap_or_else(|| panic!("no exposed-listener finding for 7001: {report:#}"));
+        let summary = f["summary"].as_str().unwrap();
+        let ev = f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["port"] == 7001)
+            .unwrap();
+        assert_eq!(ev["unit"], "foo.service", "{ev}");
+        if unprivileged {
+            assert!(
+                summary.starts_with("foo.service listens on tcp 7001"),
+                "{summary}"
+            );
+            assert!(ev["process"].is_null(), "{ev}");
+        } else {
+            assert!(
+                summary.starts_with("python3 listens on tcp 7001"),
+                "{summary}"
+            );
+            assert_eq!(ev["process"]["pid"], socks[0].pid, "{ev}");
+        }
+    }
+    drop(socks);
+    drop(scratch);
+}
+
+/// Cgroup ids are looked up with one walk of the cgroup2 tree, and never
+/// walked for again: found ids keep their path, an id that is nowhere (a
+/// removed cgroup) keeps its "none".
+#[test]
+fn host_cgroup_paths_walk_once_per_unknown_id() {
+    let test = "host_cgroup_paths_walk_once_per_unknown_id";
+    if !require_root(test) {
+        return;
+    }
+    let Some(mount) = ScratchCgroups::mount() else {
+        eprintln!("SKIPPED {test}: no cgroup2 mount (a cgroup v1 only host)");
+        return;
+    };
+    let scratch = ScratchCgroups::new(&mount, "walk", &["a.slice/b.service", "c"]);
+    let ino = |p: &str| {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(scratch.root.join(p)).unwrap())
+    };
+    let (b, c) = (ino("a.slice/b.service"), ino("c"));
+    let mut paths = portwarden::host::cgroup::CgroupPaths::new(Some(mount.clone()));
+    paths.resolve([b, c]);
+    assert_eq!(paths.stats().0, 1);
+    assert_eq!(
+        paths.path(b),
+        Some(scratch.rel("a.slice/b.service", &mount).as_str())
+    );
+    assert_eq!(paths.path(c), Some(scratch.rel("c", &mount).as_str()));
+    paths.resolve([c, b]);
+    assert_eq!(paths.stats().0, 1, "known ids walk again");
+    // The root is id 1 ("/"), found without reading a directory.
+    paths.resolve([1]);
+    assert_eq!(paths.path(1), Some("/"));
+    // A removed cgroup: one walk, then its absence is remembered.
+    let gone = ino("a.slice/b.service");
+    drop(scratch);
+    let mut fresh = portwarden::host::cgroup::CgroupPaths::new(Some(mount));
+    fresh.resolve([gone]);
+    assert_eq!(fresh.path(gone), None);
+    let walks = fresh.stats().0;
+    fresh.resolve([gone]);
+    assert_eq!(fresh.stats().0, walks);
+    // No cgroup2 mount: nothing resolves, nothing is walked.
+    let mut none = portwarden::host::cgroup::CgroupPaths::new(None);
+    none.resolve([1, b]);
+    assert_eq!((none.path(1), none.stats()), (None, (0, 0)));
 }

@@ -1841,6 +1841,8 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                 port: l.port,
                 dev: l.dev.clone(),
                 process: l.process.clone(),
+                unit: l.unit.clone(),
+                unit_user: l.unit_user,
             };
             if !evidence.contains(&ev) {
                 evidence.push(ev);
@@ -1871,9 +1873,14 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                 &fix::accesses(rule_pieces),
             ));
         }
+        // Named by their commands, or by their units where the process
+        // is not known (no privilege to read /proc/PID/fd).
         let who: Vec<String> = listeners
             .iter()
-            .filter_map(|l| l.process.as_ref().map(|p| p.command.clone()))
+            .filter_map(|l| match &l.process {
+                Some(p) => Some(p.command.clone()),
+                None => l.unit.clone(),
+            })
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -142,6 +142,13 @@ pub enum Evidence {
         dev: Option<String>,
         /// The owning process, when known.
         process: Option<Process>,
+        /// The systemd unit the socket belongs to, when known (from its
+        /// cgroup; needs no privilege, unlike `process`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unit: Option<String>,
+        /// When `unit` is a user manager's unit: that user's uid.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unit_user: Option<u32>,
     },
     /// Something that is not a rule, policy or socket (e.g. "no socket listens").
     Note {
@@ -204,24 +211,17 @@ impl Evidence {
                 port,
                 dev,
                 process,
+                unit,
+                unit_user,
             } => {
                 let at = match addr {
                     IpAddr::V6(_) => format!("[{addr}]:{port}"),
                     IpAddr::V4(_) => format!("{addr}:{port}"),
                 };
                 let dev = dev.as_ref().map(|d| format!("%{d}")).unwrap_or_default();
-                let who = match process {
-                    Some(p) => format!(
-                        "{} (pid {}{})",
-                        p.command,
-                        p.pid,
-                        p.unit
-                            .as_ref()
-                            .map(|u| format!(", {u}"))
-                            .unwrap_or_default()
-                    ),
-                    None => "unknown process".into(),
-                };
+                let who =
+                    crate::host::sockets::owner_text(process.as_ref(), unit.as_deref(), *unit_user)
+                        .unwrap_or_else(|| "unknown process".into());
                 format!("{proto} {at}{dev} listened on by {who}")
             }
             Evidence::Note { text } => text.clone(),

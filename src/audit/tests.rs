@@ -113,6 +113,10 @@ fn listener(proto: L4, addr: &str, port: u16, command: &str) -> Listener {
         dev: None,
         uid: 0,
         inode: u64::from(port),
+        cgroup_id: None,
+        cgroup: None,
+        unit: Some(format!("{command}.service")),
+        unit_user: None,
         process: Some(Process {
             pid: 100 + u32::from(port),
             command: command.into(),
@@ -709,6 +713,74 @@ fn exposed_listeners_are_reported_with_their_process() {
         f.summary
     );
     assert!(candidate(f).starts_with("nft add rule inet filter input 'iifname"));
+}
+
+/// Without the privilege to read /proc/PID/fd no process is known: the
+/// socket's unit names the owner, in the summary, the evidence and the
+/// journal's PORTWARDEN_UNIT.
+#[test]
+fn exposed_listeners_without_a_process_are_named_by_their_unit() {
+    let policy = policy_ref(Family::Inet, "filter", "input", Policy::Accept);
+    let mut case = Case::new(
+        open_snapshot(),
+        "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-priv\"]\n[peers]\nevault_management = [\"10.0.0.0/8\"]\n",
+    );
+    case.exposure.openings = everywhere(L4::Tcp, PortRange::ALL, &policy);
+    let mut by_unit = listener(L4::Tcp, "0.0.0.0", 8080, "java");
+    by_unit.process = None;
+    by_unit.unit = Some("app.service".into());
+    by_unit.unit_user = Some(1000);
+    let mut unknown = listener(L4::Tcp, "0.0.0.0", 8081, "x");
+    unknown.process = None;
+    unknown.unit = None;
+    case.listeners = vec![by_unit, unknown];
+    let r = case.run();
+    let x = of_kind(&r, FindingKind::ExposedListener);
+    assert_eq!(x.len(), 2, "{}", r.to_json());
+    let (f, g) = (x[0], x[1]);
+    assert!(
+        f.summary.starts_with("app.service listens on tcp 8080"),
+        "{}",
+        f.summary
+    );
+    let ev = f
+        .evidence
+        .iter()
+        .find(|e| matches!(e, Evidence::Listener { .. }))
+        .unwrap();
+    assert!(
+        ev.line()
+            .ends_with("listened on by app.service of user 1000"),
+        "{}",
+        ev.line()
+    );
+    let json = serde_json::to_value(ev).unwrap();
+    assert_eq!(json["unit"], "app.service", "{json}");
+    assert_eq!(json["unit_user"], 1000, "{json}");
+    assert!(json["process"].is_null(), "{json}");
+    assert_eq!(
+        crate::render::journal::FindingFields::of(f).unit,
+        "app.service"
+    );
+    // Neither known: as before.
+    assert!(
+        g.summary.starts_with("a process listens on tcp 8081"),
+        "{}",
+        g.summary
+    );
+    assert_eq!(crate::render::journal::FindingFields::of(g).unit, "");
+    let ev = g
+        .evidence
+        .iter()
+        .find(|e| matches!(e, Evidence::Listener { .. }))
+        .unwrap();
+    assert!(
+        ev.line().ends_with("listened on by unknown process"),
+        "{}",
+        ev.line()
+    );
+    let json = serde_json::to_value(ev).unwrap();
+    assert!(json.get("unit").is_none(), "{json}");
 }
 
 #[test]

@@ -692,3 +692,139 @@ fn packaged_default_selects_no_role_and_nothing_else_is_wrong() {
     let (cfg, _) = parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     assert_eq!(cfg.roles, ["veeam-linux-repository"]);
 }
+
+/// The fields a struct read with `deny_unknown_fields` accepts, as serde
+/// lists them when it meets an unknown one.
+fn accepted_keys<T: serde::de::DeserializeOwned>() -> Vec<String> {
+    let err = match toml::from_str::<T>("zz_not_a_key = 0\n") {
+        Ok(_) => panic!("an unknown key was accepted"),
+        Err(e) => e.message().to_string(),
+    };
+    let list = err
+        .split_once("expected one of ")
+        .or_else(|| err.split_once("expected "))
+        .unwrap_or_else(|| panic!("no field list in: {err}"))
+        .1;
+    // "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+    list.split(", ")
+        .flat_map(|s| s.split(" or "))
+        .map(|s| s.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+/// `dist/man/portwarden.toml.5` with roff's `\-` read as `-`.
+fn toml_man_page() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/man/portwarden.toml.5");
+    std::fs::read_to_string(path)
+        .expect("dist/man/portwarden.toml.5")
+        .replace("\\-", "-")
+}
+
+/// The page's tagged paragraph header for `key` (`\fBkey\fR = ...`).
+fn key_header<'p>(page: &'p str, key: &str) -> Option<&'p str> {
+    let tag = format!("\\fB{key}\\fR");
+    let mut lines = page.lines();
+    while let Some(l) = lines.next() {
+        if l == ".TP" {
+            if let Some(h) = lines.next() {
+                if h.starts_with(&tag) {
+                    return Some(h);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// portwarden.toml(5) describes every key the parser accepts: the top-level
+/// keys and tables of the file, the keys of every table (with their
+/// defaults, as the code has them), the keys of [[allow]], and the
+/// settings and peer groups of the built-in catalog (with the settings'
+/// defaults and values). Each list comes from the code, not from here.
+#[test]
+fn every_config_key_is_in_the_toml_man_page() {
+    let page = toml_man_page();
+    let mut missing = Vec::new();
+    let top = accepted_keys::<RawConfig>();
+    assert!(top.contains(&"roles".to_string()), "{top:?}");
+    // Defaults of every table, from a configuration that sets none.
+    let (cfg, _) = parse("roles = [\"veeam-data-mover\"]\n").unwrap();
+    let defaults = toml::Value::try_from(&cfg).unwrap();
+    for key in &top {
+        let heading = |h: String| page.contains(&format!(".SH \"{h}\""));
+        match defaults.get(key) {
+            Some(toml::Value::Table(t)) => {
+                if !heading(format!("[{key}]")) {
+                    missing.push(format!("section [{key}]"));
+                }
+                for (k, v) in t {
+                    match key_header(&page, k) {
+                        None => missing.push(format!("[{key}] {k}")),
+                        Some(h)
+                            if h.split_once(" = ").and_then(|(_, r)| r.split(' ').next())
+                                != Some(v.to_string().as_str()) =>
+                        {
+                            missing.push(format!("[{key}] {k}: default {v} (header: {h})"))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            Some(toml::Value::Array(_)) if key == "allow" => {
+                if !heading(format!("[[{key}]]")) {
+                    missing.push(format!("section [[{key}]]"));
+                }
+            }
+            _ => {
+                if key_header(&page, key).is_none() {
+                    missing.push(format!("top-level {key}"));
+                }
+            }
+        }
+    }
+    // Keys of the tables and of [[allow]] as the parser accepts them
+    // (aliases included where serde lists them).
+    for (table, keys) in [
+        ("severity", accepted_keys::<SeverityPolicy>()),
+        ("daemon", accepted_keys::<DaemonConfig>()),
+        ("alerts", accepted_keys::<AlertsConfig>()),
+        ("remediation", accepted_keys::<RemediationConfig>()),
+        ("allow", accepted_keys::<RawAllow>()),
+    ] {
+        assert!(top.contains(&table.to_string()), "{table}");
+        for k in keys {
+            let aliased = format!("(\\fB{k}\\fR is an older name");
+            if key_header(&page, &k).is_none() && !page.contains(&aliased) {
+                missing.push(format!("[{table}] {k}"));
+            }
+        }
+    }
+    // The built-in catalog's settings and peer groups.
+    for (name, def) in catalog().settings() {
+        let Some(h) = key_header(&page, name) else {
+            missing.push(format!("[settings] {name}"));
+            continue;
+        };
+        let quote = |v: &str| match def.default.get_ref() {
+            SettingValue::Bool(_) => v.to_string(),
+            SettingValue::Text(_) => format!("\"{v}\""),
+        };
+        let default = format!("(default {})", quote(&def.default.get_ref().to_string()));
+        let values: Vec<String> = def.possible_values().iter().map(|v| quote(v)).collect();
+        if !h.contains(&default) || !h.contains(&values.join(" | ")) {
+            missing.push(format!(
+                "[settings] {name}: {} {default} (header: {h})",
+                values.join(" | ")
+            ));
+        }
+    }
+    for (name, _) in catalog().peer_groups() {
+        if !page.contains(&format!("\\fB{name}\\fR")) {
+            missing.push(format!("[peers] {name}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "dist/man/portwarden.toml.5 does not describe: {missing:#?}"
+    );
+}

@@ -540,6 +540,7 @@ impl Daemon {
             peers,
             rule,
             fix,
+            unit,
         } = &a.fields;
         let by = self.changed_by.as_ref();
         let pid = by.and_then(|c| c.pid).unwrap_or(0);
@@ -562,6 +563,7 @@ impl Daemon {
             portwarden_peers = peers.as_str(),
             portwarden_rule = rule.as_str(),
             portwarden_fix = fix.as_str(),
+            portwarden_unit = unit.as_str(),
             portwarden_generation = generation,
             portwarden_changed_by_pid = pid,
             portwarden_changed_by_comm = comm,

@@ -8,6 +8,7 @@
 //! sockets are `netlink-sys`'s, and messages are built and parsed with
 //! `netlink-packet-route` / `netlink-packet-sock-diag`.
 
+pub mod cgroup;
 pub mod model;
 mod netlink;
 pub mod routes;

@@ -1,13 +1,20 @@
 //! Listening TCP and bound UDP sockets of the current network namespace,
-//! over sock_diag, with their owning processes from `/proc`.
+//! over sock_diag, with the systemd unit they belong to (from the socket's
+//! cgroup) and their owning processes from `/proc`.
 //!
 //! sock_diag answers for the namespace the socket asking lives in, so `ip
-//! netns exec NS portwarden listeners` lists `NS`'s sockets. It does not
-//! say which process holds a socket: `/proc/[pid]/fd/*` is scanned once per
-//! read for `socket:[INODE]` links. That scan sees the processes of every
-//! network namespace, which is harmless: only inodes sock_diag reported for
-//! this namespace are looked up.
+//! netns exec NS portwarden listeners` lists `NS`'s sockets. It reports
+//! each socket's cgroup id, which [`super::cgroup`] maps to a cgroup path
+//! and a unit with no capability needed. It does not say which process
+//! holds a socket: `/proc/[pid]/fd/*` is scanned once per read for
+//! `socket:[INODE]` links, which for other users' processes needs
+//! CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (and a `/proc` that shows them:
+//! not under `ProtectProc=invisible`); without them the unit alone names
+//! the owner. That scan sees the processes of every network namespace,
+//! which is harmless: only inodes sock_diag reported for this namespace
+//! are looked up.
 
+use super::cgroup::{self, unit_of_path};
 use super::netlink::Conn;
 use super::HostError;
 use crate::eval::L4;
@@ -32,6 +39,11 @@ const WHAT: &str = "reading sockets (sock_diag)";
 /// Length of `struct inet_diag_msg`; attributes follow it.
 const INET_DIAG_MSG_LEN: usize = 72;
 
+/// `INET_DIAG_CGROUP_ID` (linux/inet_diag.h): the socket's cgroup2 id, a
+/// u64 in host order; sent with every socket since Linux 5.9 (not in
+/// netlink-packet-sock-diag's constants).
+const INET_DIAG_CGROUP_ID: u16 = 21;
+
 /// A listening TCP socket or a bound UDP socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listener {
@@ -49,6 +61,23 @@ pub struct Listener {
     pub uid: u32,
     /// Socket inode (`socket:[INODE]` in `/proc/PID/fd`).
     pub inode: u64,
+    /// The id of the cgroup the socket was created in, as sock_diag reports
+    /// it (`ss -e`: `cgroup:`); none from kernels before 5.9.
+    #[serde(default)]
+    pub cgroup_id: Option<u64>,
+    /// That cgroup's path in the cgroup2 hierarchy
+    /// (`/system.slice/sshd.service`), when a cgroup2 mount shows it.
+    #[serde(default)]
+    pub cgroup: Option<String>,
+    /// The systemd unit the socket belongs to: from its cgroup, else from
+    /// the owning process's cgroup. `init.scope` means systemd itself made
+    /// the socket (socket activation).
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// When `unit` is a unit of a user's service manager
+    /// (`user@UID.service`), that UID: the unit is `systemctl --user`'s.
+    #[serde(default)]
+    pub unit_user: Option<u32>,
     /// Owning process, when /proc shows one (first pid found holding the inode).
     pub process: Option<Process>,
 }
@@ -64,7 +93,50 @@ pub struct Process {
     pub unit: Option<String>,
 }
 
+/// Who owns a socket, in words: `sshd (pid 123, sshd.service)` when the
+/// process is known, else the unit (`sshd.service`, `app.service of user
+/// 1000`, `systemd (init.scope, socket activation)`); `None` when neither
+/// is known.
+pub fn owner_text(
+    process: Option<&Process>,
+    unit: Option<&str>,
+    user: Option<u32>,
+) -> Option<String> {
+    let unit = match (unit, user) {
+        (Some(u), Some(uid)) => Some(format!("{u} of user {uid}")),
+        (Some(u), None) => Some(u.to_string()),
+        (None, _) => process.and_then(|p| p.unit.clone()),
+    };
+    match process {
+        Some(p) => {
+            let unit = unit.map(|u| format!(", {u}")).unwrap_or_default();
+            Some(format!("{} (pid {}{unit})", p.command, p.pid))
+        }
+        None if unit.as_deref() == Some("init.scope") => {
+            Some("systemd (init.scope, socket activation)".to_string())
+        }
+        None => unit,
+    }
+}
+
 impl Listener {
+    /// Sets the socket's cgroup path and the unit it names; without a path
+    /// (or a unit in it), the unit of the owning process, if known.
+    pub fn set_cgroup(&mut self, path: Option<String>) {
+        let unit = path.as_deref().and_then(unit_of_path);
+        self.cgroup = path;
+        match unit {
+            Some(u) => {
+                self.unit = Some(u.name);
+                self.unit_user = u.user;
+            }
+            None => {
+                self.unit = self.process.as_ref().and_then(|p| p.unit.clone());
+                self.unit_user = None;
+            }
+        }
+    }
+
     /// Whether a connection to (daddr, iif) on this family reaches this socket (wildcard, v6only, bound device).
     ///
     /// The socket's address must be `daddr` or the wildcard of `daddr`'s
@@ -111,6 +183,11 @@ impl Listener {
         }
     }
 
+    /// Who owns the socket, in words ([`owner_text`]).
+    pub fn owner(&self) -> Option<String> {
+        owner_text(self.process.as_ref(), self.unit.as_deref(), self.unit_user)
+    }
+
     fn sort_key(&self) -> (u8, u16, IpAddr, Option<&str>, u64) {
         (
             self.proto.proto(),
@@ -123,7 +200,8 @@ impl Listener {
 }
 
 /// One line: `tcp  0.0.0.0:22  sshd (pid 123, sshd.service)`, then
-/// `v6only` and `dev NAME` when set; without a process, its uid and inode.
+/// `v6only` and `dev NAME` when set; without a process, the unit if known,
+/// its uid and inode.
 impl fmt::Display for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let proto = match self.proto {
@@ -131,15 +209,10 @@ impl fmt::Display for Listener {
             L4::Udp => "udp",
         };
         write!(f, "{proto:<4} {:<22} ", self.endpoint())?;
-        match &self.process {
-            Some(p) => {
-                write!(f, "{} (pid {}", p.command, p.pid)?;
-                if let Some(u) = &p.unit {
-                    write!(f, ", {u}")?;
-                }
-                write!(f, ")")?;
-            }
-            None => write!(f, "? (uid {}, inode {})", self.uid, self.inode)?,
+        match (self.owner(), &self.process) {
+            (Some(o), Some(_)) => write!(f, "{o}")?,
+            (Some(o), None) => write!(f, "{o} (uid {}, inode {})", self.uid, self.inode)?,
+            (None, _) => write!(f, "? (uid {}, inode {})", self.uid, self.inode)?,
         }
         if self.v6only {
             write!(f, "  v6only")?;
@@ -189,6 +262,8 @@ pub fn read_listeners() -> Result<Vec<Listener>, HostError> {
             })?;
         }
     }
+    let ids: HashSet<u64> = out.iter().filter_map(|l| l.cgroup_id).collect();
+    let paths = cgroup::system_paths(&ids);
     let inodes: HashSet<u64> = out.iter().map(|l| l.inode).filter(|&i| i != 0).collect();
     let owners = socket_owners(Path::new("/proc"), &inodes);
     let mut procs: HashMap<u32, Option<Process>> = HashMap::new();
@@ -199,6 +274,7 @@ pub fn read_listeners() -> Result<Vec<Listener>, HostError> {
                 .or_insert_with(|| process_info(Path::new("/proc"), pid))
                 .clone();
         }
+        l.set_cgroup(l.cgroup_id.and_then(|id| paths.get(&id).cloned()));
     }
     out.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     Ok(out)
@@ -224,9 +300,17 @@ pub(crate) fn decode_socket(
         return Ok(None);
     }
     let mut v6only = false;
+    let mut cgroup_id = None;
     for nla in NlasIterator::new(&payload[INET_DIAG_MSG_LEN..]).map_while(Result::ok) {
-        if nla.kind() & NLA_TYPE_MASK == INET_DIAG_SKV6ONLY {
-            v6only = nla.value().first().is_some_and(|&b| b != 0);
+        match nla.kind() & NLA_TYPE_MASK {
+            INET_DIAG_SKV6ONLY => v6only = nla.value().first().is_some_and(|&b| b != 0),
+            INET_DIAG_CGROUP_ID => {
+                cgroup_id = nla
+                    .value()
+                    .get(..8)
+                    .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")));
+            }
+            _ => {}
         }
     }
     let mut addr = h.socket_id.source_address;
@@ -248,6 +332,10 @@ pub(crate) fn decode_socket(
         dev,
         uid: h.uid,
         inode: u64::from(h.inode),
+        cgroup_id,
+        cgroup: None,
+        unit: None,
+        unit_user: None,
         process: None,
     }))
 }
@@ -323,16 +411,10 @@ pub fn unit_from_cgroup(text: &str) -> Option<String> {
     };
     let unified = path_of(&|id, c| id == "0" && c.is_empty());
     let systemd = path_of(&|_, c| c == "name=systemd");
-    [unified, systemd].into_iter().flatten().find_map(|path| {
-        path.trim_end()
-            .rsplit('/')
-            .find(|c| {
-                [".service", ".socket", ".scope"]
-                    .iter()
-                    .any(|s| c.len() > s.len() && c.ends_with(s))
-            })
-            .map(str::to_string)
-    })
+    [unified, systemd]
+        .into_iter()
+        .flatten()
+        .find_map(|path| unit_of_path(path).map(|u| u.name))
 }
 
 #[cfg(test)]
@@ -349,6 +431,10 @@ mod tests {
             dev: dev.map(str::to_string),
             uid: 0,
             inode: 1,
+            cgroup_id: None,
+            cgroup: None,
+            unit: None,
+            unit_user: None,
             process: None,
         }
     }
@@ -593,5 +679,80 @@ mod tests {
         l.proto = L4::Udp;
         assert!(l.to_string().contains("? (uid 0, inode 1)"));
         assert!(!l.to_string().contains("v6only"));
+
+        // No process (no privilege for /proc/PID/fd): the socket's unit.
+        l.set_cgroup(Some("/system.slice/sshd.service".into()));
+        assert_eq!(l.cgroup.as_deref(), Some("/system.slice/sshd.service"));
+        assert!(
+            l.to_string().contains("sshd.service (uid 0, inode 1)"),
+            "{l}"
+        );
+        l.set_cgroup(Some(
+            "/user.slice/user-1000.slice/user@1000.service/app.slice/x.service".into(),
+        ));
+        assert_eq!(
+            (l.unit.as_deref(), l.unit_user),
+            (Some("x.service"), Some(1000))
+        );
+        assert!(l.to_string().contains("x.service of user 1000 (uid"), "{l}");
+        l.set_cgroup(Some("/init.scope".into()));
+        assert!(
+            l.to_string()
+                .contains("systemd (init.scope, socket activation) (uid"),
+            "{l}"
+        );
+        // A process and a socket cgroup: the socket's unit, which may
+        // differ from the process's (the socket was made elsewhere).
+        l.process = Some(Process {
+            pid: 7,
+            command: "vsftpd".into(),
+            unit: Some("vsftpd.service".into()),
+        });
+        l.set_cgroup(Some("/system.slice/inetd.service".into()));
+        assert!(
+            l.to_string().contains("vsftpd (pid 7, inetd.service)"),
+            "{l}"
+        );
+        // No cgroup path (cgroup v1 only, no cgroup2 mount): the process's.
+        l.set_cgroup(None);
+        assert_eq!(l.unit.as_deref(), Some("vsftpd.service"));
+        assert!(
+            l.to_string().contains("vsftpd (pid 7, vsftpd.service)"),
+            "{l}"
+        );
+        l.process = None;
+        l.set_cgroup(None);
+        assert_eq!(l.unit, None);
+        assert!(l.to_string().contains("? (uid 0, inode 1)"), "{l}");
+    }
+
+    #[test]
+    fn host_decode_cgroup_id() {
+        let names = HashMap::new();
+        // INET_DIAG_CGROUP_ID (21): 4 header bytes + a u64, host order.
+        let mut nla = vec![12, 0, 21, 0];
+        nla.extend_from_slice(&0x1234_5678_9abc_u64.to_ne_bytes());
+        let l = decode_socket(
+            &diag_msg(AF_INET, 22, [0; 16], 0, &nla),
+            L4::Tcp,
+            AF_INET,
+            &names,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(l.cgroup_id, Some(0x1234_5678_9abc));
+        // Too short a value: no id, no panic. No attribute: no id.
+        let short = [8, 0, 21, 0, 1, 0, 0, 0];
+        for nlas in [&short[..], &[]] {
+            let l = decode_socket(
+                &diag_msg(AF_INET, 22, [0; 16], 0, nlas),
+                L4::Tcp,
+                AF_INET,
+                &names,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(l.cgroup_id, None);
+        }
     }
 }

@@ -61,6 +61,10 @@ pub struct FindingFields {
     /// `PORTWARDEN_FIX`: the proven nft fix, or why there is no safe one
     /// (empty when the finding has none, as `not-listening`).
     pub fix: String,
+    /// `PORTWARDEN_UNIT`: the systemd units of the listening sockets an
+    /// `exposed-listener` finding is about (`sshd.service`), comma
+    /// separated; empty when none is known or the finding has no socket.
+    pub unit: String,
 }
 
 /// How many peers a journal field lists before counting the rest.
@@ -98,7 +102,16 @@ impl FindingFields {
                 _ => None,
             })
             .unwrap_or_default();
+        let mut units: Vec<&str> = Vec::new();
+        for e in &f.evidence {
+            if let Evidence::Listener { unit: Some(u), .. } = e {
+                if !units.contains(&u.as_str()) {
+                    units.push(u);
+                }
+            }
+        }
         FindingFields {
+            unit: units.join(","),
             message_id: finding_message_id(f.kind),
             finding_id: f.id.clone(),
             kind: f.kind.name(),

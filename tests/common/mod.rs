@@ -418,3 +418,63 @@ time.sleep(0.3)
         out
     }
 }
+
+/// A scratch tree of cgroups under the cgroup2 mount, `pw-test-PID-TAG/...`:
+/// removed on drop, deepest first (drop the processes inside first).
+pub struct ScratchCgroups {
+    /// `pw-test-PID-TAG` under the mount.
+    pub root: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+impl ScratchCgroups {
+    /// The cgroup2 mount of this mount namespace, or `None` (a cgroup v1
+    /// only host).
+    pub fn mount() -> Option<PathBuf> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        portwarden::host::cgroup::cgroup2_mount(&info)
+    }
+
+    /// Creates the root and every directory of `paths` (below it).
+    pub fn new(mount: &Path, tag: &str, paths: &[&str]) -> ScratchCgroups {
+        let root = mount.join(format!("pw-test-{}-{tag}", std::process::id()));
+        let mut s = ScratchCgroups {
+            root: root.clone(),
+            dirs: vec![root.clone()],
+        };
+        std::fs::create_dir(&root).unwrap();
+        for p in paths {
+            let mut d = root.clone();
+            for c in p.split('/') {
+                d.push(c);
+                if !s.dirs.contains(&d) {
+                    std::fs::create_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+                    s.dirs.push(d.clone());
+                }
+            }
+        }
+        s
+    }
+
+    /// The cgroup path portwarden should report for `p` (below the mount).
+    pub fn rel(&self, p: &str, mount: &Path) -> String {
+        format!(
+            "/{}",
+            self.root.join(p).strip_prefix(mount).unwrap().display()
+        )
+    }
+}
+
+impl Drop for ScratchCgroups {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            // A killed process leaves its cgroup a moment after it is reaped.
+            for _ in 0..100 {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
