@@ -118,6 +118,20 @@ rm -f "$cfg.good" "$cfg.broken"
 systemd-analyze security portwarden.service --no-pager > "$out/security.txt" 2>&1
 check security-analyzed grep -q "Overall exposure level for portwarden.service" "$out/security.txt"
 
+# The documented drop-in: the exposed listener's pid and command too.
+dropin=/etc/systemd/system/portwarden.service.d
+mkdir -p $dropin
+cp /usr/share/doc/portwarden/examples/owner-pids.conf $dropin/
+systemctl daemon-reload
+systemctl restart portwarden
+check active-with-owner-pids wait_state active 20
+check owner-pids-names-the-process grep -q '"command":"systemd-socket-"' /run/portwarden/report.json
+systemd-analyze security portwarden.service --no-pager > "$out/security-owner-pids.txt" 2>&1
+rm -r $dropin
+systemctl daemon-reload
+systemctl restart portwarden
+check owner-pids-removed grep -L -q '"command":"systemd-socket-"' /run/portwarden/report.json
+
 # Upgrade to a rebuilt package: the edited conffile stays.
 sum_before=$(sha256sum "$cfg")
 check upgrade apt-get install -y --no-install-recommends "$deb2"
