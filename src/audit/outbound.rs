@@ -200,15 +200,72 @@ fn probe_part(
 }
 
 /// `outbound-blocked` findings, and notes for what could not be verified.
+///
+/// A requirement with alternatives ("80 or 443") gives findings only when
+/// every alternative is blocked: those of the first alternative, whose fix
+/// opens it, naming every alternative.
 pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     let mut drafts = Vec::new();
     for r in ctx.input.requirements {
         if r.direction != Direction::Out || r.ports.is_empty() {
             continue;
         }
+        if r.any_of.is_empty() {
+            blocked_one(ctx, r, &mut drafts, notes);
+            continue;
+        }
+        let mut first: Option<(Vec<Draft>, Vec<String>)> = None;
+        let mut open = None;
+        let mut refusals = Vec::new();
+        for alt in &r.any_of {
+            let one = ResolvedRequirement {
+                ports: alt.clone(),
+                ..r.clone()
+            };
+            let (mut d, mut n) = (Vec::new(), Vec::new());
+            blocked_one(ctx, &one, &mut d, &mut n);
+            if d.is_empty() {
+                open = Some(n);
+                break;
+            }
+            let by: Vec<String> = d
+                .iter()
+                .map(|x| format!("refused by {}", x.tiebreak.trim_end_matches("|reply")))
+                .collect();
+            refusals.push(format!("{alt}: {}", by.join(", ")));
+            first.get_or_insert((d, n));
+        }
+        match (open, first) {
+            (Some(n), _) => notes.extend(n),
+            (None, Some((mut d, n))) => {
+                for x in &mut d {
+                    x.summary.push_str(&format!(
+                        "; {} needs one of {}, and none is open ({}; the fix opens the first)",
+                        req_name(r),
+                        crate::audit::findings::alternatives_text(r),
+                        refusals.join("; ")
+                    ));
+                }
+                drafts.extend(d);
+                notes.extend(n);
+            }
+            (None, None) => {}
+        }
+    }
+    drafts
+}
+
+/// The `outbound-blocked` findings of one requirement (all its ports needed).
+fn blocked_one(
+    ctx: &Ctx<'_>,
+    r: &ResolvedRequirement,
+    drafts: &mut Vec<Draft>,
+    notes: &mut Vec<String>,
+) {
+    {
         let peers = requirement_peers(r, ctx.input.config);
         if peers.is_empty() {
-            continue;
+            return;
         }
         let what = req_name(r);
         let proto = l4(r.proto);
@@ -318,5 +375,4 @@ pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
             });
         }
     }
-    drafts
 }

@@ -47,8 +47,38 @@ fn variants_line(req: &Requirement, variants: &[PortVariant]) -> Option<String> 
     ))
 }
 
+/// `DOC, SECTION`, without the seed lines.
 fn source(s: &SourceRef) -> String {
     format!("{}, {}", s.doc.get_ref(), s.section)
+}
+
+/// A requirement's citation with where the operator checks it: the seed
+/// file and its lines, or a mark for a document outside the seeds.
+fn citation(cat: &Catalog, s: &SourceRef) -> String {
+    let seed = cat.source(s.doc.get_ref()).and_then(|d| d.seed.as_deref());
+    match (seed, &s.lines) {
+        (Some(file), Some(lines)) => {
+            let lines = lines.get_ref();
+            let word = if lines.iter().nth(1).is_some() {
+                "lines"
+            } else {
+                "line"
+            };
+            format!("{}; seed {file}, {word} {lines}", source(s))
+        }
+        _ => format!("{} [not in the seeds]", source(s)),
+    }
+}
+
+/// `443 or 80`.
+fn alternatives(r: &Requirement) -> Option<String> {
+    let alts = r.alternatives();
+    (!alts.is_empty()).then(|| {
+        alts.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" or ")
+    })
 }
 
 /// The text of `roles show ID`.
@@ -75,7 +105,7 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
             out,
             "  {dir:<4}{:<4}{:<12} {peers:<32} {}",
             r.proto.to_string(),
-            default_ports(&variants),
+            alternatives(r).unwrap_or_else(|| default_ports(&variants)),
             r.purpose
         );
         let mut detail = |line: String| {
@@ -83,6 +113,12 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
         };
         if let Some(line) = variants_line(r, &variants) {
             detail(line);
+        }
+        if let Some(alts) = alternatives(r) {
+            let first = r.alternatives()[0].to_string();
+            detail(format!(
+                "alternatives: {alts}, any one of them open is enough (a fix opens {first})"
+            ));
         }
         if r.direction == Direction::In {
             detail(match r.scope {
@@ -112,7 +148,10 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
         if let Some(n) = &r.note {
             detail(format!("note: {}", n.trim()));
         }
-        detail(format!("source: {}", source(&r.source)));
+        detail(format!("source: {}", citation(cat, &r.source)));
+        for a in &r.also {
+            detail(format!("also: {}", citation(cat, a)));
+        }
     }
     out
 }
