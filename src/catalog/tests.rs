@@ -13,6 +13,11 @@ const FACT_SOURCES: &[&str] = &[
     "IBM-BACKUP-2024",
 ];
 
+/// Sources besides the port facts' names: seed 001, the 2019 German
+/// edition the port facts mention under IBM-BACKUP-2024, cited on its
+/// own for its lines.
+const SEED_SOURCES: &[&str] = &["IBM-BACKUP-2019"];
+
 /// Every Linux role the port facts describe.
 const FACT_ROLES: &[&str] = &[
     "evault-agent",
@@ -32,6 +37,10 @@ const FACT_ROLES: &[&str] = &[
     "veeam-cloud-provider-repository",
     "veeam-cloud-provider-proxy",
     "veeam-cloud-connect-tenant",
+    // Rows of the seeds (issue 14).
+    "veeam-log-shipping-server",
+    "veeam-cloud-tenant-backup-server",
+    "veeam-cloud-provider-cdp-proxy",
 ];
 
 fn builtin() -> Catalog {
@@ -130,7 +139,7 @@ fn every_citation_names_a_fact_source() {
     let names: Vec<&str> = cat.sources().map(|(n, _)| n).collect();
     for n in &names {
         assert!(
-            FACT_SOURCES.contains(n),
+            FACT_SOURCES.contains(n) || SEED_SOURCES.contains(n),
             "source {n} is not one of the port facts' sources"
         );
     }
@@ -460,7 +469,7 @@ fn requirement_references_are_checked() {
 #[test]
 fn condition_values_must_fit_the_setting() {
     let d = overlay_err(&format!(
-        "{REQ_HEAD}id = \"a\"\ndirection = \"in\"\nproto = \"tcp\"\nports = 1\npeer = \"proxy\"\npurpose = \"p\"\nconditions = {{ veeam_data_range = \"legasy\", ssh_enabled = \"yes\" }}\nsource = {{ doc = \"VCC-13.0.1\", section = \"s\" }}\n"
+        "{REQ_HEAD}id = \"a\"\ndirection = \"in\"\nproto = \"tcp\"\nports = 1\npeer = \"proxy\"\npurpose = \"p\"\nconditions = {{ veeam_data_range = \"legasy\", ssh_enabled = \"yes\" }}\nsource = {{ doc = \"VBR-UG-13.1\", section = \"s\" }}\n"
     ));
     assert_eq!(d.len(), 2, "{d:?}");
     let wrong_type = d
@@ -558,4 +567,92 @@ fn port_variants_resolve_port_sets_through_their_setting() {
         show(&cat.port_variants(&vault)),
         [(None, "2546".into(), true)]
     );
+}
+
+/// An overlay with one requirement of role `x` made of `body`.
+fn one_requirement(body: &str) -> String {
+    format!("{REQ_HEAD}id = \"a\"\ndirection = \"out\"\nproto = \"tcp\"\npeer = \"crl_endpoints\"\npurpose = \"p\"\n{body}\n")
+}
+
+#[test]
+fn alternatives_resolve_to_every_port_and_each_alternative() {
+    let cat = Catalog::with_overlay(&[(
+        Path::new("/etc/portwarden/catalog.d/x.toml"),
+        &one_requirement(
+            "any_of = [443, 80, \"8080-8081\"]\nsource = { doc = \"VBR-UG-13.1\", section = \"s\" }",
+        ),
+    )])
+    .unwrap();
+    let r = &cat.resolve(&["x"], &HostSettings::new()).unwrap()[0];
+    assert_eq!(r.ports.to_string(), "80,443,8080-8081");
+    let alts: Vec<String> = r.any_of.iter().map(ToString::to_string).collect();
+    assert_eq!(alts, ["443", "80", "8080-8081"]);
+    // A requirement that needs all its ports has none.
+    let cat = builtin();
+    let all = cat
+        .resolve(&["veeam-data-mover"], &HostSettings::new())
+        .unwrap();
+    assert!(all.iter().all(|r| r.any_of.is_empty()));
+}
+
+#[test]
+fn alternatives_are_checked_at_load() {
+    let src = "source = { doc = \"VBR-UG-13.1\", section = \"s\" }";
+    for (body, message) in [
+        ("any_of = [443]", "fewer than two alternatives"),
+        ("any_of = [443, \"400-500\"]", "overlap"),
+        (
+            "any_of = [443, 80]\nports = [443]",
+            "gives ports and any_of",
+        ),
+        ("any_of = []", "fewer than two alternatives"),
+    ] {
+        let text = one_requirement(&format!("{body}\n{src}"));
+        let d = match Catalog::with_overlay(&[(Path::new("/x.toml"), &text)]) {
+            Ok(_) => panic!("{body}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(d.contains(message), "{body}: {d}");
+    }
+    // No listener: which alternative a service would listen on is unknown.
+    let text = format!("{REQ_HEAD}id = \"a\"\ndirection = \"in\"\nproto = \"tcp\"\npeer = \"proxy\"\npurpose = \"p\"\nlisten = true\nany_of = [443, 80]\n{src}\n");
+    let d = overlay_err(&text);
+    assert!(
+        d.iter()
+            .any(|d| d.message.contains("cannot ask for a listener")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn seed_lines_are_required_for_a_seed_document_and_refused_for_another() {
+    let missing = overlay_err(&one_requirement(
+        "ports = [443]\nsource = { doc = \"VCC-13.0.1\", section = \"s\" }",
+    ));
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].kind, DiagnosticKind::MissingKey);
+    assert!(missing[0].message.contains("002_402ecc867aa4b243.txt"));
+    let stray = overlay_err(&one_requirement(
+        "ports = [443]\nsource = { doc = \"VBR-UG-13.1\", section = \"s\", lines = [3] }",
+    ));
+    assert_eq!(stray.len(), 1, "{stray:?}");
+    assert!(stray[0].message.contains("has no seed"), "{stray:?}");
+    for bad in ["[0]", "[\"9-3\"]", "[\"x\"]"] {
+        let d = overlay_err(&one_requirement(&format!(
+            "ports = [443]\nsource = {{ doc = \"VCC-13.0.1\", section = \"s\", lines = {bad} }}"
+        )));
+        assert!(!d.is_empty(), "{bad}");
+    }
+    // Lines of a seed document, also in `also`: valid, and resolved.
+    let cat = Catalog::with_overlay(&[(
+        Path::new("/x.toml"),
+        &one_requirement(
+            "ports = [443]\nsource = { doc = \"VCC-13.0.1\", section = \"s\", lines = [53, \"60-61\"] }\nalso = [{ doc = \"VBR-UG-13.1\", section = \"t\" }]",
+        ),
+    )])
+    .unwrap();
+    let r = &cat.resolve(&["x"], &HostSettings::new()).unwrap()[0];
+    assert_eq!(r.source.lines, [53, 60, 61]);
+    assert_eq!(r.also.len(), 1);
+    assert!(r.also[0].lines.is_empty());
 }
