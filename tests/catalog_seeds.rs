@@ -194,6 +194,67 @@ fn every_seed_citation_names_lines_that_say_its_ports_and_protocol() {
     );
 }
 
+#[test]
+fn seed_lines_of_settings_port_sets_and_peer_groups_exist_and_name_their_ports() {
+    let cat = Catalog::builtin().unwrap();
+    let seeds = Seeds::read();
+    let mut checked = 0;
+    // (what, citation, port variants to find, prefixes to find)
+    let mut cites: Vec<(String, &SourceRef, Vec<PortSet>, Vec<String>)> = Vec::new();
+    for (name, def) in cat.port_sets() {
+        if let Some(s) = &def.source {
+            let variants = def.values.values().map(|l| l.to_set()).collect();
+            cites.push((format!("port set {name}"), s, variants, Vec::new()));
+        }
+    }
+    for (name, def) in cat.settings() {
+        if let Some(s) = &def.source {
+            cites.push((format!("setting {name}"), s, Vec::new(), Vec::new()));
+        }
+    }
+    for (name, g) in cat.peer_groups() {
+        if let Some(s) = &g.source {
+            // The vendor's minimum prefixes are quoted from the document.
+            let minimum = g.minimum.iter().map(ToString::to_string).collect();
+            cites.push((format!("peer group {name}"), s, Vec::new(), minimum));
+        }
+    }
+    for (who, c, variants, prefixes) in cites {
+        let Some(lines) = &c.lines else { continue };
+        let seed = cat
+            .source(c.doc.get_ref())
+            .and_then(|d| d.seed.clone())
+            .expect("validated: lines only for a seed document");
+        let text: Vec<&str> = lines
+            .get_ref()
+            .iter()
+            .map(|n| {
+                seeds
+                    .line(&seed, n)
+                    .unwrap_or_else(|| panic!("{who}: {seed} has no line {n}"))
+            })
+            .collect();
+        for ports in variants {
+            for p in ports.ranges() {
+                assert!(
+                    text.iter().any(|l| names_range(l, p.first(), p.last())),
+                    "{who}: {seed} lines {} never name {p}",
+                    lines.get_ref()
+                );
+            }
+        }
+        for net in prefixes {
+            assert!(
+                text.iter().any(|l| l.contains(&net)),
+                "{who}: {seed} lines {} never name {net}",
+                lines.get_ref()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 2, "{checked} citations with lines");
+}
+
 /// The row lines of a seed: a line naming TCP, UDP or ICMP, or a list item
 /// ending in a number (the older EVault page lists hosts with their ports).
 fn rows(lines: &[String]) -> BTreeSet<u32> {

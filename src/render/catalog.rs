@@ -66,7 +66,9 @@ fn citation(cat: &Catalog, s: &SourceRef) -> String {
             };
             format!("{}; seed {file}, {word} {lines}", source(s))
         }
-        _ => format!("{} [not in the seeds]", source(s)),
+        // A seed document cited without lines (settings, peer groups).
+        (Some(_), None) => source(s),
+        (None, _) => format!("{} [not in the seeds]", source(s)),
     }
 }
 
@@ -214,7 +216,7 @@ pub fn catalog_text(cat: &Catalog, section: Option<Section>) -> String {
             out.push_str("\npeer groups ([peers] in the configuration, --peer GROUP=PREFIX):\n");
         }
         for (name, g) in cat.peer_groups() {
-            peer_text(&mut out, name, g);
+            peer_text(&mut out, cat, name, g);
         }
     }
     out
@@ -252,7 +254,7 @@ fn setting_text(out: &mut String, cat: &Catalog, name: &str, def: &SettingDef) {
         let _ = writeln!(out, "      picks port set {set_name}: {}", list.join(", "));
     }
     if let Some(s) = &def.source {
-        let _ = writeln!(out, "      source: {}", source(s));
+        let _ = writeln!(out, "      source: {}", citation(cat, s));
     }
 }
 
@@ -263,7 +265,7 @@ fn nets(list: &[ipnet::IpNet]) -> String {
         .join(", ")
 }
 
-fn peer_text(out: &mut String, name: &str, g: &PeerGroup) {
+fn peer_text(out: &mut String, cat: &Catalog, name: &str, g: &PeerGroup) {
     let _ = writeln!(out, "  {name}");
     let _ = writeln!(out, "      {}", g.description.trim().replace('\n', " "));
     if !g.suggested.is_empty() {
@@ -276,7 +278,7 @@ fn peer_text(out: &mut String, name: &str, g: &PeerGroup) {
         let _ = writeln!(out, "      note: {}", n.trim().replace('\n', " "));
     }
     if let Some(s) = &g.source {
-        let _ = writeln!(out, "      source: {}", source(s));
+        let _ = writeln!(out, "      source: {}", citation(cat, s));
     }
 }
 
