@@ -24,6 +24,12 @@
 //!   `partial-opening` instead (default severity `ok`). Sources the host's
 //!   reverse-path filtering refuses (`rp_filter`, `fib saddr . iif` rules)
 //!   are one note, never a finding.
+//! - Alternatives (`any_of` in the catalog): a requirement is met when one
+//!   alternative is accepted (inbound: wherever its peers need it; outbound:
+//!   nothing refuses it); only when none is, its `missing-opening`,
+//!   `partial-opening` or `outbound-blocked` findings are those of the first
+//!   alternative, naming every alternative in the summary, and their fix
+//!   opens the first.
 //! - `not-checked`: a requirement that could not be checked because a
 //!   `private_interfaces` or `[peer_interfaces]` entry matches no interface.
 //! - `excess-opening`: what the ruleset accepts from non-loopback interfaces

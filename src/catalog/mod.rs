@@ -4,7 +4,9 @@
 //! that directories such as `/usr/share/portwarden/catalog.d/` and
 //! `/etc/portwarden/catalog.d/` may extend or override. A file may hold:
 //!
-//! - `[sources."NAME"]`: documents cited by the entries (`title`, `location`, `note`);
+//! - `[sources."NAME"]`: documents cited by the entries (`title`, `location`, `note`,
+//!   and `seed`: the file of the project's seed documents that holds its port
+//!   tables, whose `lines` its citations then give; see `docs/catalog-sources.md`);
 //! - `[settings.NAME]`: host settings that conditions and port sets depend on
 //!   (`description`, `default` = a boolean or a string, `values` = the allowed
 //!   strings, `source`);
@@ -14,7 +16,9 @@
 //! - `[peer_groups.NAME]`: the other side of a connection (`description`,
 //!   `suggested` and `minimum` prefixes, `note`, `source`). Suggestions are
 //!   never applied: the host configuration binds groups to addresses;
-//! - `[[role]]` with `[[role.requirement]]` entries (see [`Role`], [`Requirement`]).
+//! - `[[role]]` with `[[role.requirement]]` entries (see [`Role`], [`Requirement`]):
+//!   ports as `ports` (all needed), `port_set` (picked by a setting) or `any_of`
+//!   (alternatives, one open is enough), a `source` citation and more in `also`.
 //!
 //! A later directory replaces a role, setting, port set, peer group or source of
 //! the same name; within one layer (the built-in files, or one directory) a name
