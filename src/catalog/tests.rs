@@ -656,3 +656,116 @@ fn seed_lines_are_required_for_a_seed_document_and_refused_for_another() {
     assert_eq!(r.also.len(), 1);
     assert!(r.also[0].lines.is_empty());
 }
+
+/// The resolved requirements of `role` (default settings, or `set`) that
+/// match direction, protocol and a port.
+fn needing(
+    cat: &Catalog,
+    role: &str,
+    set: &[(&str, SettingValue)],
+    dir: Direction,
+    proto: Proto,
+    port: u16,
+) -> Vec<ResolvedRequirement> {
+    let mut s = HostSettings::new();
+    for (k, v) in set {
+        s.set(cat, k, v.clone()).unwrap();
+    }
+    cat.resolve(&[role], &s)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.direction == dir && r.proto == proto && r.ports.contains(port))
+        .collect()
+}
+
+/// Whether some requirement of the list has `peer` as a peer group.
+fn any_peer(rs: &[ResolvedRequirement], peer: &str) -> bool {
+    rs.iter().any(|r| r.peers.iter().any(|p| p == peer))
+}
+
+#[test]
+fn the_gaps_of_issue_14_are_closed() {
+    use Direction::{In, Out};
+    use Proto::{Tcp, Udp};
+    let cat = builtin();
+    // AHV workers and Veeam Agents reach repositories and gateways; proxies
+    // send data to gateways.
+    for role in ["veeam-linux-repository", "veeam-linux-gateway"] {
+        for port in [6162, 2500] {
+            let rs = needing(&cat, role, &[], In, Tcp, port);
+            assert!(any_peer(&rs, "ahv_worker"), "{role} {port}");
+            assert!(any_peer(&rs, "veeam_agent"), "{role} {port}");
+        }
+    }
+    assert!(any_peer(
+        &needing(&cat, "veeam-linux-gateway", &[], In, Tcp, 3000),
+        "proxy"
+    ));
+    // CRL: 443 or 80 for the agent and the tenant backup server, not for
+    // the tenant's repository or proxy.
+    let cc = [("agent_cloud_connect", SettingValue::Bool(true))];
+    for (role, set) in [
+        ("veeam-agent-linux", &cc[..]),
+        ("veeam-cloud-tenant-backup-server", &[][..]),
+    ] {
+        let crl = needing(&cat, role, set, Out, Tcp, 80);
+        assert_eq!(crl.len(), 1, "{role}");
+        let alts: Vec<String> = crl[0].any_of.iter().map(ToString::to_string).collect();
+        assert_eq!(alts, ["443", "80"], "{role}");
+    }
+    assert!(needing(&cat, "veeam-cloud-connect-tenant", &[], Out, Tcp, 80).is_empty());
+    assert!(needing(&cat, "veeam-cloud-connect-tenant", &[], Out, Tcp, 443).is_empty());
+    for proto in [Tcp, Udp] {
+        assert!(any_peer(
+            &needing(
+                &cat,
+                "veeam-cloud-tenant-backup-server",
+                &[],
+                Out,
+                proto,
+                6180
+            ),
+            "cloud_gateway"
+        ));
+    }
+    // CDP: the cloud gateway reaches the provider's CDP proxy on 33032-33033;
+    // a CDP proxy's 33032 comes from ESXi only.
+    for port in [33032, 33033] {
+        assert!(any_peer(
+            &needing(&cat, "veeam-cloud-provider-cdp-proxy", &[], In, Tcp, port),
+            "cloud_gateway"
+        ));
+    }
+    let from_host = needing(&cat, "veeam-cdp-proxy", &[], In, Tcp, 33032);
+    assert!(any_peer(&from_host, "esxi") && !any_peer(&from_host, "cdp_proxy"));
+    // The Linux guest in persistent mode: 6162, no 6160.
+    let persistent = [("guest_mode", SettingValue::Text("persistent".into()))];
+    assert!(!needing(&cat, "veeam-linux-guest", &persistent, In, Tcp, 6162).is_empty());
+    assert!(needing(&cat, "veeam-linux-guest", &persistent, In, Tcp, 6160).is_empty());
+    // The Linux log shipping server.
+    let lss = "veeam-log-shipping-server";
+    assert!(any_peer(
+        &needing(&cat, lss, &[], In, Tcp, 2500),
+        "guest_os"
+    ));
+    for port in [6162, 2500] {
+        let out = needing(&cat, lss, &[], Out, Tcp, port);
+        assert!(any_peer(&out, "repository") && any_peer(&out, "gateway"));
+    }
+    // The backup server's side of 6170, 6182, 6190; the repository's copies
+    // to the backup server.
+    for (port, peer) in [
+        (6170, "mount_server"),
+        (6182, "cdp_proxy"),
+        (6190, "gateway"),
+    ] {
+        assert!(any_peer(
+            &needing(&cat, "veeam-backup-server", &[], Out, Tcp, port),
+            peer
+        ));
+    }
+    assert!(any_peer(
+        &needing(&cat, "veeam-linux-repository", &[], Out, Tcp, 2600),
+        "backup_server"
+    ));
+}
