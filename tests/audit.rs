@@ -1649,6 +1649,11 @@ fn one_open_alternative_is_enough_and_none_open_is_one_finding_whose_fix_opens_t
     assert_eq!(crl.len(), 1, "{report:#}");
     let f = crl[0];
     assert_eq!(f["ports"], serde_json::json!([[443, 443]]), "{f:#}");
+    assert_eq!(
+        f["alternatives"],
+        serde_json::json!([[[443, 443]], [[80, 80]]]),
+        "{f:#}"
+    );
     let summary = f["summary"].as_str().unwrap();
     assert!(summary.contains("tcp 443 or 80"), "{summary}");
     assert!(summary.contains("80: refused by"), "{summary}");
@@ -1797,6 +1802,11 @@ fn inbound_alternatives_one_accepted_is_enough_and_none_is_one_missing_opening()
     let f = &m[0];
     assert_eq!(f["kind"], "missing-opening");
     assert_eq!(f["ports"], serde_json::json!([[8443, 8443]]), "{f:#}");
+    assert_eq!(
+        f["alternatives"],
+        serde_json::json!([[[8443, 8443]], [[9443, 9443]]]),
+        "{f:#}"
+    );
     let summary = f["summary"].as_str().unwrap();
     assert!(summary.contains("tcp 8443 or 9443"), "{summary}");
     assert_eq!(f["fix"]["status"], "proven", "{f:#}");

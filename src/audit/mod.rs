@@ -401,6 +401,11 @@ pub struct Finding {
     /// Per interfaces and local addresses: exactly which ports and peers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pieces: Vec<Piece>,
+    /// For a requirement with alternatives (`any_of` in the catalog), all of
+    /// them, in the catalog's order: none is open, and `ports` are (part of)
+    /// the first, which the fix opens. Empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<PortSet>,
 }
 
 /// The audit's result.
@@ -547,6 +552,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
                 evidence: d.evidence,
                 fix: d.fix,
                 pieces: d.pieces,
+                alternatives: Vec::new(),
             }
         })
         .collect();
@@ -602,9 +608,37 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
     notes.extend(more_notes);
     notes.sort();
     notes.dedup();
+    let mut findings = finish(drafts, input.config);
+    name_alternatives(&mut findings, input.requirements);
     Report {
         generation: input.snapshot.generation,
-        findings: finish(drafts, input.config),
+        findings,
         notes,
+    }
+}
+
+/// Fills `alternatives` of the findings about a requirement with
+/// alternatives (missing, partly open or blocked: the kinds that honour
+/// them).
+fn name_alternatives(findings: &mut [Finding], requirements: &[ResolvedRequirement]) {
+    if requirements.iter().all(|r| r.any_of.is_empty()) {
+        return;
+    }
+    for f in findings.iter_mut().filter(|f| {
+        matches!(
+            f.kind,
+            FindingKind::MissingOpening
+                | FindingKind::PartialOpening
+                | FindingKind::OutboundBlocked
+        )
+    }) {
+        let with = f.needed_by.iter().find_map(|n| {
+            requirements.iter().find(|r| {
+                !r.any_of.is_empty() && r.role == n.role && r.requirement == n.requirement
+            })
+        });
+        if let Some(r) = with {
+            f.alternatives = r.any_of.clone();
+        }
     }
 }
