@@ -373,3 +373,22 @@ fn the_row_finder_and_the_port_matcher_see_what_they_should() {
     assert!(has_word("TCP/HTTPS | 9440", "TCP"));
     assert!(!has_word("The TCPIP stack", "TCP"));
 }
+
+#[test]
+fn the_seed_copies_are_unchanged() {
+    // SHA256SUMS was made from the project's seed documents when they were
+    // copied; an edit of a copy would let the catalog drift with it.
+    let out = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(seeds_dir())
+        .output()
+        .expect("run sha256sum");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = std::fs::read_to_string(seeds_dir().join("SHA256SUMS")).unwrap();
+    assert_eq!(listed.lines().count(), Seeds::read().0.len());
+}
