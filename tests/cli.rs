@@ -189,6 +189,13 @@ fn roles_show_prints_real_ports_conditions_and_peer_scope() {
                     "{id}/{rid}:\n{text}"
                 );
             }
+            // Backed by the seeds or not, in JSON and text alike.
+            let seeds = role["seed_files"][rid].as_array().unwrap();
+            let only_outside = req["source"]["lines"].is_null()
+                && req["also"]
+                    .as_array()
+                    .map_or(true, |a| a.iter().all(|c| c["lines"].is_null()));
+            assert_eq!(seeds.is_empty(), only_outside, "{id}/{rid}");
             // The citation: seed file and lines, or the mark.
             let src = &req["source"];
             let cited = format!(
@@ -230,6 +237,18 @@ fn roles_show_prints_real_ports_conditions_and_peer_scope() {
         "source: IBM-BACKUP-2024, Commercial Portal Servers; seed 000_3e6eabf04c03e319.txt, line 47",
         "source: IBM-BACKUP-2024, Configuring Ports (director host list); seed 000_3e6eabf04c03e319.txt, lines 19-22",
         "also: IBM-BACKUP-2019, US-Bundesumgebung (closing paragraph on the management port); seed 001_a875d17cbc6cb7ea.txt, line 63",
+    ] {
+        assert!(evault.contains(want), "{want:?} not in\n{evault}");
+    }
+    let mover = stdout(&pw(&["roles", "show", "veeam-data-mover"]));
+    assert_eq!(
+        mover
+            .matches("backed only by documents outside the seeds")
+            .count(),
+        4,
+        "{mover}"
+    );
+    for want in [
         "tcp 2548",
         "ports by evault_legacy_agent (port set evault-management): false = 2548 (default), true = 808",
         "on the private interfaces only",

@@ -150,6 +150,9 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
         if let Some(n) = &r.note {
             detail(format!("note: {}", n.trim()));
         }
+        if seed_files(cat, r).is_empty() {
+            detail("backed only by documents outside the seeds".to_string());
+        }
         detail(format!("source: {}", citation(cat, &r.source)));
         for a in &r.also {
             detail(format!("also: {}", citation(cat, a)));
@@ -159,14 +162,28 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
 }
 
 /// `roles --json` and `roles show --json`: the role as the catalog holds
-/// it, and each requirement's ports resolved (`port_variants`, by
+/// it, each requirement's ports resolved (`port_variants`, by
 /// requirement id: the fixed ports, or one entry per value of the port
-/// set's setting).
+/// set's setting), and for each requirement the seed files whose lines its
+/// citations give (`seed_files`; empty for one backed only by documents
+/// outside the seeds).
 #[derive(Serialize)]
 pub struct RoleJson<'a> {
     #[serde(flatten)]
     role: &'a Role,
     port_variants: BTreeMap<&'a str, Vec<PortVariant>>,
+    seed_files: BTreeMap<&'a str, Vec<String>>,
+}
+
+/// The seed files a requirement's citations give lines of.
+fn seed_files(cat: &Catalog, r: &Requirement) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .citations()
+        .filter(|c| c.lines.is_some())
+        .filter_map(|c| cat.source(c.doc.get_ref())?.seed.clone())
+        .collect();
+    out.dedup();
+    out
 }
 
 /// The JSON view of one role.
@@ -177,6 +194,11 @@ pub fn role_json<'a>(cat: &Catalog, role: &'a Role) -> RoleJson<'a> {
             .requirements
             .iter()
             .map(|r| (r.id(), cat.port_variants(r)))
+            .collect(),
+        seed_files: role
+            .requirements
+            .iter()
+            .map(|r| (r.id(), seed_files(cat, r)))
             .collect(),
     }
 }
