@@ -416,6 +416,10 @@ impl Origin {
     fn path(&self) -> Option<&Path> {
         self.0.as_ref().map(|s| s.path.as_path())
     }
+    /// Whether the item comes from a file compiled into the binary.
+    fn is_builtin(&self) -> bool {
+        self.path().is_some_and(|p| p.starts_with("<builtin>"))
+    }
 }
 
 /// A document the catalog cites (`[sources."NAME"]`).

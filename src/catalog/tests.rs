@@ -469,7 +469,7 @@ fn requirement_references_are_checked() {
 #[test]
 fn condition_values_must_fit_the_setting() {
     let d = overlay_err(&format!(
-        "{REQ_HEAD}id = \"a\"\ndirection = \"in\"\nproto = \"tcp\"\nports = 1\npeer = \"proxy\"\npurpose = \"p\"\nconditions = {{ veeam_data_range = \"legasy\", ssh_enabled = \"yes\" }}\nsource = {{ doc = \"VBR-UG-13.1\", section = \"s\" }}\n"
+        "{REQ_HEAD}id = \"a\"\ndirection = \"in\"\nproto = \"tcp\"\nports = 1\npeer = \"proxy\"\npurpose = \"p\"\nconditions = {{ veeam_data_range = \"legasy\", ssh_enabled = \"yes\" }}\nsource = {{ doc = \"VCC-13.0.1\", section = \"s\" }}\n"
     ));
     assert_eq!(d.len(), 2, "{d:?}");
     let wrong_type = d
@@ -626,12 +626,17 @@ fn alternatives_are_checked_at_load() {
 
 #[test]
 fn seed_lines_are_required_for_a_seed_document_and_refused_for_another() {
-    let missing = overlay_err(&one_requirement(
-        "ports = [443]\nsource = { doc = \"VCC-13.0.1\", section = \"s\" }",
-    ));
+    let text = one_requirement("ports = [443]\nsource = { doc = \"VCC-13.0.1\", section = \"s\" }");
+    // The built-in files must give them (a file loaded as built-in here).
+    let missing = match Catalog::with_overlay(&[(Path::new("<builtin>/x.toml"), &text)]) {
+        Ok(_) => panic!("accepted without lines"),
+        Err(e) => e.diagnostics().to_vec(),
+    };
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert_eq!(missing[0].kind, DiagnosticKind::MissingKey);
     assert!(missing[0].message.contains("002_402ecc867aa4b243.txt"));
+    // An operator's catalog.d file may cite a seed document without them.
+    Catalog::with_overlay(&[(Path::new("/etc/portwarden/catalog.d/x.toml"), &text)]).unwrap();
     let stray = overlay_err(&one_requirement(
         "ports = [443]\nsource = { doc = \"VBR-UG-13.1\", section = \"s\", lines = [3] }",
     ));
