@@ -1561,3 +1561,273 @@ fn blocklists_are_a_note_for_any_peer_and_a_named_hole_for_a_bound_one() {
     check(&t.host, &t.peer, &probes);
     let _ = std::fs::remove_file(cfg);
 }
+
+// ---- alternatives: "80 or 443" ----
+
+/// Output refused except replies, loopback and (when given) one port to
+/// the peer.
+fn crl_ruleset(open: Option<u16>) -> String {
+    let accept = open.map_or_else(String::new, |p| {
+        format!("    ip daddr 192.0.2.2 tcp dport {p} accept\n")
+    });
+    format!(
+        "flush ruleset
+table inet filter {{
+  chain output {{
+    type filter hook output priority filter; policy drop;
+    ct state established,related accept
+    oifname \"lo\" accept
+    meta l4proto ipv6-icmp accept
+{accept}  }}
+}}
+"
+    )
+}
+
+/// The Veeam agent sending to Cloud Connect: CRLs on 443 or 80. Every
+/// other peer group bound empty, so that only the CRL requirement (and
+/// the gateway's 6180) concerns the output path.
+const CRL_CFG: &str = r#"roles = ["veeam-agent-linux"]
+[settings]
+agent_cloud_connect = true
+[peers]
+crl_endpoints = ["192.0.2.2"]
+cloud_gateway = []
+backup_server = []
+repository = []
+gateway = []
+"#;
+
+fn crl_findings(report: &Value) -> Vec<&Value> {
+    findings(report, "outbound-blocked")
+        .into_iter()
+        .filter(|f| f["requirement"] == "crl")
+        .collect()
+}
+
+fn out_probe(port: u16, sport: u16, expect: bool, why: &str) -> Probe {
+    Probe {
+        proto: "tcp".into(),
+        saddr: PUBLIC.host4.parse().unwrap(),
+        daddr: "192.0.2.2".parse().unwrap(),
+        dport: port,
+        sport,
+        expect,
+        why: why.into(),
+    }
+}
+
+#[test]
+fn one_open_alternative_is_enough_and_none_open_is_one_finding_whose_fix_opens_the_first() {
+    if !require_root(
+        "one_open_alternative_is_enough_and_none_open_is_one_finding_whose_fix_opens_the_first",
+    ) {
+        return;
+    }
+    let t = Topology::new("aud-alt");
+    let cfg = config_file("alt", CRL_CFG);
+    // 443 open, 80 refused: the requirement holds, no finding.
+    t.host.nft_text(&crl_ruleset(Some(443)));
+    let (report, _) = audit(&t, &cfg);
+    assert!(crl_findings(&report).is_empty(), "{report:#}");
+    check(
+        &t.peer,
+        &t.host,
+        &[
+            out_probe(443, 32001, true, "the open alternative"),
+            out_probe(80, 32002, false, "the other alternative is refused"),
+        ],
+    );
+    // Only 80 open: holds as well.
+    t.host.nft_text(&crl_ruleset(Some(80)));
+    let (report, _) = audit(&t, &cfg);
+    assert!(crl_findings(&report).is_empty(), "{report:#}");
+    // Neither: one finding, naming both, for the first (443).
+    t.host.nft_text(&crl_ruleset(None));
+    let (report, _) = audit(&t, &cfg);
+    let crl = crl_findings(&report);
+    assert_eq!(crl.len(), 1, "{report:#}");
+    let f = crl[0];
+    assert_eq!(f["ports"], serde_json::json!([[443, 443]]), "{f:#}");
+    assert_eq!(
+        f["alternatives"],
+        serde_json::json!([[[443, 443]], [[80, 80]]]),
+        "{f:#}"
+    );
+    let summary = f["summary"].as_str().unwrap();
+    assert!(summary.contains("tcp 443 or 80"), "{summary}");
+    assert!(summary.contains("80: refused by"), "{summary}");
+    check(
+        &t.peer,
+        &t.host,
+        &[
+            out_probe(443, 32003, false, "reported blocked"),
+            out_probe(80, 32004, false, "the other alternative, named as blocked"),
+        ],
+    );
+    // The fix, proven by the audit, applied as printed: 443 then gets out,
+    // 80 stays refused, and a fresh audit finds the requirement met.
+    assert_eq!(f["fix"]["status"], "proven", "{f:#}");
+    let nft = f["fix"]["nft"].as_str().unwrap();
+    assert!(nft.contains("443") && !nft.contains(" 80"), "{nft}");
+    for line in nft.lines() {
+        run(t.host.cmd("sh").args(["-c", line]));
+    }
+    check(
+        &t.peer,
+        &t.host,
+        &[
+            out_probe(443, 32005, true, "opened by the fix"),
+            out_probe(80, 32006, false, "the fix opens the first alternative only"),
+        ],
+    );
+    let (report, _) = audit(&t, &cfg);
+    assert!(crl_findings(&report).is_empty(), "{report:#}");
+    let _ = std::fs::remove_file(cfg);
+}
+
+/// A role of an extension directory with an inbound requirement with
+/// alternatives (the built-in catalog's are outbound).
+const ALT_IN_ROLE: &str = r#"
+[[role]]
+id = "test-alternatives-in"
+title = "Inbound alternatives"
+description = "A console reachable on 8443 or 9443."
+sources = ["VBR-UG-13.1"]
+
+[[role.requirement]]
+id = "console"
+direction = "in"
+proto = "tcp"
+any_of = [8443, 9443]
+peer = "backup_server"
+purpose = "Console connections."
+source = { doc = "VBR-UG-13.1", section = "test" }
+"#;
+
+const ALT_IN_CFG: &str = r#"roles = ["test-alternatives-in"]
+[peers]
+backup_server = ["192.0.2.2"]
+"#;
+
+fn alt_in_ruleset(open: Option<u16>) -> String {
+    let accept = open.map_or_else(String::new, |p| {
+        format!("    ip saddr 192.0.2.2 tcp dport {p} accept\n")
+    });
+    format!(
+        "flush ruleset
+table inet filter {{
+  chain input {{
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif \"lo\" accept
+    meta l4proto ipv6-icmp accept
+{accept}  }}
+}}
+"
+    )
+}
+
+fn in_probe(port: u16, sport: u16, expect: bool, why: &str) -> Probe {
+    Probe {
+        proto: "tcp".into(),
+        saddr: PUBLIC.peer4.parse().unwrap(),
+        daddr: PUBLIC.host4.parse().unwrap(),
+        dport: port,
+        sport,
+        expect,
+        why: why.into(),
+    }
+}
+
+#[test]
+fn inbound_alternatives_one_accepted_is_enough_and_none_is_one_missing_opening() {
+    if !require_root("inbound_alternatives_one_accepted_is_enough_and_none_is_one_missing_opening")
+    {
+        return;
+    }
+    let t = Topology::new("aud-altin");
+    let dir = std::env::temp_dir().join(format!("pw-alt-in-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("alt.toml"), ALT_IN_ROLE).unwrap();
+    let cfg = config_file("altin", ALT_IN_CFG);
+    let run_audit = || -> Value {
+        let out = t.host.portwarden(&[
+            "audit",
+            "--format",
+            "json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--catalog-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            (0..=2).contains(&out.status.code().unwrap_or(-1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let missing = |report: &Value| -> Vec<Value> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                (f["kind"] == "missing-opening" || f["kind"] == "partial-opening")
+                    && f["requirement"] == "console"
+            })
+            .cloned()
+            .collect()
+    };
+    // 9443 (the second alternative) accepted: no finding.
+    t.host.nft_text(&alt_in_ruleset(Some(9443)));
+    let report = run_audit();
+    assert!(missing(&report).is_empty(), "{report:#}");
+    // Every alternative is wanted: the accepted one is no excess opening.
+    assert!(findings(&report, "excess-opening").is_empty(), "{report:#}");
+    check(
+        &t.host,
+        &t.peer,
+        &[
+            in_probe(9443, 33001, true, "the accepted alternative"),
+            in_probe(8443, 33002, false, "the other alternative is refused"),
+        ],
+    );
+    // Neither: one missing opening for the first, naming both.
+    t.host.nft_text(&alt_in_ruleset(None));
+    let report = run_audit();
+    let m = missing(&report);
+    assert_eq!(m.len(), 1, "{report:#}");
+    let f = &m[0];
+    assert_eq!(f["kind"], "missing-opening");
+    assert_eq!(f["ports"], serde_json::json!([[8443, 8443]]), "{f:#}");
+    assert_eq!(
+        f["alternatives"],
+        serde_json::json!([[[8443, 8443]], [[9443, 9443]]]),
+        "{f:#}"
+    );
+    let summary = f["summary"].as_str().unwrap();
+    assert!(summary.contains("tcp 8443 or 9443"), "{summary}");
+    assert_eq!(f["fix"]["status"], "proven", "{f:#}");
+    let nft = f["fix"]["nft"].as_str().unwrap().to_string();
+    for line in nft.lines() {
+        run(t.host.cmd("sh").args(["-c", line]));
+    }
+    check(
+        &t.host,
+        &t.peer,
+        &[
+            in_probe(8443, 33003, true, "opened by the fix"),
+            in_probe(
+                9443,
+                33004,
+                false,
+                "the fix opens the first alternative only",
+            ),
+        ],
+    );
+    assert!(missing(&run_audit()).is_empty());
+    let _ = std::fs::remove_file(cfg);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -169,7 +169,50 @@ fn roles_show_prints_real_ports_conditions_and_peer_scope() {
             let rid = req["id"].as_str().unwrap();
             let variants = role["port_variants"][rid].as_array().unwrap();
             assert!(!variants.is_empty(), "{id}/{rid}: no ports");
-            for v in variants {
+            // Alternatives: each one, "443 or 80", instead of their union.
+            if let Some(alts) = req["any_of"].as_array() {
+                let each: Vec<String> = alts
+                    .iter()
+                    .map(|a| ports_text(&serde_json::json!([a])))
+                    .collect();
+                let shown = format!(" {} ", each.join(" or "));
+                assert!(
+                    text.contains(&shown),
+                    "{id}/{rid}: {shown:?} not in\n{text}"
+                );
+                assert!(
+                    text.contains(&format!(
+                        "alternatives: {}, any one of them open is enough (a fix opens {})",
+                        each.join(" or "),
+                        each[0]
+                    )),
+                    "{id}/{rid}:\n{text}"
+                );
+            }
+            // Backed by the seeds or not, in JSON and text alike.
+            let seeds = role["seed_files"][rid].as_array().unwrap();
+            let only_outside = req["source"]["lines"].is_null()
+                && req["also"]
+                    .as_array()
+                    .map_or(true, |a| a.iter().all(|c| c["lines"].is_null()));
+            assert_eq!(seeds.is_empty(), only_outside, "{id}/{rid}");
+            // The citation: seed file and lines, or the mark.
+            let src = &req["source"];
+            let cited = format!(
+                "source: {}, {}{}",
+                src["doc"].as_str().unwrap(),
+                src["section"].as_str().unwrap(),
+                if src["lines"].is_array() {
+                    "; seed "
+                } else {
+                    " [not in the seeds]"
+                }
+            );
+            assert!(
+                text.contains(&cited),
+                "{id}/{rid}: {cited:?} not in\n{text}"
+            );
+            for v in variants.iter().filter(|_| req["any_of"].is_null()) {
                 let ports = ports_text(&v["ports"]);
                 let shown = match v["when"].as_array() {
                     Some(w) => format!("{} = {ports}", w[1].as_str().unwrap()),
@@ -190,6 +233,21 @@ fn roles_show_prints_real_ports_conditions_and_peer_scope() {
     }
     assert!(variants_seen >= 4, "port sets: {variants_seen} variants");
     let evault = stdout(&pw(&["roles", "show", "evault-agent"]));
+    for want in [
+        "source: IBM-BACKUP-2024, Commercial Portal Servers; seed 000_3e6eabf04c03e319.txt, line 47",
+        "source: IBM-BACKUP-2024, Configuring Ports (director host list); seed 000_3e6eabf04c03e319.txt, lines 19-22",
+        "also: IBM-BACKUP-2019, US-Bundesumgebung (closing paragraph on the management port); seed 001_a875d17cbc6cb7ea.txt, line 63",
+    ] {
+        assert!(evault.contains(want), "{want:?} not in\n{evault}");
+    }
+    let mover = stdout(&pw(&["roles", "show", "veeam-data-mover"]));
+    assert_eq!(
+        mover
+            .matches("backed only by documents outside the seeds")
+            .count(),
+        4,
+        "{mover}"
+    );
     for want in [
         "tcp 2548",
         "ports by evault_legacy_agent (port set evault-management): false = 2548 (default), true = 808",

@@ -1029,9 +1029,12 @@ pub(crate) fn missing(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     let per: Vec<(Holes, Vec<String>)> = reqs
         .par_iter()
         .map(|r| {
-            let mut notes = Vec::new();
-            let holes = missing_for(ctx, r, &regions, &mut notes);
-            (holes, notes)
+            if r.any_of.is_empty() {
+                let mut notes = Vec::new();
+                let holes = missing_for(ctx, r, &regions, &mut notes);
+                return (holes, notes);
+            }
+            missing_any_of(ctx, r, &regions)
         })
         .collect();
     // All requirements' pieces by (proto, blocker, partial, private
@@ -1297,6 +1300,18 @@ fn hole_draft(
         .iter()
         .map(|n| format!("{}/{}", n.role, n.requirement))
         .collect();
+    // Requirements with alternatives reach here only when none is open.
+    let alternatives: String = reqs
+        .iter()
+        .filter(|r| !r.any_of.is_empty())
+        .map(|r| {
+            format!(
+                "; {} needs one of {}, and none is accepted (the fix opens the first)",
+                req_name(r),
+                alternatives_text(r)
+            )
+        })
+        .collect();
     let advice = if unconfigured {
         "; configure private_interfaces (the interfaces facing the private network) so that it is checked and opened only there"
     } else {
@@ -1310,7 +1325,7 @@ fn hole_draft(
         direction: Direction::In,
         proto,
         summary: format!(
-            "{proto} {} from {} on {} {how}{fallback}: refused by {}{listed} (needed by {}: {}){advice}",
+            "{proto} {} from {} on {} {how}{fallback}: refused by {}{listed} (needed by {}: {}){alternatives}{advice}",
             m.ports,
             peers_text(&m.peers),
             m.interfaces.join(", "),
@@ -1326,6 +1341,36 @@ fn hole_draft(
         pieces: m.pieces,
         tiebreak: key,
     }
+}
+
+/// The refused pieces of a requirement with alternatives: none when one
+/// alternative is accepted wherever its peers need it (its notes kept),
+/// otherwise those of the first alternative (so its fix opens the first).
+fn missing_any_of<'a>(
+    ctx: &Ctx<'a>,
+    r: &ResolvedRequirement,
+    regions: &RegionMemo<'a>,
+) -> (Holes, Vec<String>) {
+    let mut first = None;
+    for alt in &r.any_of {
+        let one = ResolvedRequirement {
+            ports: alt.clone(),
+            ..r.clone()
+        };
+        let mut notes = Vec::new();
+        let holes = missing_for(ctx, &one, regions, &mut notes);
+        if holes.raw.is_empty() {
+            return (holes, notes);
+        }
+        first.get_or_insert((holes, notes));
+    }
+    first.unwrap_or_default()
+}
+
+/// `tcp 80 or 443`: a requirement's alternatives, for summaries.
+pub(crate) fn alternatives_text(r: &ResolvedRequirement) -> String {
+    let alts: Vec<String> = r.any_of.iter().map(ToString::to_string).collect();
+    format!("{} {}", r.proto, alts.join(" or "))
 }
 
 /// The refused pieces of one requirement, on the interfaces its sources

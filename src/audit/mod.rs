@@ -24,6 +24,12 @@
 //!   `partial-opening` instead (default severity `ok`). Sources the host's
 //!   reverse-path filtering refuses (`rp_filter`, `fib saddr . iif` rules)
 //!   are one note, never a finding.
+//! - Alternatives (`any_of` in the catalog): a requirement is met when one
+//!   alternative is accepted (inbound: wherever its peers need it; outbound:
+//!   nothing refuses it); only when none is, its `missing-opening`,
+//!   `partial-opening` or `outbound-blocked` findings are those of the first
+//!   alternative, naming every alternative in the summary, and their fix
+//!   opens the first.
 //! - `not-checked`: a requirement that could not be checked because a
 //!   `private_interfaces` or `[peer_interfaces]` entry matches no interface.
 //! - `excess-opening`: what the ruleset accepts from non-loopback interfaces
@@ -395,6 +401,11 @@ pub struct Finding {
     /// Per interfaces and local addresses: exactly which ports and peers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pieces: Vec<Piece>,
+    /// For a requirement with alternatives (`any_of` in the catalog), all of
+    /// them, in the catalog's order: none is open, and `ports` are (part of)
+    /// the first, which the fix opens. Empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<PortSet>,
 }
 
 /// The audit's result.
@@ -541,6 +552,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
                 evidence: d.evidence,
                 fix: d.fix,
                 pieces: d.pieces,
+                alternatives: Vec::new(),
             }
         })
         .collect();
@@ -596,9 +608,37 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
     notes.extend(more_notes);
     notes.sort();
     notes.dedup();
+    let mut findings = finish(drafts, input.config);
+    name_alternatives(&mut findings, input.requirements);
     Report {
         generation: input.snapshot.generation,
-        findings: finish(drafts, input.config),
+        findings,
         notes,
+    }
+}
+
+/// Fills `alternatives` of the findings about a requirement with
+/// alternatives (missing, partly open or blocked: the kinds that honour
+/// them).
+fn name_alternatives(findings: &mut [Finding], requirements: &[ResolvedRequirement]) {
+    if requirements.iter().all(|r| r.any_of.is_empty()) {
+        return;
+    }
+    for f in findings.iter_mut().filter(|f| {
+        matches!(
+            f.kind,
+            FindingKind::MissingOpening
+                | FindingKind::PartialOpening
+                | FindingKind::OutboundBlocked
+        )
+    }) {
+        let with = f.needed_by.iter().find_map(|n| {
+            requirements.iter().find(|r| {
+                !r.any_of.is_empty() && r.role == n.role && r.requirement == n.requirement
+            })
+        });
+        if let Some(r) = with {
+            f.alternatives = r.any_of.clone();
+        }
     }
 }

@@ -200,123 +200,181 @@ fn probe_part(
 }
 
 /// `outbound-blocked` findings, and notes for what could not be verified.
+///
+/// A requirement with alternatives ("80 or 443") gives findings only when
+/// every alternative is blocked: those of the first alternative, whose fix
+/// opens it, naming every alternative.
 pub(crate) fn blocked(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
     let mut drafts = Vec::new();
     for r in ctx.input.requirements {
         if r.direction != Direction::Out || r.ports.is_empty() {
             continue;
         }
-        let peers = requirement_peers(r, ctx.input.config);
-        if peers.is_empty() {
+        if r.any_of.is_empty() {
+            let _ = blocked_one(ctx, r, &mut drafts, notes);
             continue;
         }
-        let what = req_name(r);
-        let proto = l4(r.proto);
-        let mut pieces: Vec<Piece> = Vec::new();
-        for fam in [AddrFamily::V4, AddrFamily::V6] {
-            let fam_peers = peers.family(fam);
-            if fam_peers.is_empty() {
-                continue;
-            }
-            let prefixes = fam_peers.to_prefixes();
-            let parts: Vec<AddrSet> = if prefixes.len() <= MAX_PARTS {
-                prefixes
-                    .iter()
-                    .map(|n| AddrSet::from_prefixes(fam, [*n]))
-                    .collect()
-            } else {
-                vec![fam_peers.clone()]
+        let mut first: Option<(Vec<Draft>, Vec<String>)> = None;
+        let mut open = None;
+        let mut refusals = Vec::new();
+        for alt in &r.any_of {
+            let one = ResolvedRequirement {
+                ports: alt.clone(),
+                ..r.clone()
             };
-            for part in parts {
-                if let Err(why) = probe_part(ctx, proto, &r.ports, &part, &mut pieces) {
-                    notes.push(format!(
-                        "outbound {} {} to {} ({what}) not verified: {why}",
-                        r.proto,
-                        r.ports,
-                        peers_text(&single(&part)),
+            let (mut d, mut n) = (Vec::new(), Vec::new());
+            let by = blocked_one(ctx, &one, &mut d, &mut n);
+            if d.is_empty() {
+                open = Some(n);
+                break;
+            }
+            refusals.push(format!("{alt}: {}", by.join(", ")));
+            first.get_or_insert((d, n));
+        }
+        match (open, first) {
+            (Some(n), _) => notes.extend(n),
+            (None, Some((mut d, n))) => {
+                for x in &mut d {
+                    x.summary.push_str(&format!(
+                        "; {} needs one of {}, and none is open ({}; the fix opens the first)",
+                        req_name(r),
+                        crate::audit::findings::alternatives_text(r),
+                        refusals.join("; ")
                     ));
                 }
+                drafts.extend(d);
+                notes.extend(n);
             }
-        }
-        // (blocker, reply) -> (blocker, ports, peers)
-        let mut by_blocker: BTreeMap<(String, bool), (DecidedBy, PortSet, Peers)> = BTreeMap::new();
-        let mut undecided: BTreeMap<String, (PortSet, Peers)> = BTreeMap::new();
-        for p in pieces {
-            let ports = PortSet::from_ranges([p.ports]);
-            match (p.decided.0, p.decided.1) {
-                (Verdict::Drop | Verdict::Reject, Some(d)) => {
-                    let e = by_blocker
-                        .entry((d.to_string(), p.reply))
-                        .or_insert_with(|| (d, PortSet::new(), Peers::none()));
-                    e.1 = e.1.union(&ports);
-                    e.2.add(&p.peers);
-                }
-                (v, _) => {
-                    let why = p
-                        .reason
-                        .unwrap_or_else(|| format!("the evaluator says {v}"));
-                    let e = undecided
-                        .entry(why)
-                        .or_insert_with(|| (PortSet::new(), Peers::none()));
-                    e.0 = e.0.union(&ports);
-                    e.1.add(&p.peers);
-                }
-            }
-        }
-        for (why, (ports, ps)) in undecided {
-            notes.push(format!(
-                "outbound {} {ports} to {} ({what}) not verified: {why}",
-                r.proto,
-                peers_text(&ps),
-            ));
-        }
-        for ((key, reply), (d, ports, bpeers)) in by_blocker {
-            let mut conns = Vec::new();
-            for s in [&bpeers.v4, &bpeers.v6] {
-                for net in s.prefixes().take(MAX_PARTS) {
-                    let part = AddrSet::from_prefixes(s.family(), [net]);
-                    if let Some(a) = peer_address(ctx.input.evaluator, &part) {
-                        conns.push((a, ports.clone()));
-                    }
-                }
-            }
-            let claim = Claim::Outbound { proto, conns };
-            let plan = if reply {
-                Ok(fix::accept_replies(ctx.manager, &d))
-            } else {
-                fix::open_outbound(ctx.manager, &d, r.proto, &bpeers, &ports)
-            };
-            let fix = match plan {
-                Ok(plan) => ctx.prover().prove(ctx, plan, &claim),
-                Err(why) => fix::refusal(why),
-            };
-            let how = if reply {
-                "leaves, but its replies are refused coming back in"
-            } else {
-                "is blocked"
-            };
-            drafts.push(Draft {
-                kind: FindingKind::OutboundBlocked,
-                role: Some(r.role.clone()),
-                requirement: Some(r.requirement.clone()),
-                needed_by: Vec::new(),
-                direction: Direction::Out,
-                proto: r.proto,
-                summary: format!(
-                    "{} {ports} to {} {how}: refused by {d} (needed for: {})",
-                    r.proto,
-                    peers_text(&bpeers),
-                    r.purpose.trim_end_matches('.'),
-                ),
-                ports,
-                peers: bpeers.prefixes(),
-                interfaces: Vec::new(),
-                evidence: vec![ctx.rules.evidence(&d)],
-                fix: Some(fix),
-                pieces: Vec::new(),
-                tiebreak: format!("{key}{}", if reply { "|reply" } else { "" }),
-            });
+            (None, None) => {}
         }
     }
     drafts
+}
+
+/// The `outbound-blocked` findings of one requirement (all its ports
+/// needed); returns what blocks each, as "refused by ...".
+fn blocked_one(
+    ctx: &Ctx<'_>,
+    r: &ResolvedRequirement,
+    drafts: &mut Vec<Draft>,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut blockers = Vec::new();
+    let peers = requirement_peers(r, ctx.input.config);
+    if peers.is_empty() {
+        return blockers;
+    }
+    let what = req_name(r);
+    let proto = l4(r.proto);
+    let mut pieces: Vec<Piece> = Vec::new();
+    for fam in [AddrFamily::V4, AddrFamily::V6] {
+        let fam_peers = peers.family(fam);
+        if fam_peers.is_empty() {
+            continue;
+        }
+        let prefixes = fam_peers.to_prefixes();
+        let parts: Vec<AddrSet> = if prefixes.len() <= MAX_PARTS {
+            prefixes
+                .iter()
+                .map(|n| AddrSet::from_prefixes(fam, [*n]))
+                .collect()
+        } else {
+            vec![fam_peers.clone()]
+        };
+        for part in parts {
+            if let Err(why) = probe_part(ctx, proto, &r.ports, &part, &mut pieces) {
+                notes.push(format!(
+                    "outbound {} {} to {} ({what}) not verified: {why}",
+                    r.proto,
+                    r.ports,
+                    peers_text(&single(&part)),
+                ));
+            }
+        }
+    }
+    // (blocker, reply) -> (blocker, ports, peers)
+    let mut by_blocker: BTreeMap<(String, bool), (DecidedBy, PortSet, Peers)> = BTreeMap::new();
+    let mut undecided: BTreeMap<String, (PortSet, Peers)> = BTreeMap::new();
+    for p in pieces {
+        let ports = PortSet::from_ranges([p.ports]);
+        match (p.decided.0, p.decided.1) {
+            (Verdict::Drop | Verdict::Reject, Some(d)) => {
+                let e = by_blocker
+                    .entry((d.to_string(), p.reply))
+                    .or_insert_with(|| (d, PortSet::new(), Peers::none()));
+                e.1 = e.1.union(&ports);
+                e.2.add(&p.peers);
+            }
+            (v, _) => {
+                let why = p
+                    .reason
+                    .unwrap_or_else(|| format!("the evaluator says {v}"));
+                let e = undecided
+                    .entry(why)
+                    .or_insert_with(|| (PortSet::new(), Peers::none()));
+                e.0 = e.0.union(&ports);
+                e.1.add(&p.peers);
+            }
+        }
+    }
+    for (why, (ports, ps)) in undecided {
+        notes.push(format!(
+            "outbound {} {ports} to {} ({what}) not verified: {why}",
+            r.proto,
+            peers_text(&ps),
+        ));
+    }
+    for ((key, reply), (d, ports, bpeers)) in by_blocker {
+        let mut conns = Vec::new();
+        for s in [&bpeers.v4, &bpeers.v6] {
+            for net in s.prefixes().take(MAX_PARTS) {
+                let part = AddrSet::from_prefixes(s.family(), [net]);
+                if let Some(a) = peer_address(ctx.input.evaluator, &part) {
+                    conns.push((a, ports.clone()));
+                }
+            }
+        }
+        let claim = Claim::Outbound { proto, conns };
+        let plan = if reply {
+            Ok(fix::accept_replies(ctx.manager, &d))
+        } else {
+            fix::open_outbound(ctx.manager, &d, r.proto, &bpeers, &ports)
+        };
+        let fix = match plan {
+            Ok(plan) => ctx.prover().prove(ctx, plan, &claim),
+            Err(why) => fix::refusal(why),
+        };
+        let how = if reply {
+            "leaves, but its replies are refused coming back in"
+        } else {
+            "is blocked"
+        };
+        blockers.push(if reply {
+            format!("replies refused by {d}")
+        } else {
+            format!("refused by {d}")
+        });
+        drafts.push(Draft {
+            kind: FindingKind::OutboundBlocked,
+            role: Some(r.role.clone()),
+            requirement: Some(r.requirement.clone()),
+            needed_by: Vec::new(),
+            direction: Direction::Out,
+            proto: r.proto,
+            summary: format!(
+                "{} {ports} to {} {how}: refused by {d} (needed for: {})",
+                r.proto,
+                peers_text(&bpeers),
+                r.purpose.trim_end_matches('.'),
+            ),
+            ports,
+            peers: bpeers.prefixes(),
+            interfaces: Vec::new(),
+            evidence: vec![ctx.rules.evidence(&d)],
+            fix: Some(fix),
+            pieces: Vec::new(),
+            tiebreak: format!("{key}{}", if reply { "|reply" } else { "" }),
+        });
+    }
+    blockers
 }

@@ -33,6 +33,7 @@ builtin![
     "veeam-backup-server.toml",
     "veeam-nutanix.toml",
     "veeam-guest.toml",
+    "veeam-log-shipping.toml",
     "veeam-cdp-proxy.toml",
     "veeam-cloud-connect.toml",
 ];

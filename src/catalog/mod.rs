@@ -4,7 +4,9 @@
 //! that directories such as `/usr/share/portwarden/catalog.d/` and
 //! `/etc/portwarden/catalog.d/` may extend or override. A file may hold:
 //!
-//! - `[sources."NAME"]`: documents cited by the entries (`title`, `location`, `note`);
+//! - `[sources."NAME"]`: documents cited by the entries (`title`, `location`, `note`,
+//!   and `seed`: the file of the project's seed documents that holds its port
+//!   tables, whose `lines` its citations then give; see `docs/catalog-sources.md`);
 //! - `[settings.NAME]`: host settings that conditions and port sets depend on
 //!   (`description`, `default` = a boolean or a string, `values` = the allowed
 //!   strings, `source`);
@@ -14,7 +16,9 @@
 //! - `[peer_groups.NAME]`: the other side of a connection (`description`,
 //!   `suggested` and `minimum` prefixes, `note`, `source`). Suggestions are
 //!   never applied: the host configuration binds groups to addresses;
-//! - `[[role]]` with `[[role.requirement]]` entries (see [`Role`], [`Requirement`]).
+//! - `[[role]]` with `[[role.requirement]]` entries (see [`Role`], [`Requirement`]):
+//!   ports as `ports` (all needed), `port_set` (picked by a setting) or `any_of`
+//!   (alternatives, one open is enough), a `source` citation and more in `also`.
 //!
 //! A later directory replaces a role, setting, port set, peer group or source of
 //! the same name; within one layer (the built-in files, or one directory) a name
@@ -294,6 +298,104 @@ pub struct SourceRef {
     pub doc: Spanned<String>,
     /// Section, table or paragraph of the document.
     pub section: String,
+    /// The lines of the document's seed file (its `seed` in `[sources]`)
+    /// that say it. A requirement citing a document with a seed must give
+    /// them; a document without a seed has no lines to give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Spanned<SeedLines>>,
+}
+
+/// Line numbers of a seed file (`lines = [39, "47-48"]`: a line or a
+/// range `"first-last"`), counted from 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedLines(pub Vec<(u32, u32)>);
+
+impl SeedLines {
+    /// Every line, in the order written.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().flat_map(|&(a, b)| a..=b)
+    }
+}
+
+/// `39, 47-48`.
+impl fmt::Display for SeedLines {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (a, b)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            if a == b {
+                write!(f, "{a}")?;
+            } else {
+                write!(f, "{a}-{b}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Serialised as the list of every line.
+impl Serialize for SeedLines {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for SeedLines {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "a line number (from 1) or a range like \"47-48\"";
+        fn line<E: de::Error>(v: i64) -> Result<u32, E> {
+            u32::try_from(v)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| E::custom(format!("invalid line {v}, expected {WHAT}")))
+        }
+        struct Item((u32, u32));
+        impl<'de> Deserialize<'de> for Item {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Item;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(WHAT)
+                    }
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
+                        line(v).map(|n| Item((n, n)))
+                    }
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
+                        self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+                        let bad = || E::custom(format!("invalid lines {v:?}, expected {WHAT}"));
+                        let (a, b) = v.split_once('-').ok_or_else(bad)?;
+                        let a: i64 = a.trim().parse().map_err(|_| bad())?;
+                        let b: i64 = b.trim().parse().map_err(|_| bad())?;
+                        let (a, b) = (line(a)?, line(b)?);
+                        if a > b {
+                            return Err(bad());
+                        }
+                        Ok(Item((a, b)))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        struct L;
+        impl<'de> Visitor<'de> for L {
+            type Value = SeedLines;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a list of line numbers and ranges")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SeedLines, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Item(r)) = seq.next_element()? {
+                    out.push(r);
+                }
+                Ok(SeedLines(out))
+            }
+        }
+        d.deserialize_seq(L)
+    }
 }
 
 /// The file an item was read from, kept for locating later diagnostics.
@@ -314,6 +416,10 @@ impl Origin {
     fn path(&self) -> Option<&Path> {
         self.0.as_ref().map(|s| s.path.as_path())
     }
+    /// Whether the item comes from a file compiled into the binary.
+    fn is_builtin(&self) -> bool {
+        self.path().is_some_and(|p| p.starts_with("<builtin>"))
+    }
 }
 
 /// A document the catalog cites (`[sources."NAME"]`).
@@ -328,6 +434,11 @@ pub struct SourceDoc {
     /// Remarks on the document (older editions, scope).
     #[serde(default)]
     pub note: Option<String>,
+    /// The file of the project's seed documents (`tests/fixtures/seeds/`)
+    /// that holds this document's port tables; `None` for a document
+    /// outside the seeds, which citations then cannot give lines of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
     #[serde(skip)]
     origin: Origin,
 }
@@ -446,9 +557,16 @@ pub struct Requirement {
     pub direction: Direction,
     /// `tcp` or `udp`.
     pub proto: Proto,
-    /// Fixed ports; exactly one of `ports` and `port_set` is given.
+    /// Fixed ports, all of them needed; exactly one of `ports`, `port_set`
+    /// and `any_of` is given.
     #[serde(default)]
     pub ports: Option<PortList>,
+    /// Alternatives: each item (a port or a range) is one opening, and any
+    /// one of them open satisfies the requirement ("80 or 443"); at least
+    /// two, disjoint. The audit reports the requirement only when none is
+    /// open, and its fix opens the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any_of: Option<PortList>,
     /// Name of a port set whose variant a setting picks.
     #[serde(default)]
     pub port_set: Option<Spanned<String>>,
@@ -474,12 +592,29 @@ pub struct Requirement {
     pub fallback_when: Option<Conditions>,
     /// Where the requirement is documented.
     pub source: SourceRef,
+    /// Further documents that say the same (another edition, the other
+    /// side's table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<SourceRef>,
     /// Remarks for the operator.
     #[serde(default)]
     pub note: Option<String>,
 }
 
 impl Requirement {
+    /// The alternatives of an `any_of` requirement, one port set each, in
+    /// the catalog's order; empty for one that needs all its ports.
+    pub fn alternatives(&self) -> Vec<PortSet> {
+        self.any_of.as_ref().map_or_else(Vec::new, |l| {
+            l.0.iter().map(|r| PortSet::from_ranges([*r])).collect()
+        })
+    }
+
+    /// Its citations: `source`, then `also`.
+    pub fn citations(&self) -> impl Iterator<Item = &SourceRef> {
+        std::iter::once(&self.source).chain(self.also.iter())
+    }
+
     /// The requirement id.
     pub fn id(&self) -> &str {
         self.id.get_ref()
@@ -593,6 +728,23 @@ pub struct Citation {
     pub doc: String,
     /// Section of the document.
     pub section: String,
+    /// The lines of the document's seed file that say it (empty for a
+    /// document outside the seeds).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<u32>,
+}
+
+impl Citation {
+    fn of(s: &SourceRef) -> Citation {
+        Citation {
+            doc: s.doc.get_ref().clone(),
+            section: s.section.clone(),
+            lines: s
+                .lines
+                .as_ref()
+                .map_or_else(Vec::new, |l| l.get_ref().iter().collect()),
+        }
+    }
 }
 
 /// A requirement that applies to the host, with its ports decided.
@@ -608,8 +760,13 @@ pub struct ResolvedRequirement {
     pub direction: Direction,
     /// Protocol.
     pub proto: Proto,
-    /// The ports, with any port set resolved.
+    /// The ports, with any port set resolved; for alternatives, all of them
+    /// (any port a requirement may use).
     pub ports: PortSet,
+    /// Alternatives (`any_of` in the catalog): one of these, fully open,
+    /// satisfies the requirement; empty when every port of `ports` is needed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub any_of: Vec<PortSet>,
     /// How the ports were picked, when they come from a port set.
     pub port_choice: Option<PortChoice>,
     /// Peer groups on the other side.
@@ -628,6 +785,9 @@ pub struct ResolvedRequirement {
     pub note: Option<String>,
     /// Where it is documented.
     pub source: Citation,
+    /// Further documents that say the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Citation>,
 }
 
 /// The validated set of roles, peer groups, settings, port sets and sources.
@@ -695,7 +855,7 @@ impl Catalog {
     /// `port_set`, one per value of its setting (in the setting's order),
     /// the default's marked.
     pub fn port_variants(&self, req: &Requirement) -> Vec<PortVariant> {
-        if let Some(list) = &req.ports {
+        if let Some(list) = req.ports.as_ref().or(req.any_of.as_ref()) {
             return vec![PortVariant {
                 when: None,
                 ports: list.to_set(),
@@ -854,10 +1014,11 @@ impl Catalog {
         selected: &str,
         settings: &HostSettings,
     ) -> ResolvedRequirement {
-        let (ports, port_choice) = match (&req.ports, &req.port_set) {
+        let (ports, port_choice) = match (req.ports.as_ref().or(req.any_of.as_ref()), &req.port_set)
+        {
             (Some(list), _) => (list.to_set(), None),
             (None, Some(name)) => self.pick_ports(name.get_ref(), settings),
-            // Validation guarantees one of the two.
+            // Validation guarantees one of the three.
             (None, None) => (PortSet::new(), None),
         };
         ResolvedRequirement {
@@ -867,6 +1028,7 @@ impl Catalog {
             direction: req.direction,
             proto: req.proto,
             ports,
+            any_of: req.alternatives(),
             port_choice,
             peers: req.peers().to_vec(),
             listen: req.listen,
@@ -878,10 +1040,8 @@ impl Catalog {
                 .is_some_and(|c| self.holds(c, settings)),
             purpose: req.purpose.clone(),
             note: req.note.clone(),
-            source: Citation {
-                doc: req.source.doc.get_ref().clone(),
-                section: req.source.section.clone(),
-            },
+            source: Citation::of(&req.source),
+            also: req.also.iter().map(Citation::of).collect(),
         }
     }
 

@@ -13,6 +13,11 @@ const FACT_SOURCES: &[&str] = &[
     "IBM-BACKUP-2024",
 ];
 
+/// Sources besides the port facts' names: seed 001, the 2019 German
+/// edition the port facts mention under IBM-BACKUP-2024, cited on its
+/// own for its lines.
+const SEED_SOURCES: &[&str] = &["IBM-BACKUP-2019"];
+
 /// Every Linux role the port facts describe.
 const FACT_ROLES: &[&str] = &[
     "evault-agent",
@@ -32,6 +37,10 @@ const FACT_ROLES: &[&str] = &[
     "veeam-cloud-provider-repository",
     "veeam-cloud-provider-proxy",
     "veeam-cloud-connect-tenant",
+    // Rows of the seeds (issue 14).
+    "veeam-log-shipping-server",
+    "veeam-cloud-tenant-backup-server",
+    "veeam-cloud-provider-cdp-proxy",
 ];
 
 fn builtin() -> Catalog {
@@ -130,7 +139,7 @@ fn every_citation_names_a_fact_source() {
     let names: Vec<&str> = cat.sources().map(|(n, _)| n).collect();
     for n in &names {
         assert!(
-            FACT_SOURCES.contains(n),
+            FACT_SOURCES.contains(n) || SEED_SOURCES.contains(n),
             "source {n} is not one of the port facts' sources"
         );
     }
@@ -558,4 +567,210 @@ fn port_variants_resolve_port_sets_through_their_setting() {
         show(&cat.port_variants(&vault)),
         [(None, "2546".into(), true)]
     );
+}
+
+/// An overlay with one requirement of role `x` made of `body`.
+fn one_requirement(body: &str) -> String {
+    format!("{REQ_HEAD}id = \"a\"\ndirection = \"out\"\nproto = \"tcp\"\npeer = \"crl_endpoints\"\npurpose = \"p\"\n{body}\n")
+}
+
+#[test]
+fn alternatives_resolve_to_every_port_and_each_alternative() {
+    let cat = Catalog::with_overlay(&[(
+        Path::new("/etc/portwarden/catalog.d/x.toml"),
+        &one_requirement(
+            "any_of = [443, 80, \"8080-8081\"]\nsource = { doc = \"VBR-UG-13.1\", section = \"s\" }",
+        ),
+    )])
+    .unwrap();
+    let r = &cat.resolve(&["x"], &HostSettings::new()).unwrap()[0];
+    assert_eq!(r.ports.to_string(), "80,443,8080-8081");
+    let alts: Vec<String> = r.any_of.iter().map(ToString::to_string).collect();
+    assert_eq!(alts, ["443", "80", "8080-8081"]);
+    // A requirement that needs all its ports has none.
+    let cat = builtin();
+    let all = cat
+        .resolve(&["veeam-data-mover"], &HostSettings::new())
+        .unwrap();
+    assert!(all.iter().all(|r| r.any_of.is_empty()));
+}
+
+#[test]
+fn alternatives_are_checked_at_load() {
+    let src = "source = { doc = \"VBR-UG-13.1\", section = \"s\" }";
+    for (body, message) in [
+        ("any_of = [443]", "fewer than two alternatives"),
+        ("any_of = [443, \"400-500\"]", "overlap"),
+        (
+            "any_of = [443, 80]\nports = [443]",
+            "gives ports and any_of",
+        ),
+        ("any_of = []", "fewer than two alternatives"),
+    ] {
+        let text = one_requirement(&format!("{body}\n{src}"));
+        let d = match Catalog::with_overlay(&[(Path::new("/x.toml"), &text)]) {
+            Ok(_) => panic!("{body}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(d.contains(message), "{body}: {d}");
+    }
+    // No listener: which alternative a service would listen on is unknown.
+    let text = format!("{REQ_HEAD}id = \"a\"\ndirection = \"in\"\nproto = \"tcp\"\npeer = \"proxy\"\npurpose = \"p\"\nlisten = true\nany_of = [443, 80]\n{src}\n");
+    let d = overlay_err(&text);
+    assert!(
+        d.iter()
+            .any(|d| d.message.contains("cannot ask for a listener")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn seed_lines_are_required_for_a_seed_document_and_refused_for_another() {
+    let text = one_requirement("ports = [443]\nsource = { doc = \"VCC-13.0.1\", section = \"s\" }");
+    // The built-in files must give them (a file loaded as built-in here).
+    let missing = match Catalog::with_overlay(&[(Path::new("<builtin>/x.toml"), &text)]) {
+        Ok(_) => panic!("accepted without lines"),
+        Err(e) => e.diagnostics().to_vec(),
+    };
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(missing[0].kind, DiagnosticKind::MissingKey);
+    assert!(missing[0].message.contains("002_402ecc867aa4b243.txt"));
+    // An operator's catalog.d file may cite a seed document without them.
+    Catalog::with_overlay(&[(Path::new("/etc/portwarden/catalog.d/x.toml"), &text)]).unwrap();
+    let stray = overlay_err(&one_requirement(
+        "ports = [443]\nsource = { doc = \"VBR-UG-13.1\", section = \"s\", lines = [3] }",
+    ));
+    assert_eq!(stray.len(), 1, "{stray:?}");
+    assert!(stray[0].message.contains("has no seed"), "{stray:?}");
+    for bad in ["[0]", "[\"9-3\"]", "[\"x\"]"] {
+        let d = overlay_err(&one_requirement(&format!(
+            "ports = [443]\nsource = {{ doc = \"VCC-13.0.1\", section = \"s\", lines = {bad} }}"
+        )));
+        assert!(!d.is_empty(), "{bad}");
+    }
+    // Lines of a seed document, also in `also`: valid, and resolved.
+    let cat = Catalog::with_overlay(&[(
+        Path::new("/x.toml"),
+        &one_requirement(
+            "ports = [443]\nsource = { doc = \"VCC-13.0.1\", section = \"s\", lines = [53, \"60-61\"] }\nalso = [{ doc = \"VBR-UG-13.1\", section = \"t\" }]",
+        ),
+    )])
+    .unwrap();
+    let r = &cat.resolve(&["x"], &HostSettings::new()).unwrap()[0];
+    assert_eq!(r.source.lines, [53, 60, 61]);
+    assert_eq!(r.also.len(), 1);
+    assert!(r.also[0].lines.is_empty());
+}
+
+/// The resolved requirements of `role` (default settings, or `set`) that
+/// match direction, protocol and a port.
+fn needing(
+    cat: &Catalog,
+    role: &str,
+    set: &[(&str, SettingValue)],
+    dir: Direction,
+    proto: Proto,
+    port: u16,
+) -> Vec<ResolvedRequirement> {
+    let mut s = HostSettings::new();
+    for (k, v) in set {
+        s.set(cat, k, v.clone()).unwrap();
+    }
+    cat.resolve(&[role], &s)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.direction == dir && r.proto == proto && r.ports.contains(port))
+        .collect()
+}
+
+/// Whether some requirement of the list has `peer` as a peer group.
+fn any_peer(rs: &[ResolvedRequirement], peer: &str) -> bool {
+    rs.iter().any(|r| r.peers.iter().any(|p| p == peer))
+}
+
+#[test]
+fn the_gaps_of_issue_14_are_closed() {
+    use Direction::{In, Out};
+    use Proto::{Tcp, Udp};
+    let cat = builtin();
+    // AHV workers and Veeam Agents reach repositories and gateways; proxies
+    // send data to gateways.
+    for role in ["veeam-linux-repository", "veeam-linux-gateway"] {
+        for port in [6162, 2500] {
+            let rs = needing(&cat, role, &[], In, Tcp, port);
+            assert!(any_peer(&rs, "ahv_worker"), "{role} {port}");
+            assert!(any_peer(&rs, "veeam_agent"), "{role} {port}");
+        }
+    }
+    assert!(any_peer(
+        &needing(&cat, "veeam-linux-gateway", &[], In, Tcp, 3000),
+        "proxy"
+    ));
+    // CRL: 443 or 80 for the agent and the tenant backup server, not for
+    // the tenant's repository or proxy.
+    let cc = [("agent_cloud_connect", SettingValue::Bool(true))];
+    for (role, set) in [
+        ("veeam-agent-linux", &cc[..]),
+        ("veeam-cloud-tenant-backup-server", &[][..]),
+    ] {
+        let crl = needing(&cat, role, set, Out, Tcp, 80);
+        assert_eq!(crl.len(), 1, "{role}");
+        let alts: Vec<String> = crl[0].any_of.iter().map(ToString::to_string).collect();
+        assert_eq!(alts, ["443", "80"], "{role}");
+    }
+    assert!(needing(&cat, "veeam-cloud-connect-tenant", &[], Out, Tcp, 80).is_empty());
+    assert!(needing(&cat, "veeam-cloud-connect-tenant", &[], Out, Tcp, 443).is_empty());
+    for proto in [Tcp, Udp] {
+        assert!(any_peer(
+            &needing(
+                &cat,
+                "veeam-cloud-tenant-backup-server",
+                &[],
+                Out,
+                proto,
+                6180
+            ),
+            "cloud_gateway"
+        ));
+    }
+    // CDP: the cloud gateway reaches the provider's CDP proxy on 33032-33033;
+    // a CDP proxy's 33032 comes from ESXi only.
+    for port in [33032, 33033] {
+        assert!(any_peer(
+            &needing(&cat, "veeam-cloud-provider-cdp-proxy", &[], In, Tcp, port),
+            "cloud_gateway"
+        ));
+    }
+    let from_host = needing(&cat, "veeam-cdp-proxy", &[], In, Tcp, 33032);
+    assert!(any_peer(&from_host, "esxi") && !any_peer(&from_host, "cdp_proxy"));
+    // The Linux guest in persistent mode: 6162, no 6160.
+    let persistent = [("guest_mode", SettingValue::Text("persistent".into()))];
+    assert!(!needing(&cat, "veeam-linux-guest", &persistent, In, Tcp, 6162).is_empty());
+    assert!(needing(&cat, "veeam-linux-guest", &persistent, In, Tcp, 6160).is_empty());
+    // The Linux log shipping server.
+    let lss = "veeam-log-shipping-server";
+    assert!(any_peer(
+        &needing(&cat, lss, &[], In, Tcp, 2500),
+        "guest_os"
+    ));
+    for port in [6162, 2500] {
+        let out = needing(&cat, lss, &[], Out, Tcp, port);
+        assert!(any_peer(&out, "repository") && any_peer(&out, "gateway"));
+    }
+    // The backup server's side of 6170, 6182, 6190; the repository's copies
+    // to the backup server.
+    for (port, peer) in [
+        (6170, "mount_server"),
+        (6182, "cdp_proxy"),
+        (6190, "gateway"),
+    ] {
+        assert!(any_peer(
+            &needing(&cat, "veeam-backup-server", &[], Out, Tcp, port),
+            peer
+        ));
+    }
+    assert!(any_peer(
+        &needing(&cat, "veeam-linux-repository", &[], Out, Tcp, 2600),
+        "backup_server"
+    ));
 }

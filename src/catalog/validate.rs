@@ -71,6 +71,19 @@ impl Validator<'_> {
     }
 
     fn source_ref(&mut self, origin: &Origin, s: &SourceRef) {
+        if let (Some(lines), Some(doc)) = (&s.lines, self.cat.sources.get(s.doc.get_ref())) {
+            if doc.seed.is_none() {
+                self.out.push(
+                    at(
+                        origin,
+                        lines.span(),
+                        K::InvalidValue,
+                        format!("`{}` has no seed to give lines of", s.doc.get_ref()),
+                    )
+                    .expected("lines only for a document with a `seed` in [sources]"),
+                );
+            }
+        }
         self.known(
             origin,
             &s.doc,
@@ -325,30 +338,37 @@ impl Validator<'_> {
                 .expected("lowercase letters, digits and dashes"),
             );
         }
-        match (&req.ports, &req.port_set) {
-            (Some(_), Some(set)) => {
-                self.out.push(
-                    at(
-                        o,
-                        set.span(),
-                        K::InvalidValue,
-                        format!("requirement `{id}` gives both `ports` and `port_set`"),
-                    )
-                    .expected("exactly one of them"),
-                );
-            }
-            (None, None) => {
-                self.out.push(
-                    at(
-                        o,
-                        req.id.span(),
-                        K::MissingKey,
-                        format!("requirement `{id}` gives no ports"),
-                    )
-                    .expected("a key `ports` or `port_set`"),
-                );
-            }
-            (Some(list), None) if list.0.is_empty() => {
+        let given: Vec<&str> = [
+            ("ports", req.ports.is_some()),
+            ("port_set", req.port_set.is_some()),
+            ("any_of", req.any_of.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        match given.len() {
+            0 => self.out.push(
+                at(
+                    o,
+                    req.id.span(),
+                    K::MissingKey,
+                    format!("requirement `{id}` gives no ports"),
+                )
+                .expected("a key `ports`, `port_set` or `any_of`"),
+            ),
+            1 => {}
+            _ => self.out.push(
+                at(
+                    o,
+                    req.id.span(),
+                    K::InvalidValue,
+                    format!("requirement `{id}` gives {}", given.join(" and ")),
+                )
+                .expected("exactly one of `ports`, `port_set` and `any_of`"),
+            ),
+        }
+        if let Some(list) = &req.ports {
+            if list.0.is_empty() {
                 self.out.push(at(
                     o,
                     req.id.span(),
@@ -356,16 +376,18 @@ impl Validator<'_> {
                     format!("requirement `{id}` has an empty `ports` list"),
                 ));
             }
-            (None, Some(set)) => {
-                self.known(
-                    o,
-                    set,
-                    self.cat.port_sets.keys(),
-                    K::UnknownPortSet,
-                    "port set",
-                );
-            }
-            (Some(_), None) => {}
+        }
+        if let Some(set) = &req.port_set {
+            self.known(
+                o,
+                set,
+                self.cat.port_sets.keys(),
+                K::UnknownPortSet,
+                "port set",
+            );
+        }
+        if let Some(list) = &req.any_of {
+            self.alternatives(o, req, list);
         }
         let peers = req.peers();
         if peers.is_empty() {
@@ -418,7 +440,84 @@ impl Validator<'_> {
         if let Some(f) = &req.fallback_when {
             self.conditions(o, f);
         }
-        self.source_ref(o, &req.source);
+        for c in req.citations() {
+            self.source_ref(o, c);
+            self.seed_lines(o, id, c);
+        }
+    }
+
+    /// `any_of`: two or more alternatives, none overlapping another, and no
+    /// listener (which of them a service would listen on is not known).
+    fn alternatives(&mut self, o: &Origin, req: &Requirement, list: &super::PortList) {
+        let id = req.id();
+        if list.0.len() < 2 {
+            self.out.push(
+                at(
+                    o,
+                    req.id.span(),
+                    K::InvalidValue,
+                    format!("requirement `{id}` lists fewer than two alternatives in `any_of`"),
+                )
+                .expected("`ports` for a single opening, or two or more alternatives"),
+            );
+        }
+        for (i, a) in list.0.iter().enumerate() {
+            for b in &list.0[i + 1..] {
+                if a.first() <= b.last() && b.first() <= a.last() {
+                    self.out.push(
+                        at(
+                            o,
+                            req.id.span(),
+                            K::InvalidValue,
+                            format!("alternatives {a} and {b} of requirement `{id}` overlap"),
+                        )
+                        .expected("disjoint alternatives"),
+                    );
+                }
+            }
+        }
+        if req.listen {
+            self.out.push(
+                at(
+                    o,
+                    req.id.span(),
+                    K::InvalidValue,
+                    format!("requirement `{id}` with alternatives cannot ask for a listener"),
+                )
+                .expected("`listen = true` only with `ports` or `port_set`"),
+            );
+        }
+    }
+
+    /// A requirement's citation gives the seed lines of a document with a
+    /// seed (required of the built-in files, whose test reads the seeds; an
+    /// operator's catalog.d file may cite without them), and none of a
+    /// document without (see `source_ref`).
+    fn seed_lines(&mut self, o: &Origin, id: &str, c: &SourceRef) {
+        let Some(doc) = self.cat.sources.get(c.doc.get_ref()) else {
+            return;
+        };
+        match (&doc.seed, &c.lines) {
+            (Some(seed), None) if o.is_builtin() => self.out.push(
+                at(
+                    o,
+                    c.doc.span(),
+                    K::MissingKey,
+                    format!(
+                        "requirement `{id}` cites `{}` without the lines of its seed {seed}",
+                        c.doc.get_ref()
+                    ),
+                )
+                .expected("a key `lines` in the citation"),
+            ),
+            (_, Some(lines)) if lines.get_ref().0.is_empty() => self.out.push(at(
+                o,
+                lines.span(),
+                K::Empty,
+                format!("requirement `{id}` cites no line of `{}`", c.doc.get_ref()),
+            )),
+            _ => {}
+        }
     }
 
     /// Reports each role that includes itself, directly or through others.

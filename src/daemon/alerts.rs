@@ -249,6 +249,7 @@ mod tests {
             evidence: Vec::new(),
             fix: None,
             pieces: Vec::new(),
+            alternatives: Vec::new(),
         }
     }
 

@@ -47,8 +47,40 @@ fn variants_line(req: &Requirement, variants: &[PortVariant]) -> Option<String> 
     ))
 }
 
+/// `DOC, SECTION`, without the seed lines.
 fn source(s: &SourceRef) -> String {
     format!("{}, {}", s.doc.get_ref(), s.section)
+}
+
+/// A requirement's citation with where the operator checks it: the seed
+/// file and its lines, or a mark for a document outside the seeds.
+fn citation(cat: &Catalog, s: &SourceRef) -> String {
+    let seed = cat.source(s.doc.get_ref()).and_then(|d| d.seed.as_deref());
+    match (seed, &s.lines) {
+        (Some(file), Some(lines)) => {
+            let lines = lines.get_ref();
+            let word = if lines.iter().nth(1).is_some() {
+                "lines"
+            } else {
+                "line"
+            };
+            format!("{}; seed {file}, {word} {lines}", source(s))
+        }
+        // A seed document cited without lines (settings, peer groups).
+        (Some(_), None) => source(s),
+        (None, _) => format!("{} [not in the seeds]", source(s)),
+    }
+}
+
+/// `443 or 80`.
+fn alternatives(r: &Requirement) -> Option<String> {
+    let alts = r.alternatives();
+    (!alts.is_empty()).then(|| {
+        alts.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" or ")
+    })
 }
 
 /// The text of `roles show ID`.
@@ -75,7 +107,7 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
             out,
             "  {dir:<4}{:<4}{:<12} {peers:<32} {}",
             r.proto.to_string(),
-            default_ports(&variants),
+            alternatives(r).unwrap_or_else(|| default_ports(&variants)),
             r.purpose
         );
         let mut detail = |line: String| {
@@ -83,6 +115,12 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
         };
         if let Some(line) = variants_line(r, &variants) {
             detail(line);
+        }
+        if let Some(alts) = alternatives(r) {
+            let first = r.alternatives()[0].to_string();
+            detail(format!(
+                "alternatives: {alts}, any one of them open is enough (a fix opens {first})"
+            ));
         }
         if r.direction == Direction::In {
             detail(match r.scope {
@@ -112,20 +150,40 @@ pub fn role_text(cat: &Catalog, role: &Role) -> String {
         if let Some(n) = &r.note {
             detail(format!("note: {}", n.trim()));
         }
-        detail(format!("source: {}", source(&r.source)));
+        if seed_files(cat, r).is_empty() {
+            detail("backed only by documents outside the seeds".to_string());
+        }
+        detail(format!("source: {}", citation(cat, &r.source)));
+        for a in &r.also {
+            detail(format!("also: {}", citation(cat, a)));
+        }
     }
     out
 }
 
 /// `roles --json` and `roles show --json`: the role as the catalog holds
-/// it, and each requirement's ports resolved (`port_variants`, by
+/// it, each requirement's ports resolved (`port_variants`, by
 /// requirement id: the fixed ports, or one entry per value of the port
-/// set's setting).
+/// set's setting), and for each requirement the seed files whose lines its
+/// citations give (`seed_files`; empty for one backed only by documents
+/// outside the seeds).
 #[derive(Serialize)]
 pub struct RoleJson<'a> {
     #[serde(flatten)]
     role: &'a Role,
     port_variants: BTreeMap<&'a str, Vec<PortVariant>>,
+    seed_files: BTreeMap<&'a str, Vec<String>>,
+}
+
+/// The seed files a requirement's citations give lines of.
+fn seed_files(cat: &Catalog, r: &Requirement) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .citations()
+        .filter(|c| c.lines.is_some())
+        .filter_map(|c| cat.source(c.doc.get_ref())?.seed.clone())
+        .collect();
+    out.dedup();
+    out
 }
 
 /// The JSON view of one role.
@@ -136,6 +194,11 @@ pub fn role_json<'a>(cat: &Catalog, role: &'a Role) -> RoleJson<'a> {
             .requirements
             .iter()
             .map(|r| (r.id(), cat.port_variants(r)))
+            .collect(),
+        seed_files: role
+            .requirements
+            .iter()
+            .map(|r| (r.id(), seed_files(cat, r)))
             .collect(),
     }
 }
@@ -175,7 +238,7 @@ pub fn catalog_text(cat: &Catalog, section: Option<Section>) -> String {
             out.push_str("\npeer groups ([peers] in the configuration, --peer GROUP=PREFIX):\n");
         }
         for (name, g) in cat.peer_groups() {
-            peer_text(&mut out, name, g);
+            peer_text(&mut out, cat, name, g);
         }
     }
     out
@@ -213,7 +276,7 @@ fn setting_text(out: &mut String, cat: &Catalog, name: &str, def: &SettingDef) {
         let _ = writeln!(out, "      picks port set {set_name}: {}", list.join(", "));
     }
     if let Some(s) = &def.source {
-        let _ = writeln!(out, "      source: {}", source(s));
+        let _ = writeln!(out, "      source: {}", citation(cat, s));
     }
 }
 
@@ -224,7 +287,7 @@ fn nets(list: &[ipnet::IpNet]) -> String {
         .join(", ")
 }
 
-fn peer_text(out: &mut String, name: &str, g: &PeerGroup) {
+fn peer_text(out: &mut String, cat: &Catalog, name: &str, g: &PeerGroup) {
     let _ = writeln!(out, "  {name}");
     let _ = writeln!(out, "      {}", g.description.trim().replace('\n', " "));
     if !g.suggested.is_empty() {
@@ -237,7 +300,7 @@ fn peer_text(out: &mut String, name: &str, g: &PeerGroup) {
         let _ = writeln!(out, "      note: {}", n.trim().replace('\n', " "));
     }
     if let Some(s) = &g.source {
-        let _ = writeln!(out, "      source: {}", source(s));
+        let _ = writeln!(out, "      source: {}", citation(cat, s));
     }
 }
 
