@@ -47,6 +47,9 @@ const CHECKS: &[&str] = &[
     "missing-opening-entry",
     "exposed-listener-names-its-unit",
     "journal-x-explains",
+    "active-with-owner-pids",
+    "owner-pids-names-the-process",
+    "owner-pids-removed",
     "journal-x-fields",
     "status-critical",
     "status-summary",
@@ -325,8 +328,18 @@ fn the_deb_installs_alerts_upgrades_and_purges_under_real_systemd() {
         assert_eq!(entry[k].as_str(), Some(v), "{k} in {entry}");
     }
     // The exposure of the unit as installed and started.
+    // The installed unit rates as the repository's does offline, and the
+    // documented drop-in costs what it says.
     let security = read("security.txt");
     let exposure = exposure_of(&security).unwrap_or_else(|| panic!("no exposure in:\n{security}"));
+    assert_eq!(exposure, offline_exposure(&[]), "installed vs offline");
+    let with_pids = read("security-owner-pids.txt");
+    let dropin = manifest().join("packaging/owner-pids.conf");
+    assert_eq!(
+        exposure_of(&with_pids),
+        Some(offline_exposure(&[&dropin])),
+        "{with_pids}"
+    );
     assert!(
         exposure <= MAX_EXPOSURE,
         "exposure {exposure} > {MAX_EXPOSURE}\n{security}"

@@ -130,7 +130,7 @@ systemd-analyze security portwarden.service --no-pager > "$out/security-owner-pi
 rm -r $dropin
 systemctl daemon-reload
 systemctl restart portwarden
-check owner-pids-removed grep -L -q '"command":"systemd-socket-"' /run/portwarden/report.json
+check owner-pids-removed sh -c "! grep -q '\"command\":\"systemd-socket-' /run/portwarden/report.json"
 
 # Upgrade to a rebuilt package: the edited conffile stays.
 sum_before=$(sha256sum "$cfg")
