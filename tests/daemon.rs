@@ -366,16 +366,8 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
     })
     .expect("the old configuration still audits");
     // `status` reads the report: criticals, exit 2.
-    let out = Command::new(common::portwarden_bin())
-        .args([
-            "status",
-            "--report",
-            d.dir.join("report.json").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (code, text) = d.status();
+    assert_eq!(code, Some(2));
     assert!(
         text.starts_with("1 critical, 0 warning; generation "),
         "{text}"
@@ -426,16 +418,8 @@ fn the_packaged_default_starts_quietly_and_waits_for_roles() {
         others.is_empty(),
         "no alert before roles are set: {others:#?}"
     );
-    let out = Command::new(common::portwarden_bin())
-        .args([
-            "status",
-            "--report",
-            d.dir.join("report.json").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (code, text) = d.status();
+    assert_eq!(code, Some(3));
     assert!(
         text.starts_with("UNKNOWN: portwarden is not configured"),
         "{text}"
@@ -449,20 +433,8 @@ fn the_packaged_default_starts_quietly_and_waits_for_roles() {
     })
     .expect("the first audit after the reload");
     assert!(d.wait_notify("READY=1", Duration::from_secs(5)).is_some());
-    let out = Command::new(common::portwarden_bin())
-        .args([
-            "status",
-            "--report",
-            d.dir.join("report.json").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_ne!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, text) = d.status();
+    assert_ne!(code, Some(3), "{text}");
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(1)), Some(0));
 }

@@ -183,6 +183,21 @@ exec nsenter --net=/run/netns/{ns} env NOTIFY_SOCKET={sock} JOURNAL_STREAM=0:0 {
         }
     }
 
+    /// `portwarden status` on this daemon's report: its exit code and
+    /// stdout.
+    pub fn status(&self) -> (Option<i32>, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+            .arg("status")
+            .arg("--report")
+            .arg(self.dir.join("report.json"))
+            .output()
+            .expect("portwarden status");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// The report file, parsed.
     pub fn report(&self) -> Option<Value> {
         let text = std::fs::read_to_string(self.dir.join("report.json")).ok()?;
