@@ -945,14 +945,15 @@ fn audit(
             out.write_all(text.as_bytes()).and_then(|()| out.flush())
         }
     };
-    if let Err(e) = written {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return fail(&format!("writing the report: {e}"));
-        }
-    }
+    // A closed pipe (`audit | head`) ends the audit quietly with 0, as every
+    // command: the reader chose to stop, and what it read is not the verdict.
+    let code = match written {
+        Ok(()) => ExitCode::from(report.exit_code()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => return fail(&format!("writing the report: {e}")),
+    };
     timings.lap("report");
     timings.print();
-    let code = ExitCode::from(report.exit_code());
     // The process exits next: the kernel takes the memory back at once,
     // where freeing the ruleset piece by piece (millions of allocations on
     // a big host) takes a noticeable time.

@@ -562,9 +562,15 @@ fn one_json_line(what: &dyn std::fmt::Debug, text: &str) -> serde_json::Value {
 /// Runs `prefix... portwarden args...` with stdout a pipe that is closed:
 /// first closed before portwarden starts (a shell waits first), so every
 /// write fails with EPIPE; then after one byte was read (`| head -c1`).
-/// Both must end quietly with `code`; returns how many bytes the second run
-/// wrote before the pipe closed (at least 1).
+/// Both must end quietly with `code`, except that the second run may end
+/// with `delivered` when its whole output fit in the pipe before it closed.
 fn closed_pipe(prefix: &[&str], args: &[&str], code: i32) {
+    closed_pipe_or(prefix, args, code, code)
+}
+
+/// [`closed_pipe`] for a command whose exit code, when its whole output
+/// was delivered, is `delivered`.
+fn closed_pipe_or(prefix: &[&str], args: &[&str], code: i32, delivered: i32) {
     let bin = common::portwarden_bin();
     let command = |wrapped: bool| {
         let mut all: Vec<&str> = prefix.to_vec();
@@ -599,10 +605,10 @@ fn closed_pipe(prefix: &[&str], args: &[&str], code: i32) {
     assert_eq!(pipe.read(&mut byte).unwrap(), 1, "{args:?}: no output");
     drop(pipe);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
+    assert!(
+        [Some(code), Some(delivered)].contains(&out.status.code()),
+        "{args:?} | head -c1: {:?} {}",
         out.status.code(),
-        Some(code),
-        "{args:?} | head -c1: {}",
         stderr(&out)
     );
     assert_eq!(stderr(&out), "", "{args:?} | head -c1");
@@ -710,12 +716,13 @@ fn a_closed_pipe_ends_every_kernel_command_quietly_with_exit_0() {
     ] {
         closed_pipe(&prefix, args, 0);
     }
-    // The audit's report was complete: its verdict stands.
+    // The audit too, though its verdict on this host is not 0: the reader
+    // stopped reading, and a verdict it never saw must not read as one.
     let audit = ["audit", "--role", "veeam-data-mover", "--json"];
     let verdict = ns.portwarden(&audit).status.code().unwrap();
-    assert!(verdict <= 2, "audit exit {verdict}");
-    closed_pipe(&prefix, &audit, verdict);
-    closed_pipe(&prefix, &audit[..3], verdict);
+    assert!((1..=2).contains(&verdict), "audit exit {verdict}");
+    closed_pipe_or(&prefix, &audit, 0, verdict);
+    closed_pipe_or(&prefix, &audit[..3], 0, verdict);
 }
 
 #[test]
