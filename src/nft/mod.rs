@@ -7,6 +7,7 @@
 //! never a mix of two rulesets.
 
 pub mod decode;
+pub mod legacy;
 pub mod libversion;
 pub mod monitor;
 mod read;

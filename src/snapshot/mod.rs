@@ -10,6 +10,7 @@
 //! ruleset with a 200,000-element blocklist.
 
 mod expr;
+pub mod legacy;
 mod set;
 mod summary;
 mod text;
@@ -31,6 +32,11 @@ pub struct Snapshot {
     pub generation: u32,
     /// Every table, in the kernel's dump order.
     pub tables: Vec<Table>,
+    /// The legacy iptables and ip6tables tables of the namespace (x_tables,
+    /// outside nf_tables): their chains' rule counts and policies, not
+    /// their rules. See [`legacy`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy: Vec<legacy::LegacyTable>,
 }
 
 /// An nftables address family, as `nft` names it.
