@@ -9,17 +9,20 @@
 
 use super::sys::xtables::{self, GetInfo, NUMHOOKS};
 use crate::snapshot::legacy::{
-    hook_of, priority, LegacyChain, LegacyContents, LegacyFamily, LegacyTable, LegacyUserChain,
+    hook_of, priority, LegacyChain, LegacyContents, LegacyFamily, LegacyTable, LegacyUnlisted,
+    LegacyUserChain,
 };
 use crate::snapshot::Policy;
 use std::io;
 
-/// The legacy tables of the current network namespace, IPv4 first. A
-/// family whose names file is missing (its module not loaded) has none.
-/// A table the kernel lists but will not give is kept as
-/// [`LegacyContents::Unreadable`].
-pub fn read_legacy() -> Vec<LegacyTable> {
+/// The legacy tables of the current network namespace, IPv4 first, and
+/// why a family's tables could not be listed. A family whose names file is
+/// missing (its module not loaded) has none. A table the kernel lists but
+/// will not give is kept as [`LegacyContents::Unreadable`]. Only listed
+/// tables are asked for: asking for another would create it.
+pub fn read_legacy() -> (Vec<LegacyTable>, Vec<LegacyUnlisted>) {
     let mut out = Vec::new();
+    let mut unlisted = Vec::new();
     for family in [LegacyFamily::Ipv4, LegacyFamily::Ipv6] {
         let file = match family {
             LegacyFamily::Ipv4 => "/proc/net/ip_tables_names",
@@ -29,12 +32,9 @@ pub fn read_legacy() -> Vec<LegacyTable> {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => {
-                out.push(LegacyTable {
+                unlisted.push(LegacyUnlisted {
                     family,
-                    name: "*".into(),
-                    contents: LegacyContents::Unreadable {
-                        reason: format!("reading {file}: {e}"),
-                    },
+                    reason: format!("reading {file}: {e}"),
                 });
                 continue;
             }
@@ -64,7 +64,7 @@ pub fn read_legacy() -> Vec<LegacyTable> {
             });
         }
     }
-    out
+    (out, unlisted)
 }
 
 /// Offsets inside `struct ipt_entry` / `ip6t_entry` (the same on every

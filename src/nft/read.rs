@@ -128,7 +128,7 @@ pub fn read_snapshot(opts: &ReadOptions) -> Result<Snapshot, ReadError> {
             Ok(mut snap) => {
                 if generation(&mut sock)? == before {
                     snap.generation = before;
-                    snap.legacy = super::legacy::read_legacy();
+                    (snap.legacy, snap.legacy_unlisted) = super::legacy::read_legacy();
                     return Ok(snap);
                 }
             }
@@ -261,6 +261,7 @@ fn dump_once(sock: &mut Socket) -> Result<Snapshot, Attempt> {
         generation: 0,
         tables,
         legacy: Vec::new(),
+        legacy_unlisted: Vec::new(),
     })
 }
 

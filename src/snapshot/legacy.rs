@@ -80,6 +80,25 @@ pub enum LegacyContents {
     },
 }
 
+/// A family whose legacy tables could not be listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyUnlisted {
+    /// IPv4 or IPv6.
+    pub family: LegacyFamily,
+    /// Why (e.g. `/proc/net/ip_tables_names` is readable by root only).
+    pub reason: String,
+}
+
+impl fmt::Display for LegacyUnlisted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "legacy iptables tables ({}) not checked ({}): assumed none",
+            self.family, self.reason
+        )
+    }
+}
+
 /// A built-in chain of a legacy table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyChain {

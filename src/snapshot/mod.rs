@@ -37,6 +37,11 @@ pub struct Snapshot {
     /// their rules. See [`legacy`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legacy: Vec<legacy::LegacyTable>,
+    /// Why the legacy tables of a family could not be listed (e.g. the
+    /// names file in `/proc/net` is readable by root only): nothing is
+    /// known of them, and answers say that they assume none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_unlisted: Vec<legacy::LegacyUnlisted>,
 }
 
 /// An nftables address family, as `nft` names it.
