@@ -241,3 +241,103 @@ pub fn decode(
         user_chains,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn info(valid_hooks: u32, offsets: [u32; 10], num_entries: u32, size: u32) -> GetInfo {
+        let mut hook_entry = [0; NUMHOOKS];
+        let mut underflow = [0; NUMHOOKS];
+        hook_entry.copy_from_slice(&offsets[..5]);
+        underflow.copy_from_slice(&offsets[5..]);
+        GetInfo {
+            name: [0; xtables::TABLE_MAXNAMELEN],
+            valid_hooks,
+            hook_entry,
+            underflow,
+            num_entries,
+            size,
+        }
+    }
+
+    /// An IPv4 entry with a standard target of `verdict`, or an ERROR
+    /// target named `error`.
+    fn entry(verdict: Option<i32>, error: &str) -> Vec<u8> {
+        let mut e = vec![0u8; 112];
+        let target = if verdict.is_some() { 40 } else { 64 };
+        e[88..90].copy_from_slice(&112u16.to_ne_bytes());
+        e[90..92].copy_from_slice(&((112 + target) as u16).to_ne_bytes());
+        let mut t = vec![0u8; target];
+        t[..2].copy_from_slice(&(target as u16).to_ne_bytes());
+        match verdict {
+            Some(v) => t[32..36].copy_from_slice(&v.to_ne_bytes()),
+            None => {
+                t[2..7].copy_from_slice(b"ERROR");
+                t[32..32 + error.len()].copy_from_slice(error.as_bytes());
+            }
+        }
+        e.extend(t);
+        e
+    }
+
+    #[test]
+    fn counts_rules_policies_and_user_chains() {
+        // INPUT: one rule, policy DROP; user chain FOO: one rule; ERROR.
+        let parts = [
+            entry(Some(-1), ""),
+            entry(Some(-1), ""),
+            entry(None, "FOO"),
+            entry(Some(-2), ""),
+            entry(Some(VERDICT_RETURN), ""),
+            entry(None, "ERROR"),
+        ];
+        let offs: Vec<u32> = parts
+            .iter()
+            .scan(0u32, |at, p| {
+                let o = *at;
+                *at += p.len() as u32;
+                Some(o)
+            })
+            .collect();
+        let bytes = parts.concat();
+        let i = info(
+            1 << 1,
+            [0, offs[0], 0, 0, 0, 0, offs[1], 0, 0, 0],
+            6,
+            bytes.len() as u32,
+        );
+        let c = decode(LegacyFamily::Ipv4, "filter", &i, &bytes).unwrap();
+        let LegacyContents::Read {
+            chains,
+            user_chains,
+            ..
+        } = c
+        else {
+            panic!("{c:?}")
+        };
+        assert_eq!(chains.len(), 1);
+        assert_eq!((chains[0].rules, chains[0].policy), (1, Policy::Drop));
+        assert_eq!(user_chains[0].name, "FOO");
+        assert_eq!(user_chains[0].rules, 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any bytes and any info: an answer or an error, never a panic.
+        #[test]
+        fn random_entries_never_panic(
+            bytes in prop::collection::vec(any::<u8>(), 0..600),
+            hooks in 0u32..64,
+            offsets in prop::array::uniform10(0u32..600),
+            n in 0u32..10,
+            v6 in any::<bool>(),
+        ) {
+            let fam = if v6 { LegacyFamily::Ipv6 } else { LegacyFamily::Ipv4 };
+            let i = info(hooks, offsets, n, bytes.len() as u32);
+            let _ = decode(fam, "filter", &i, &bytes);
+        }
+    }
+}
