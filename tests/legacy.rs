@@ -231,3 +231,63 @@ fn nft_drop_before_the_legacy_table_stays_a_drop() {
     assert_eq!(a["verdict"], "unknown", "{a:#}");
     assert!(!reaches(&t, PUBLIC.host4, 23));
 }
+
+#[test]
+fn the_daemon_sees_a_legacy_table_at_its_verification_read() {
+    let test = "the_daemon_sees_a_legacy_table_at_its_verification_read";
+    if !have_legacy(test) || !common::daemon::available(test) {
+        return;
+    }
+    use common::daemon::{field, Daemon};
+    use std::time::{Duration, Instant};
+    let t = Topology::new("lg-dmn");
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "via",
+        "10.99.0.2",
+        "dev",
+        "pw-priv",
+    ]);
+    t.load_fixture("daemon/host.nft");
+    let config = "roles = [\"veeam-data-mover\"]\nprivate_interfaces = [\"pw-priv\"]\n\
+                  [peers]\nbackup_server = [\"10.0.0.10\"]\n[severity]\nnot-listening = \"ignore\"\n\
+                  [daemon]\nverify_interval_s = 1\n";
+    let mut d = Daemon::start(&t.host.name, "lgd", config);
+    assert!(
+        d.wait_notify("READY=1", Duration::from_secs(30)).is_some(),
+        "no READY=1; stderr: {}",
+        d.stderr()
+    );
+    let why = "legacy iptables table filter (IPv4) has 1 rule in INPUT";
+    let has_note = |r: &Value| r["notes"].to_string().contains(why);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.report().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!has_note(&d.report().expect("a report")));
+    // No nf_tables event tells of this: the verification read does.
+    legacy(
+        &t.host,
+        IPTABLES,
+        &["-A", "INPUT", "-p", "tcp", "--dport", "6162", "-j", "DROP"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        let r = d.report().unwrap_or_default();
+        if has_note(&r) || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(has_note(&report), "{report:#}");
+    // Seen without calling the kept ruleset wrong.
+    assert!(
+        !d.journal()
+            .iter()
+            .any(|e| field(e, "MESSAGE_ID") == portwarden::render::journal::VERIFY_MISMATCH),
+        "{:?}",
+        d.journal()
+    );
+}
