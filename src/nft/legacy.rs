@@ -1,7 +1,7 @@
 //! Reading the legacy iptables and ip6tables tables (x_tables) of the
 //! current network namespace, the way `iptables-legacy-save` does: the
 //! table names from `/proc/net/ip_tables_names` (and `ip6_tables_names`),
-//! then each table's info and entries by get-sockopt ([`sys::xtables`]).
+//! then each table's info and entries by get-sockopt ([`super::sys::xtables`]).
 //!
 //! The entries are decoded only as far as their layout: which entries
 //! belong to which built-in chain, the policies, the user chains. Matches
