@@ -309,6 +309,28 @@ mod tests {
     }
 
     #[test]
+    fn the_json_reads_back() {
+        let mut snap = crate::snapshot::Snapshot::default();
+        snap.legacy.push(filter(2, Policy::Drop));
+        snap.legacy.push(LegacyTable {
+            family: LegacyFamily::Ipv6,
+            name: "raw".into(),
+            contents: LegacyContents::Unreadable {
+                reason: "EPERM".into(),
+            },
+        });
+        snap.legacy_unlisted.push(LegacyUnlisted {
+            family: LegacyFamily::Ipv4,
+            reason: "EACCES".into(),
+        });
+        let json = serde_json::to_value(&snap).unwrap();
+        assert_eq!(json["legacy"][0]["status"], "read");
+        assert_eq!(json["legacy"][1]["status"], "unreadable");
+        let back: crate::snapshot::Snapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(back, snap);
+    }
+
+    #[test]
     fn an_unreadable_table_counts_at_each_of_its_hooks() {
         let t = LegacyTable {
             family: LegacyFamily::Ipv6,
