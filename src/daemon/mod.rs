@@ -434,6 +434,18 @@ impl Daemon {
             );
             Arc::make_mut(&mut self.state).snapshot = fresh;
             self.dirty();
+        } else if (&fresh.legacy, &fresh.legacy_unlisted)
+            != (
+                &self.state.snapshot.legacy,
+                &self.state.snapshot.legacy_unlisted,
+            )
+        {
+            // No event tells of legacy iptables tables: this check does.
+            info!("the legacy iptables tables changed; re-auditing");
+            let snap = &mut Arc::make_mut(&mut self.state).snapshot;
+            snap.legacy = fresh.legacy;
+            snap.legacy_unlisted = fresh.legacy_unlisted;
+            self.dirty();
         }
     }
 

@@ -1026,6 +1026,11 @@ pub(super) struct Program {
     /// This program's identity, for what evaluation remembers between
     /// probes. Changing the chains' indexes after a probe needs a new one.
     pub id: ProgId,
+    /// Where legacy iptables tables could decide (not evaluated: answers
+    /// passing them are unknown).
+    pub legacy: Vec<crate::snapshot::legacy::LegacyPoint>,
+    /// Why legacy tables could not be listed (answers assume none).
+    pub legacy_unlisted: Vec<crate::snapshot::legacy::LegacyUnlisted>,
 }
 
 /// A number no other [`Program`] has, not even a clone (a clone may be
@@ -1637,7 +1642,11 @@ impl Program {
     }
 
     pub fn new(snap: &Snapshot) -> Program {
-        let mut prog = Program::default();
+        let mut prog = Program {
+            legacy: snap.legacy.iter().flat_map(|t| t.deciding()).collect(),
+            legacy_unlisted: snap.legacy_unlisted.clone(),
+            ..Program::default()
+        };
         let mut chain_ids: HashMap<(u32, &str), u32> = HashMap::new();
         let mut set_ids: HashMap<(u32, &str), u32> = HashMap::new();
         let mut set_klen = Vec::new();

@@ -24,6 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod index;
+mod legacy;
 mod ops;
 mod output;
 
@@ -502,6 +503,9 @@ struct Out {
     l4: L4,
     /// The output device, on the output path.
     oif: Option<String>,
+    /// For a drop or reject: the hook and priority of the base chain that
+    /// stopped the packet.
+    stop: Option<(Hook, i32)>,
 }
 
 impl Out {
@@ -873,7 +877,14 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
         st.set_assume(A_LOOPBACK);
     }
     let mut budget = MAX_BRANCHES;
-    ctx.run(st, &mut budget)
+    let mut out = ctx.run(st, &mut budget);
+    legacy::apply(
+        p,
+        &[Hook::Prerouting, Hook::Input],
+        probe.established,
+        &mut out,
+    );
+    out
 }
 
 /// The answer for a probe that cannot be evaluated.
@@ -890,6 +901,7 @@ fn invalid(probe: &Probe, reason: String) -> Out {
         v6: probe.is_v6(),
         l4: probe.proto,
         oif: None,
+        stop: None,
     }
 }
 
@@ -1020,6 +1032,7 @@ impl<'a> Ctx<'a> {
             v6: st.pkt.v6,
             l4: st.pkt.l4,
             oif: self.out_dev(st),
+            stop: matches!(verdict, Verdict::Drop | Verdict::Reject).then_some((st.hook, st.prio)),
         }
     }
 

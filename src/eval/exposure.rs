@@ -226,6 +226,9 @@ impl Evaluator {
         if itfs.is_empty() {
             notes.push("no non-loopback interface is known: nothing can arrive".to_string());
         }
+        for u in &self.prog.legacy_unlisted {
+            notes.push(u.to_string());
+        }
         // (family, protocol, interfaces evaluated alike, local addresses):
         // the first interface stands for the others.
         let mut combos = Vec::new();

@@ -1272,3 +1272,144 @@ fn interfaces_are_told_apart_exactly_where_rules_do() {
         names(&[&["pw-pub"], &["pw-priv"], &["eth7", "veth9"], &["wg0"]])
     );
 }
+
+/// A legacy table `name` (IPv4 unless `v6`) with one chain at `hook`
+/// holding `rules` rules.
+fn legacy_table(
+    v6: bool,
+    name: &str,
+    chain: &str,
+    hook: crate::snapshot::Hook,
+    rules: u32,
+) -> crate::snapshot::legacy::LegacyTable {
+    use crate::snapshot::legacy::*;
+    LegacyTable {
+        family: if v6 {
+            LegacyFamily::Ipv6
+        } else {
+            LegacyFamily::Ipv4
+        },
+        name: name.into(),
+        contents: LegacyContents::Read {
+            entries: 2 + rules,
+            chains: vec![LegacyChain {
+                name: chain.into(),
+                hook,
+                priority: priority(name, hook),
+                rules,
+                policy: crate::snapshot::Policy::Accept,
+            }],
+            user_chains: vec![],
+        },
+    }
+}
+
+#[test]
+fn legacy_chains_make_the_answers_that_pass_them_unknown() {
+    use crate::snapshot::Hook;
+    let mut snap = Snapshot::default();
+    snap.legacy
+        .push(legacy_table(false, "filter", "OUTPUT", Hook::Output, 3));
+    snap.legacy.push(legacy_table(
+        false,
+        "nat",
+        "PREROUTING",
+        Hook::Prerouting,
+        1,
+    ));
+    let e = Evaluator::new(&snap, topology());
+    // Inbound: the nat table's PREROUTING is passed by a new connection...
+    let a = tcp(&e, "10.99.0.2", "10.99.0.1", 22);
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.as_deref().unwrap();
+    assert!(
+        why.contains("legacy iptables table nat (IPv4) has 1 rule in PREROUTING"),
+        "{why}"
+    );
+    assert!(!why.contains("OUTPUT"), "{why}");
+    // ...not by a packet of an established one (nat tables see first packets only).
+    let mut p = probe(&e, L4::Tcp, "10.99.0.2", "10.99.0.1", 22);
+    p.established = true;
+    assert_eq!(e.explain(&p).verdict, Verdict::Accept);
+    // IPv6 has no legacy table.
+    assert_eq!(
+        tcp(&e, "fd00:99::2", "fd00:99::1", 22).verdict,
+        Verdict::Accept
+    );
+    // Outbound: the filter table's OUTPUT is passed.
+    let out = OutProbe::new(
+        L4::Tcp,
+        "10.99.0.1".parse().unwrap(),
+        "10.0.0.10".parse().unwrap(),
+        40000,
+        443,
+    );
+    let a = e.explain_output(&out);
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap()
+            .contains("legacy iptables table filter (IPv4) has 3 rules in OUTPUT"),
+        "{a:#?}"
+    );
+    assert_eq!(e.output_verdict(&out), Verdict::Unknown);
+}
+
+#[test]
+fn a_drop_before_the_legacy_chain_stays_decided() {
+    use crate::snapshot::Hook;
+    let mut snap = snapshot("backup-host-basic");
+    snap.legacy
+        .push(legacy_table(false, "security", "INPUT", Hook::Input, 1));
+    let plain = Evaluator::new(&snapshot("backup-host-basic"), topology());
+    let e = Evaluator::new(&snap, topology());
+    // Every probe nf_tables drops or rejects in a chain that runs before the
+    // security table (input priority 50) keeps its answer; an accepted one
+    // becomes unknown.
+    let mut seen = (0, 0);
+    for p in grid(&plain) {
+        let (a, b) = (plain.explain(&p), e.explain(&p));
+        match a.verdict {
+            Verdict::Accept if !p.is_v6() => {
+                assert_eq!(b.verdict, Verdict::Unknown, "{p:?}");
+                seen.0 += 1;
+            }
+            Verdict::Drop | Verdict::Reject if a.trace.last().is_some_and(|v| v.priority < 50) => {
+                assert_eq!(b.verdict, a.verdict, "{p:?}");
+                seen.1 += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(seen.0 > 0 && seen.1 > 0, "{seen:?}");
+}
+
+#[test]
+fn unlisted_legacy_tables_are_an_assumption_of_their_family() {
+    use crate::snapshot::legacy::{LegacyFamily, LegacyUnlisted};
+    let mut snap = Snapshot::default();
+    snap.legacy_unlisted.push(LegacyUnlisted {
+        family: LegacyFamily::Ipv4,
+        reason: "reading /proc/net/ip_tables_names: Permission denied".into(),
+    });
+    let e = Evaluator::new(&snap, topology());
+    let a = tcp(&e, "10.99.0.2", "10.99.0.1", 22);
+    assert_eq!(a.verdict, Verdict::Accept);
+    assert!(
+        a.assumptions
+            .iter()
+            .any(|s| s.starts_with("legacy iptables tables (IPv4) not checked")),
+        "{a:#?}"
+    );
+    let a = tcp(&e, "fd00:99::2", "fd00:99::1", 22);
+    assert!(
+        !a.assumptions.iter().any(|s| s.contains("legacy")),
+        "{a:#?}"
+    );
+    assert!(e
+        .exposure()
+        .notes
+        .iter()
+        .any(|n| n.contains("legacy iptables tables (IPv4) not checked")));
+}

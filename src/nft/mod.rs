@@ -4,9 +4,11 @@
 //! namespace's ruleset: it reads the generation id, dumps every object kind,
 //! reads the generation again, and starts over if the ruleset changed in
 //! between (or the kernel flagged a dump as interrupted), so a snapshot is
-//! never a mix of two rulesets.
+//! never a mix of two rulesets. It also reads the legacy iptables tables
+//! of the namespace ([`legacy`]), which live outside nf_tables.
 
 pub mod decode;
+pub mod legacy;
 pub mod libversion;
 pub mod monitor;
 mod read;

@@ -408,10 +408,13 @@ impl Transaction {
 
 /// A copy of `snap` without what changes by itself while nothing is
 /// committed (counter and quota values, element expiry times), for
-/// comparing a snapshot kept from events with a fresh read.
+/// comparing a snapshot kept from events with a fresh read. The legacy
+/// iptables tables are left out: no nf_tables event tells of them.
 pub fn comparable(snap: &Snapshot) -> Snapshot {
     use crate::snapshot::{Expr, ObjectKind};
     let mut s = snap.clone();
+    s.legacy.clear();
+    s.legacy_unlisted.clear();
     for t in &mut s.tables {
         for c in &mut t.chains {
             for r in &mut c.rules {

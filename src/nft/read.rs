@@ -128,6 +128,7 @@ pub fn read_snapshot(opts: &ReadOptions) -> Result<Snapshot, ReadError> {
             Ok(mut snap) => {
                 if generation(&mut sock)? == before {
                     snap.generation = before;
+                    (snap.legacy, snap.legacy_unlisted) = super::legacy::read_legacy();
                     return Ok(snap);
                 }
             }
@@ -259,6 +260,8 @@ fn dump_once(sock: &mut Socket) -> Result<Snapshot, Attempt> {
     Ok(Snapshot {
         generation: 0,
         tables,
+        legacy: Vec::new(),
+        legacy_unlisted: Vec::new(),
     })
 }
 

@@ -971,3 +971,159 @@ pub fn parse_all_for_fuzzing(m: Msg<'_>) {
         let _ = e.data(ffi::NFTNL_SET_ELEM_KEY);
     });
 }
+
+/// The legacy x_tables interface (iptables-legacy, ip6tables-legacy): the
+/// two get-sockopts `iptables-legacy-save` reads a table with. The bytes
+/// are handed out as they come; [`crate::nft::legacy`] decodes them
+/// without `unsafe`.
+pub mod xtables {
+    use libc::{c_int, c_void, socklen_t};
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// `IPT_SO_GET_INFO` / `IP6T_SO_GET_INFO` (`IPT_BASE_CTL`).
+    const SO_GET_INFO: c_int = 64;
+    /// `IPT_SO_GET_ENTRIES` / `IP6T_SO_GET_ENTRIES`.
+    const SO_GET_ENTRIES: c_int = 65;
+    /// `XT_TABLE_MAXNAMELEN`.
+    pub const TABLE_MAXNAMELEN: usize = 32;
+    /// `NF_INET_NUMHOOKS`.
+    pub const NUMHOOKS: usize = 5;
+
+    /// `struct ipt_getinfo` (and `struct ip6t_getinfo`, the same layout).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct GetInfo {
+        /// The table's name, NUL-terminated.
+        pub name: [u8; TABLE_MAXNAMELEN],
+        /// Bit `h` set: the table has a built-in chain at hook `h`.
+        pub valid_hooks: u32,
+        /// Byte offset of each hook's first entry.
+        pub hook_entry: [u32; NUMHOOKS],
+        /// Byte offset of each hook's policy entry.
+        pub underflow: [u32; NUMHOOKS],
+        /// Entries in the table (rules, policies, chain heads and ends,
+        /// the final error entry).
+        pub num_entries: u32,
+        /// Bytes of the entries.
+        pub size: u32,
+    }
+
+    /// Where the entries start in `struct ipt_get_entries`: after the name
+    /// and size, at the alignment of `struct ipt_entry` (its counters are
+    /// `u64`s).
+    pub const ENTRIES_OFFSET: usize =
+        (TABLE_MAXNAMELEN + 4).next_multiple_of(std::mem::align_of::<u64>());
+
+    /// A socket of the family the tables belong to. A UDP socket reaches
+    /// the same get-sockopts as `iptables`' raw one (`ip_getsockopt` and
+    /// `ipv6_getsockopt` hand unknown options of their level to netfilter)
+    /// and needs no `CAP_NET_RAW`; the kernel checks `CAP_NET_ADMIN` on
+    /// each request.
+    fn socket(v6: bool) -> io::Result<OwnedFd> {
+        let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+        // SAFETY: socket(2) takes no pointers; the result is checked.
+        let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn getsockopt(fd: &OwnedFd, v6: bool, opt: c_int, buf: &mut [u8]) -> io::Result<usize> {
+        let level = if v6 { libc::SOL_IPV6 } else { libc::SOL_IP };
+        let mut len = socklen_t::try_from(buf.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "buffer too large"))?;
+        // SAFETY: `buf` is writable for `len` bytes, and the kernel writes
+        // at most `len` bytes and stores the length it wrote in `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                level,
+                opt,
+                buf.as_mut_ptr() as *mut c_void,
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(len as usize)
+    }
+
+    /// The info of the table `name` of the current network namespace
+    /// (`v6`: ip6tables). Ask only for tables the kernel lists
+    /// (`/proc/net/ip_tables_names`): asking for another creates it.
+    pub fn info(v6: bool, name: &str) -> io::Result<GetInfo> {
+        let fd = socket(v6)?;
+        info_on(&fd, v6, name)
+    }
+
+    fn info_on(fd: &OwnedFd, v6: bool, name: &str) -> io::Result<GetInfo> {
+        if name.len() >= TABLE_MAXNAMELEN || name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "table name too long",
+            ));
+        }
+        let mut buf = [0u8; std::mem::size_of::<GetInfo>()];
+        buf[..name.len()].copy_from_slice(name.as_bytes());
+        let n = getsockopt(fd, v6, SO_GET_INFO, &mut buf)?;
+        if n != buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("GET_INFO returned {n} bytes, not {}", buf.len()),
+            ));
+        }
+        let word = |i: usize| u32::from_ne_bytes(buf[i..i + 4].try_into().expect("4 bytes"));
+        let mut info = GetInfo {
+            name: [0; TABLE_MAXNAMELEN],
+            valid_hooks: word(32),
+            hook_entry: [0; NUMHOOKS],
+            underflow: [0; NUMHOOKS],
+            num_entries: word(32 + 4 + 8 * NUMHOOKS),
+            size: word(32 + 4 + 8 * NUMHOOKS + 4),
+        };
+        info.name.copy_from_slice(&buf[..TABLE_MAXNAMELEN]);
+        for h in 0..NUMHOOKS {
+            info.hook_entry[h] = word(36 + 4 * h);
+            info.underflow[h] = word(36 + 4 * NUMHOOKS + 4 * h);
+        }
+        Ok(info)
+    }
+
+    /// The info and entries of the table `name` (see [`info`]). The
+    /// entries are `struct ipt_entry` (or `ip6t_entry`) records, as the
+    /// kernel lays them out; [`crate::nft::legacy`] checks every offset
+    /// before reading them. Retries when the table changes in between.
+    pub fn entries(v6: bool, name: &str) -> io::Result<(GetInfo, Vec<u8>)> {
+        let fd = socket(v6)?;
+        for _ in 0..10 {
+            let info = info_on(&fd, v6, name)?;
+            let size = info.size as usize;
+            let mut buf = vec![0u8; ENTRIES_OFFSET + size];
+            buf[..name.len()].copy_from_slice(name.as_bytes());
+            buf[TABLE_MAXNAMELEN..TABLE_MAXNAMELEN + 4].copy_from_slice(&info.size.to_ne_bytes());
+            match getsockopt(&fd, v6, SO_GET_ENTRIES, &mut buf) {
+                Ok(n) if n == buf.len() => {
+                    buf.drain(..ENTRIES_OFFSET);
+                    return Ok((info, buf));
+                }
+                Ok(n) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("GET_ENTRIES returned {n} bytes, not {}", buf.len()),
+                    ))
+                }
+                // The table changed size between the two calls.
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "the legacy table kept changing while it was read",
+        ))
+    }
+}

@@ -10,6 +10,7 @@
 //! ruleset with a 200,000-element blocklist.
 
 mod expr;
+pub mod legacy;
 mod set;
 mod summary;
 mod text;
@@ -31,6 +32,16 @@ pub struct Snapshot {
     pub generation: u32,
     /// Every table, in the kernel's dump order.
     pub tables: Vec<Table>,
+    /// The legacy iptables and ip6tables tables of the namespace (x_tables,
+    /// outside nf_tables): their chains' rule counts and policies, not
+    /// their rules. See [`legacy`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy: Vec<legacy::LegacyTable>,
+    /// Why the legacy tables of a family could not be listed (e.g. the
+    /// names file in `/proc/net` is readable by root only): nothing is
+    /// known of them, and answers say that they assume none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_unlisted: Vec<legacy::LegacyUnlisted>,
 }
 
 /// An nftables address family, as `nft` names it.

@@ -1,5 +1,6 @@
 //! The human-readable summary `portwarden dump` prints without `--json`.
 
+use super::legacy::{LegacyContents, LegacyTable};
 use super::{Snapshot, Table};
 use std::fmt;
 
@@ -25,8 +26,57 @@ impl fmt::Display for Summary<'_> {
         for t in &s.tables {
             table(f, t)?;
         }
+        for t in &s.legacy {
+            legacy(f, t)?;
+        }
+        for u in &s.legacy_unlisted {
+            writeln!(f, "{u}")?;
+        }
         Ok(())
     }
+}
+
+/// A legacy iptables table: one line, then one per chain.
+fn legacy(f: &mut fmt::Formatter<'_>, t: &LegacyTable) -> fmt::Result {
+    let deciding = t.deciding();
+    write!(f, "legacy iptables table {} ({})", t.name, t.family)?;
+    match &t.contents {
+        LegacyContents::Unreadable { reason } => {
+            return writeln!(f, ": could not be read ({reason}); not evaluated");
+        }
+        LegacyContents::Read { entries, .. } => writeln!(
+            f,
+            ": {entries} kernel entries{}",
+            if deciding.is_empty() {
+                "; empty, changes nothing"
+            } else {
+                "; rules not evaluated: answers passing its chains with rules or a DROP policy are unknown"
+            }
+        )?,
+    }
+    if let LegacyContents::Read {
+        chains,
+        user_chains,
+        ..
+    } = &t.contents
+    {
+        for c in chains {
+            write!(f, "  chain {}: hook {}", c.name, c.hook)?;
+            if let Some(p) = c.priority {
+                write!(f, " priority {p}")?;
+            }
+            writeln!(
+                f,
+                " policy {}, {} rules",
+                super::legacy::policy_name(c.policy),
+                c.rules
+            )?;
+        }
+        for c in user_chains {
+            writeln!(f, "  chain {}, {} rules", c.name, c.rules)?;
+        }
+    }
+    Ok(())
 }
 
 fn table(f: &mut fmt::Formatter<'_>, t: &Table) -> fmt::Result {

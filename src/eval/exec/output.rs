@@ -120,7 +120,19 @@ fn run_output(p: &Program, r: &RouteIndex, path: &[Entry], probe: &OutProbe) -> 
         before: (Some(probe.saddr), Some(probe.daddr), 0, !0),
     }));
     let mut budget = MAX_BRANCHES;
-    ctx.run(st, &mut budget)
+    let mut out = ctx.run(st, &mut budget);
+    let path: &[Hook] = if local {
+        &[
+            Hook::Output,
+            Hook::Postrouting,
+            Hook::Prerouting,
+            Hook::Input,
+        ]
+    } else {
+        &[Hook::Output, Hook::Postrouting]
+    };
+    legacy::apply(p, path, false, &mut out);
+    out
 }
 
 /// [`crate::eval::Evaluator::explain_output`].
