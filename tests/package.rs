@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 /// What the container's root is made of: systemd to boot, the libraries
 /// the .deb depends on (the container has no network to fetch them), nft
-/// and ip for the drifted host, rpm to install the .rpm too.
+/// and ip for the drifted host, iptables-legacy for a legacy rule, rpm to
+/// install the .rpm too.
 const ROOT_PACKAGES: &str =
-    "systemd,systemd-sysv,dbus,libnftnl11,libmnl0,procps,nftables,iproute2,rpm";
+    "systemd,systemd-sysv,dbus,libnftnl11,libmnl0,procps,nftables,iproute2,rpm,iptables";
 
 /// The checks `tests/e2e/checks.sh` must report as passed.
 const CHECKS: &[&str] = &[
@@ -57,6 +58,8 @@ const CHECKS: &[&str] = &[
     "reload-broken-keeps-running",
     "reload-broken-logged",
     "still-running-after-broken-reload",
+    "active-with-legacy-rule",
+    "legacy-table-named",
     "security-analyzed",
     "upgrade",
     "upgraded",

@@ -114,6 +114,16 @@ check still-running-after-broken-reload test "$(systemctl is-active portwarden)"
 cp "$cfg.good" "$cfg"
 rm -f "$cfg.good" "$cfg.broken"
 
+# A legacy iptables rule (as ferm would add): the hardened service lists the
+# legacy tables (group root reads their names; an IPv4 socket asks x_tables)
+# and names the table in the report instead of answering for nf_tables alone.
+/usr/sbin/iptables-legacy -A INPUT -p tcp --dport 9999 -j DROP
+systemctl restart portwarden
+check active-with-legacy-rule wait_state active 20
+check legacy-table-named grep -q "legacy iptables table filter (IPv4) has 1 rule in INPUT" /run/portwarden/report.json
+/usr/sbin/iptables-legacy -F INPUT
+systemctl restart portwarden
+
 # The installed unit's exposure, as systemd-analyze rates it.
 systemd-analyze security portwarden.service --no-pager > "$out/security.txt" 2>&1
 check security-analyzed grep -q "Overall exposure level for portwarden.service" "$out/security.txt"
