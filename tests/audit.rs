@@ -264,22 +264,7 @@ fn config_file(tag: &str, text: &str) -> PathBuf {
 
 /// Runs `portwarden audit --format json --config F` in the host namespace.
 fn audit(t: &Topology, cfg: &Path) -> (Value, i32) {
-    let out = t.host.portwarden(&[
-        "audit",
-        "--format",
-        "json",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
-    let code = out.status.code().unwrap_or(-1);
-    assert!(
-        (0..=2).contains(&code),
-        "audit failed ({code}): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    (v, code)
+    t.host.audit_json(cfg, &[])
 }
 
 fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -1752,21 +1737,9 @@ fn inbound_alternatives_one_accepted_is_enough_and_none_is_one_missing_opening()
     std::fs::write(dir.join("alt.toml"), ALT_IN_ROLE).unwrap();
     let cfg = config_file("altin", ALT_IN_CFG);
     let run_audit = || -> Value {
-        let out = t.host.portwarden(&[
-            "audit",
-            "--format",
-            "json",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--catalog-dir",
-            dir.to_str().unwrap(),
-        ]);
-        assert!(
-            (0..=2).contains(&out.status.code().unwrap_or(-1)),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        t.host
+            .audit_json(&cfg, &["--catalog-dir", dir.to_str().unwrap()])
+            .0
     };
     let missing = |report: &Value| -> Vec<Value> {
         report["findings"]

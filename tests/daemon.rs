@@ -29,23 +29,6 @@ backup_server = ["10.0.0.10"]
 not-listening = "ignore"
 "#;
 
-/// The topology with the daemon host's ruleset and a route to the backup
-/// server's network through the private link.
-fn host(tag: &str) -> Topology {
-    let t = Topology::new(tag);
-    t.host.ip(&[
-        "route",
-        "add",
-        "10.0.0.0/24",
-        "via",
-        "10.99.0.2",
-        "dev",
-        "pw-priv",
-    ]);
-    t.load_fixture("daemon/host.nft");
-    t
-}
-
 /// The daemon host with `portwarden daemon` started on it with `config`
 /// and ready; `None` (the test is skipped, saying why) without root or
 /// journald.
@@ -53,7 +36,7 @@ fn started(test: &str, tag: &str, config: &str) -> Option<(Topology, Daemon)> {
     if !require_root(test) || !daemon::available(test) {
         return None;
     }
-    let t = host(tag);
+    let t = common::daemon_host(tag);
     let mut d = Daemon::start(&t.host.name, tag, config);
     ready(&mut d);
     Some((t, d))
@@ -475,7 +458,7 @@ fn the_metrics_textfile_passes_promtool() {
         eprintln!("SKIPPED daemon metrics: needs promtool (Debian package prometheus)");
         return;
     }
-    let t = host("dm");
+    let t = common::daemon_host("dm");
     // A finding, so that the findings metric has a sample.
     t.host
         .nft_text("insert rule inet filter input tcp dport 6162 drop\n");
@@ -564,7 +547,7 @@ fn trap_host(test: &str, tag: &str, daemon_cfg: &str, env: &str) -> Option<(Topo
     if !require_root(test) || !daemon::available(test) {
         return None;
     }
-    let t = host(tag);
+    let t = common::daemon_host(tag);
     t.host.nft_text(
         "add set inet filter banned { type ipv4_addr; flags dynamic, timeout; timeout 1h; }\n\
          insert rule inet filter input ip saddr @banned drop\n\
@@ -702,7 +685,7 @@ fn an_exposed_listener_entry_names_its_unit() {
         eprintln!("SKIPPED {test}: no cgroup2 mount (a cgroup v1 only host)");
         return;
     };
-    let t = host("du");
+    let t = common::daemon_host("du");
     // Port 8080 open to everyone: a listener there is exposed.
     run(t.host.cmd("nft").args([
         "insert", "rule", "inet", "filter", "input", "tcp", "dport", "8080", "accept",

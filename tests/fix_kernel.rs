@@ -164,19 +164,7 @@ fn topology(tag: &str) -> Topology {
 }
 
 fn audit(t: &Topology, cfg: &Path) -> Value {
-    let out = t.host.portwarden(&[
-        "audit",
-        "--format",
-        "json",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
-    assert!(
-        (0..=2).contains(&out.status.code().unwrap_or(-1)),
-        "audit failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("report")
+    t.host.audit_json(cfg, &[]).0
 }
 
 /// One packet of the grid: protocol, source, destination, port, and the

@@ -162,16 +162,8 @@ fn legacy_drop_rule_makes_answers_unknown_and_names_the_table() {
         "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.99.0.2\"]\n",
     )
     .unwrap();
-    let out = t.host.portwarden(&[
-        "audit",
-        "--format",
-        "json",
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let (report, _) = t.host.audit_json(&cfg, &[]);
     let _ = std::fs::remove_file(&cfg);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let text = report.to_string();
     assert!(text.contains(why), "{report:#}");
     for f in report["findings"].as_array().unwrap() {
@@ -240,17 +232,7 @@ fn the_daemon_sees_a_legacy_table_at_its_verification_read() {
     }
     use common::daemon::{field, Daemon};
     use std::time::{Duration, Instant};
-    let t = Topology::new("lg-dmn");
-    t.host.ip(&[
-        "route",
-        "add",
-        "10.0.0.0/24",
-        "via",
-        "10.99.0.2",
-        "dev",
-        "pw-priv",
-    ]);
-    t.load_fixture("daemon/host.nft");
+    let t = common::daemon_host("lg-dmn");
     let config = "roles = [\"veeam-data-mover\"]\nprivate_interfaces = [\"pw-priv\"]\n\
                   [peers]\nbackup_server = [\"10.0.0.10\"]\n[severity]\nnot-listening = \"ignore\"\n\
                   [daemon]\nverify_interval_s = 1\n";

@@ -145,6 +145,29 @@ impl Netns {
             .expect("run portwarden")
     }
 
+    /// `portwarden audit --format json --config CFG ARGS...`: the report and
+    /// the exit code; panics unless the audit ran (exit 0, 1 or 2).
+    pub fn audit_json(&self, cfg: &Path, args: &[&str]) -> (serde_json::Value, i32) {
+        let mut all = vec![
+            "audit",
+            "--format",
+            "json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ];
+        all.extend(args);
+        let out = self.portwarden(&all);
+        let code = out.status.code().unwrap_or(-1);
+        assert!(
+            (0..=2).contains(&code),
+            "audit failed ({code}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        (report, code)
+    }
+
     /// `portwarden dump --json` parsed; panics if it fails.
     pub fn dump_json(&self) -> serde_json::Value {
         let out = self.portwarden(&["dump", "--json"]);
@@ -477,4 +500,22 @@ impl Drop for ScratchCgroups {
             }
         }
     }
+}
+
+/// The daemon tests' host: the topology with the daemon host's ruleset
+/// (`tests/fixtures/daemon/host.nft`) and a route to the backup server's
+/// network (10.0.0.0/24) through the private link.
+pub fn daemon_host(tag: &str) -> Topology {
+    let t = Topology::new(tag);
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "via",
+        "10.99.0.2",
+        "dev",
+        "pw-priv",
+    ]);
+    t.load_fixture("daemon/host.nft");
+    t
 }
