@@ -1178,9 +1178,38 @@ fn collect<'a>(
     if let Some(r) = record {
         shared.contributed(fam, proto, r);
     }
-    // Routes answer fib and addrtype; sockets answer socket and tproxy.
+    // Routes answer fib and addrtype, and IPv4 reverse-path filtering;
+    // sockets answer socket and tproxy.
     let routes = &ev.routes.given;
-    let nets: Vec<ipnet::IpNet> = if c.out.fib {
+    let v4 = fam == AddrFamily::V4;
+    let rp_filter = v4
+        && ev
+            .routes
+            .by_name(&itf.name)
+            .is_some_and(|i| !ev.routes.interface(i).rp_filter.is_off());
+    let all = PortSet::all();
+    if v4 {
+        // The routing decision's martian sources: the host's own addresses
+        // (without accept_local), 0.0.0.0/8, 127.0.0.0/8, multicast and the
+        // limited broadcast address.
+        let own = routes
+            .interfaces
+            .iter()
+            .flat_map(|i| i.addrs.iter())
+            .filter(|n| n.addr().is_ipv4())
+            .map(|n| (addr_value(n.addr()), addr_value(n.addr())));
+        c.out.addr(AddrSet::from_ranges(fam, own.collect()), &all);
+        for p in [
+            "0.0.0.0/8",
+            "127.0.0.0/8",
+            "224.0.0.0/4",
+            "255.255.255.255/32",
+        ] {
+            let p: ipnet::IpNet = p.parse().expect("prefix");
+            c.out.addr(AddrSet::from_prefixes(fam, [p]), &all);
+        }
+    }
+    let nets: Vec<ipnet::IpNet> = if c.out.fib || rp_filter {
         routes
             .interfaces
             .iter()
@@ -1190,7 +1219,6 @@ fn collect<'a>(
     } else {
         Vec::new()
     };
-    let all = PortSet::all();
     for n in nets {
         if AddrFamily::of(n.addr()) != fam {
             continue;

@@ -378,6 +378,48 @@ impl fmt::Display for DecidedBy {
     }
 }
 
+/// A check of the kernel's IPv4 routing decision after prerouting (before
+/// the input hook) that can drop a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingCheck {
+    /// Reverse-path filtering (`rp_filter`) refused the source.
+    RpFilter,
+    /// The source is a martian: in 0.0.0.0/8, multicast or broadcast, in
+    /// 127.0.0.0/8 without `route_localnet`, or one of the host's own
+    /// addresses without `accept_local`.
+    MartianSource,
+    /// The destination (after DNAT) is a martian: in 0.0.0.0/8, or in
+    /// 127.0.0.0/8 without `route_localnet` on the input interface.
+    MartianDestination,
+}
+
+/// The step of the routing decision that dropped a packet (no chain of the
+/// input hook sees it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RoutingStep {
+    /// Which check.
+    pub check: RoutingCheck,
+    /// The sysctl settings in force that decide it (`name=value`), none
+    /// when no setting changes the outcome (a source in 0.0.0.0/8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+}
+
+impl fmt::Display for RoutingStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.check {
+            RoutingCheck::RpFilter => "reverse-path filtering",
+            RoutingCheck::MartianSource => "martian source",
+            RoutingCheck::MartianDestination => "martian destination",
+        })?;
+        match &self.setting {
+            Some(s) => write!(f, " ({s})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How a chain was entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -429,9 +471,15 @@ pub struct Translation {
 pub struct Answer {
     /// The verdict.
     pub verdict: Verdict,
-    /// The rule or policy that decided it (for `unknown`: none).
+    /// The rule or policy that decided it (for `unknown`, or a drop by the
+    /// routing decision: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<DecidedBy>,
+    /// For a drop by the routing decision after prerouting (before any
+    /// input chain): the check that dropped it; [`Answer::reason`] says
+    /// why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingStep>,
     /// For `reject`: how (`tcp reset`, `icmp port-unreachable`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject_with: Option<String>,
