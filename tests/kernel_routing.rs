@@ -132,6 +132,26 @@ fn martian_destinations(ns: &Netns) -> u64 {
         .sum()
 }
 
+/// `portwarden explain`'s text for one probe arriving on pw-pub.
+fn explain_text(ns: &Netns, service: &str, from: &str) -> String {
+    let out = ns.portwarden(&[
+        "explain",
+        service,
+        "--from",
+        from,
+        "--to",
+        PUBLIC.host4,
+        "--iif",
+        PUBLIC.host_if,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Explains, sends and compares one round; returns the number of
 /// disagreements, printed.
 fn round(t: &Topology, what: &str, cases: &[Case]) -> Vec<String> {
@@ -293,6 +313,18 @@ fn rp_filter_strict_and_loose_agree_with_the_kernel() {
         ],
     );
     bad.extend(round(&t, "pw-pub rp_filter 1", &strict));
+    let text = explain_text(&t.host, "tcp/6162", "10.0.0.10");
+    for want in [
+        "tcp 10.0.0.10:",
+        ": DROP\n",
+        "decided by: the routing decision after prerouting: refused by reverse-path filtering (net.ipv4.conf.pw-pub.rp_filter=1)\n",
+        "strict: the route back to 10.0.0.10 (10.0.0.10/32) leaves through pw-priv, not pw-pub",
+        "before the input hook",
+    ] {
+        if !text.contains(want) {
+            bad.push(format!("explain's text lacks {want:?}:\n{text}"));
+        }
+    }
 
     // Loose from `all` (2 > the interface's 0): any unicast route back.
     sysctl(&t.host, "net.ipv4.conf.pw-pub.rp_filter=0");
@@ -368,6 +400,17 @@ fn dnat_to_loopback_needs_route_localnet() {
         "route_localnet 0",
         &cases(Some(("martian_destination", off.into()))),
     ));
+    let text = explain_text(&t.host, "tcp/8080", PUBLIC.peer4);
+    for want in [
+        ": DROP\n",
+        "nat: dnat to 127.0.0.1:9090",
+        &format!("decided by: the routing decision after prerouting: dropped as a martian destination ({off})\n"),
+        "dnat to 127.0.0.1: a destination in 127.0.0.0/8 arriving on pw-pub",
+    ] {
+        if !text.contains(want) {
+            bad.push(format!("explain's text lacks {want:?}:\n{text}"));
+        }
+    }
     sysctl(&t.host, "net.ipv4.conf.pw-pub.route_localnet=1");
     bad.extend(round(&t, "pw-pub route_localnet 1", &cases(None)));
     sysctl(&t.host, "net.ipv4.conf.pw-pub.route_localnet=0");

@@ -1400,7 +1400,7 @@ impl<'a> Ctx<'a> {
     ) -> Option<Out> {
         let step = RoutingStep { check, setting };
         let reason = format!(
-            "dropped by {step}: {why}; the kernel drops it in the routing decision after prerouting, before the input hook"
+            "{step}: {why}; the kernel drops it in the routing decision after prerouting, before the input hook"
         );
         let mut out = self.finish(st, Verdict::Drop, None, Some(reason));
         out.routing = Some(step);
@@ -1408,7 +1408,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn routing_checks(&self, st: &mut St) -> Option<Out> {
-        if st.local_origin || st.pkt.v6 {
+        if !self.r.checks || st.local_origin || st.pkt.v6 {
             return None;
         }
         let (Some(IpAddr::V4(s)), Some(IpAddr::V4(d))) = (st.pkt.saddr(), st.pkt.daddr()) else {

@@ -1181,7 +1181,7 @@ fn collect<'a>(
     // Routes answer fib and addrtype, and IPv4 reverse-path filtering;
     // sockets answer socket and tproxy.
     let routes = &ev.routes.given;
-    let v4 = fam == AddrFamily::V4;
+    let v4 = fam == AddrFamily::V4 && ev.routes.checks;
     let rp_filter = v4
         && ev
             .routes

@@ -128,7 +128,7 @@ fn fingerprint(
         out: vec![T_TYPE, u32::from(itf.iftype)],
     };
     let v6 = fam == AddrFamily::V6;
-    if !v6 {
+    if !v6 && routes.checks {
         routing_tokens(routes, itf, me, &mut w.out);
     }
     for e in &prog.paths[usize::from(v6)] {

@@ -406,12 +406,14 @@ pub struct RoutingStep {
     pub setting: Option<String>,
 }
 
+/// `refused by reverse-path filtering (net.ipv4.conf.eth0.rp_filter=1)`,
+/// `dropped as a martian destination (...)`.
 impl fmt::Display for RoutingStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.check {
-            RoutingCheck::RpFilter => "reverse-path filtering",
-            RoutingCheck::MartianSource => "martian source",
-            RoutingCheck::MartianDestination => "martian destination",
+            RoutingCheck::RpFilter => "refused by reverse-path filtering",
+            RoutingCheck::MartianSource => "dropped as a martian source",
+            RoutingCheck::MartianDestination => "dropped as a martian destination",
         })?;
         match &self.setting {
             Some(s) => write!(f, " ({s})"),
@@ -523,6 +525,31 @@ impl Evaluator {
             routes: routes::RouteIndex::new(routes),
             out,
         }
+    }
+
+    /// The same evaluator without the IPv4 routing decision's own checks
+    /// (reverse-path filtering, martian sources and destinations): every
+    /// packet for a local address reaches the input hook, as before those
+    /// checks were modelled. For the audit, which handles reverse-path
+    /// refusals itself (pinned peers become notes) and must not report
+    /// martian sources as missing openings no rule can fix.
+    pub fn without_routing_checks(mut self) -> Evaluator {
+        self.routes.checks = false;
+        self
+    }
+
+    /// Whether the IPv4 routing decision's own checks are applied (see
+    /// [`Evaluator::without_routing_checks`]).
+    pub fn routing_checks(&self) -> bool {
+        self.routes.checks
+    }
+
+    /// An evaluator for another snapshot with the same routes and the same
+    /// routing checks.
+    pub fn like(&self, snapshot: &Snapshot) -> Evaluator {
+        let mut e = Evaluator::new(snapshot, self.routes.given.clone());
+        e.routes.checks = self.routes.checks;
+        e
     }
 
     /// The routes the evaluator answers `fib` from.

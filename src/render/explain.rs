@@ -52,7 +52,7 @@ pub fn text(snap: &Snapshot, routes: &Routes, probe: &Probe, a: &Answer) -> Stri
     if let Some(step) = &a.routing {
         let _ = writeln!(
             s,
-            "decided by: the routing decision after prerouting, refused by {step}"
+            "decided by: the routing decision after prerouting: {step}"
         );
     }
     if let Some(r) = &a.reject_with {
