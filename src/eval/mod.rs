@@ -23,9 +23,22 @@
 //!    `ct state new`. All `nat` chains of the hook run together at -100 (the
 //!    NAT hook, `nf_nat_inet_fn`), each by its own priority, until one sets
 //!    up a mapping; untracked packets skip them.
-//! 3. **routing decision**: a destination that is not local (after DNAT)
-//!    leaves the input path: the verdict is [`Verdict::Forwarded`] (the
-//!    forward path is not evaluated).
+//! 3. **routing decision** (IPv4, from a non-loopback interface; a packet
+//!    from a local process keeps its route from the output path): martian
+//!    sources (0.0.0.0/8, multicast, broadcast, 127.0.0.0/8 without
+//!    `route_localnet`) and destinations (0.0.0.0/8, 127.0.0.0/8 after DNAT
+//!    without `route_localnet` on the input interface) are dropped; for a
+//!    local, broadcast or multicast destination, `fib_validate_source`:
+//!    reverse-path filtering (`rp_filter`, the larger of `all` and the
+//!    interface's value: strict, the route back to the source must leave
+//!    through the input interface; loose, it must exist and be unicast)
+//!    and a source that is one of the host's own addresses (without
+//!    `accept_local`). Such a drop is a `drop` decided by no rule, with
+//!    [`Answer::routing`] naming the check and the sysctl. Then a
+//!    destination that is not local (after DNAT) leaves the input path: the
+//!    verdict is [`Verdict::Forwarded`] (the forward path is not
+//!    evaluated). [`Evaluator::without_routing_checks`] leaves the checks
+//!    out (the audit's evaluator).
 //! 4. **input**, by priority; `nat` chains of the input hook (SNAT) run
 //!    together at 100.
 //!
@@ -91,9 +104,11 @@
 //!
 //! - The forward path; netdev egress chains (an output probe meeting one is
 //!   `unknown`); bridge and arp families.
-//! - Policy routing (`ip rule`, fwmark routing tables), multipath weights,
-//!   route metrics; the routing code's own sysctl checks (`rp_filter`,
-//!   martian sources, `accept_local`). `fib` answers from [`Routes`] only.
+//! - Policy routing (`ip rule`, fwmark routing tables), multipath weights
+//!   (reverse-path filtering sees a multipath route's first next hop only),
+//!   route metrics; `src_valid_mark`, `log_martians`, IPsec (which skips
+//!   `rp_filter`), the checks on forwarded packets and IPv6's own
+//!   martian checks. `fib` answers from [`Routes`] only.
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
 //!   TCP options other than MSS (unknown bits), UDP payload contents.
 //! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`
