@@ -1182,32 +1182,33 @@ fn collect<'a>(
     // sockets answer socket and tproxy.
     let routes = &ev.routes.given;
     let v4 = fam == AddrFamily::V4 && ev.routes.checks;
-    let rp_filter = v4
-        && ev
-            .routes
-            .by_name(&itf.name)
-            .is_some_and(|i| !ev.routes.interface(i).rp_filter.is_off());
+    let conf = ev.routes.by_name(&itf.name).map(|i| ev.routes.interface(i));
+    let rp_filter = v4 && conf.is_some_and(|i| !i.rp_filter.is_off());
     let all = PortSet::all();
     if v4 {
-        // The routing decision's martian sources: the host's own addresses
-        // (without accept_local), 0.0.0.0/8, 127.0.0.0/8, multicast and the
-        // limited broadcast address.
-        let own = routes
-            .interfaces
+        // The routing decision's martian sources, one class (the routing
+        // decision drops them all alike, and the interfaces of a class share
+        // their settings): 0.0.0.0/8, multicast, the limited broadcast
+        // address, 127.0.0.0/8 without route_localnet and the host's own
+        // addresses without accept_local.
+        let mut martian: Vec<ipnet::IpNet> = ["0.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"]
             .iter()
-            .flat_map(|i| i.addrs.iter())
-            .filter(|n| n.addr().is_ipv4())
-            .map(|n| (addr_value(n.addr()), addr_value(n.addr())));
-        c.out.addr(AddrSet::from_ranges(fam, own.collect()), &all);
-        for p in [
-            "0.0.0.0/8",
-            "127.0.0.0/8",
-            "224.0.0.0/4",
-            "255.255.255.255/32",
-        ] {
-            let p: ipnet::IpNet = p.parse().expect("prefix");
-            c.out.addr(AddrSet::from_prefixes(fam, [p]), &all);
+            .map(|p| p.parse().expect("prefix"))
+            .collect();
+        if conf.map_or(true, |i| i.route_localnet.is_none()) {
+            martian.push("127.0.0.0/8".parse().expect("prefix"));
         }
+        let mut set = AddrSet::from_prefixes(fam, martian);
+        if conf.map_or(true, |i| i.accept_local.is_none()) {
+            let own = routes
+                .interfaces
+                .iter()
+                .flat_map(|i| i.addrs.iter())
+                .filter(|n| n.addr().is_ipv4())
+                .map(|n| (addr_value(n.addr()), addr_value(n.addr())));
+            set = set.union(&AddrSet::from_ranges(fam, own.collect()));
+        }
+        c.out.addr(set, &all);
     }
     let nets: Vec<ipnet::IpNet> = if c.out.fib || rp_filter {
         routes
