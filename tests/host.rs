@@ -485,6 +485,7 @@ fn host_rp_filter_is_read_per_interface() {
     assert_eq!(of(&v, "pw-pub"), "strict");
     assert_eq!(from(&v, "pw-pub"), Value::Null, "the interface's own");
     assert_eq!(of(&v, "pw-priv"), Value::Null, "off is left out");
+    assert_eq!(from(&v, "pw-priv"), Value::Null, "off: nothing to name");
     // The larger of `all` and the interface's value counts: loose (2) wins.
     set("all", 2);
     let v = portwarden_json(&t.host, &["routes", "--json"]);

@@ -251,9 +251,10 @@ impl RpFilter {
     }
 
     /// Which sysctl the value in force comes from (see
-    /// [`RpFilter::effective`]).
+    /// [`RpFilter::effective`]): `all` when it is set and at least the
+    /// interface's value.
     pub fn effective_from(all: u32, own: u32) -> ConfFrom {
-        if all >= own {
+        if all != 0 && all >= own {
             ConfFrom::All
         } else {
             ConfFrom::Interface
