@@ -7,6 +7,8 @@
 //!   routes through the other interface (a remote network, a connected
 //!   subnet of the other interface), a source with no route back and one
 //!   whose route back is a blackhole;
+//! - a source that is one of the host's own addresses: a martian source
+//!   unless `accept_local` is set;
 //! - DNAT to 127.0.0.1 from a non-loopback interface, dropped as a martian
 //!   destination unless `route_localnet` is set (on `all` or the interface).
 //!
@@ -349,6 +351,25 @@ fn rp_filter_strict_and_loose_agree_with_the_kernel() {
         &[("10.0.0.10", false), ("203.0.113.9", true)],
     );
     bad.extend(round(&t, "all 1, pw-pub 2", &max));
+
+    // The host's own address as the source (the peer owns it too, on its
+    // lo): a martian source, with or without rp_filter, unless accept_local.
+    t.peer.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    for k in ["all", PUBLIC.host_if] {
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.rp_filter=0"));
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.accept_local=0"));
+    }
+    let own = cases(
+        Some((
+            "martian_source",
+            "net.ipv4.conf.all.accept_local=0, net.ipv4.conf.pw-pub.accept_local=0".into(),
+        )),
+        &[(PUBLIC.peer4, false), (PRIVATE.host4, true)],
+    );
+    bad.extend(round(&t, "own source, rp_filter 0", &own));
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.accept_local=1");
+    let own = cases(None, &[(PRIVATE.host4, false)]);
+    bad.extend(round(&t, "own source, accept_local 1", &own));
 
     assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
 }
