@@ -461,35 +461,58 @@ fn host_rp_filter_is_read_per_interface() {
         return;
     }
     let t = Topology::new("rpf");
-    let set = |k: &str, v: u8| {
-        common::run(
-            t.host
-                .cmd("sysctl")
-                .args(["-qw", &format!("net.ipv4.conf.{k}.rp_filter={v}")]),
-        );
+    let sysctl = |kv: String| {
+        common::run(t.host.cmd("sysctl").args(["-qw", &kv]));
     };
-    let of = |v: &Value, name: &str| -> Value {
+    let set = |k: &str, v: u8| sysctl(format!("net.ipv4.conf.{k}.rp_filter={v}"));
+    let field = |v: &Value, name: &str, key: &str| -> Value {
         v["interfaces"]
             .as_array()
             .unwrap()
             .iter()
             .find(|i| i["name"] == name)
             .unwrap()
-            .get("rp_filter")
+            .get(key)
             .cloned()
             .unwrap_or(Value::Null)
     };
+    let of = |v: &Value, name: &str| field(v, name, "rp_filter");
+    let from = |v: &Value, name: &str| field(v, name, "rp_filter_from");
     set("all", 0);
     set("pw-pub", 1);
     set("pw-priv", 0);
     let v = portwarden_json(&t.host, &["routes", "--json"]);
     assert_eq!(of(&v, "pw-pub"), "strict");
+    assert_eq!(from(&v, "pw-pub"), Value::Null, "the interface's own");
     assert_eq!(of(&v, "pw-priv"), Value::Null, "off is left out");
+    assert_eq!(from(&v, "pw-priv"), Value::Null, "off: nothing to name");
     // The larger of `all` and the interface's value counts: loose (2) wins.
     set("all", 2);
     let v = portwarden_json(&t.host, &["routes", "--json"]);
     assert_eq!(of(&v, "pw-pub"), "loose");
+    assert_eq!(from(&v, "pw-pub"), "all");
     assert_eq!(of(&v, "pw-priv"), "loose");
+    set("pw-pub", 2);
+    let v = portwarden_json(&t.host, &["routes", "--json"]);
+    assert_eq!(from(&v, "pw-pub"), "all", "equal: `all` is named");
+
+    // route_localnet and accept_local: either `all` or the interface's own
+    // enables them.
+    for key in ["route_localnet", "accept_local"] {
+        for k in ["all", "pw-pub", "pw-priv"] {
+            sysctl(format!("net.ipv4.conf.{k}.{key}=0"));
+        }
+        let v = portwarden_json(&t.host, &["routes", "--json"]);
+        assert_eq!(field(&v, "pw-pub", key), Value::Null, "{key} off");
+        sysctl(format!("net.ipv4.conf.pw-pub.{key}=1"));
+        let v = portwarden_json(&t.host, &["routes", "--json"]);
+        assert_eq!(field(&v, "pw-pub", key), "interface", "{key}");
+        assert_eq!(field(&v, "pw-priv", key), Value::Null, "{key}");
+        sysctl(format!("net.ipv4.conf.all.{key}=1"));
+        let v = portwarden_json(&t.host, &["routes", "--json"]);
+        assert_eq!(field(&v, "pw-pub", key), "all", "{key}");
+        assert_eq!(field(&v, "pw-priv", key), "all", "{key}");
+    }
 }
 
 /// `portwarden ARGS` in the namespace, entered with nsenter (the mount

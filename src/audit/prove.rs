@@ -358,7 +358,7 @@ impl Prover {
         let mut copy = ctx.input.snapshot.clone();
         apply_all(&mut copy, &plan.changes)
             .map_err(|e| (format!("the change cannot be applied: {e}"), Vec::new()))?;
-        let ev = Evaluator::new(&copy, ctx.input.evaluator.routes().clone());
+        let ev = ctx.input.evaluator.like(&copy);
         let touched = touched(&plan.changes);
         let only = |f: AddrFamily, p: L4| {
             touched

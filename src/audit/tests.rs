@@ -153,7 +153,7 @@ impl Case {
         let reqs = catalog()
             .resolve(&self.config.roles, &self.config.settings)
             .unwrap();
-        let ev = Evaluator::new(&self.snapshot, self.routes.clone());
+        let ev = Evaluator::new(&self.snapshot, self.routes.clone()).without_routing_checks();
         audit(&AuditInput {
             snapshot: &self.snapshot,
             evaluator: &ev,
@@ -1582,7 +1582,7 @@ fn interfaces_treated_alike_share_their_probes_without_changing_a_finding() {
     ] {
         let mut case = Case::new(testdata(fx), config);
         case.routes = crate::eval::testkit::wide_topology();
-        let ev = Evaluator::new(&case.snapshot, case.routes.clone());
+        let ev = Evaluator::new(&case.snapshot, case.routes.clone()).without_routing_checks();
         case.exposure = ev.exposure();
         shared += case
             .exposure
@@ -1789,7 +1789,9 @@ fn nft_reverse_path_rule_refusals_are_one_note() {
     let s = snap(vec![chain("input", Some(("input", "accept")), vec![fib])]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n[peer_interfaces]\nbackup_server = [\"pw-pub\"]\n";
     let mut case = Case::new(s, cfg);
-    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone())
+        .without_routing_checks()
+        .exposure();
     let r = case.run();
     assert!(
         of_kind(&r, FindingKind::MissingOpening).is_empty(),
@@ -1805,7 +1807,9 @@ fn nft_reverse_path_rule_refusals_are_one_note() {
     assert!(rp[0].contains("handle 10"), "{}", rp[0]);
     // Unbound: every source arrives where it is routed; nothing missing, no note.
     let mut case = Case::new(case.snapshot.clone(), "roles = [\"veeam-data-mover\"]\n");
-    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone())
+        .without_routing_checks()
+        .exposure();
     let r = case.run();
     assert!(
         of_kind(&r, FindingKind::MissingOpening).is_empty(),
@@ -1894,7 +1898,9 @@ fn deny_lists_are_a_note_for_any_address_and_named_for_a_bound_peer() {
         testdata("fail2ban-blocklist"),
         "roles = [\"veeam-data-mover\"]\n",
     );
-    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone())
+        .without_routing_checks()
+        .exposure();
     let r = case.run();
     assert!(
         of_kind(&r, FindingKind::MissingOpening).is_empty()
@@ -1923,7 +1929,9 @@ fn deny_lists_are_a_note_for_any_address_and_named_for_a_bound_peer() {
         testdata("fail2ban-blocklist"),
         "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"192.0.2.66\", \"192.0.2.2\"]\n",
     );
-    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone()).exposure();
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone())
+        .without_routing_checks()
+        .exposure();
     let r = case.run();
     let m = of_kind(&r, FindingKind::MissingOpening);
     assert!(!m.is_empty(), "{}", r.to_json());

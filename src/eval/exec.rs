@@ -12,11 +12,11 @@ use super::compile::{
 };
 use super::routes::{Lookup, RouteIndex};
 use super::{
-    Answer, ChainVisit, DecidedBy, PolicyRef, Probe, RuleRef, Translation, Verdict, Via, L4,
-    MAX_BRANCHES,
+    Answer, ChainVisit, DecidedBy, PolicyRef, Probe, RoutingCheck, RoutingStep, RuleRef,
+    Translation, Verdict, Via, L4, MAX_BRANCHES,
 };
 use crate::host::model::is_link_local;
-use crate::host::{RouteKind, ARPHRD_ETHER, ARPHRD_LOOPBACK};
+use crate::host::{rtn, RouteKind, RpFilter, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 use crate::snapshot::xt::XtInfo;
 use crate::snapshot::{CmpOp, CtKey, Family, Hook, MetaKey, PayloadBase, Policy};
 use smallvec::{smallvec, SmallVec};
@@ -506,6 +506,8 @@ struct Out {
     /// For a drop or reject: the hook and priority of the base chain that
     /// stopped the packet.
     stop: Option<(Hook, i32)>,
+    /// A drop by the routing decision: the check.
+    routing: Option<RoutingStep>,
 }
 
 impl Out {
@@ -902,6 +904,7 @@ fn invalid(probe: &Probe, reason: String) -> Out {
         l4: probe.proto,
         oif: None,
         stop: None,
+        routing: None,
     }
 }
 
@@ -1033,6 +1036,7 @@ impl<'a> Ctx<'a> {
             l4: st.pkt.l4,
             oif: self.out_dev(st),
             stop: matches!(verdict, Verdict::Drop | Verdict::Reject).then_some((st.hook, st.prio)),
+            routing: None,
         }
     }
 
@@ -1351,6 +1355,9 @@ impl<'a> Ctx<'a> {
             st.set_assume(A_LOCAL_ALL);
             return None;
         }
+        if let Some(out) = self.routing_checks(st) {
+            return Some(out);
+        }
         if st.tproxied {
             st.set_assume(A_TPROXY);
             return None;
@@ -1385,6 +1392,236 @@ impl<'a> Ctx<'a> {
             ),
         };
         Some(self.finish(st, Verdict::Forwarded, dec, Some(reason)))
+    }
+
+    /// The IPv4 routing decision's own checks (`ip_route_input_slow`), in
+    /// the kernel's order: martian sources and destinations, then, for a
+    /// packet delivered locally (local, broadcast or multicast
+    /// destination), `fib_validate_source` (reverse-path filtering and a
+    /// source that is one of the host's own addresses). A packet from a
+    /// local process (loopback) keeps its route from the output path and is
+    /// not checked; nor is a packet routed on (the forward path is not
+    /// evaluated). IPv6 has no such sysctls.
+    /// A drop by the routing decision's `check`, with the `setting` that
+    /// decides it and why.
+    fn routing_drop(
+        &self,
+        st: &mut St,
+        check: RoutingCheck,
+        setting: Option<String>,
+        why: String,
+    ) -> Option<Out> {
+        let step = RoutingStep { check, setting };
+        let reason = format!(
+            "{step}: {why}; the kernel drops it in the routing decision after prerouting, before the input hook"
+        );
+        let mut out = self.finish(st, Verdict::Drop, None, Some(reason));
+        out.routing = Some(step);
+        // Every prerouting chain ran (legacy ones too), no input chain did.
+        out.stop = Some((Hook::Input, i32::MIN));
+        Some(out)
+    }
+
+    fn routing_checks(&self, st: &mut St) -> Option<Out> {
+        if !self.r.checks || st.local_origin || st.pkt.v6 {
+            return None;
+        }
+        let (Some(IpAddr::V4(s)), Some(IpAddr::V4(d))) = (st.pkt.saddr(), st.pkt.daddr()) else {
+            return None;
+        };
+        let name = self.probe.iif.name.as_str();
+        let itf = self.r.by_name(name).map(|i| self.r.interface(i));
+        let localnet = itf.and_then(|i| i.route_localnet);
+        let zeronet = |a: Ipv4Addr| a.octets()[0] == 0;
+        let off = |key: &str| format!("net.ipv4.conf.all.{key}=0, net.ipv4.conf.{name}.{key}=0");
+        if d.is_multicast() {
+            // ip_route_input_mc / ip_mc_validate_source.
+            if s.is_multicast() || s.is_broadcast() {
+                return self.routing_drop(
+                    st,
+                    RoutingCheck::MartianSource,
+                    None,
+                    format!("the source {s} is a multicast or broadcast address"),
+                );
+            }
+            if zeronet(s) {
+                if d.octets()[..3] == [224, 0, 0] {
+                    return None;
+                }
+                return self.routing_drop(
+                    st,
+                    RoutingCheck::MartianSource,
+                    None,
+                    format!("the source {s} is in 0.0.0.0/8"),
+                );
+            }
+            if s.is_loopback() && localnet.is_none() {
+                return self.routing_drop(
+                    st,
+                    RoutingCheck::MartianSource,
+                    Some(off("route_localnet")),
+                    format!("the source {s} is in 127.0.0.0/8 and {name} does not route it"),
+                );
+            }
+            return self.validate_source(st, s, itf);
+        }
+        if s.is_multicast() || s.is_broadcast() {
+            return self.routing_drop(
+                st,
+                RoutingCheck::MartianSource,
+                None,
+                format!("the source {s} is a multicast or broadcast address"),
+            );
+        }
+        if d.is_broadcast() {
+            if zeronet(s) {
+                return None;
+            }
+            return self.validate_source(st, s, itf);
+        }
+        if zeronet(s) {
+            return self.routing_drop(
+                st,
+                RoutingCheck::MartianSource,
+                None,
+                format!("the source {s} is in 0.0.0.0/8"),
+            );
+        }
+        if zeronet(d) {
+            return self.routing_drop(
+                st,
+                RoutingCheck::MartianDestination,
+                None,
+                format!("the destination {d} is in 0.0.0.0/8"),
+            );
+        }
+        if d.is_loopback() {
+            if localnet.is_none() {
+                let what = match &st.nat {
+                    Some(n) => format!("{} to {d}", n.kind),
+                    None => format!("the destination {d}"),
+                };
+                return self.routing_drop(
+                    st,
+                    RoutingCheck::MartianDestination,
+                    Some(off("route_localnet")),
+                    format!("{what}: a destination in 127.0.0.0/8 arriving on {name} (not a loopback interface) is routed only with route_localnet set"),
+                );
+            }
+        } else if s.is_loopback() && localnet.is_none() {
+            return self.routing_drop(st, RoutingCheck::MartianSource, Some(off("route_localnet")), format!("the source {s} is in 127.0.0.0/8 and arrives on {name} (not a loopback interface); it is routed only with route_localnet set"));
+        }
+        match self.r.addr_type_v4(d, None) {
+            rtn::LOCAL | rtn::BROADCAST => self.validate_source(st, s, itf),
+            _ => None,
+        }
+    }
+
+    /// `fib_validate_source` for a packet delivered locally: with
+    /// `rp_filter` off, only a source that is one of the host's own
+    /// addresses is refused (without `accept_local`); with it on, the route
+    /// back to the source must be unicast (not local, broadcast,
+    /// unreachable, blackhole or prohibit) and, for strict, leave through
+    /// the input interface (loose also requires that when the input
+    /// interface has no IPv4 address). Policy routing and multipath routes
+    /// (only the first next hop is known) are not modelled.
+    fn validate_source(
+        &self,
+        st: &mut St,
+        s: Ipv4Addr,
+        itf: Option<&crate::host::Interface>,
+    ) -> Option<Out> {
+        let name = self.probe.iif.name.as_str();
+        let rpf = itf.map_or(RpFilter::Off, |i| i.rp_filter);
+        let accept_local = itf.and_then(|i| i.accept_local).is_some();
+        let own =
+            || format!("net.ipv4.conf.all.accept_local=0, net.ipv4.conf.{name}.accept_local=0");
+        let local_src = |st: &mut St| {
+            self.routing_drop(
+                st,
+                RoutingCheck::MartianSource,
+                Some(own()),
+                format!("the source {s} is one of the host's own addresses"),
+            )
+        };
+        let Some(itf) = itf.filter(|_| rpf != RpFilter::Off) else {
+            let mine = self
+                .r
+                .given
+                .interfaces
+                .iter()
+                .any(|i| i.addrs.iter().any(|n| n.addr() == IpAddr::V4(s)));
+            return if mine && !accept_local {
+                local_src(st)
+            } else {
+                None
+            };
+        };
+        let setting = Some(format!(
+            "{}={}",
+            itf.rp_filter_from.sysctl(name, "rp_filter"),
+            rpf.value()
+        ));
+        let mode = match rpf {
+            RpFilter::Strict => "strict",
+            _ => "loose",
+        };
+        let refuse = |st: &mut St, why: String| {
+            self.routing_drop(
+                st,
+                RoutingCheck::RpFilter,
+                setting.clone(),
+                format!("{mode}: {why}"),
+            )
+        };
+        let e = match self.r.lookup(IpAddr::V4(s), None) {
+            Lookup::None => return refuse(st, format!("there is no route back to {s}")),
+            Lookup::Found(e) => e,
+        };
+        match e.kind {
+            RouteKind::Unicast => {}
+            RouteKind::Local if accept_local => return None,
+            RouteKind::Local => return local_src(st),
+            RouteKind::Broadcast => {
+                return self.routing_drop(
+                    st,
+                    RoutingCheck::MartianSource,
+                    setting.clone(),
+                    format!("the source {s} is a broadcast address of the host"),
+                )
+            }
+            k @ (RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit) => {
+                return refuse(
+                    st,
+                    format!(
+                        "the route back to {s} ({}) is {}",
+                        e.net,
+                        format!("{k:?}").to_lowercase()
+                    ),
+                )
+            }
+        }
+        if e.dev_name.as_deref() == Some(name) {
+            return None;
+        }
+        let via = e.dev_name.as_deref().unwrap_or("no device");
+        let has_v4 = itf.addrs.iter().any(|n| n.addr().is_ipv4());
+        if rpf == RpFilter::Strict {
+            return refuse(
+                st,
+                format!(
+                    "the route back to {s} ({}) leaves through {via}, not {name}",
+                    e.net
+                ),
+            );
+        }
+        if !has_v4 {
+            return refuse(
+                st,
+                format!("the route back to {s} leaves through {via}, not {name}, and {name} has no IPv4 address"),
+            );
+        }
+        None
     }
 
     fn fork(
@@ -1564,5 +1801,6 @@ fn to_answer(p: &Program, mut o: Out) -> Answer {
         assumptions,
         reason: o.reason,
         oif: o.oif,
+        routing: o.routing,
     }
 }

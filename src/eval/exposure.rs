@@ -1181,9 +1181,39 @@ fn collect<'a>(
     if let Some(r) = record {
         shared.contributed(fam, proto, r);
     }
-    // Routes answer fib and addrtype; sockets answer socket and tproxy.
+    // Routes answer fib and addrtype, and IPv4 reverse-path filtering;
+    // sockets answer socket and tproxy.
     let routes = &ev.routes.given;
-    let nets: Vec<ipnet::IpNet> = if c.out.fib {
+    let v4 = fam == AddrFamily::V4 && ev.routes.checks;
+    let conf = ev.routes.by_name(&itf.name).map(|i| ev.routes.interface(i));
+    let rp_filter = v4 && conf.is_some_and(|i| !i.rp_filter.is_off());
+    let all = PortSet::all();
+    if v4 {
+        // The routing decision's martian sources, one class (the routing
+        // decision drops them all alike, and the interfaces of a class share
+        // their settings): 0.0.0.0/8, multicast, the limited broadcast
+        // address, 127.0.0.0/8 without route_localnet and the host's own
+        // addresses without accept_local.
+        let mut martian: Vec<ipnet::IpNet> = ["0.0.0.0/8", "224.0.0.0/4", "255.255.255.255/32"]
+            .iter()
+            .map(|p| p.parse().expect("prefix"))
+            .collect();
+        if conf.map_or(true, |i| i.route_localnet.is_none()) {
+            martian.push("127.0.0.0/8".parse().expect("prefix"));
+        }
+        let mut set = AddrSet::from_prefixes(fam, martian);
+        if conf.map_or(true, |i| i.accept_local.is_none()) {
+            let own = routes
+                .interfaces
+                .iter()
+                .flat_map(|i| i.addrs.iter())
+                .filter(|n| n.addr().is_ipv4())
+                .map(|n| (addr_value(n.addr()), addr_value(n.addr())));
+            set = set.union(&AddrSet::from_ranges(fam, own.collect()));
+        }
+        c.out.addr(set, &all);
+    }
+    let nets: Vec<ipnet::IpNet> = if c.out.fib || rp_filter {
         routes
             .interfaces
             .iter()
@@ -1193,7 +1223,6 @@ fn collect<'a>(
     } else {
         Vec::new()
     };
-    let all = PortSet::all();
     for n in nets {
         if AddrFamily::of(n.addr()) != fam {
             continue;

@@ -18,7 +18,10 @@
 //! - expressions that consult the interface's addresses or routes (`fib`
 //!   with `iif` or on IPv6, where a link-local address is looked up on the
 //!   input interface; `redirect`; `xt addrtype --limit-iface-in`): these
-//!   tell every interface apart.
+//!   tell every interface apart;
+//! - for IPv4, the routing decision's own checks: `route_localnet`,
+//!   `accept_local` and the reverse-path filter (a strict one tells the
+//!   interface apart from every other).
 //!
 //! Each interface gets a *fingerprint*, the outcomes of those in rule
 //! order; equal fingerprints mean equal evaluations, because the walk is
@@ -93,6 +96,7 @@ const T_TEST: u32 = 3;
 const T_ELEM: u32 = 4;
 const T_VALUES: u32 = 5;
 const T_ITSELF: u32 = 6;
+const T_ROUTING: u32 = 7;
 
 struct Walk<'a> {
     prog: &'a Program,
@@ -124,6 +128,9 @@ fn fingerprint(
         out: vec![T_TYPE, u32::from(itf.iftype)],
     };
     let v6 = fam == AddrFamily::V6;
+    if !v6 && routes.checks {
+        routing_tokens(routes, itf, me, &mut w.out);
+    }
     for e in &prog.paths[usize::from(v6)] {
         if let Entry::Chain {
             devices: Some(devs),
@@ -149,6 +156,26 @@ fn fingerprint(
         }
     }
     w.out
+}
+
+/// What the IPv4 routing decision's checks read from the input interface
+/// (`exec::routing_checks`): its `route_localnet` and `accept_local`, and
+/// its reverse-path filter. Strict filtering (and loose filtering on an
+/// interface without an IPv4 address) compares the route back with the
+/// interface itself: such an interface is alike no other.
+fn routing_tokens(routes: &RouteIndex, itf: &Iface, me: u32, out: &mut Vec<u32>) {
+    use crate::host::RpFilter;
+    let Some(i) = routes.by_name(&itf.name).map(|i| routes.interface(i)) else {
+        return;
+    };
+    out.push(T_ROUTING);
+    out.push(u32::from(i.route_localnet.is_some()));
+    out.push(u32::from(i.accept_local.is_some()));
+    out.push(u32::from(i.rp_filter.value()));
+    let has_v4 = i.addrs.iter().any(|n| n.addr().is_ipv4());
+    if i.rp_filter == RpFilter::Strict || (i.rp_filter == RpFilter::Loose && !has_v4) {
+        out.extend([T_ITSELF, me]);
+    }
 }
 
 impl Walk<'_> {

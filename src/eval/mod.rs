@@ -23,9 +23,22 @@
 //!    `ct state new`. All `nat` chains of the hook run together at -100 (the
 //!    NAT hook, `nf_nat_inet_fn`), each by its own priority, until one sets
 //!    up a mapping; untracked packets skip them.
-//! 3. **routing decision**: a destination that is not local (after DNAT)
-//!    leaves the input path: the verdict is [`Verdict::Forwarded`] (the
-//!    forward path is not evaluated).
+//! 3. **routing decision** (IPv4, from a non-loopback interface; a packet
+//!    from a local process keeps its route from the output path): martian
+//!    sources (0.0.0.0/8, multicast, broadcast, 127.0.0.0/8 without
+//!    `route_localnet`) and destinations (0.0.0.0/8, 127.0.0.0/8 after DNAT
+//!    without `route_localnet` on the input interface) are dropped; for a
+//!    local, broadcast or multicast destination, `fib_validate_source`:
+//!    reverse-path filtering (`rp_filter`, the larger of `all` and the
+//!    interface's value: strict, the route back to the source must leave
+//!    through the input interface; loose, it must exist and be unicast)
+//!    and a source that is one of the host's own addresses (without
+//!    `accept_local`). Such a drop is a `drop` decided by no rule, with
+//!    [`Answer::routing`] naming the check and the sysctl. Then a
+//!    destination that is not local (after DNAT) leaves the input path: the
+//!    verdict is [`Verdict::Forwarded`] (the forward path is not
+//!    evaluated). [`Evaluator::without_routing_checks`] leaves the checks
+//!    out (the audit's evaluator).
 //! 4. **input**, by priority; `nat` chains of the input hook (SNAT) run
 //!    together at 100.
 //!
@@ -91,9 +104,11 @@
 //!
 //! - The forward path; netdev egress chains (an output probe meeting one is
 //!   `unknown`); bridge and arp families.
-//! - Policy routing (`ip rule`, fwmark routing tables), multipath weights,
-//!   route metrics; the routing code's own sysctl checks (`rp_filter`,
-//!   martian sources, `accept_local`). `fib` answers from [`Routes`] only.
+//! - Policy routing (`ip rule`, fwmark routing tables), multipath weights
+//!   (reverse-path filtering sees a multipath route's first next hop only),
+//!   route metrics; `src_valid_mark`, `log_martians`, IPsec (which skips
+//!   `rp_filter`), the checks on forwarded packets and IPv6's own
+//!   martian checks. `fib` answers from [`Routes`] only.
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
 //!   TCP options other than MSS (unknown bits), UDP payload contents.
 //! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`
@@ -378,6 +393,50 @@ impl fmt::Display for DecidedBy {
     }
 }
 
+/// A check of the kernel's IPv4 routing decision after prerouting (before
+/// the input hook) that can drop a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingCheck {
+    /// Reverse-path filtering (`rp_filter`) refused the source.
+    RpFilter,
+    /// The source is a martian: in 0.0.0.0/8, multicast or broadcast, in
+    /// 127.0.0.0/8 without `route_localnet`, or one of the host's own
+    /// addresses without `accept_local`.
+    MartianSource,
+    /// The destination (after DNAT) is a martian: in 0.0.0.0/8, or in
+    /// 127.0.0.0/8 without `route_localnet` on the input interface.
+    MartianDestination,
+}
+
+/// The step of the routing decision that dropped a packet (no chain of the
+/// input hook sees it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RoutingStep {
+    /// Which check.
+    pub check: RoutingCheck,
+    /// The sysctl settings in force that decide it (`name=value`), none
+    /// when no setting changes the outcome (a source in 0.0.0.0/8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
+}
+
+/// `refused by reverse-path filtering (net.ipv4.conf.eth0.rp_filter=1)`,
+/// `dropped as a martian destination (...)`.
+impl fmt::Display for RoutingStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.check {
+            RoutingCheck::RpFilter => "refused by reverse-path filtering",
+            RoutingCheck::MartianSource => "dropped as a martian source",
+            RoutingCheck::MartianDestination => "dropped as a martian destination",
+        })?;
+        match &self.setting {
+            Some(s) => write!(f, " ({s})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How a chain was entered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -429,9 +488,15 @@ pub struct Translation {
 pub struct Answer {
     /// The verdict.
     pub verdict: Verdict,
-    /// The rule or policy that decided it (for `unknown`: none).
+    /// The rule or policy that decided it (for `unknown`, or a drop by the
+    /// routing decision: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<DecidedBy>,
+    /// For a drop by the routing decision after prerouting (before any
+    /// input chain): the check that dropped it; [`Answer::reason`] says
+    /// why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingStep>,
     /// For `reject`: how (`tcp reset`, `icmp port-unreachable`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject_with: Option<String>,
@@ -475,6 +540,31 @@ impl Evaluator {
             routes: routes::RouteIndex::new(routes),
             out,
         }
+    }
+
+    /// The same evaluator without the IPv4 routing decision's own checks
+    /// (reverse-path filtering, martian sources and destinations): every
+    /// packet for a local address reaches the input hook, as before those
+    /// checks were modelled. For the audit, which handles reverse-path
+    /// refusals itself (pinned peers become notes) and must not report
+    /// martian sources as missing openings no rule can fix.
+    pub fn without_routing_checks(mut self) -> Evaluator {
+        self.routes.checks = false;
+        self
+    }
+
+    /// Whether the IPv4 routing decision's own checks are applied (see
+    /// [`Evaluator::without_routing_checks`]).
+    pub fn routing_checks(&self) -> bool {
+        self.routes.checks
+    }
+
+    /// An evaluator for another snapshot with the same routes and the same
+    /// routing checks.
+    pub fn like(&self, snapshot: &Snapshot) -> Evaluator {
+        let mut e = Evaluator::new(snapshot, self.routes.given.clone());
+        e.routes.checks = self.routes.checks;
+        e
     }
 
     /// The routes the evaluator answers `fib` from.

@@ -21,6 +21,9 @@ pub(super) struct Entry {
 #[derive(Clone, Debug, Default)]
 pub(super) struct RouteIndex {
     pub given: Routes,
+    /// Whether the IPv4 routing decision's own checks (reverse-path
+    /// filtering, martians) are applied ([`super::Evaluator::without_routing_checks`]).
+    pub checks: bool,
     local: Vec<Entry>,
     main: Vec<Entry>,
 }
@@ -81,7 +84,12 @@ impl RouteIndex {
         // Longest prefix first; stable, so the first of equal routes wins.
         local.sort_by_key(|e| std::cmp::Reverse(e.net.prefix_len()));
         main.sort_by_key(|e| std::cmp::Reverse(e.net.prefix_len()));
-        RouteIndex { given, local, main }
+        RouteIndex {
+            given,
+            checks: true,
+            local,
+            main,
+        }
     }
 
     /// Whether anything is known (no interfaces: nothing is).

@@ -1132,12 +1132,13 @@ fn edge_probes(e: &Evaluator, x: &exposure::Exposure, seed: &mut u64) -> Vec<Pro
     out
 }
 
-#[test]
-fn exposure_agrees_with_explain_on_every_fixture() {
+/// Checks the exposure map against explain on every fixture with the
+/// host side `routes`; returns the number of probes compared.
+fn exposure_agrees_with(routes: &Routes) -> usize {
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut total = 0;
     for fx in FIXTURES {
-        let e = ev(fx);
+        let e = Evaluator::new(&snapshot(fx), routes.clone());
         let x = e.exposure();
         assert!(x.notes.is_empty(), "{fx}: {:?}", x.notes);
         for p in edge_probes(&e, &x, &mut seed) {
@@ -1159,7 +1160,197 @@ fn exposure_agrees_with_explain_on_every_fixture() {
             total += 1;
         }
     }
+    total
+}
+
+#[test]
+fn exposure_agrees_with_explain_on_every_fixture() {
+    let total = exposure_agrees_with(&topology());
     assert!(total > 10_000, "{total} probes");
+}
+
+/// With reverse-path filtering (strict on pw-pub, loose on pw-priv, whose
+/// sources then need a route back at all), `route_localnet` and
+/// `accept_local` set somewhere, the map still agrees with explain: the
+/// routes split the sources, and interfaces with different settings are
+/// not taken as alike.
+#[test]
+fn exposure_agrees_with_explain_under_reverse_path_filtering() {
+    let mut r = wide_topology();
+    r.routes.push(Route::via("198.51.100.0/24", "pw-pub"));
+    r.routes.push(Route {
+        dst: "203.0.113.0/24".parse().unwrap(),
+        dev: None,
+        kind: RouteKind::Blackhole,
+    });
+    for i in &mut r.interfaces {
+        match i.name.as_str() {
+            "pw-pub" => i.rp_filter = crate::host::RpFilter::Strict,
+            "pw-priv" => i.rp_filter = crate::host::RpFilter::Loose,
+            "eth7" => i.rp_filter = crate::host::RpFilter::Loose,
+            "veth9" => i.accept_local = Some(crate::host::ConfFrom::All),
+            _ => {}
+        }
+    }
+    let total = exposure_agrees_with(&r);
+    assert!(total > 10_000, "{total} probes");
+}
+
+/// The topology with reverse-path filtering on pw-pub and the answer for
+/// a probe from `src` to 192.0.2.1:22 arriving there.
+fn on_pub(rp: crate::host::RpFilter, from_all: bool, src: &str, dst: &str) -> Answer {
+    let mut r = topology();
+    r.routes.push(Route {
+        dst: "203.0.113.0/24".parse().unwrap(),
+        dev: None,
+        kind: RouteKind::Blackhole,
+    });
+    r.interfaces[1].rp_filter = rp;
+    if from_all {
+        r.interfaces[1].rp_filter_from = crate::host::ConfFrom::All;
+    }
+    let e = Evaluator::new(&snapshot("backup-host-basic"), r);
+    let p = Probe::new(
+        L4::Tcp,
+        src.parse().unwrap(),
+        dst.parse().unwrap(),
+        40000,
+        22,
+        e.iface("pw-pub"),
+    );
+    e.explain(&p)
+}
+
+fn routing(a: &Answer) -> (Verdict, Option<RoutingCheck>, Option<&str>) {
+    let step = a.routing.as_ref();
+    (
+        a.verdict,
+        step.map(|s| s.check),
+        step.and_then(|s| s.setting.as_deref()),
+    )
+}
+
+#[test]
+fn reverse_path_filtering_drops_before_the_input_hook() {
+    use crate::host::RpFilter::{Loose, Off, Strict};
+    let pub1 = Some("net.ipv4.conf.pw-pub.rp_filter=1");
+    // The base line: 22 is open on pw-pub to anyone.
+    for src in ["192.0.2.2", "10.0.0.10", "10.99.0.2", "198.51.100.7"] {
+        assert_eq!(
+            on_pub(Off, false, src, "192.0.2.1").verdict,
+            Verdict::Accept
+        );
+    }
+    // Strict: the route back must leave through pw-pub.
+    assert_eq!(
+        routing(&on_pub(Strict, false, "192.0.2.2", "192.0.2.1")).1,
+        None
+    );
+    for src in ["10.0.0.10", "10.99.0.2", "198.51.100.7", "203.0.113.5"] {
+        let a = on_pub(Strict, false, src, "192.0.2.1");
+        assert_eq!(
+            routing(&a),
+            (Verdict::Drop, Some(RoutingCheck::RpFilter), pub1),
+            "{src}: {a:#?}"
+        );
+        assert_eq!(a.decided_by, None);
+        assert!(a
+            .trace
+            .iter()
+            .all(|v| v.hook != crate::snapshot::Hook::Input));
+        assert!(a
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("before the input hook"));
+    }
+    let a = on_pub(Strict, false, "10.0.0.10", "192.0.2.1");
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap()
+            .contains("leaves through pw-priv, not pw-pub"),
+        "{a:#?}"
+    );
+    // Loose (from `all`): any unicast route back; none, or a blackhole, is refused.
+    let all2 = Some("net.ipv4.conf.all.rp_filter=2");
+    for src in ["192.0.2.2", "10.0.0.10", "10.99.0.2"] {
+        assert_eq!(
+            on_pub(Loose, true, src, "192.0.2.1").verdict,
+            Verdict::Accept,
+            "{src}"
+        );
+    }
+    for src in ["198.51.100.7", "203.0.113.5"] {
+        assert_eq!(
+            routing(&on_pub(Loose, true, src, "192.0.2.1")),
+            (Verdict::Drop, Some(RoutingCheck::RpFilter), all2),
+            "{src}"
+        );
+    }
+    // The host's own address as source: a martian, with or without rp_filter.
+    for rp in [Off, Strict, Loose] {
+        let a = on_pub(rp, false, "10.99.0.1", "192.0.2.1");
+        assert_eq!(
+            routing(&a),
+            (
+                Verdict::Drop,
+                Some(RoutingCheck::MartianSource),
+                Some("net.ipv4.conf.all.accept_local=0, net.ipv4.conf.pw-pub.accept_local=0")
+            ),
+            "{rp:?}"
+        );
+    }
+    // Loopback destination or source from outside: martians.
+    let lo0 = Some("net.ipv4.conf.all.route_localnet=0, net.ipv4.conf.pw-pub.route_localnet=0");
+    assert_eq!(
+        routing(&on_pub(Off, false, "192.0.2.2", "127.0.0.1")),
+        (Verdict::Drop, Some(RoutingCheck::MartianDestination), lo0)
+    );
+    assert_eq!(
+        routing(&on_pub(Off, false, "127.0.0.9", "192.0.2.1")),
+        (Verdict::Drop, Some(RoutingCheck::MartianSource), lo0)
+    );
+    assert_eq!(
+        routing(&on_pub(Off, false, "0.1.2.3", "192.0.2.1")),
+        (Verdict::Drop, Some(RoutingCheck::MartianSource), None)
+    );
+    // IPv6 has no such sysctls.
+    assert_eq!(
+        on_pub(Strict, false, "fd00:99::2", "2001:db8:1::1").verdict,
+        Verdict::Accept
+    );
+}
+
+#[test]
+fn route_localnet_and_accept_local_lift_the_martian_checks() {
+    let mut r = topology();
+    r.interfaces[1].route_localnet = Some(crate::host::ConfFrom::Interface);
+    r.interfaces[1].accept_local = Some(crate::host::ConfFrom::All);
+    let e = Evaluator::new(&snapshot("backup-host-basic"), r);
+    let p = |src: &str, dst: &str| {
+        Probe::new(
+            L4::Tcp,
+            src.parse().unwrap(),
+            dst.parse().unwrap(),
+            40000,
+            22,
+            e.iface("pw-pub"),
+        )
+    };
+    // 127.0.0.1 is local (lo's 127.0.0.0/8): delivered, then the ruleset decides.
+    let a = e.explain(&p("192.0.2.2", "127.0.0.1"));
+    assert_eq!(a.routing, None, "{a:#?}");
+    assert_eq!(e.explain(&p("10.99.0.1", "192.0.2.1")).routing, None);
+    // The loopback interface itself is never checked (its packets keep their route).
+    let mut q = p("127.0.0.1", "127.0.0.1");
+    q.iif = e.iface("lo");
+    assert_eq!(
+        Evaluator::new(&snapshot("backup-host-basic"), topology())
+            .explain(&q)
+            .routing,
+        None
+    );
 }
 
 #[test]
@@ -1412,4 +1603,49 @@ fn unlisted_legacy_tables_are_an_assumption_of_their_family() {
         .notes
         .iter()
         .any(|n| n.contains("legacy iptables tables (IPv4) not checked")));
+}
+
+/// A packet the routing decision drops has passed every prerouting chain,
+/// legacy ones of any priority included, and no input chain: a legacy
+/// mangle PREROUTING table that could decide makes the drop unknown, a
+/// legacy INPUT table does not.
+#[test]
+fn a_routing_drop_has_passed_legacy_prerouting_but_not_input() {
+    use crate::host::RpFilter::Strict;
+    use crate::snapshot::Hook;
+    let mut r = topology();
+    r.interfaces[1].rp_filter = Strict;
+    let probe_on_pub = |snap: &Snapshot| {
+        let e = Evaluator::new(snap, r.clone());
+        let p = Probe::new(
+            L4::Tcp,
+            "10.0.0.10".parse().unwrap(),
+            "192.0.2.1".parse().unwrap(),
+            40000,
+            22,
+            e.iface("pw-pub"),
+        );
+        e.explain(&p)
+    };
+    let mut snap = snapshot("backup-host-basic");
+    snap.legacy
+        .push(legacy_table(false, "filter", "INPUT", Hook::Input, 2));
+    let a = probe_on_pub(&snap);
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert_eq!(routing(&a).1, Some(RoutingCheck::RpFilter));
+    snap.legacy.push(legacy_table(
+        false,
+        "mangle",
+        "PREROUTING",
+        Hook::Prerouting,
+        1,
+    ));
+    let a = probe_on_pub(&snap);
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.as_deref().unwrap();
+    assert!(
+        why.contains("table mangle (IPv4) has 1 rule in PREROUTING"),
+        "{why}"
+    );
+    assert!(!why.contains("INPUT"), "{why}");
 }

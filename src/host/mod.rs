@@ -15,7 +15,8 @@ pub mod routes;
 pub mod sockets;
 
 pub use model::{
-    rtn, Interface, Route, RouteKind, Routes, RpFilter, Socket, ARPHRD_ETHER, ARPHRD_LOOPBACK,
+    rtn, ConfFrom, Interface, Route, RouteKind, Routes, RpFilter, Socket, ARPHRD_ETHER,
+    ARPHRD_LOOPBACK,
 };
 pub use routes::read_routes;
 pub use sockets::{read_listeners, Listener, Process};

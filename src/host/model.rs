@@ -157,6 +157,62 @@ pub struct Interface {
     /// `net.ipv4.conf.all.rp_filter` and the interface's own value.
     #[serde(default, skip_serializing_if = "RpFilter::is_off")]
     pub rp_filter: RpFilter,
+    /// Which sysctl [`Interface::rp_filter`] comes from: `all` when its
+    /// value is at least the interface's own.
+    #[serde(default, skip_serializing_if = "ConfFrom::is_interface")]
+    pub rp_filter_from: ConfFrom,
+    /// `net.ipv4.conf.{all,IF}.route_localnet`: IPv4 packets to or from
+    /// 127.0.0.0/8 arriving on the interface are routed instead of being
+    /// dropped as martians. `None`: neither is set; otherwise the sysctl
+    /// that enables it (`all` when both do). Either enables it, as the
+    /// kernel's `IN_DEV_NET_ROUTE_LOCALNET` takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_localnet: Option<ConfFrom>,
+    /// `net.ipv4.conf.{all,IF}.accept_local`: a packet whose source is one
+    /// of the host's own addresses is accepted (otherwise it is dropped as a
+    /// martian source). `None`: neither is set; either enables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_local: Option<ConfFrom>,
+}
+
+/// Which `net.ipv4.conf` entry a per-interface setting in force comes
+/// from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfFrom {
+    /// `net.ipv4.conf.IF.*`, the interface's own.
+    #[default]
+    Interface,
+    /// `net.ipv4.conf.all.*`.
+    All,
+}
+
+impl ConfFrom {
+    /// Whether it is the interface's own entry.
+    pub fn is_interface(&self) -> bool {
+        *self == ConfFrom::Interface
+    }
+
+    /// The sysctl's name for interface `iface` and setting `key`
+    /// (`net.ipv4.conf.eth0.rp_filter`).
+    pub fn sysctl(self, iface: &str, key: &str) -> String {
+        match self {
+            ConfFrom::All => format!("net.ipv4.conf.all.{key}"),
+            ConfFrom::Interface => format!("net.ipv4.conf.{iface}.{key}"),
+        }
+    }
+
+    /// A boolean setting (`route_localnet`, `accept_local`) as the kernel's
+    /// `IN_DEV_ORCONF` takes it: on when either value is non-zero.
+    pub fn either(all: u32, own: u32) -> Option<ConfFrom> {
+        if all != 0 {
+            Some(ConfFrom::All)
+        } else if own != 0 {
+            Some(ConfFrom::Interface)
+        } else {
+            None
+        }
+    }
 }
 
 /// The kernel's IPv4 reverse-path filter (`net.ipv4.conf.*.rp_filter`),
@@ -194,6 +250,26 @@ impl RpFilter {
         RpFilter::from_sysctl(all.max(own).min(2))
     }
 
+    /// Which sysctl the value in force comes from (see
+    /// [`RpFilter::effective`]): `all` when it is set and at least the
+    /// interface's value.
+    pub fn effective_from(all: u32, own: u32) -> ConfFrom {
+        if all != 0 && all >= own {
+            ConfFrom::All
+        } else {
+            ConfFrom::Interface
+        }
+    }
+
+    /// The sysctl's value: 0, 1 or 2.
+    pub fn value(self) -> u8 {
+        match self {
+            RpFilter::Off => 0,
+            RpFilter::Strict => 1,
+            RpFilter::Loose => 2,
+        }
+    }
+
     /// Whether there is no check.
     pub fn is_off(&self) -> bool {
         *self == RpFilter::Off
@@ -214,6 +290,9 @@ impl Interface {
             group: 0,
             kind: None,
             rp_filter: RpFilter::Off,
+            rp_filter_from: ConfFrom::Interface,
+            route_localnet: None,
+            accept_local: None,
         }
     }
 }

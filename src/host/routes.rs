@@ -14,7 +14,7 @@
 
 use super::netlink::{Conn, DumpEnd};
 use super::HostError;
-use crate::host::{Interface, Route, RouteKind, Routes, RpFilter};
+use crate::host::{ConfFrom, Interface, Route, RouteKind, Routes, RpFilter};
 use ipnet::IpNet;
 use netlink_packet_core::{parse_string, parse_u32, NlasIterator, Parseable, NLA_TYPE_MASK};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
@@ -57,34 +57,41 @@ const IFLA_INFO_KIND: u16 = 1;
 ///   the kernel names `lo` for IPv6 ones). The local table is not read
 ///   (the evaluator derives it); cached clones, source-specific IPv6 routes
 ///   (`from ...`) and other types (`throw`, `nat`, multicast) are left out;
-/// - each interface's IPv4 reverse-path filter, from
-///   `/proc/sys/net/ipv4/conf/{all,NAME}/rp_filter`.
+/// - each interface's IPv4 reverse-path filter, `route_localnet` and
+///   `accept_local`, from `/proc/sys/net/ipv4/conf/{all,NAME}/`.
 pub fn read_routes() -> Result<Routes, HostError> {
     let mut conn = Conn::open(NETLINK_ROUTE, WHAT)?;
     for _ in 0..TRIES {
         if let Some(mut routes) = read_once(&mut conn)? {
-            read_rp_filter(&mut routes.interfaces);
+            read_ipv4_conf(&mut routes.interfaces);
             return Ok(routes);
         }
     }
     Err(kept_changing())
 }
 
-/// Sets each interface's [`RpFilter`] from `/proc/sys/net/ipv4/conf/`
-/// (the current network namespace's: `/proc/sys/net` follows the reading
-/// task's namespace). A value that cannot be read counts as 0.
-fn read_rp_filter(interfaces: &mut [Interface]) {
-    let read = |name: &str| -> u32 {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
+/// Sets each interface's [`RpFilter`], `route_localnet` and
+/// `accept_local` from `/proc/sys/net/ipv4/conf/` (the current network
+/// namespace's: `/proc/sys/net` follows the reading task's namespace). A
+/// value that cannot be read counts as 0.
+fn read_ipv4_conf(interfaces: &mut [Interface]) {
+    let read = |name: &str, key: &str| -> u32 {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/{key}"))
             .ok()
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(0)
     };
-    let all = read("all");
+    let rpf_all = read("all", "rp_filter");
+    let localnet_all = read("all", "route_localnet");
+    let accept_local_all = read("all", "accept_local");
     for itf in interfaces {
         // A name with '/' cannot be an interface; keep the path inside conf/.
         if !itf.name.is_empty() && !itf.name.contains('/') && itf.name != "." && itf.name != ".." {
-            itf.rp_filter = RpFilter::effective(all, read(&itf.name));
+            let own = read(&itf.name, "rp_filter");
+            itf.rp_filter = RpFilter::effective(rpf_all, own);
+            itf.rp_filter_from = RpFilter::effective_from(rpf_all, own);
+            itf.route_localnet = ConfFrom::either(localnet_all, read(&itf.name, "route_localnet"));
+            itf.accept_local = ConfFrom::either(accept_local_all, read(&itf.name, "accept_local"));
         }
     }
 }
@@ -216,6 +223,9 @@ pub(crate) fn decode_link(payload: &[u8]) -> Result<Interface, HostError> {
         group: 0,
         kind: None,
         rp_filter: RpFilter::Off,
+        rp_filter_from: ConfFrom::Interface,
+        route_localnet: None,
+        accept_local: None,
     };
     match LinkMessage::parse(payload) {
         Ok(msg) => {

@@ -1,5 +1,6 @@
 //! `portwarden explain`'s text: the verdict, the deciding rule as nft
-//! lists it, NAT, the chains traversed, assumptions and reasons.
+//! lists it (or the routing step that dropped the packet), NAT, the chains
+//! traversed, assumptions and reasons.
 
 use crate::eval::{Answer, DecidedBy, Probe, Via};
 use crate::host::Routes;
@@ -47,6 +48,12 @@ pub fn text(snap: &Snapshot, routes: &Routes, probe: &Probe, a: &Answer) -> Stri
             let _ = writeln!(s, "decided by: {d}");
         }
         None => {}
+    }
+    if let Some(step) = &a.routing {
+        let _ = writeln!(
+            s,
+            "decided by: the routing decision after prerouting: {step}"
+        );
     }
     if let Some(r) = &a.reject_with {
         let _ = writeln!(s, "rejected with: {r}");

@@ -1,0 +1,449 @@
+//! The routing decision between prerouting and input, against the real
+//! kernel: `portwarden explain` must say which packets the kernel drops
+//! there, and name the check, for
+//!
+//! - IPv4 reverse-path filtering (`net.ipv4.conf.{all,IF}.rp_filter`,
+//!   strict and loose, the larger value counting), with sources the host
+//!   routes through the other interface (a remote network, a connected
+//!   subnet of the other interface), a source with no route back and one
+//!   whose route back is a blackhole;
+//! - a source that is one of the host's own addresses: a martian source
+//!   unless `accept_local` is set;
+//! - DNAT to 127.0.0.1 from a non-loopback interface, dropped as a martian
+//!   destination unless `route_localnet` is set (on `all` or the interface).
+//!
+//! In the standard [`Topology`], real SYNs and datagrams are sent from the
+//! peer (spoofed sources are addresses the peer owns, sent out of the other
+//! link) and a recorder chain at the last input priority tells which
+//! arrived. The kernel's own counters confirm the step: the namespace's
+//! `TcpExt: IPReversePathFilter` counts exactly the reverse-path refusals;
+//! `/proc/net/stat/rt_cache`'s `in_martian_dst` (a global counter) grows by
+//! at least the martian destinations. Sysctls are set only inside the
+//! namespaces. Needs root and python3.
+
+mod common;
+
+use common::packets::{self, Packet};
+use common::{require_root, run, Netns, Topology, PRIVATE, PUBLIC};
+use serde_json::Value;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::process::Stdio;
+
+/// One probe with what explain must say of it.
+struct Case {
+    proto: &'static str,
+    from: &'static str,
+    to: &'static str,
+    port: u16,
+    sport: u16,
+    /// `None`: delivered (accept); `Some((check, setting))`: dropped by the
+    /// routing decision.
+    dropped: Option<(&'static str, String)>,
+}
+
+fn sysctl(ns: &Netns, kv: &str) {
+    run(ns.cmd("sysctl").args(["-qw", kv]));
+}
+
+/// Static neighbour entries on the peer for the host's addresses, so no
+/// packet waits on ARP.
+fn neighbours(t: &Topology) {
+    for l in [&PUBLIC, &PRIVATE] {
+        let link: Value =
+            serde_json::from_slice(&t.host.ip(&["-j", "link", "show", l.host_if]).stdout)
+                .expect("ip -j link");
+        let mac = link[0]["address"].as_str().expect("MAC").to_string();
+        t.peer.ip(&[
+            "neigh",
+            "replace",
+            l.host4,
+            "lladdr",
+            &mac,
+            "dev",
+            l.peer_if,
+            "nud",
+            "permanent",
+        ]);
+    }
+}
+
+/// `portwarden explain --batch` in the host namespace, one answer per case.
+fn explain(ns: &Netns, cases: &[Case]) -> Vec<Value> {
+    let mut child = ns
+        .cmd(common::portwarden_bin())
+        .args(["explain", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn explain --batch");
+    let mut input = String::new();
+    for c in cases {
+        let q = serde_json::json!({"proto": c.proto, "port": c.port, "from": c.from,
+            "to": c.to, "iif": PUBLIC.host_if, "sport": c.sport});
+        input += &format!("{q}\n");
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("explain --batch");
+    assert!(
+        out.status.success(),
+        "explain --batch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON answer"))
+        .collect();
+    assert_eq!(answers.len(), cases.len());
+    answers
+}
+
+/// The namespace's `TcpExt: IPReversePathFilter`.
+fn rp_filter_drops(ns: &Netns) -> u64 {
+    let out = run(ns.cmd("cat").arg("/proc/net/netstat"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("TcpExt:")).collect();
+    let (names, values) = (lines[0], lines[1]);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "IPReversePathFilter")
+        .expect("IPReversePathFilter counter");
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
+}
+
+/// `in_martian_dst` summed over the CPUs (a global counter).
+fn martian_destinations(ns: &Netns) -> u64 {
+    let out = run(ns.cmd("cat").arg("/proc/net/stat/rt_cache"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let i = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .position(|n| n == "in_martian_dst")
+        .expect("in_martian_dst column");
+    lines
+        .map(|l| u64::from_str_radix(l.split_whitespace().nth(i).unwrap(), 16).unwrap())
+        .sum()
+}
+
+/// `portwarden explain`'s text for one probe arriving on pw-pub.
+fn explain_text(ns: &Netns, service: &str, from: &str) -> String {
+    let out = ns.portwarden(&[
+        "explain",
+        service,
+        "--from",
+        from,
+        "--to",
+        PUBLIC.host4,
+        "--iif",
+        PUBLIC.host_if,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Explains, sends and compares one round; returns the number of
+/// disagreements, printed.
+fn round(t: &Topology, what: &str, cases: &[Case]) -> Vec<String> {
+    let answers = explain(&t.host, cases);
+    let rp0 = rp_filter_drops(&t.host);
+    let md0 = martian_destinations(&t.host);
+    packets::add_recorder(&t.host);
+    let batch: Vec<Packet> = cases
+        .iter()
+        .map(|c| Packet {
+            proto: c.proto.into(),
+            from: c.from.parse::<IpAddr>().unwrap(),
+            to: c.to.parse().unwrap(),
+            sport: c.sport,
+            port: c.port,
+        })
+        .collect();
+    packets::send(&t.peer, &batch, 0.02);
+    let seen = packets::seen(&t.host);
+    packets::remove_recorder(&t.host);
+    let rp = rp_filter_drops(&t.host) - rp0;
+    let md = martian_destinations(&t.host) - md0;
+
+    let mut bad = Vec::new();
+    let mut want_rp = 0;
+    let mut want_md = 0;
+    for (c, a) in cases.iter().zip(&answers) {
+        let arrived = seen
+            .iter()
+            .any(|s| s.proto == c.proto && s.sport == c.sport && s.saddr == c.from);
+        let desc = format!(
+            "{what}: {} {}:{} -> {}:{}",
+            c.proto, c.from, c.sport, c.to, c.port
+        );
+        let verdict = a["verdict"].as_str().unwrap_or("?");
+        let step = (
+            a["routing"]["check"].as_str().unwrap_or(""),
+            a["routing"]["setting"].as_str().unwrap_or(""),
+        );
+        if arrived != (verdict == "accept") {
+            bad.push(format!(
+                "{desc}: the kernel {} it, explain says {verdict}: {a}",
+                if arrived { "delivered" } else { "dropped" }
+            ));
+        }
+        match &c.dropped {
+            None if arrived && verdict == "accept" && a.get("routing").is_none() => {}
+            None => bad.push(format!(
+                "{desc}: expected delivered: arrived {arrived}, {a}"
+            )),
+            Some((check, setting)) => {
+                if *check == "rp_filter" {
+                    want_rp += 1;
+                } else if *check == "martian_destination" {
+                    want_md += 1;
+                }
+                if arrived || verdict != "drop" || step != (*check, setting.as_str()) {
+                    bad.push(format!(
+                        "{desc}: expected dropped by {check} ({setting}): arrived {arrived}, {a}"
+                    ));
+                }
+                let reason = a["reason"].as_str().unwrap_or("");
+                if !reason.contains("routing decision after prerouting") {
+                    bad.push(format!(
+                        "{desc}: the reason does not name the step: {reason}"
+                    ));
+                }
+            }
+        }
+    }
+    if rp != want_rp {
+        bad.push(format!(
+            "{what}: the kernel counted {rp} reverse-path refusals (IPReversePathFilter), explain {want_rp}"
+        ));
+    }
+    if md < want_md {
+        bad.push(format!(
+            "{what}: the kernel counted {md} martian destinations (in_martian_dst), explain {want_md}"
+        ));
+    }
+    bad
+}
+
+/// Reverse-path filtering, strict and loose, from `all` and from the
+/// interface, against real packets: each verdict and the sysctl it names.
+#[test]
+fn rp_filter_strict_and_loose_agree_with_the_kernel() {
+    if !require_root("rp_filter_strict_and_loose_agree_with_the_kernel") {
+        return;
+    }
+    let t = Topology::new("rpf");
+    neighbours(&t);
+    // Sources the peer owns (on its lo) and sends out of peer-pub: 10.0.0.10
+    // the host routes through pw-priv; 203.0.113.9 it has no route to;
+    // 198.51.100.9 is blackholed. 10.99.0.2 is the peer's address on the
+    // private link: a connected subnet of the host's other interface.
+    for a in ["10.0.0.10/32", "203.0.113.9/32", "198.51.100.9/32"] {
+        t.peer.ip(&["addr", "add", a, "dev", "lo"]);
+    }
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.10/32",
+        "via",
+        PRIVATE.peer4,
+        "dev",
+        PRIVATE.host_if,
+    ]);
+    t.host.ip(&["route", "add", "blackhole", "198.51.100.0/24"]);
+    t.host.nft_text(
+        "table inet f { chain input { type filter hook input priority 0; policy accept; }; }",
+    );
+
+    let mut sport = 41000;
+    let mut cases = |rpf: Option<(&'static str, String)>, sources: &[(&'static str, bool)]| {
+        let mut v = Vec::new();
+        for &(from, refused) in sources {
+            for proto in ["tcp", "udp"] {
+                sport += 1;
+                v.push(Case {
+                    proto,
+                    from,
+                    to: PUBLIC.host4,
+                    port: 6162,
+                    sport,
+                    dropped: if refused { rpf.clone() } else { None },
+                });
+            }
+        }
+        v
+    };
+    let mut bad = Vec::new();
+
+    // Off: everything arrives (the sources themselves are deliverable).
+    for k in ["all", "default", PUBLIC.host_if, PRIVATE.host_if] {
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.rp_filter=0"));
+    }
+    let off = cases(
+        None,
+        &[
+            (PUBLIC.peer4, false),
+            ("10.0.0.10", false),
+            (PRIVATE.peer4, false),
+            ("203.0.113.9", false),
+        ],
+    );
+    bad.extend(round(&t, "rp_filter 0", &off));
+
+    // Strict on the interface: only the source routed back through pw-pub.
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.rp_filter=1");
+    let strict = cases(
+        Some(("rp_filter", "net.ipv4.conf.pw-pub.rp_filter=1".into())),
+        &[
+            (PUBLIC.peer4, false),
+            ("10.0.0.10", true),
+            (PRIVATE.peer4, true),
+            ("203.0.113.9", true),
+            ("198.51.100.9", true),
+        ],
+    );
+    bad.extend(round(&t, "pw-pub rp_filter 1", &strict));
+    let text = explain_text(&t.host, "tcp/6162", "10.0.0.10");
+    for want in [
+        "tcp 10.0.0.10:",
+        ": DROP\n",
+        "decided by: the routing decision after prerouting: refused by reverse-path filtering (net.ipv4.conf.pw-pub.rp_filter=1)\n",
+        "strict: the route back to 10.0.0.10 (10.0.0.10/32) leaves through pw-priv, not pw-pub",
+        "before the input hook",
+    ] {
+        if !text.contains(want) {
+            bad.push(format!("explain's text lacks {want:?}:\n{text}"));
+        }
+    }
+
+    // Loose from `all` (2 > the interface's 0): any unicast route back.
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.rp_filter=0");
+    sysctl(&t.host, "net.ipv4.conf.all.rp_filter=2");
+    let loose = cases(
+        Some(("rp_filter", "net.ipv4.conf.all.rp_filter=2".into())),
+        &[
+            (PUBLIC.peer4, false),
+            ("10.0.0.10", false),
+            (PRIVATE.peer4, false),
+            ("203.0.113.9", true),
+            ("198.51.100.9", true),
+        ],
+    );
+    bad.extend(round(&t, "all rp_filter 2", &loose));
+
+    // all=1, pw-pub=2: the larger, loose, from the interface.
+    sysctl(&t.host, "net.ipv4.conf.all.rp_filter=1");
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.rp_filter=2");
+    let max = cases(
+        Some(("rp_filter", "net.ipv4.conf.pw-pub.rp_filter=2".into())),
+        &[("10.0.0.10", false), ("203.0.113.9", true)],
+    );
+    bad.extend(round(&t, "all 1, pw-pub 2", &max));
+
+    // The host's own address as the source (the peer owns it too, on its
+    // lo): a martian source, with or without rp_filter, unless accept_local.
+    t.peer.ip(&["addr", "add", "10.99.0.1/32", "dev", "lo"]);
+    for k in ["all", PUBLIC.host_if] {
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.rp_filter=0"));
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.accept_local=0"));
+    }
+    let own = cases(
+        Some((
+            "martian_source",
+            "net.ipv4.conf.all.accept_local=0, net.ipv4.conf.pw-pub.accept_local=0".into(),
+        )),
+        &[(PUBLIC.peer4, false), (PRIVATE.host4, true)],
+    );
+    bad.extend(round(&t, "own source, rp_filter 0", &own));
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.accept_local=1");
+    let own = cases(None, &[(PRIVATE.host4, false)]);
+    bad.extend(round(&t, "own source, accept_local 1", &own));
+
+    assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
+}
+
+/// DNAT to 127.0.0.1 from pw-pub: a martian destination, dropped in the
+/// routing decision, unless route_localnet is set on the interface or on
+/// `all`.
+#[test]
+fn dnat_to_loopback_needs_route_localnet() {
+    if !require_root("dnat_to_loopback_needs_route_localnet") {
+        return;
+    }
+    let t = Topology::new("rln");
+    neighbours(&t);
+    for k in ["all", "default", PUBLIC.host_if, PRIVATE.host_if] {
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.rp_filter=0"));
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.route_localnet=0"));
+    }
+    t.host.nft_text(
+        "table ip n {
+           chain pre { type nat hook prerouting priority -100;
+             meta l4proto { tcp, udp } th dport 8080 dnat to 127.0.0.1:9090; }
+         }
+         table inet f { chain input { type filter hook input priority 0; policy accept; }; }",
+    );
+    let mut sport = 42000;
+    let mut cases = |dropped: Option<(&'static str, String)>| {
+        let mut v = Vec::new();
+        for proto in ["tcp", "udp"] {
+            for port in [8080, 6162] {
+                sport += 1;
+                v.push(Case {
+                    proto,
+                    from: PUBLIC.peer4,
+                    to: PUBLIC.host4,
+                    port,
+                    sport,
+                    // Only the DNATed port goes to 127.0.0.1.
+                    dropped: if port == 8080 { dropped.clone() } else { None },
+                });
+            }
+        }
+        v
+    };
+    let mut bad = Vec::new();
+    let off = "net.ipv4.conf.all.route_localnet=0, net.ipv4.conf.pw-pub.route_localnet=0";
+    bad.extend(round(
+        &t,
+        "route_localnet 0",
+        &cases(Some(("martian_destination", off.into()))),
+    ));
+    let text = explain_text(&t.host, "tcp/8080", PUBLIC.peer4);
+    for want in [
+        ": DROP\n",
+        "nat: dnat to 127.0.0.1:9090",
+        &format!("decided by: the routing decision after prerouting: dropped as a martian destination ({off})\n"),
+        "dnat to 127.0.0.1: a destination in 127.0.0.0/8 arriving on pw-pub",
+    ] {
+        if !text.contains(want) {
+            bad.push(format!("explain's text lacks {want:?}:\n{text}"));
+        }
+    }
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.route_localnet=1");
+    bad.extend(round(&t, "pw-pub route_localnet 1", &cases(None)));
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.route_localnet=0");
+    sysctl(&t.host, "net.ipv4.conf.all.route_localnet=1");
+    bad.extend(round(&t, "all route_localnet 1", &cases(None)));
+    // Set on the other interface only: still a martian on pw-pub.
+    sysctl(&t.host, "net.ipv4.conf.all.route_localnet=0");
+    sysctl(&t.host, "net.ipv4.conf.pw-priv.route_localnet=1");
+    bad.extend(round(
+        &t,
+        "pw-priv route_localnet 1",
+        &cases(Some(("martian_destination", off.into()))),
+    ));
+    assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
+}
