@@ -45,10 +45,8 @@ use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Instant;
 
 /// Catalog ports that are always probed besides the catalog's own list.
@@ -675,34 +673,8 @@ fn stateful(answer: &Value) -> bool {
 
 /// Runs `explain --batch` in the host namespace.
 fn explain_batch(ns: &Netns, probes: &[Probe]) -> Vec<Value> {
-    let mut child = ns
-        .cmd(common::portwarden_bin())
-        .args(["explain", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn explain --batch");
-    let mut input = String::new();
-    for p in probes {
-        input += &p.json().to_string();
-        input.push('\n');
-    }
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().expect("explain --batch");
-    writer.join().unwrap().expect("write queries");
-    assert!(
-        out.status.success(),
-        "explain --batch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Vec<Value> = String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON answer"))
-        .collect();
-    assert_eq!(answers.len(), probes.len(), "one answer per probe");
+    let queries: Vec<Value> = probes.iter().map(Probe::json).collect();
+    let answers = ns.explain_batch(&queries);
     for (p, a) in probes.iter().zip(&answers) {
         assert!(a.get("error").is_none(), "{}: {a}", p.describe());
     }

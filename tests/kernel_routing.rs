@@ -26,9 +26,7 @@ mod common;
 use common::packets::{self, Packet};
 use common::{require_root, run, Netns, Topology, PRIVATE, PUBLIC};
 use serde_json::Value;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::process::Stdio;
 
 /// One probe with what explain must say of it.
 struct Case {
@@ -70,39 +68,14 @@ fn neighbours(t: &Topology) {
 
 /// `portwarden explain --batch` in the host namespace, one answer per case.
 fn explain(ns: &Netns, cases: &[Case]) -> Vec<Value> {
-    let mut child = ns
-        .cmd(common::portwarden_bin())
-        .args(["explain", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn explain --batch");
-    let mut input = String::new();
-    for c in cases {
-        let q = serde_json::json!({"proto": c.proto, "port": c.port, "from": c.from,
-            "to": c.to, "iif": PUBLIC.host_if, "sport": c.sport});
-        input += &format!("{q}\n");
-    }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().expect("explain --batch");
-    assert!(
-        out.status.success(),
-        "explain --batch: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON answer"))
+    let queries: Vec<Value> = cases
+        .iter()
+        .map(|c| {
+            serde_json::json!({"proto": c.proto, "port": c.port, "from": c.from,
+                "to": c.to, "iif": PUBLIC.host_if, "sport": c.sport})
+        })
         .collect();
-    assert_eq!(answers.len(), cases.len());
-    answers
+    ns.explain_batch(&queries)
 }
 
 /// The namespace's `TcpExt: IPReversePathFilter`.

@@ -1178,11 +1178,7 @@ fn exposure_agrees_with_explain_on_every_fixture() {
 fn exposure_agrees_with_explain_under_reverse_path_filtering() {
     let mut r = wide_topology();
     r.routes.push(Route::via("198.51.100.0/24", "pw-pub"));
-    r.routes.push(Route {
-        dst: "203.0.113.0/24".parse().unwrap(),
-        dev: None,
-        kind: RouteKind::Blackhole,
-    });
+    r.routes.push(blackhole_203());
     for i in &mut r.interfaces {
         match i.name.as_str() {
             "pw-pub" => i.rp_filter = crate::host::RpFilter::Strict,
@@ -1200,11 +1196,7 @@ fn exposure_agrees_with_explain_under_reverse_path_filtering() {
 /// a probe from `src` to 192.0.2.1:22 arriving there.
 fn on_pub(rp: crate::host::RpFilter, from_all: bool, src: &str, dst: &str) -> Answer {
     let mut r = topology();
-    r.routes.push(Route {
-        dst: "203.0.113.0/24".parse().unwrap(),
-        dev: None,
-        kind: RouteKind::Blackhole,
-    });
+    r.routes.push(blackhole_203());
     r.interfaces[1].rp_filter = rp;
     if from_all {
         r.interfaces[1].rp_filter_from = crate::host::ConfFrom::All;
@@ -1357,11 +1349,7 @@ fn route_localnet_and_accept_local_lift_the_martian_checks() {
 fn route_dev_is_the_longest_prefix_match() {
     let mut r = topology();
     r.routes.push(Route::via("0.0.0.0/0", "pw-pub"));
-    r.routes.push(Route {
-        dst: "203.0.113.0/24".parse().unwrap(),
-        dev: None,
-        kind: RouteKind::Blackhole,
-    });
+    r.routes.push(blackhole_203());
     let dev = |a: &str| r.route_dev(a.parse().unwrap());
     assert_eq!(dev("10.99.0.7"), Some("pw-priv"));
     assert_eq!(dev("10.0.0.10"), Some("pw-priv"));
@@ -1648,4 +1636,14 @@ fn a_routing_drop_has_passed_legacy_prerouting_but_not_input() {
         "{why}"
     );
     assert!(!why.contains("INPUT"), "{why}");
+}
+
+/// `blackhole 203.0.113.0/24`: a route back that loose reverse-path
+/// filtering refuses.
+fn blackhole_203() -> Route {
+    Route {
+        dst: "203.0.113.0/24".parse().unwrap(),
+        dev: None,
+        kind: RouteKind::Blackhole,
+    }
 }

@@ -168,6 +168,38 @@ impl Netns {
         (report, code)
     }
 
+    /// `portwarden explain --batch` fed `queries` (one JSON object each):
+    /// one answer per query, in order; panics if it fails.
+    pub fn explain_batch(&self, queries: &[serde_json::Value]) -> Vec<serde_json::Value> {
+        use std::io::Write;
+        let mut child = self
+            .cmd(portwarden_bin())
+            .args(["explain", "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn explain --batch");
+        let input: String = queries.iter().map(|q| format!("{q}\n")).collect();
+        let mut stdin = child.stdin.take().unwrap();
+        // Written from another thread: the answers fill stdout meanwhile.
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output().expect("explain --batch");
+        writer.join().unwrap().expect("write queries");
+        assert!(
+            out.status.success(),
+            "explain --batch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answers: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON answer"))
+            .collect();
+        assert_eq!(answers.len(), queries.len(), "one answer per query");
+        answers
+    }
+
     /// `portwarden dump --json` parsed; panics if it fails.
     pub fn dump_json(&self) -> serde_json::Value {
         let out = self.portwarden(&["dump", "--json"]);
