@@ -60,23 +60,6 @@ fn cannot_audit_is_exit_3_with_one_line() {
 
 // ---- the kernel checks ----
 
-const LISTENERS: &str = r#"
-import socket, sys, time
-keep = []
-for spec in sys.argv[1:]:
-    proto, port = spec.split("/")
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(socket.AF_INET6, kind)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("::", int(port)))
-    if kind == socket.SOCK_STREAM:
-        s.listen(16)
-    keep.append(s)
-print("ready", flush=True)
-time.sleep(3600)
-"#;
-
 /// One packet to send: a SYN or a datagram.
 #[derive(Clone, Debug)]
 struct Probe {
@@ -155,7 +138,7 @@ fn listeners(ns: &Netns, specs: &[&str]) -> Listeners {
     let mut child = ns
         .cmd("python3")
         .arg("-c")
-        .arg(LISTENERS)
+        .arg(common::LISTENERS)
         .args(specs)
         .stdout(Stdio::piped())
         .stdin(Stdio::null())

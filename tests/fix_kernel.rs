@@ -30,23 +30,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-const LISTENERS: &str = r#"
-import socket, sys, time
-keep = []
-for spec in sys.argv[1:]:
-    proto, port = spec.split("/")
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(socket.AF_INET6, kind)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("::", int(port)))
-    if kind == socket.SOCK_STREAM:
-        s.listen(64)
-    keep.append(s)
-print("ready", flush=True)
-time.sleep(3600)
-"#;
-
 /// The peer's servers for the host's own connections: TCP 443 accepted,
 /// UDP 53 echoed.
 const SERVERS: &str = r#"
@@ -430,7 +413,7 @@ fn demo_host_fixes_are_exact_in_the_kernel() {
     let t = topology("fx-demo");
     let _l = python(
         &t.host,
-        LISTENERS,
+        common::LISTENERS,
         &["tcp/22", "tcp/6162", "tcp/2500", "tcp/2548", "tcp/8080"],
     );
     let _s = python(&t.peer, SERVERS, &[]);
@@ -461,7 +444,11 @@ fn empty_ruleset_fix_keeps_outbound_connections() {
         return;
     }
     let t = topology("fx-empty");
-    let _l = python(&t.host, LISTENERS, &["tcp/22", "tcp/6162", "tcp/8080"]);
+    let _l = python(
+        &t.host,
+        common::LISTENERS,
+        &["tcp/22", "tcp/6162", "tcp/8080"],
+    );
     let _s = python(&t.peer, SERVERS, &[]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
     let load = |_: &Topology| {};
@@ -484,7 +471,11 @@ fn firewalld_ruleset_fixes_are_exact_in_the_kernel() {
         return;
     }
     let t = topology("fx-fwd");
-    let _l = python(&t.host, LISTENERS, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _l = python(
+        &t.host,
+        common::LISTENERS,
+        &["tcp/22", "tcp/6160", "tcp/6162"],
+    );
     let _s = python(&t.peer, SERVERS, &[]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
     let load = |t: &Topology| t.load_fixture("firewalld-zones.nft");
@@ -498,7 +489,11 @@ fn ufw_ruleset_fixes_are_exact_in_the_kernel() {
         return;
     }
     let t = topology("fx-ufw");
-    let _l = python(&t.host, LISTENERS, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _l = python(
+        &t.host,
+        common::LISTENERS,
+        &["tcp/22", "tcp/6160", "tcp/6162"],
+    );
     let _s = python(&t.peer, SERVERS, &[]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[settings]\nveeam_data_range = \"legacy\"\n[peers]\nbackup_server = [\"192.0.2.2\"]\n";
     let load = |t: &Topology| t.load_fixture("gen/ufw-host.sh");

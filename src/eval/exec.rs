@@ -1434,16 +1434,17 @@ impl<'a> Ctx<'a> {
         let localnet = itf.and_then(|i| i.route_localnet);
         let zeronet = |a: Ipv4Addr| a.octets()[0] == 0;
         let off = |key: &str| format!("net.ipv4.conf.all.{key}=0, net.ipv4.conf.{name}.{key}=0");
+        // Both ip_route_input_mc and ip_route_input_slow refuse these first.
+        if s.is_multicast() || s.is_broadcast() {
+            return self.routing_drop(
+                st,
+                RoutingCheck::MartianSource,
+                None,
+                format!("the source {s} is a multicast or broadcast address"),
+            );
+        }
         if d.is_multicast() {
             // ip_route_input_mc / ip_mc_validate_source.
-            if s.is_multicast() || s.is_broadcast() {
-                return self.routing_drop(
-                    st,
-                    RoutingCheck::MartianSource,
-                    None,
-                    format!("the source {s} is a multicast or broadcast address"),
-                );
-            }
             if zeronet(s) {
                 if d.octets()[..3] == [224, 0, 0] {
                     return None;
@@ -1464,14 +1465,6 @@ impl<'a> Ctx<'a> {
                 );
             }
             return self.validate_source(st, s, itf);
-        }
-        if s.is_multicast() || s.is_broadcast() {
-            return self.routing_drop(
-                st,
-                RoutingCheck::MartianSource,
-                None,
-                format!("the source {s} is a multicast or broadcast address"),
-            );
         }
         if d.is_broadcast() {
             if zeronet(s) {

@@ -551,3 +551,23 @@ pub fn daemon_host(tag: &str) -> Topology {
     t.load_fixture("daemon/host.nft");
     t
 }
+
+/// A python3 script that listens on each `tcp/PORT` or `udp/PORT` given as
+/// an argument (IPv6 wildcard sockets that take IPv4 too), prints `ready`
+/// and waits.
+pub const LISTENERS: &str = r#"
+import socket, sys, time
+keep = []
+for spec in sys.argv[1:]:
+    proto, port = spec.split("/")
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    s = socket.socket(socket.AF_INET6, kind)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", int(port)))
+    if kind == socket.SOCK_STREAM:
+        s.listen(64)
+    keep.append(s)
+print("ready", flush=True)
+time.sleep(3600)
+"#;
