@@ -13,6 +13,7 @@ use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
 use portwarden::pipeline::{
     audit_state, read_evaluator, read_host_state, RolesFrom, Setup, Timings,
 };
+use portwarden::render::json::PeerLists;
 use portwarden::snapshot::Summary;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -205,6 +206,12 @@ enum Command {
         /// Output format (--format json is the same as --json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// With JSON: list every peer prefix of each finding and piece. By
+        /// default `peers` holds the first 16 and `peer_count` counts them
+        /// all (behind a blocklist they run to thousands, and the report to
+        /// megabytes).
+        #[arg(long)]
+        all_peers: bool,
         /// How many times to start over when the ruleset changes mid-read.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
@@ -801,6 +808,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             set,
             json,
             format,
+            all_peers,
             tries,
             catalog,
         } => Ok(audit(
@@ -812,6 +820,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 private_interfaces: private_iface,
             },
             if json { Format::Json } else { format },
+            if all_peers {
+                PeerLists::All
+            } else {
+                PeerLists::First
+            },
             tries,
             &catalog.dirs,
         )),
@@ -894,6 +907,7 @@ fn audit(
     config: Option<PathBuf>,
     cli: CliOptions,
     format: Format,
+    peers: PeerLists,
     tries: u32,
     catalog_dirs: &[PathBuf],
 ) -> ExitCode {
@@ -935,7 +949,12 @@ fn audit(
     let report = audit_state(&state, &setup, &mut timings);
     let out = io::stdout().lock();
     let written = match format {
-        Format::Json => portwarden::render::json::write_report(&report, out),
+        Format::Json => portwarden::render::json::write_report_with(
+            &report,
+            out,
+            &serde_json::Map::new(),
+            peers,
+        ),
         Format::Text => {
             let text = portwarden::render::text::render(
                 &report,

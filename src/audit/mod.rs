@@ -67,7 +67,7 @@
 pub mod change;
 pub mod findings;
 pub mod fix;
-mod netjson;
+pub mod netjson;
 pub mod outbound;
 pub(crate) mod prove;
 pub mod region;
@@ -349,8 +349,9 @@ pub struct Piece {
     pub to: Vec<IpAddr>,
     /// Ports.
     pub ports: PortSet,
-    /// Peer prefixes.
-    #[serde(serialize_with = "netjson::serialize")]
+    /// Peer prefixes. In JSON, `peers` lists the first
+    /// [`PEERS_LISTED`](netjson::PEERS_LISTED) and `peer_count` counts them all.
+    #[serde(flatten, serialize_with = "netjson::serialize_capped")]
     pub peers: Vec<IpNet>,
 }
 
@@ -387,8 +388,10 @@ pub struct Finding {
     pub proto: Proto,
     /// Ports, as `[first, last]` intervals.
     pub ports: PortSet,
-    /// Peer prefixes (sources for inbound, destinations for outbound).
-    #[serde(serialize_with = "netjson::serialize")]
+    /// Peer prefixes (sources for inbound, destinations for outbound). In
+    /// JSON, `peers` lists the first [`PEERS_LISTED`](netjson::PEERS_LISTED)
+    /// and `peer_count` counts them all.
+    #[serde(flatten, serialize_with = "netjson::serialize_capped")]
     pub peers: Vec<IpNet>,
     /// Interfaces concerned (inbound; empty for outbound).
     pub interfaces: Vec<String>,
