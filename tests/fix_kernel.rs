@@ -147,7 +147,8 @@ fn topology(tag: &str) -> Topology {
 }
 
 fn audit(t: &Topology, cfg: &Path) -> Value {
-    t.host.audit_json(cfg, &[]).0
+    // Every peer prefix: the packets are checked against the exact pieces.
+    t.host.audit_json(cfg, &["--all-peers"]).0
 }
 
 /// One packet of the grid: protocol, source, destination, port, and the
@@ -500,4 +501,78 @@ fn ufw_ruleset_fixes_are_exact_in_the_kernel() {
     // Port 22 is `ufw limit`ed: left out of the grid.
     let (report, shown) = check_fixes(&t, &load, cfg, &[21, 22, 23]);
     assert!(!shown.is_empty(), "{:#?}", fix_texts(&report));
+}
+
+/// A host run by its named sets: the backup servers allowed in by
+/// `@backup_servers` (the new one missing, a retired one still there) and
+/// the data ports by `@data_ports` (one port too many).
+const NAMED_SETS: &str = r#"flush ruleset
+table inet filter {
+  set backup_servers {
+    type ipv4_addr
+    elements = { 10.0.0.12 }
+  }
+  set data_ports {
+    type inet_service
+    flags interval
+    elements = { 2500-3300, 9000 }
+  }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    ip saddr 10.0.0.10 tcp dport { 22, 6160 } accept
+    iifname "pw-priv" ip saddr @backup_servers tcp dport 6162 accept
+    ip saddr 10.0.0.10 tcp dport @data_ports accept
+  }
+}
+"#;
+
+#[test]
+fn named_set_fixes_change_the_set_and_are_exact_in_the_kernel() {
+    if !require_root("named_set_fixes_change_the_set_and_are_exact_in_the_kernel") {
+        return;
+    }
+    let t = topology("fx-sets");
+    t.peer
+        .ip(&["addr", "add", "10.0.0.12/32", "dev", PRIVATE.peer_if]);
+    let _l = python(
+        &t.host,
+        common::LISTENERS,
+        &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"],
+    );
+    let _s = python(&t.peer, SERVERS, &[]);
+    let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
+    let load = |t: &Topology| t.host.nft_text(NAMED_SETS);
+    // Each proven fix applied as printed, then real packets: exactly the
+    // finding's pieces change.
+    let (report, shown) = check_fixes(&t, &load, cfg, &[]);
+    let texts = fix_texts(&report);
+    for want in [
+        // The backup server is added to the set its rule looks up ...
+        "nft add element inet filter backup_servers '{ 10.0.0.10 }'",
+        // ... the retired one is taken out of it ...
+        "nft delete element inet filter backup_servers '{ 10.0.0.12 }'",
+        // ... and the port no role needs out of the data ports.
+        "nft delete element inet filter data_ports '{ 9000 }'",
+    ] {
+        assert!(shown.iter().any(|s| s == want), "{want}\n{texts:#?}");
+    }
+    // After all three, nothing is left to report.
+    load(&t);
+    for s in &shown {
+        sh(&t.host, s);
+    }
+    let path = std::env::temp_dir().join(format!("pw-fix-sets-{}.toml", std::process::id()));
+    std::fs::write(&path, cfg).unwrap();
+    let after = audit(&t, &path);
+    let _ = std::fs::remove_file(&path);
+    let left: Vec<&Value> = after["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] != "exposed-listener")
+        .collect();
+    assert!(left.is_empty(), "{:#?}", fix_texts(&after));
 }

@@ -464,7 +464,10 @@ fn touched(changes: &[Change]) -> Vec<(Option<AddrFamily>, Option<L4>)> {
                 }
                 out.push((fam, proto));
             }
-            Change::DeleteRule { .. } => out.push((None, None)),
+            // A set may be looked up by any rule of its table.
+            Change::DeleteRule { .. }
+            | Change::AddElement { .. }
+            | Change::DeleteElement { .. } => out.push((None, None)),
             Change::AddTable { .. } | Change::AddBaseChain { .. } => {}
         }
     }
