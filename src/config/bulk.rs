@@ -14,7 +14,8 @@
 //! ]
 //! ```
 //!
-//! Those arrays are found here with `toml_parser`'s lexer (the `toml`
+//! Those arrays, and the `from` and `to` lists of `[[allow]]` entries, are
+//! found here with `toml_parser`'s lexer (the `toml`
 //! crate's own, token by token, holding none), their strings decoded by it,
 //! and their text blanked (every byte between the brackets turned into a
 //! space) in a copy that the `toml` crate then parses as usual: each such
@@ -34,15 +35,29 @@ use toml_parser::Source;
 pub(crate) struct Bulk {
     /// The text with those lists blanked; `None` when none was taken.
     pub text: Option<String>,
-    /// Per list taken: the peer group and its strings, with their
+    /// Per list taken: where it belongs and its strings, with their
     /// positions in the original text.
-    pub lists: Vec<(String, Vec<Spanned<String>>)>,
+    pub lists: Vec<(Place, Vec<Spanned<String>>)>,
+}
+
+/// Where a list taken belongs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// `[peers]`, this group.
+    Peers(String),
+    /// The `from` list of the `[[allow]]` entry of this index.
+    AllowFrom(usize),
+    /// The `to` list of the `[[allow]]` entry of this index.
+    AllowTo(usize),
 }
 
 /// Where the lexer is in the document, for what matters here.
+#[derive(Clone, Copy)]
 enum Table {
     /// Under `[peers]`.
     Peers,
+    /// Under the `[[allow]]` header of this index.
+    Allow(usize),
     /// At the top, or under any other header.
     Other,
 }
@@ -154,6 +169,7 @@ pub(crate) fn extract(text: &str) -> Bulk {
         lexer: source.lex().peekable(),
     };
     let mut table = Table::Other;
+    let mut allows = 0;
     let mut lists = Vec::new();
     let mut blank: Vec<(usize, usize)> = Vec::new();
     // At the start of a line (of a statement) each time round.
@@ -167,17 +183,27 @@ pub(crate) fn extract(text: &str) -> Bulk {
                 }
             }
             TokenKind::LeftSquareBracket => {
-                table = header(&mut toks).unwrap_or(Table::Other);
+                table = header(&mut toks, &mut allows).unwrap_or(Table::Other);
             }
             TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString => {
                 let taken = match table {
-                    Table::Peers => Some(peer_list(&mut toks, &first)),
+                    Table::Peers | Table::Allow(_) => Some(peer_list(&mut toks, &first)),
                     Table::Other => None,
                 };
+                let place = |key: String| match table {
+                    Table::Peers => Some(Place::Peers(key)),
+                    Table::Allow(i) if key == "from" => Some(Place::AllowFrom(i)),
+                    Table::Allow(i) if key == "to" => Some(Place::AllowTo(i)),
+                    _ => None,
+                };
                 match taken {
-                    Some(Ok((group, strings, open, close))) => {
-                        blank.push((open + 1, close));
-                        lists.push((group, strings));
+                    Some(Ok((key, strings, open, close))) => {
+                        // A list under [[allow]] other than from/to is left
+                        // in the text, already consumed.
+                        if let Some(p) = place(key) {
+                            blank.push((open + 1, close));
+                            lists.push((p, strings));
+                        }
                     }
                     Some(Err(depth)) => toks.rest_of_statement(depth),
                     None => toks.rest_of_statement(0),
@@ -201,29 +227,52 @@ pub(crate) fn extract(text: &str) -> Bulk {
     }
 }
 
-/// After a line's first `[`: `[peers]` (bare, with optional whitespace),
-/// or any other header; consumes the line. `None` for anything that is not
-/// a plain header (then the line is left to the `toml` crate, which will
-/// say what is wrong).
-fn header(toks: &mut Tokens<'_>) -> Option<Table> {
+/// After a line's first `[`: `[peers]` or `[[allow]]` (bare, with optional
+/// whitespace; `allows` counts the `[[allow]]` headers), or any other
+/// header; consumes the line. `None` for anything that is not a plain
+/// header (then the line is left to the `toml` crate, which will say what
+/// is wrong).
+fn header(toks: &mut Tokens<'_>, allows: &mut usize) -> Option<Table> {
+    // `[[` only as one token pair, as the toml crate reads an array of
+    // tables: no whitespace between the brackets.
+    let array = toks.peek_kind() == TokenKind::LeftSquareBracket;
+    let mut depth = 1;
+    if array {
+        toks.next();
+        depth = 2;
+    }
     toks.skip(false);
     let name = match toks.peek_kind() {
         TokenKind::Atom => {
             let t = toks.next()?;
             toks.source.get(t)?.as_str().to_string()
         }
-        // `[[allow]]`, `["quoted"]`, `[a.b]`: not the peers table.
+        // `["quoted"]`, `[[ [`...: not a table taken here.
         _ => {
-            toks.rest_of_statement(1);
+            toks.rest_of_statement(depth);
             return Some(Table::Other);
         }
     };
     toks.skip(false);
-    if toks.peek_kind() != TokenKind::RightSquareBracket {
-        toks.rest_of_statement(1);
-        return Some(Table::Other);
+    for _ in 0..depth {
+        if toks.peek_kind() != TokenKind::RightSquareBracket {
+            // `[a.b]`, `[a b]`: not a table taken here.
+            toks.rest_of_statement(depth);
+            return Some(Table::Other);
+        }
+        toks.next();
+        depth -= 1;
     }
-    toks.next();
+    // Counted whatever follows: if the line is not valid, the toml crate
+    // refuses the file.
+    let table = match (array, name.as_str()) {
+        (true, "allow") => {
+            *allows += 1;
+            Table::Allow(*allows - 1)
+        }
+        (false, "peers") => Table::Peers,
+        _ => Table::Other,
+    };
     if !toks.skip_to_line_end() {
         toks.rest_of_statement(0);
         return None;
@@ -231,11 +280,7 @@ fn header(toks: &mut Tokens<'_>) -> Option<Table> {
     match toks.peek_kind() {
         TokenKind::Newline | TokenKind::Eof => {
             toks.next();
-            Some(if name == "peers" {
-                Table::Peers
-            } else {
-                Table::Other
-            })
+            Some(table)
         }
         _ => {
             toks.rest_of_statement(0);
@@ -330,8 +375,8 @@ mod tests {
         let text = "roles = [\"veeam-data-mover\"]\n[peers] # the peers\nbackup_server = [\n  \"10.0.0.10\", # primary\n  '10.0.0.11/32',\n]\n[settings]\nveeam_data_range = \"v10\"\n";
         let b = extract(text);
         assert_eq!(b.lists.len(), 1);
-        let (group, list) = &b.lists[0];
-        assert_eq!(group, "backup_server");
+        let (place, list) = &b.lists[0];
+        assert_eq!(*place, Place::Peers("backup_server".into()));
         let got: Vec<(&str, &str)> = list
             .iter()
             .map(|s| (s.get_ref().as_str(), &text[s.span()]))
@@ -352,12 +397,45 @@ mod tests {
     }
 
     #[test]
+    fn allow_lists_go_back_to_their_own_entry() {
+        let mut text = String::from("roles = [\"veeam-data-mover\"]\n");
+        for i in 1..=4 {
+            text.push_str(&format!(
+                "[[allow]]\nproto = \"tcp\"\nports = [\"{}\"]\ncomment = \"c{i}\"\n",
+                1000 + i
+            ));
+            if i % 2 == 0 {
+                text.push_str(&format!(
+                    "direction = \"out\"\nto = ['192.0.2.{i}', \"10.1.{i}.0/24\"]\n"
+                ));
+            } else {
+                text.push_str(&format!("from = [\"10.0.{i}.0/24\", \"10.1.{i}.0/24\"]\n"));
+            }
+        }
+        let b = extract(&text);
+        let places: Vec<&Place> = b.lists.iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            places,
+            [
+                &Place::AllowFrom(0),
+                &Place::AllowTo(1),
+                &Place::AllowFrom(2),
+                &Place::AllowTo(3)
+            ]
+        );
+        let got = outcome(&text, true);
+        assert!(got.contains("10.1.4.0/24"), "{got}");
+        assert_eq!(outcome(&text, true), outcome(&text, false));
+    }
+
+    #[test]
     fn anything_else_is_left_to_the_toml_crate() {
         for text in [
             // Not under [peers].
             "roles = [\"a\"]\n",
             "[settings]\nbackup_server = [\"10.0.0.1\"]\n",
-            "[[allow]]\nfrom = [\"10.0.0.1\"]\n",
+            "[[allow]]\ninterfaces = [\"eth0\"]\n",
+            "[[allow.x]]\nfrom = [\"10.0.0.1\"]\n",
             // A dotted key, a quoted or dotted header, a value that is not
             // an array of one-line strings.
             "peers.backup_server = [\"10.0.0.1\"]\n",
@@ -435,26 +513,34 @@ mod tests {
     const GAPS: &[&str] = &["", " ", "\n  ", " # note\n", "\n# \u{1}\n", "\r", "\n\n"];
     const HEADERS: &[&str] = &[
         "[peers]",
+        "[[allow]]",
         "[ peers ] # peers",
+        "[[ allow ]] # allow",
         "[\"peers\"]",
         "[peers.x]",
         "[peers] x",
         "[settings]",
+        "[ [allow] ]",
+        "[[allow.x]]",
+        "[[peers]]",
     ];
     const GROUPS: &[&str] = &[
         "backup_server",
         "vault",
+        "from",
+        "to",
+        "interfaces",
         "backup_servers",
         "\"backup_server\"",
         "a.b",
     ];
     const TRAILERS: &[&str] = &["", " # end", " x", ",", " ]"];
 
-    /// A configuration around peer lists: mostly valid, with the
-    /// variations above.
-    fn config() -> impl Strategy<Value = String> {
+    /// One table: a header and its lists (and, for an allow entry, the
+    /// keys it needs).
+    fn section() -> impl Strategy<Value = String> {
         let list = (
-            0..GROUPS.len(),
+            prop::sample::select(GROUPS_W),
             proptest::collection::vec(
                 (prop::sample::select(ITEMS_W), 0..GAPS.len(), 0..GAPS.len()),
                 0..6,
@@ -465,16 +551,12 @@ mod tests {
         (
             prop::sample::select(HEADERS_W),
             proptest::collection::vec(list, 0..4),
-            any::<bool>(),
-            any::<bool>(),
         )
-            .prop_map(|(header, lists, settings, allow)| {
-                let mut t = String::from("roles = [\"veeam-data-mover\", \"evault-agent\"]\n");
-                if settings {
-                    t.push_str("[settings]\nveeam_data_range = \"legacy\"\n");
+            .prop_map(|(header, lists)| {
+                let mut t = format!("{}\n", HEADERS[header]);
+                if HEADERS[header].contains("allow") {
+                    t.push_str("proto = \"tcp\"\nports = [\"22\"]\ncomment = \"ssh\"\n");
                 }
-                t.push_str(HEADERS[header]);
-                t.push('\n');
                 for (g, items, trailing, trailer) in lists {
                     t.push_str(GROUPS[g]);
                     t.push_str(" = [");
@@ -490,16 +572,29 @@ mod tests {
                     t.push_str(TRAILERS[trailer]);
                     t.push('\n');
                 }
-                if allow {
-                    t.push_str("[[allow]]\nproto = \"tcp\"\nports = [\"22\"]\nfrom = [\"10.0.0.10\"]\ncomment = \"ssh\"\n");
-                }
                 t
             })
     }
 
+    /// A configuration around peer lists: mostly valid, with the
+    /// variations above.
+    fn config() -> impl Strategy<Value = String> {
+        (any::<bool>(), proptest::collection::vec(section(), 0..5)).prop_map(
+            |(settings, sections)| {
+                let mut t = String::from("roles = [\"veeam-data-mover\", \"evault-agent\"]\n");
+                if settings {
+                    t.push_str("[settings]\nveeam_data_range = \"legacy\"\n");
+                }
+                t.extend(sections);
+                t
+            },
+        )
+    }
+
     /// Indexes, weighted towards the valid choices (listed first).
     const ITEMS_W: &[usize] = &[0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-    const HEADERS_W: &[usize] = &[0, 0, 0, 0, 1, 1, 2, 3, 4, 5];
+    const HEADERS_W: &[usize] = &[0, 0, 0, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    const GROUPS_W: &[usize] = &[0, 0, 1, 2, 2, 3, 3, 4, 5, 6, 7];
     const TRAILERS_W: &[usize] = &[0, 0, 0, 0, 1, 1, 2, 3, 4];
 
     proptest! {

@@ -863,8 +863,26 @@ impl HostConfig {
             parse_toml_located(path, bulk.text.as_deref().unwrap_or(text), text)
                 .map_err(|d| ConfigError::Invalid(vec![d]))?;
         drop(bulk.text);
-        for (group, list) in bulk.lists {
-            if let Some((_, v)) = raw.peers.iter_mut().find(|(k, _)| *k.get_ref() == group) {
+        // Each list read ahead reads as empty in `raw`, with the same span.
+        for (place, list) in bulk.lists {
+            let slot = match &place {
+                bulk::Place::Peers(group) => raw
+                    .peers
+                    .iter_mut()
+                    .find(|(k, _)| k.get_ref() == group)
+                    .map(|(_, v)| v),
+                bulk::Place::AllowFrom(i) => raw
+                    .allow
+                    .get_mut(*i)
+                    .and_then(|a| a.from.as_mut())
+                    .map(|v| v.get_mut()),
+                bulk::Place::AllowTo(i) => raw
+                    .allow
+                    .get_mut(*i)
+                    .and_then(|a| a.to.as_mut())
+                    .map(|v| v.get_mut()),
+            };
+            if let Some(v) = slot {
                 *v = list;
             }
         }
