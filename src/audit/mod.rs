@@ -68,10 +68,10 @@ pub mod change;
 pub mod findings;
 pub mod fix;
 pub mod netjson;
-mod setfix;
 pub mod outbound;
 pub(crate) mod prove;
 pub mod region;
+mod setfix;
 #[cfg(test)]
 mod tests;
 

@@ -254,7 +254,7 @@ fn header(toks: &mut Tokens<'_>, allows: &mut usize) -> Option<Table> {
         }
     };
     toks.skip(false);
-    for _ in 0..depth {
+    while depth > 0 {
         if toks.peek_kind() != TokenKind::RightSquareBracket {
             // `[a.b]`, `[a b]`: not a table taken here.
             toks.rest_of_statement(depth);
