@@ -5,6 +5,7 @@ mod dist;
 mod explain;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use portwarden::audit::Proofs;
 use portwarden::catalog::{self, Catalog, CatalogError};
 use portwarden::config::{self, CliOptions, HostConfig};
 use portwarden::exit;
@@ -212,6 +213,13 @@ enum Command {
         /// megabytes).
         #[arg(long)]
         all_peers: bool,
+        /// Prove every fix (up to 256), however large the ruleset. By
+        /// default an audit proves fewer as the ruleset grows, and none on
+        /// one of more than 5,000 rules or 50,000 set elements (each proof
+        /// copies and recompiles the ruleset: about a second on a
+        /// 20,000-rule host); those fixes say "not proven".
+        #[arg(long)]
+        prove_all: bool,
         /// How many times to start over when the ruleset changes mid-read.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
@@ -809,6 +817,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             json,
             format,
             all_peers,
+            prove_all,
             tries,
             catalog,
         } => Ok(audit(
@@ -824,6 +833,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 PeerLists::All
             } else {
                 PeerLists::First
+            },
+            if prove_all {
+                Proofs::All
+            } else {
+                Proofs::Budgeted
             },
             tries,
             &catalog.dirs,
@@ -908,6 +922,7 @@ fn audit(
     cli: CliOptions,
     format: Format,
     peers: PeerLists,
+    proofs: Proofs,
     tries: u32,
     catalog_dirs: &[PathBuf],
 ) -> ExitCode {
@@ -946,7 +961,7 @@ fn audit(
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let report = audit_state(&state, &setup, &mut timings);
+    let report = audit_state(&state, &setup, proofs, &mut timings);
     let out = io::stdout().lock();
     let written = match format {
         Format::Json => portwarden::render::json::write_report_with(

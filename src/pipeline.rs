@@ -159,7 +159,12 @@ pub fn read_evaluator(opts: &ReadOptions) -> Result<(Snapshot, Evaluator), State
 
 /// Audits `state` against `setup`: builds the evaluator and the exposure
 /// once, then the findings.
-pub fn audit_state(state: &HostState, setup: &Setup, timings: &mut Timings) -> Report {
+pub fn audit_state(
+    state: &HostState,
+    setup: &Setup,
+    proofs: audit::Proofs,
+    timings: &mut Timings,
+) -> Report {
     // The audit keeps its own handling of routing refusals (see
     // `Evaluator::without_routing_checks`).
     let evaluator = Evaluator::new(&state.snapshot, state.routes.clone()).without_routing_checks();
@@ -173,6 +178,7 @@ pub fn audit_state(state: &HostState, setup: &Setup, timings: &mut Timings) -> R
         listeners: &state.listeners,
         requirements: &setup.requirements,
         config: &setup.config,
+        proofs,
     });
     timings.lap("findings");
     // On a big host the evaluator and the exposure are millions of small

@@ -576,3 +576,88 @@ fn named_set_fixes_change_the_set_and_are_exact_in_the_kernel() {
         .collect();
     assert!(left.is_empty(), "{:#?}", fix_texts(&after));
 }
+
+/// A ruleset just over the size an audit proves fixes on by default: a
+/// blocklist of 50,001 addresses before the accepts.
+fn large_ruleset() -> String {
+    let elements: Vec<String> = (0..50_001u32)
+        .map(|i| std::net::Ipv4Addr::from(0x0b00_0000 + 2 * i).to_string())
+        .collect();
+    format!(
+        "flush ruleset
+table inet filter {{
+  set bl {{
+    type ipv4_addr
+    flags interval
+    elements = {{ {} }}
+  }}
+  chain input {{
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif \"lo\" accept
+    meta l4proto {{ icmp, ipv6-icmp }} accept
+    ip saddr @bl drop
+    ip saddr 10.0.0.10 tcp dport {{ 22, 6160, 2500-3300 }} accept
+  }}
+}}
+",
+        elements.join(", ")
+    )
+}
+
+#[test]
+fn prove_all_proves_fixes_on_a_large_ruleset() {
+    if !require_root("prove_all_proves_fixes_on_a_large_ruleset") {
+        return;
+    }
+    let t = topology("fx-large");
+    let _l = python(
+        &t.host,
+        common::LISTENERS,
+        &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"],
+    );
+    t.host.nft_text(&large_ruleset());
+    let cfg = std::env::temp_dir().join(format!("pw-fix-large-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n",
+    )
+    .unwrap();
+    let missing = |args: &[&str]| -> Value {
+        let (report, _) = t.host.audit_json(&cfg, args);
+        let m: Vec<&Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "missing-opening")
+            .collect();
+        assert_eq!(m.len(), 1, "{:#?}", fix_texts(&report));
+        m[0].clone()
+    };
+    // By default: not proven, and the reason says how to get it proven.
+    let f = missing(&[]);
+    assert_eq!(f["fix"]["status"], "no-safe-fix", "{f:#}");
+    let reason = f["fix"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("too large") && reason.contains("--prove-all"),
+        "{reason}"
+    );
+    // With --prove-all: proven, and it works as printed.
+    let f = missing(&["--prove-all"]);
+    assert_eq!(f["fix"]["status"], "proven", "{f:#}");
+    let nft = f["fix"]["nft"].as_str().unwrap();
+    let port = |p: u16| Pkt {
+        proto: "tcp",
+        from: "10.0.0.10".parse().unwrap(),
+        to: local_of("pw-priv", false),
+        port: p,
+        iif: "pw-priv",
+    };
+    let g = [port(6161), port(6162), port(6163)];
+    assert!(arrive(&t, &g).is_empty());
+    for line in nft.lines() {
+        sh(&t.host, line);
+    }
+    assert_eq!(arrive(&t, &g), HashSet::from([port(6162)]), "after `{nft}`");
+    let _ = std::fs::remove_file(&cfg);
+}

@@ -124,7 +124,7 @@ _portwarden() {
             return 0
             ;;
         portwarden__subcmd__audit)
-            opts="-h --config --role --peer --private-iface --set --json --format --all-peers --tries --catalog-dir --help"
+            opts="-h --config --role --peer --private-iface --set --json --format --all-peers --prove-all --tries --catalog-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -84,6 +84,7 @@ complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l tries -d
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l catalog-dir -d 'Also load catalog extensions (*.toml) from DIR, after the installed ones, e.g. to try them before installing (repeatable; later directories override earlier ones)' -r -F
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l json -d 'Print the report as JSON: {"generation": N, "findings": [...], "notes": [...]} (the same as --format json)'
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l all-peers -d 'With JSON: list every peer prefix of each finding and piece. By default `peers` holds the first 16 and `peer_count` counts them all (behind a blocklist they run to thousands, and the report to megabytes)'
+complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l prove-all -d 'Prove every fix (up to 256), however large the ruleset. By default an audit proves fewer as the ruleset grows, and none on one of more than 5,000 rules or 50,000 set elements (each proof copies and recompiles the ruleset: about a second on a 20,000-rule host); those fixes say "not proven"'
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c portwarden -n "__fish_portwarden_using_subcommand daemon" -l config -d 'The configuration file' -r -F
 complete -c portwarden -n "__fish_portwarden_using_subcommand daemon" -s h -l help -d 'Print help (see more with \'--help\')'

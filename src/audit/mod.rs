@@ -105,6 +105,23 @@ pub struct AuditInput<'a> {
     pub requirements: &'a [ResolvedRequirement],
     /// The host configuration (peers, private interfaces, allowlist, severities).
     pub config: &'a HostConfig,
+    /// Which fixes are proven (the others say they were not).
+    pub proofs: Proofs,
+}
+
+/// Which fixes an audit proves: each proof copies and recompiles the
+/// ruleset and computes its exposure again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Proofs {
+    /// Within a work budget that shrinks as the ruleset grows (at most 256,
+    /// at least 8), and none on a ruleset of more than 5,000 rules or 50,000
+    /// set elements: what the daemon does after every change, and `audit`
+    /// by default.
+    #[default]
+    Budgeted,
+    /// Every fix, up to 256, whatever the ruleset's size
+    /// (`audit --prove-all`: on a 20,000-rule host about a second each).
+    All,
 }
 
 /// Where a finding's decision comes from.

@@ -229,14 +229,15 @@ impl Prover {
             .flat_map(|t| &t.sets)
             .map(|s| s.elements.len())
             .sum();
-        if rules > MAX_RULES_PROVEN || elements > MAX_ELEMENTS_PROVEN {
+        let all = ctx.input.proofs == super::Proofs::All;
+        if !all && (rules > MAX_RULES_PROVEN || elements > MAX_ELEMENTS_PROVEN) {
             return Prover {
                 conns: Vec::new(),
                 inbound: Vec::new(),
                 used: AtomicUsize::new(0),
                 budget: 0,
                 too_big: Some(format!(
-                    "not proven: the ruleset ({rules} rules, {elements} set elements) is too large to prove fixes one by one in an audit (at most {MAX_RULES_PROVEN} rules and {MAX_ELEMENTS_PROVEN} elements)"
+                    "not proven: the ruleset ({rules} rules, {elements} set elements) is too large to prove fixes one by one in every audit (at most {MAX_RULES_PROVEN} rules and {MAX_ELEMENTS_PROVEN} elements); `portwarden audit --prove-all` proves them"
                 )),
             };
         }
@@ -313,7 +314,11 @@ impl Prover {
             inbound,
             used: AtomicUsize::new(0),
             too_big: None,
-            budget: (PROOF_WORK / (rules + elements / 16 + 1)).clamp(8, MAX_PROOFS),
+            budget: if all {
+                MAX_PROOFS
+            } else {
+                (PROOF_WORK / (rules + elements / 16 + 1)).clamp(8, MAX_PROOFS)
+            },
         }
     }
 
@@ -349,7 +354,7 @@ impl Prover {
         if self.used.fetch_add(1, Ordering::Relaxed) >= self.budget {
             return Err((
                 format!(
-                    "not proven: an audit of this ruleset proves at most {} fixes, and this host has more findings with a fix",
+                    "not proven: an audit of this ruleset proves at most {} fixes, and this host has more findings with a fix; `portwarden audit --prove-all` proves up to {MAX_PROOFS}",
                     self.budget
                 ),
                 Vec::new(),

@@ -161,6 +161,7 @@ impl Case {
             listeners: &self.listeners,
             requirements: &reqs,
             config: &self.config,
+            proofs: Proofs::Budgeted,
         })
     }
 }
