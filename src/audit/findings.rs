@@ -2,7 +2,7 @@
 //! `excess-opening`, `exposed-listener` and `not-listening`.
 
 use super::fix::{self, Manager};
-use super::prove::{Claim, Prover};
+use super::prove::{OwnedClaim, Prover};
 use super::region::{
     self, family_of, has_default_route, iface_matches, requirement_peers, routed_sources, Peers,
     Rect,
@@ -1282,13 +1282,12 @@ fn hole_draft(
                 Ok(plan) => {
                     plans.push(plan);
                     ctx.prover()
-                        .prove_first(ctx, plans, &Claim::Opens(l4(proto), &pieces))
+                        .defer(plans, OwnedClaim::Opens(l4(proto), pieces.clone()))
                 }
-                Err(_) if !plans.is_empty() => {
-                    ctx.prover()
-                        .prove_first(ctx, plans, &Claim::Opens(l4(proto), &pieces))
-                }
-                Err(why) => fix::refusal(why),
+                Err(_) if !plans.is_empty() => ctx
+                    .prover()
+                    .defer(plans, OwnedClaim::Opens(l4(proto), pieces.clone())),
+                Err(why) => fix::refusal(why).into(),
             },
         )
     };
@@ -1705,9 +1704,9 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                         plans.insert(0, fix::element_plan(ctx.manager, c));
                     }
                     ctx.prover()
-                        .prove_first(ctx, plans, &Claim::Closes(l4(proto), &pieces))
+                        .defer(plans, OwnedClaim::Closes(l4(proto), pieces.clone()))
                 }
-                Err(why) => fix::refusal(why),
+                Err(why) => fix::refusal(why).into(),
             };
             Draft {
                 kind: FindingKind::ExcessOpening,
@@ -2002,9 +2001,9 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
             {
                 Ok(plans) => fix::combine(plans).map(|plan| {
                     ctx.prover()
-                        .prove(ctx, plan, &Claim::Closes(l4(proto), &pieces))
+                        .defer(vec![plan], OwnedClaim::Closes(l4(proto), pieces.clone()))
                 }),
-                Err(why) => Some(fix::refusal(why)),
+                Err(why) => Some(fix::refusal(why).into()),
             },
             pieces: m.pieces,
             tiebreak: String::new(),

@@ -482,7 +482,7 @@ pub(crate) struct Draft {
     pub interfaces: Vec<String>,
     pub summary: String,
     pub evidence: Vec<Evidence>,
-    pub fix: Option<Fix>,
+    pub fix: Option<prove::Fixing>,
     pub pieces: Vec<Piece>,
     /// Distinguishes drafts whose other id fields coincide (the blocker).
     pub tiebreak: String,
@@ -520,7 +520,10 @@ fn id_text(d: &Draft) -> String {
 
 /// Assigns severities (dropping `ignore`d kinds) and stable, unique ids, and
 /// sorts: most severe first, then by role, kind, protocol, ports and id.
-pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
+pub(crate) fn finish(
+    drafts: Vec<Draft>,
+    config: &HostConfig,
+) -> Vec<(Finding, Option<prove::Pending>)> {
     let mut keyed: Vec<(String, Draft)> = drafts
         .into_par_iter()
         .filter(|d| config.severity.of(d.kind) != Severity::Ignore)
@@ -540,7 +543,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
     }
     keyed.par_sort_by(|a, b| a.0.cmp(&b.0));
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut out: Vec<Finding> = keyed
+    let mut out: Vec<(Finding, Option<prove::Pending>)> = keyed
         .into_iter()
         .map(|(mut t, d)| {
             while !seen.insert(format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff)) {
@@ -557,7 +560,12 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
             } else {
                 d.needed_by
             };
-            Finding {
+            let (fix, pending) = match d.fix {
+                None => (None, None),
+                Some(prove::Fixing::Done(f)) => (Some(f), None),
+                Some(prove::Fixing::Pending(p)) => (None, Some(p)),
+            };
+            let f = Finding {
                 id: format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff),
                 severity: config.severity.of(d.kind),
                 kind: d.kind,
@@ -571,13 +579,14 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
                 interfaces: d.interfaces,
                 summary: d.summary,
                 evidence: d.evidence,
-                fix: d.fix,
+                fix,
                 pieces: d.pieces,
                 alternatives: Vec::new(),
-            }
+            };
+            (f, pending)
         })
         .collect();
-    out.par_sort_by(|a, b| {
+    out.par_sort_by(|(a, _), (b, _)| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.role.is_none().cmp(&b.role.is_none()))
@@ -630,6 +639,21 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
     notes.sort();
     notes.dedup();
     let mut findings = finish(drafts, input.config);
+    // The fixes are proven now that every finding is known: the most severe
+    // first, so that on a host with more findings than the proof budget the
+    // criticals get theirs, whatever the order the kinds were worked out in.
+    let waiting: Vec<usize> = (0..findings.len())
+        .filter(|&i| findings[i].1.is_some())
+        .collect();
+    let pending = waiting
+        .iter()
+        .filter_map(|&i| findings[i].1.take())
+        .collect();
+    let proven = ctx.prover().prove_pending(&ctx, pending);
+    for (i, fix) in waiting.into_iter().zip(proven) {
+        findings[i].0.fix = Some(fix);
+    }
+    let mut findings: Vec<Finding> = findings.into_iter().map(|(f, _)| f).collect();
     name_alternatives(&mut findings, input.requirements);
     Report {
         generation: input.snapshot.generation,
