@@ -430,6 +430,10 @@ impl Ctx<'_> {
         match key {
             MetaKey::Len => match (st.pkt.l4, p.payload_len) {
                 (L4::Udp, Some(l)) => st.store32(dreg, (st.pkt.nh + 8) as u32 + u32::from(l)),
+                (L4::Tcp, _) => {
+                    st.set_assume(A_SYNOPTS);
+                    st.store32(dreg, (st.pkt.nh + SYN_TCP_LEN) as u32)
+                }
                 _ => st.runknown(dreg, 4, ORIGIN_LEN),
             },
             MetaKey::Protocol => st.store16(dreg, if v6 { [0x86, 0xdd] } else { [0x08, 0x00] }),
@@ -806,8 +810,8 @@ impl Ctx<'_> {
         st: &mut St,
         snat: bool,
         family: u8,
-        addr: Option<(u8, u8)>,
-        proto: Option<(u8, u8)>,
+        addr: Option<NatArg<IpAddr>>,
+        proto: Option<NatArg<u16>>,
         flags: u32,
     ) -> Flow {
         if flags & NAT_MASQUERADE != 0 {
@@ -825,8 +829,8 @@ impl Ctx<'_> {
         let cur_addr = st.pkt.addr_at(aoff);
         let cur_port = st.pkt.port_at(poff);
         let new_addr = match addr {
-            Some((lo, hi)) if flags & 1 != 0 || flags & 0x40 != 0 || flags == 0 => {
-                let (Some(a), Some(b)) = (st.read_addr(lo, v6), st.read_addr(hi, v6)) else {
+            Some(arg) if flags & 1 != 0 || flags & 0x40 != 0 || flags == 0 => {
+                let Some((a, b)) = st.nat_addrs(arg, v6) else {
                     return Flow::Unknown("the NAT address is not known".into());
                 };
                 if flags & 0x40 != 0 {
@@ -845,8 +849,8 @@ impl Ctx<'_> {
             _ => None,
         };
         let new_port = match proto {
-            Some((lo, hi)) => {
-                let (Some(a), Some(b)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((a, b)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the NAT port is not known".into());
                 };
                 if flags & 0x20 != 0 {
@@ -889,7 +893,7 @@ impl Ctx<'_> {
         Flow::Verdict(CVerdict::Accept)
     }
 
-    pub(super) fn redir(&self, st: &mut St, proto: Option<(u8, u8)>) -> Flow {
+    pub(super) fn redir(&self, st: &mut St, proto: Option<NatArg<u16>>) -> Flow {
         if !self.r.known() {
             return Flow::Unknown(
                 "redirect: the input interface's address is not known (no routes given)".into(),
@@ -904,8 +908,8 @@ impl Ctx<'_> {
         };
         let poff = st.pkt.transport() + 2;
         let port = match proto {
-            Some((lo, hi)) => {
-                let (Some(x), Some(y)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((x, y)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the redirect port is not known".into());
                 };
                 if x != y {
@@ -1138,28 +1142,23 @@ impl Ctx<'_> {
                 if st.pkt.l4 != L4::Tcp {
                     return Flow::Break;
                 }
-                if kind == 2 {
-                    st.set_assume(A_MSS);
-                    if present {
-                        st.store32(dreg, 1);
-                        return Flow::Next;
-                    }
-                    let mss = self
-                        .probe
-                        .tcp_mss
-                        .unwrap_or(if st.pkt.v6 { 1440 } else { 1460 });
-                    let [hi, lo] = mss.to_be_bytes();
-                    let opt = [2u8, 4, hi, lo];
-                    if offset + len > opt.len() {
-                        return Flow::Break;
-                    }
-                    st.rstore(dreg, &opt[offset..offset + len]);
+                let Some((opt, known)) = self.syn_option(st, kind) else {
+                    return absent(st);
+                };
+                if present {
+                    st.store32(dreg, 1);
                     return Flow::Next;
                 }
-                fork(
-                    smallvec![Choice::NoMatch, Choice::Tainted],
-                    format!("TCP option {kind} of the SYN is not known"),
-                )
+                if offset + len > opt.len() {
+                    return Flow::Break;
+                }
+                st.rset(
+                    dreg,
+                    &opt[offset..offset + len],
+                    &known[offset..offset + len],
+                    ORIGIN_TCPOPT,
+                );
+                Flow::Next
             }
             // IPv4 options, SCTP chunks, DCCP options
             2 => {
@@ -1167,6 +1166,44 @@ impl Ctx<'_> {
                 absent(st)
             }
             _ => absent(st),
+        }
+    }
+
+    /// TCP option `kind` of the probe's SYN (or SYN-ACK) as Linux sends
+    /// it (`tcp_options_write`): MSS, SACK permitted, timestamps, a NOP and
+    /// window scale (`02 04 MSS | 04 02 08 0a TSVAL TSECR | 01 03 03 WS`,
+    /// a 40-byte header), nothing else; the option's bytes and their known
+    /// masks (the timestamp value, the echo of a SYN-ACK and the window
+    /// shift are unknown). `None`: the option is absent. Records the
+    /// assumption.
+    pub(super) fn syn_option(&self, st: &mut St, kind: u8) -> Option<(Data, Data)> {
+        st.set_assume(A_SYNOPTS);
+        let all = |b: &[u8]| Some((Data::from_slice(b), Data::from_slice(&vec![0xff; b.len()])));
+        match kind {
+            1 => all(&[1]),
+            2 => {
+                st.set_assume(A_MSS);
+                let mss = self
+                    .probe
+                    .tcp_mss
+                    .unwrap_or(if st.pkt.v6 { 1440 } else { 1460 });
+                let [hi, lo] = mss.to_be_bytes();
+                all(&[2, 4, hi, lo])
+            }
+            3 => Some((
+                Data::from_slice(&[3, 3, 0]),
+                Data::from_slice(&[0xff, 0xff, 0]),
+            )),
+            4 => all(&[4, 2]),
+            8 => {
+                // TSecr: 0 in a SYN, the peer's timestamp in a SYN-ACK.
+                let ecr = if self.probe.established { 0 } else { 0xff };
+                Some((
+                    Data::from_slice(&[8, 10, 0, 0, 0, 0, 0, 0, 0, 0]),
+                    Data::from_slice(&[0xff, 0xff, 0, 0, 0, 0, ecr, ecr, ecr, ecr]),
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -1180,19 +1217,28 @@ impl Ctx<'_> {
                 flg_mask,
                 flg_cmp,
                 invflags,
+                option,
             } => {
                 if pk.l4 != L4::Tcp {
                     return None;
                 }
                 let (sp, dp) = (pk.sport()?, pk.dport()?);
-                st.set_assume(A_SYN);
-                st.set_assume(A_XTTCP);
-                let flags = 0x02u8;
-                Some(
-                    (inr(sp, *sport) ^ (invflags & 1 != 0))
-                        && (inr(dp, *dport) ^ (invflags & 2 != 0))
-                        && (((flags & flg_mask) == *flg_cmp) ^ (invflags & 4 != 0)),
-                )
+                let flags = pk.b[pk.transport() + 13];
+                if pk.asm[pk.transport() + 13] != 0 {
+                    st.set_assume(A_SYN);
+                }
+                // tcp_mt: ports, then flags, then the option (found in
+                // the options: true, unless inverted).
+                if !(inr(sp, *sport) ^ (invflags & 1 != 0))
+                    || !(inr(dp, *dport) ^ (invflags & 2 != 0))
+                    || !(((flags & flg_mask) == *flg_cmp) ^ (invflags & 4 != 0))
+                {
+                    return Some(false);
+                }
+                if *option == 0 {
+                    return Some(true);
+                }
+                Some(self.syn_option(st, *option).is_some() ^ (invflags & 8 != 0))
             }
             XtInfo::Udp {
                 sport,
