@@ -1635,7 +1635,17 @@ impl Ctx<'_> {
                 | XtInfo::Mark { .. }
                 | XtInfo::Addrtype { .. }
                 | XtInfo::Hl { .. }
-                | XtInfo::Ipv6Rt { .. } => Op::Xt {
+                | XtInfo::Ipv6Rt { .. }
+                | XtInfo::Statistic { .. }
+                | XtInfo::Length { .. }
+                | XtInfo::Tcpmss { .. }
+                | XtInfo::String { .. }
+                | XtInfo::Ecn { .. }
+                | XtInfo::Socket { .. }
+                | XtInfo::Devgroup { .. }
+                | XtInfo::Mac { .. }
+                | XtInfo::Rpfilter { .. }
+                | XtInfo::Helper { .. } => Op::Xt {
                     target: false,
                     info: info.clone(),
                 },

@@ -1907,6 +1907,8 @@ impl Collector<'_> {
                 self.out.set_fib();
                 self.out.split_daddr();
             }
+            // The route back to the source.
+            XtInfo::Rpfilter { .. } => self.out.set_fib(),
             XtInfo::Iprange { src, dst, .. } => {
                 let iv = |r: &[IpAddr; 2]| {
                     (r[0].is_ipv6() == v6).then(|| {

@@ -1485,8 +1485,149 @@ impl Ctx<'_> {
                 st.set_assume(A_NOEXT);
                 Some(false)
             }
+            // length_mt / length_mt6: the IPv4 total length, or the IPv6
+            // payload length plus the 40-byte header.
+            XtInfo::Length { range, invert } => {
+                let nh = pk.nh;
+                let len = match (pk.l4, self.probe.payload_len) {
+                    (L4::Tcp, _) => {
+                        st.set_assume(A_SYNOPTS);
+                        nh + SYN_TCP_LEN
+                    }
+                    (L4::Udp, Some(l)) => nh + 8 + usize::from(l),
+                    (L4::Udp, None) => return None,
+                };
+                Some((usize::from(range[0]) <= len && len <= usize::from(range[1])) ^ invert)
+            }
+            // tcpmss_mt: the MSS option's value in range; without one, the
+            // inversion.
+            XtInfo::Tcpmss { range, invert } => {
+                if pk.l4 != L4::Tcp {
+                    return None;
+                }
+                let (opt, _) = self.syn_option(st, 2)?;
+                let mss = u16::from_be_bytes([opt[2], opt[3]]);
+                Some((range[0] <= mss && mss <= range[1]) ^ invert)
+            }
+            // ecn_mt4 / ecn_mt6: the IP ECN bits, then the TCP ECE and CWR
+            // flags.
+            XtInfo::Ecn {
+                operation,
+                invert,
+                ip_ect,
+            } => {
+                let n = pk.net();
+                let tos = if pk.v6 {
+                    (pk.b[n] << 4) | (pk.b[n + 1] >> 4)
+                } else {
+                    pk.b[n + 1]
+                };
+                let (tos_asm, flags_at) = (pk.asm[n + 1], pk.transport() + 13);
+                let flags = pk.b[flags_at];
+                if operation & 1 != 0 {
+                    if tos_asm != 0 {
+                        st.assume |= 1 << (tos_asm - 1);
+                    }
+                    if ((tos & 3) == *ip_ect) == (invert & 1 != 0) {
+                        return Some(false);
+                    }
+                }
+                if operation & 0x30 != 0 {
+                    if pk.l4 != L4::Tcp {
+                        return None;
+                    }
+                    if st.pkt.asm[flags_at] != 0 {
+                        st.set_assume(A_SYN);
+                    }
+                    for (op, bit) in [(0x10u8, 0x40u8), (0x20, 0x80)] {
+                        if operation & op != 0 && ((flags & bit != 0) == (invert & op != 0)) {
+                            return Some(false);
+                        }
+                    }
+                }
+                Some(true)
+            }
+            // devgroup_mt: the input (or output) device's group under the
+            // mask.
+            XtInfo::Devgroup { flags, src, dst } => {
+                let group = |st: &mut St, name: &str| match self.r.by_name(name) {
+                    Some(i) => self.r.interface(i).group,
+                    None => {
+                        st.set_assume(A_GROUP);
+                        0
+                    }
+                };
+                if flags & 1 != 0 {
+                    let g = group(st, &self.probe.iif.name);
+                    if ((src[0] ^ g) & src[1] != 0) ^ (flags & 4 != 0) {
+                        return Some(false);
+                    }
+                }
+                if flags & 2 != 0 {
+                    let dev = self.out_dev(st)?;
+                    let g = group(st, &dev);
+                    if ((dst[0] ^ g) & dst[1] != 0) ^ (flags & 8 != 0) {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+            // mac_mt: false on a non-Ethernet device; the peer's MAC address
+            // is not known.
+            XtInfo::Mac { .. } => {
+                if st.out.is_none() && self.probe.iif.iftype != ARPHRD_ETHER {
+                    return Some(false);
+                }
+                None
+            }
+            XtInfo::Rpfilter { flags } => self.xt_rpfilter(st, *flags),
+            // helper_mt: the helper of the connection's master; a new
+            // connection that no helper expected has none.
+            XtInfo::Helper { invert, .. } => {
+                st.set_assume(A_HELPER);
+                Some(*invert)
+            }
             _ => None,
         }
+    }
+
+    /// `rpfilter_mt` / `rpfilter_mt6`: the route back to the source must be
+    /// unicast (or local, with `--accept-local`) and, unless `--loose`,
+    /// leave through the input interface. `None` without routes.
+    fn xt_rpfilter(&self, st: &mut St, flags: u8) -> Option<bool> {
+        const LOOSE: u8 = 1;
+        const ACCEPT_LOCAL: u8 = 4;
+        const INVERT: u8 = 8;
+        if !self.r.known() || st.out.is_some() {
+            return None;
+        }
+        let invert = flags & INVERT != 0;
+        let iif = &self.probe.iif;
+        if iif.iftype == ARPHRD_LOOPBACK {
+            return Some(!invert);
+        }
+        let (saddr, daddr) = (st.pkt.saddr()?, st.pkt.daddr()?);
+        if let (IpAddr::V4(s), IpAddr::V4(d)) = (saddr, daddr) {
+            let o = d.octets();
+            if s.octets()[0] == 0 && (d.is_broadcast() || (o[0] == 224 && o[1] == 0 && o[2] == 0)) {
+                return Some(!invert);
+            }
+        }
+        // IPv6: a link-local source is looked up on the input interface.
+        let dev = (saddr.is_ipv6() && crate::host::model::is_link_local(saddr))
+            .then_some(iif.name.as_str());
+        let ok = match self.r.lookup(saddr, dev) {
+            Lookup::Found(e) => {
+                let kind_ok = match e.kind {
+                    RouteKind::Unicast => true,
+                    RouteKind::Local => flags & ACCEPT_LOCAL != 0,
+                    _ => false,
+                };
+                kind_ok && (flags & LOOSE != 0 || e.dev_name.as_deref() == Some(iif.name.as_str()))
+            }
+            Lookup::None => false,
+        };
+        Some(ok ^ invert)
     }
 
     pub(super) fn xt_target(&self, st: &mut St, info: &XtInfo) -> Flow {
@@ -1519,6 +1660,21 @@ pub(super) fn bool_flow(b: bool) -> Flow {
 }
 
 pub(super) fn xt_name(info: &XtInfo) -> String {
+    match info {
+        XtInfo::Statistic { mode: 0, .. } => return "xt statistic --mode random".into(),
+        XtInfo::Statistic { mode: 1, .. } => {
+            return "xt statistic --mode nth (the count of earlier packets)".into()
+        }
+        XtInfo::String { pattern, .. } => {
+            return format!("xt string {pattern:?} (the packet's payload)")
+        }
+        XtInfo::Socket { .. } => {
+            return "xt socket (whether a matching socket exists when the packet arrives)".into()
+        }
+        XtInfo::Mac { .. } => return "xt mac (the peer's MAC address is not known)".into(),
+        XtInfo::Length { .. } => return "xt length (the UDP payload length is not given)".into(),
+        _ => {}
+    }
     let v = serde_json::to_value(info).ok();
     let kind = v
         .as_ref()
