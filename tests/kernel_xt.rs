@@ -445,7 +445,67 @@ fn nfqueue_without_a_listener_drops_or_bypasses() {
     let a9002 = &answers[2];
     assert_eq!(a9002["verdict"], "drop");
     assert_eq!(a9002["decided_by"]["table"], "q");
+
+    // A program bound to queue 3: the packets wait for its verdict (the
+    // kernel delivers none of them), and portwarden says it cannot know.
+    let mut listener = t
+        .host
+        .cmd("python3")
+        .args(["-c", QUEUE_LISTENER, "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 listener");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(listener.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .expect("listener output");
+    assert_eq!(line.trim(), "bound", "the listener bound queue 3");
+    let listened = probes("tcp", &paths[..1], &[9000, 9001], 42200);
+    let answers = t
+        .host
+        .explain_batch(&listened.iter().map(Probe::json).collect::<Vec<_>>());
+    packets::send(
+        &t.peer,
+        &listened.iter().map(Probe::packet).collect::<Vec<_>>(),
+        0.02,
+    );
+    let seen = packets::seen(&t.host);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    for (p, a) in listened.iter().zip(&answers) {
+        assert_eq!(a["verdict"], "unknown", "{p:?}: {a}");
+        let why = a["reason"].as_str().unwrap_or("");
+        assert!(why.contains("queue 3") && why.contains("listens"), "{why}");
+        assert!(
+            !seen.iter().any(|s| s.sport == p.sport),
+            "{p:?}: held by the queue"
+        );
+    }
 }
+
+/// Binds NFQUEUE queue `argv[1]` over nfnetlink (`NFQNL_MSG_CONFIG` with
+/// `NFQNL_CFG_CMD_BIND`), prints `bound` once the kernel acknowledged it,
+/// then holds the socket (and the queued packets) until killed.
+const QUEUE_LISTENER: &str = r#"
+import socket, struct, sys, time
+q = int(sys.argv[1])
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+s.bind((0, 0))
+cmd = struct.pack("=BBH", 1, 0, 0)                      # NFQNL_CFG_CMD_BIND
+attr = struct.pack("=HH", 4 + len(cmd), 1) + cmd         # NFQA_CFG_CMD
+body = struct.pack("=BBH", 0, 0, socket.htons(q)) + attr # nfgenmsg
+hdr = struct.pack("=IHHII", 16 + len(body), (3 << 8) | 2, 1 | 4, 1, 0)
+s.send(hdr + body)
+ack = s.recv(4096)
+err = struct.unpack("=i", ack[16:20])[0]
+if err != 0:
+    sys.exit("bind failed: %d" % err)
+print("bound", flush=True)
+while True:
+    time.sleep(1)
+"#;
 
 // ------------------------------------------------- TCP options and matches
 

@@ -1647,3 +1647,150 @@ fn blackhole_203() -> Route {
         kind: RouteKind::Blackhole,
     }
 }
+
+/// A snapshot of one `ip` table holding `chains` (JSON as `dump --json`
+/// writes it).
+fn ip_table(name: &str, chains: serde_json::Value) -> Snapshot {
+    serde_json::from_value(serde_json::json!({"generation": 1, "tables": [
+        {"family": "ip", "name": name, "handle": 1, "flags": 0, "chains": chains, "sets": []}
+    ]}))
+    .expect("snapshot JSON")
+}
+
+/// `meta l4proto tcp tcp dport PORT` then `then`, as rule `handle`.
+fn tcp_dport_rule(handle: u64, port: u16, then: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"handle": handle, "position": handle, "exprs": [
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x{port:04x}")},
+        then
+    ]})
+}
+
+#[test]
+fn queues_drop_without_a_listener_and_go_on_with_bypass() {
+    use serde_json::json;
+    let xtq = |num: u16, bypass: bool| {
+        json!({"type": "target", "name": "NFQUEUE", "rev": 3, "info":
+            {"kind": "queue", "num": num, "total": 1, "bypass": bypass, "fanout": false}})
+    };
+    let nftq =
+        |num: u16, flags: u16| json!({"type": "queue", "num": num, "total": 2, "flags": flags});
+    let drop = json!({"type": "immediate", "dreg": 0, "verdict": "drop"});
+    let snap = ip_table(
+        "filter",
+        json!([{"name": "INPUT", "handle": 1, "type": "filter", "hook": "input",
+                "priority": 0, "policy": "accept", "rules": [
+            tcp_dport_rule(2, 9000, xtq(3, false)),
+            tcp_dport_rule(3, 9001, xtq(3, true)),
+            tcp_dport_rule(4, 9001, drop.clone()),
+            tcp_dport_rule(5, 9002, nftq(7, 0)),
+            tcp_dport_rule(6, 9003, nftq(7, 1)),
+        ]}]),
+    );
+    let with = |queues: Option<Vec<u16>>| {
+        let mut r = topology();
+        r.queues = queues;
+        Evaluator::new(&snap, r)
+    };
+    // No listener: drop, or with bypass the chain's accept (its later
+    // rules do not run).
+    let e = with(Some(vec![]));
+    for (port, want) in [
+        (9000, Verdict::Drop),
+        (9001, Verdict::Accept),
+        (9002, Verdict::Drop),
+        (9003, Verdict::Accept),
+    ] {
+        let a = tcp(&e, "192.0.2.2", "192.0.2.1", port);
+        assert_eq!(a.verdict, want, "{port}: {a:#?}");
+        assert!(
+            a.assumptions.iter().any(|s| s.contains("NFQUEUE")),
+            "{a:#?}"
+        );
+        assert!(matches!(a.decided_by, Some(DecidedBy::Rule(_))), "{a:#?}");
+    }
+    // A listener on the queue (queue 8 is the second of nft's 7-8), or
+    // listeners not known: the reader decides.
+    for queues in [Some(vec![3, 8]), None] {
+        let e = with(queues.clone());
+        for port in [9000, 9001, 9002, 9003] {
+            let a = tcp(&e, "192.0.2.2", "192.0.2.1", port);
+            assert_eq!(a.verdict, Verdict::Unknown, "{queues:?} {port}: {a:#?}");
+            let why = a.reason.unwrap();
+            assert!(why.contains("queue"), "{why}");
+            let listened = if queues.is_some() {
+                "listens"
+            } else {
+                "not known"
+            };
+            assert!(why.contains(listened), "{why}");
+        }
+    }
+}
+
+#[test]
+fn xt_nat_targets_are_followed_like_nat_statements() {
+    use serde_json::json;
+    let nat = |target: &str, flags: u32, addr: Option<[&str; 2]>, ports: Option<[u16; 2]>| {
+        let mut info = json!({"kind": "nat", "target": target, "flags": flags});
+        if let Some(a) = addr {
+            info["addr"] = json!(a);
+        }
+        if let Some(p) = ports {
+            info["ports"] = json!(p);
+        }
+        json!({"type": "target", "name": target.to_uppercase(), "rev": 2, "info": info})
+    };
+    let snap = ip_table(
+        "nat",
+        json!([{"name": "PREROUTING", "handle": 1, "type": "nat", "hook": "prerouting",
+                "priority": -100, "policy": "accept", "rules": [
+            tcp_dport_rule(2, 8080, nat("dnat", 3, Some(["10.99.0.2", "10.99.0.2"]), Some([80, 80]))),
+            tcp_dport_rule(3, 8081, nat("dnat", 1, Some(["10.99.0.2", "10.99.0.9"]), None)),
+            tcp_dport_rule(4, 8082, nat("dnat", 2, None, Some([22, 22]))),
+            tcp_dport_rule(5, 2500, nat("redirect", 2, None, Some([6162, 6162]))),
+            tcp_dport_rule(6, 2501, nat("redirect", 0, None, None)),
+            tcp_dport_rule(7, 9999, nat("dnat", 0x23, Some(["10.99.0.2", "10.99.0.2"]), Some([80, 90]))),
+        ]}]),
+    );
+    let e = Evaluator::new(&snap, topology());
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 8080);
+    assert_eq!(a.verdict, Verdict::Forwarded, "{a:#?}");
+    let n = a.nat.unwrap();
+    assert_eq!(
+        (n.kind.as_str(), n.addr.to_string(), n.port),
+        ("dnat", "10.99.0.2".into(), 80)
+    );
+    assert_eq!(n.rule.handle, 2);
+    // An address range: its first address, said so; the port is kept.
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 8081);
+    let n = a.nat.clone().unwrap();
+    assert_eq!((n.addr.to_string(), n.port), ("10.99.0.2".into(), 8081));
+    assert!(a.assumptions.iter().any(|s| s.contains("NAT to a range")));
+    // A port only: to a local port of the same address.
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 8082);
+    assert_eq!(a.verdict, Verdict::Accept);
+    assert_eq!(a.nat.unwrap().port, 22);
+    // REDIRECT: the input interface's address.
+    let a = tcp(&e, "10.99.0.2", "10.99.0.1", 2500);
+    let n = a.nat.unwrap();
+    assert_eq!(
+        (n.kind.as_str(), n.addr.to_string(), n.port),
+        ("redirect", "10.99.0.1".into(), 6162)
+    );
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 2501);
+    let n = a.nat.unwrap();
+    assert_eq!((n.addr.to_string(), n.port), ("192.0.2.1".into(), 2501));
+    // A port offset (NF_NAT_RANGE_PROTO_OFFSET) is not modelled: unknown.
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 9999).verdict,
+        Verdict::Unknown
+    );
+    // The table is IPv4: an IPv6 probe does not meet it.
+    assert_eq!(
+        tcp(&e, "2001:db8:1::2", "2001:db8:1::1", 8080).verdict,
+        Verdict::Accept
+    );
+}

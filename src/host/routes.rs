@@ -434,6 +434,26 @@ mod tests {
     use netlink_packet_route::link::InfoKind;
     use netlink_packet_route::route::RouteNextHop;
 
+    /// `/proc/net/netfilter/nfnetlink_queue` as the kernel prints it
+    /// (`seq_printf("%5u %6u %5u %1u %5u %5u %5u %8u %2d\n", ...)`).
+    #[test]
+    fn queue_listeners_are_the_first_column() {
+        let text = "    3   1234     0 2 65531     0     0        0  1\n  100 -4003     0 2 65531     0     0        0  1\n";
+        assert_eq!(parse_queues(text), Some(vec![3, 100]));
+        assert_eq!(parse_queues(""), Some(vec![]));
+        assert_eq!(parse_queues("garbage\n"), None);
+        let r = Routes {
+            queues: Some(vec![3, 8]),
+            ..Routes::default()
+        };
+        assert_eq!(r.queue_listened(3, 1), Some(true));
+        assert_eq!(r.queue_listened(5, 4), Some(true));
+        assert_eq!(r.queue_listened(4, 4), Some(false));
+        assert_eq!(r.queue_listened(4, 3), Some(false));
+        assert_eq!(r.queue_listened(65535, 2), Some(false));
+        assert_eq!(Routes::default().queue_listened(3, 1), None);
+    }
+
     fn bytes(m: &impl Emitable) -> Vec<u8> {
         let mut b = vec![0; m.buffer_len()];
         m.emit(&mut b);
