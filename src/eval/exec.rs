@@ -145,7 +145,7 @@ const ASSUMPTIONS: &[&str] = &[
     "reject with tcp reset on a UDP packet sends nothing: a silent drop",
     "a probe on a loopback interface comes from a local process: its conntrack entry and NAT bindings were made on the output path, which is not evaluated",
     "the sending socket sets no mark (SO_MARK) and is not bound to a device",
-    "no program listens on the NFQUEUE queue (/proc/net/netfilter/nfnetlink_queue lists it not): the kernel drops the packet, or with bypass goes on as if the chain accepted it",
+    "no program listens on the NFQUEUE queue (it is not in /proc/net/netfilter/nfnetlink_queue): the kernel drops the packet, or with bypass goes on as if the chain had accepted it",
 ];
 
 // ---------------------------------------------------------------- packet
