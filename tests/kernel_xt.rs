@@ -25,7 +25,8 @@
 //! container's own input. An answer `accept` must have reached the input
 //! recorder (after a `redirect`, on the translated port), `forwarded` the
 //! forward recorder with the translated destination, `drop`/`reject`
-//! neither. Needs root, python3 and iptables-nft (prints SKIPPED
+//! neither; `portwarden exposure --json` must agree with every answer.
+//! Needs root, python3 and iptables-nft (prints SKIPPED
 //! otherwise).
 
 mod common;
@@ -180,11 +181,14 @@ fn forwarded(host: &Netns) -> HashMap<(String, u16), (IpAddr, u16)> {
 }
 
 /// Sends `probes` from the peer and compares what the kernel did with
-/// the answers. Returns the disagreements, and the answers.
+/// the answers, and the exposure map with the answers. Returns the
+/// disagreements, and the answers.
 fn compare(t: &Topology, probes: &[Probe], with_forward: bool) -> (Vec<String>, Vec<Value>) {
     let answers = t
         .host
         .explain_batch(&probes.iter().map(Probe::json).collect::<Vec<_>>());
+    // The exposure map, before the recorders join the ruleset.
+    let exposure_bad = exposure_disagreements(&t.host, probes, &answers);
     packets::add_recorder(&t.host);
     if with_forward {
         t.host.nft_text(FORWARD_RECORDER);
@@ -229,7 +233,65 @@ fn compare(t: &Topology, probes: &[Probe], with_forward: bool) -> (Vec<String>, 
             ));
         }
     }
+    bad.extend(exposure_bad);
     (bad, answers)
+}
+
+/// Probes where "explain accepts" and "an accepting opening of
+/// `portwarden exposure --json` contains the probe" differ (as in
+/// `tests/kernel_diff.rs`).
+fn exposure_disagreements(ns: &Netns, probes: &[Probe], answers: &[Value]) -> Vec<String> {
+    let out = ns.portwarden(&["exposure", "--json"]);
+    assert!(
+        out.status.success(),
+        "exposure --json failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("exposure JSON");
+    let openings = v["openings"].as_array().cloned().unwrap_or_default();
+    let within = |r: &Value, n: u16| {
+        r[0].as_u64().is_some_and(|a| a <= u64::from(n))
+            && r[1].as_u64().is_some_and(|b| u64::from(n) <= b)
+    };
+    let mut bad = Vec::new();
+    for (p, a) in probes.iter().zip(answers) {
+        let (from, to): (IpAddr, IpAddr) = (p.from.parse().unwrap(), p.to.parse().unwrap());
+        let open = openings.iter().any(|o| {
+            o["verdict"] == "accept"
+                && o["proto"] == p.proto
+                && o["iif"] == p.iif
+                && o["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.as_str().and_then(|t| t.parse::<IpAddr>().ok()) == Some(to))
+                && within(&o["ports"], p.port)
+                && within(&o["sports"], p.sport)
+                && o["sources"].as_array().into_iter().flatten().any(|s| {
+                    s.as_str()
+                        .and_then(|s| s.parse::<ipnet::IpNet>().ok())
+                        .is_some_and(|n| n.contains(&from))
+                })
+        });
+        if open != (a["verdict"] == "accept") {
+            bad.push(format!(
+                "exposure: {} {}:{} -> {}:{} iif {}: explain {}, exposure {}",
+                p.proto,
+                p.from,
+                p.sport,
+                p.to,
+                p.port,
+                p.iif,
+                a["verdict"],
+                if open {
+                    "accepts"
+                } else {
+                    "has no accepting opening"
+                }
+            ));
+        }
+    }
+    bad
 }
 
 // ------------------------------------------------------------------ Docker
