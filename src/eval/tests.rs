@@ -1794,3 +1794,88 @@ fn xt_nat_targets_are_followed_like_nat_statements() {
         Verdict::Accept
     );
 }
+
+#[test]
+fn xt_matches_are_decided_where_the_probe_fixes_them() {
+    use serde_json::json;
+    let m = |kind: serde_json::Value| {
+        let name = kind["kind"].as_str().unwrap().to_string();
+        json!({"type": "match", "name": name, "rev": 0, "info": kind})
+    };
+    let drop = |handle: u64, port: u16, info: serde_json::Value| {
+        json!({"handle": handle, "position": handle, "exprs": [
+            {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+            {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x{port:04x}")},
+            m(info),
+            {"type": "immediate", "dreg": 0, "verdict": "drop"}
+        ]})
+    };
+    let snap = ip_table(
+        "filter",
+        json!([{"name": "INPUT", "handle": 1, "type": "filter", "hook": "input",
+                "priority": 0, "policy": "accept", "rules": [
+            drop(2, 100, json!({"kind": "length", "range": [36, 36], "invert": false})),
+            drop(3, 101, json!({"kind": "mac", "addr": [2, 0, 0, 0, 0, 1], "invert": false})),
+            drop(4, 102, json!({"kind": "devgroup", "flags": 1, "src": [7, 0xff], "dst": [0, 0]})),
+            drop(5, 103, json!({"kind": "rpfilter", "flags": 0})),
+            drop(6, 104, json!({"kind": "statistic", "mode": 1, "invert": false})),
+        ]}]),
+    );
+    let mut routes = topology();
+    routes.interfaces[2].group = 7; // pw-priv
+    let e = Evaluator::new(&snap, routes);
+    let verdict = |proto: L4, src: &str, dst: &str, port: u16, len: Option<u16>| {
+        let mut p = probe(&e, proto, src, dst, port);
+        p.payload_len = len;
+        e.explain(&p)
+    };
+    // length: a UDP datagram's from its payload length; unknown without it.
+    assert_eq!(
+        verdict(L4::Udp, "192.0.2.2", "192.0.2.1", 100, Some(8)).verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        verdict(L4::Udp, "192.0.2.2", "192.0.2.1", 100, Some(9)).verdict,
+        Verdict::Accept
+    );
+    let a = verdict(L4::Udp, "192.0.2.2", "192.0.2.1", 100, None);
+    assert_eq!(a.verdict, Verdict::Unknown);
+    assert!(a.reason.unwrap().contains("xt length"));
+    // mac: not known on Ethernet; never true on loopback.
+    let a = verdict(L4::Tcp, "192.0.2.2", "192.0.2.1", 101, None);
+    assert!(a.reason.unwrap().contains("xt mac"));
+    let mut p = probe(&e, L4::Tcp, "127.0.0.1", "127.0.0.1", 101);
+    p.iif = e.iface("lo");
+    assert_eq!(e.explain(&p).verdict, Verdict::Accept);
+    // devgroup: the input interface's group.
+    assert_eq!(
+        tcp(&e, "10.99.0.2", "10.99.0.1", 102).verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 102).verdict,
+        Verdict::Accept
+    );
+    // rpfilter (strict, not inverted: matches when the route back is right).
+    assert_eq!(
+        tcp(&e, "10.0.0.10", "10.99.0.1", 103).verdict,
+        Verdict::Drop
+    );
+    let mut p = probe(&e, L4::Tcp, "10.0.0.10", "192.0.2.1", 103);
+    p.iif = e.iface("pw-pub");
+    assert_eq!(e.explain(&p).verdict, Verdict::Accept);
+    // Without routes, rpfilter cannot be decided.
+    let e2 = Evaluator::new(&snap, crate::host::Routes::default());
+    let p = Probe::new(
+        L4::Tcp,
+        "10.0.0.10".parse().unwrap(),
+        "10.99.0.1".parse().unwrap(),
+        40000,
+        103,
+        Iface::new("pw-priv", 3, 1),
+    );
+    assert_eq!(e2.explain(&p).verdict, Verdict::Unknown);
+    // statistic: unknown, named.
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 104);
+    assert!(a.reason.unwrap().contains("statistic --mode nth"));
+}
