@@ -9,7 +9,8 @@
 //!   LOCAL -j DOCKER`, `DOCKER` with `! -i docker0 ... -j DNAT`, filter
 //!   `FORWARD` through `DOCKER-USER`, `DOCKER-ISOLATION-STAGE-1/2` and
 //!   `DOCKER`, `MASQUERADE`), a bridge and a container namespace, plus an
-//!   xt `REDIRECT`;
+//!   xt `REDIRECT`; and the host's own connections through nat `OUTPUT -j
+//!   DOCKER` (`explain_output`, in-process), which must reach the container;
 //! - `nfqueue_without_a_listener_drops_or_bypasses`: xt `NFQUEUE`, with
 //!   and without bypass, with no program listening (this kernel has no
 //!   `nft_queue`: the nft `queue` statement, evaluated by the same code,
@@ -33,6 +34,7 @@ mod common;
 
 use common::packets::{self, Packet, Seen};
 use common::{have_tool, require_root, run, Netns, Topology, PRIVATE, PUBLIC};
+use portwarden::eval::{Evaluator, OutProbe, Verdict as OutVerdict, L4};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -445,6 +447,93 @@ fn docker_published_ports_are_followed_through_dnat() {
     assert!(in_ctr
         .iter()
         .all(|s| s.dport == if s.proto == "tcp" { 80 } else { 53 }));
+
+    // The host's own connections: nat OUTPUT sends those to a local
+    // address (not 127.0.0.0/8) through DOCKER too.
+    let ev = evaluator_in(&t.host);
+    packets::remove_recorder(&ctr);
+    packets::add_recorder(&ctr);
+    let out: Vec<(OutProbe, &str)> = [
+        ("192.0.2.1", 8080, "tcp"),
+        ("10.99.0.1", 8080, "tcp"),
+        ("10.99.0.50", 5353, "udp"),
+        ("127.0.0.1", 8080, "tcp"),
+        ("192.0.2.1", 8081, "tcp"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &(to, port, proto))| {
+        let src = if to == "127.0.0.1" { to } else { "192.0.2.1" };
+        let l4 = if proto == "tcp" { L4::Tcp } else { L4::Udp };
+        (
+            OutProbe::new(
+                l4,
+                src.parse().unwrap(),
+                to.parse().unwrap(),
+                45000 + i as u16,
+                port,
+            ),
+            proto,
+        )
+    })
+    .collect();
+    let answers: Vec<_> = out.iter().map(|(p, _)| ev.explain_output(p)).collect();
+    packets::send(
+        &t.host,
+        &out.iter()
+            .map(|(p, proto)| Packet {
+                proto: proto.to_string(),
+                from: p.saddr,
+                to: p.daddr,
+                sport: p.sport,
+                port: p.dport,
+            })
+            .collect::<Vec<_>>(),
+        0.02,
+    );
+    let in_ctr = packets::seen(&ctr);
+    let in_host = packets::seen(&t.host);
+    for ((p, _), a) in out.iter().zip(&answers) {
+        assert_eq!(a.verdict, OutVerdict::Accept, "{p:?}: {a:?}");
+        let to_ctr = in_ctr.iter().find(|s| s.sport == p.sport);
+        let to_host = in_host.iter().find(|s| s.sport == p.sport);
+        match &a.nat {
+            Some(n) => {
+                // DNATed to the container: it arrives there, on the port.
+                assert_eq!(a.oif.as_deref(), Some("docker0"), "{p:?}: {a:?}");
+                assert_eq!(n.addr.to_string(), "172.17.0.2");
+                let s = to_ctr.unwrap_or_else(|| panic!("{p:?} reached the container: {a:?}"));
+                assert_eq!(s.dport, n.port, "{p:?}");
+            }
+            None => {
+                assert_eq!(a.oif.as_deref(), Some("lo"), "{p:?}: {a:?}");
+                assert!(to_ctr.is_none() && to_host.is_some(), "{p:?}: {a:?}");
+            }
+        }
+        let dnat = p.dport != 8081 && !p.daddr.is_loopback();
+        assert_eq!(a.nat.is_some(), dnat, "{p:?}: {a:?}");
+    }
+}
+
+/// The evaluator for `ns`'s live ruleset and routes, read in-process by a
+/// thread that joined the namespace (as `tests/kernel_output.rs` does).
+fn evaluator_in(ns: &Netns) -> Evaluator {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on a valid namespace fd changes only this thread's
+        // network namespace; the thread ends after reading.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let snap = portwarden::nft::read_snapshot(&Default::default())
+            .unwrap_or_else(|e| panic!("reading the snapshot: {e}"));
+        let routes =
+            portwarden::host::read_routes().unwrap_or_else(|e| panic!("reading the routes: {e}"));
+        Evaluator::new(&snap, routes)
+    })
+    .join()
+    .expect("evaluator thread")
 }
 
 // ----------------------------------------------------------------- NFQUEUE
