@@ -697,6 +697,8 @@ fn tcp_options_and_other_matches_follow_a_real_syn() {
             "-A INPUT -p tcp --dport 7021 -m statistic --mode random --probability 0.5 -j DROP",
             "-A INPUT -p tcp --dport 7022 -m string --algo bm --string xyz -j DROP",
             "-A INPUT -p tcp --dport 7023 -m socket -j DROP",
+            "-A INPUT -p tcp --dport 7024 -m statistic --mode random --probability 1 -j DROP",
+            "-A INPUT -p tcp --dport 7025 -m statistic --mode nth --every 1 --packet 0 -j DROP",
             "-t raw -A PREROUTING -p tcp --dport 7030 -m rpfilter --invert -j DROP",
             "-t mangle -A PREROUTING -p tcp --dport 7031 -m rpfilter --loose --invert -j DROP",
         ] {
@@ -748,7 +750,7 @@ fn tcp_options_and_other_matches_follow_a_real_syn() {
     );
     let decided: Vec<u16> = (7001..=7004)
         .chain(7010..=7019)
-        .chain([7030, 7031])
+        .chain([7024, 7025, 7030, 7031])
         .chain(7041..=7048)
         .chain([7050, 7051])
         .collect();

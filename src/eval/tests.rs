@@ -1818,7 +1818,9 @@ fn xt_matches_are_decided_where_the_probe_fixes_them() {
             drop(3, 101, json!({"kind": "mac", "addr": [2, 0, 0, 0, 0, 1], "invert": false})),
             drop(4, 102, json!({"kind": "devgroup", "flags": 1, "src": [7, 0xff], "dst": [0, 0]})),
             drop(5, 103, json!({"kind": "rpfilter", "flags": 0})),
-            drop(6, 104, json!({"kind": "statistic", "mode": 1, "invert": false})),
+            drop(6, 104, json!({"kind": "statistic", "mode": 1, "invert": false, "every": 2})),
+            drop(7, 105, json!({"kind": "statistic", "mode": 0, "invert": false, "probability": 0x8000_0000u32})),
+            drop(8, 106, json!({"kind": "statistic", "mode": 1, "invert": true, "every": 0})),
         ]}]),
     );
     let mut routes = topology();
@@ -1878,4 +1880,13 @@ fn xt_matches_are_decided_where_the_probe_fixes_them() {
     // statistic: unknown, named.
     let a = tcp(&e, "192.0.2.2", "192.0.2.1", 104);
     assert!(a.reason.unwrap().contains("statistic --mode nth"));
+    // ... but a probability of 1 always matches, every 1st never misses.
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 105).verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 106).verdict,
+        Verdict::Accept
+    );
 }

@@ -214,6 +214,13 @@ pub enum XtInfo {
         mode: u16,
         /// `!`.
         invert: bool,
+        /// Random: matches when a random 31-bit number is below this
+        /// (`--probability` times 2^31).
+        #[serde(default)]
+        probability: u32,
+        /// Nth: `--every` minus 1.
+        #[serde(default)]
+        every: u32,
     },
     /// `-m length --length MIN:MAX` (IPv4 total length; IPv6 payload length
     /// plus the 40-byte header).
@@ -426,9 +433,12 @@ fn decode_match_opt(name: &str, rev: u32, b: &[u8], v6: bool) -> Option<XtInfo> 
             flags: u32_at(b, 4)?,
         },
         // struct xt_statistic_info: u16 mode, u16 flags (1 invert), ...
+        // ... then u32 probability (random) or u32 every, packet, count (nth).
         ("statistic", 0) => XtInfo::Statistic {
             mode: u16_at(b, 0)?,
             invert: u16_at(b, 2)? & 1 != 0,
+            probability: u32_at(b, 4)?,
+            every: u32_at(b, 4)?,
         },
         // struct xt_length_info / xt_tcpmss_match_info: u16 min, u16 max, u8 invert
         ("length", 0) => XtInfo::Length {
@@ -779,9 +789,24 @@ mod tests {
             ),
             XtInfo::Statistic {
                 mode: 1,
-                invert: false
+                invert: false,
+                probability: 2,
+                every: 2
             }
         );
+        // --mode random --probability 0.5
+        assert!(matches!(
+            d(
+                "statistic",
+                0,
+                "000000000000004000000000000000400000000000000000"
+            ),
+            XtInfo::Statistic {
+                mode: 0,
+                probability: 0x4000_0000,
+                ..
+            }
+        ));
         assert_eq!(
             d("length", 0, "28003c0000000000"),
             XtInfo::Length {

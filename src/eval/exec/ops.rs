@@ -1587,6 +1587,19 @@ impl Ctx<'_> {
                 st.set_assume(A_HELPER);
                 Some(*invert)
             }
+            // statistic_mt: certain only at the extremes (a probability of
+            // 0 or 1, every packet).
+            XtInfo::Statistic {
+                mode,
+                invert,
+                probability,
+                every,
+            } => match mode {
+                0 if *probability == 0 => Some(*invert),
+                0 if *probability >= 0x8000_0000 => Some(!invert),
+                1 if *every == 0 => Some(!invert),
+                _ => None,
+            },
             _ => None,
         }
     }
