@@ -1017,14 +1017,22 @@ fn malformed_expressions_never_panic() {
         seed ^= seed << 17;
         seed % n.max(1)
     };
-    for fx in [
+    let bases = [
         "ufw-host",
         "nat-gateway",
         "concat-sets",
         "rpfilter-raw",
         "marks-ctmark",
-    ] {
-        let base = snapshot(fx);
+        "iptables-xt",
+    ]
+    .into_iter()
+    .map(snapshot)
+    .chain([
+        xt_queue_snapshot(),
+        xt_nat_snapshot(),
+        xt_matches_snapshot(),
+    ]);
+    for base in bases {
         let probes: Vec<Probe> = {
             let e = Evaluator::new(&base, topology());
             grid(&e).into_iter().step_by(97).collect()
@@ -1049,6 +1057,16 @@ fn malformed_expressions_never_panic() {
                 let mut v = serde_json::to_value(&exprs[x]).unwrap();
                 if let Value::Object(m) = &mut v {
                     for (k, val) in m.iter_mut() {
+                        // xt options: their numbers too.
+                        if let Value::Object(info) = val {
+                            for x in info.values_mut() {
+                                if x.is_number() {
+                                    let bits = 8 * (1 + rnd(4));
+                                    *x = Value::from(rnd(1 << bits));
+                                }
+                            }
+                            continue;
+                        }
                         match val {
                             Value::Number(_) if k != "type" => {
                                 *val = Value::from(match rnd(3) {
@@ -1668,8 +1686,8 @@ fn tcp_dport_rule(handle: u64, port: u16, then: serde_json::Value) -> serde_json
     ]})
 }
 
-#[test]
-fn queues_drop_without_a_listener_and_go_on_with_bypass() {
+/// xt NFQUEUE and nft `queue` rules, with and without bypass.
+fn xt_queue_snapshot() -> Snapshot {
     use serde_json::json;
     let xtq = |num: u16, bypass: bool| {
         json!({"type": "target", "name": "NFQUEUE", "rev": 3, "info":
@@ -1678,7 +1696,7 @@ fn queues_drop_without_a_listener_and_go_on_with_bypass() {
     let nftq =
         |num: u16, flags: u16| json!({"type": "queue", "num": num, "total": 2, "flags": flags});
     let drop = json!({"type": "immediate", "dreg": 0, "verdict": "drop"});
-    let snap = ip_table(
+    ip_table(
         "filter",
         json!([{"name": "INPUT", "handle": 1, "type": "filter", "hook": "input",
                 "priority": 0, "policy": "accept", "rules": [
@@ -1688,7 +1706,12 @@ fn queues_drop_without_a_listener_and_go_on_with_bypass() {
             tcp_dport_rule(5, 9002, nftq(7, 0)),
             tcp_dport_rule(6, 9003, nftq(7, 1)),
         ]}]),
-    );
+    )
+}
+
+#[test]
+fn queues_drop_without_a_listener_and_go_on_with_bypass() {
+    let snap = xt_queue_snapshot();
     let with = |queues: Option<Vec<u16>>| {
         let mut r = topology();
         r.queues = queues;
@@ -1730,8 +1753,8 @@ fn queues_drop_without_a_listener_and_go_on_with_bypass() {
     }
 }
 
-#[test]
-fn xt_nat_targets_are_followed_like_nat_statements() {
+/// xt DNAT and REDIRECT targets in a `nat` prerouting chain.
+fn xt_nat_snapshot() -> Snapshot {
     use serde_json::json;
     let nat = |target: &str, flags: u32, addr: Option<[&str; 2]>, ports: Option<[u16; 2]>| {
         let mut info = json!({"kind": "nat", "target": target, "flags": flags});
@@ -1743,7 +1766,7 @@ fn xt_nat_targets_are_followed_like_nat_statements() {
         }
         json!({"type": "target", "name": target.to_uppercase(), "rev": 2, "info": info})
     };
-    let snap = ip_table(
+    ip_table(
         "nat",
         json!([{"name": "PREROUTING", "handle": 1, "type": "nat", "hook": "prerouting",
                 "priority": -100, "policy": "accept", "rules": [
@@ -1754,7 +1777,12 @@ fn xt_nat_targets_are_followed_like_nat_statements() {
             tcp_dport_rule(6, 2501, nat("redirect", 0, None, None)),
             tcp_dport_rule(7, 9999, nat("dnat", 0x23, Some(["10.99.0.2", "10.99.0.2"]), Some([80, 90]))),
         ]}]),
-    );
+    )
+}
+
+#[test]
+fn xt_nat_targets_are_followed_like_nat_statements() {
+    let snap = xt_nat_snapshot();
     let e = Evaluator::new(&snap, topology());
     let a = tcp(&e, "192.0.2.2", "192.0.2.1", 8080);
     assert_eq!(a.verdict, Verdict::Forwarded, "{a:#?}");
@@ -1795,8 +1823,8 @@ fn xt_nat_targets_are_followed_like_nat_statements() {
     );
 }
 
-#[test]
-fn xt_matches_are_decided_where_the_probe_fixes_them() {
+/// xt matches that drop, one destination port each.
+fn xt_matches_snapshot() -> Snapshot {
     use serde_json::json;
     let m = |kind: serde_json::Value| {
         let name = kind["kind"].as_str().unwrap().to_string();
@@ -1810,7 +1838,7 @@ fn xt_matches_are_decided_where_the_probe_fixes_them() {
             {"type": "immediate", "dreg": 0, "verdict": "drop"}
         ]})
     };
-    let snap = ip_table(
+    ip_table(
         "filter",
         json!([{"name": "INPUT", "handle": 1, "type": "filter", "hook": "input",
                 "priority": 0, "policy": "accept", "rules": [
@@ -1822,7 +1850,12 @@ fn xt_matches_are_decided_where_the_probe_fixes_them() {
             drop(7, 105, json!({"kind": "statistic", "mode": 0, "invert": false, "probability": 0x8000_0000u32})),
             drop(8, 106, json!({"kind": "statistic", "mode": 1, "invert": true, "every": 0})),
         ]}]),
-    );
+    )
+}
+
+#[test]
+fn xt_matches_are_decided_where_the_probe_fixes_them() {
+    let snap = xt_matches_snapshot();
     let mut routes = topology();
     routes.interfaces[2].group = 7; // pw-priv
     let e = Evaluator::new(&snap, routes);
