@@ -1630,6 +1630,10 @@ impl Ctx<'_> {
         let dev = (saddr.is_ipv6() && crate::host::model::is_link_local(saddr))
             .then_some(iif.name.as_str());
         let ok = match self.r.lookup(saddr, dev) {
+            // rpfilter_lookup_reverse6: a local route decides alone.
+            Lookup::Found(e) if saddr.is_ipv6() && e.kind == RouteKind::Local => {
+                flags & ACCEPT_LOCAL != 0
+            }
             Lookup::Found(e) => {
                 let kind_ok = match e.kind {
                     RouteKind::Unicast => true,
