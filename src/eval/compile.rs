@@ -12,6 +12,7 @@ use crate::snapshot::{
 use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// Constant bytes (register values, keys).
 pub(super) type Data = SmallVec<[u8; 16]>;
@@ -29,7 +30,13 @@ pub(super) enum CVerdict {
     Jump(u32),
     Goto(u32),
     Break,
-    Queue(u16),
+    /// To userspace queues `num..num + total`; with `bypass`, a packet no
+    /// program listens for goes on as if accepted.
+    Queue {
+        num: u16,
+        total: u16,
+        bypass: bool,
+    },
     Stolen,
     /// A jump or goto to a chain that does not exist in the table.
     Missing,
@@ -79,6 +86,27 @@ pub(super) enum Opacity {
 /// A flag of `Op::Nat` (beyond the kernel's `NF_NAT_RANGE_*` bits): the
 /// expression is `masquerade`, the address is the output device's.
 pub(super) const NAT_MASQUERADE: u32 = 1 << 31;
+
+/// Where a NAT statement takes a range (its lowest and highest value)
+/// from: registers the rule loaded (nft `snat`/`dnat`, `masquerade`,
+/// `redirect`), or the statement itself (the xt NAT targets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NatArg<T> {
+    /// Register offsets of the lowest and highest value.
+    Regs(u8, u8),
+    /// The lowest and highest value.
+    Given(T, T),
+}
+
+impl<T> NatArg<T> {
+    /// The registers read, if any.
+    pub(super) fn regs(&self) -> Option<(u8, u8)> {
+        match self {
+            NatArg::Regs(a, b) => Some((*a, *b)),
+            NatArg::Given(..) => None,
+        }
+    }
+}
 
 /// One compiled expression. Registers are byte offsets into the 64-byte
 /// data area of `nft_regs` (after the verdict).
@@ -167,12 +195,12 @@ pub(super) enum Op {
     Nat {
         snat: bool,
         family: u8,
-        addr: Option<(u8, u8)>,
-        proto: Option<(u8, u8)>,
+        addr: Option<NatArg<IpAddr>>,
+        proto: Option<NatArg<u16>>,
         flags: u32,
     },
     Redir {
-        proto: Option<(u8, u8)>,
+        proto: Option<NatArg<u16>>,
     },
     Fib {
         flags: u32,
@@ -564,15 +592,20 @@ pub(super) fn reg_use(op: &Op, sets: &[SetInfo]) -> (u64, u64) {
         } => {
             let alen = if *family == 10 { 16 } else { 4 };
             let mut r = 0;
-            if let Some((a, b)) = addr {
-                r |= span(*a, alen) | span(*b, alen);
+            if let Some((a, b)) = addr.and_then(|a| a.regs()) {
+                r |= span(a, alen) | span(b, alen);
             }
-            if let Some((a, b)) = proto {
-                r |= span(*a, 2) | span(*b, 2);
+            if let Some((a, b)) = proto.and_then(|p| p.regs()) {
+                r |= span(a, 2) | span(b, 2);
             }
             (r, 0)
         }
-        Op::Redir { proto } => (proto.map_or(0, |(a, b)| span(a, 2) | span(b, 2)), 0),
+        Op::Redir { proto } => (
+            proto
+                .and_then(|p| p.regs())
+                .map_or(0, |(a, b)| span(a, 2) | span(b, 2)),
+            0,
+        ),
         Op::Fib { dreg, .. } | Op::Socket { dreg, .. } | Op::Rt { dreg, .. } => (0, span(*dreg, 4)),
         Op::Dynset { set, key, data, .. } => (
             span(*key, sets[*set as usize].klen)
@@ -1079,7 +1112,11 @@ impl Ctx<'_> {
             NftVerdict::Continue => CVerdict::Continue,
             NftVerdict::Return => CVerdict::Return,
             NftVerdict::Break => CVerdict::Break,
-            NftVerdict::Queue(n) => CVerdict::Queue(*n),
+            NftVerdict::Queue(n) => CVerdict::Queue {
+                num: *n,
+                total: 1,
+                bypass: false,
+            },
             NftVerdict::Stolen => CVerdict::Stolen,
             NftVerdict::Jump(c) => chain(c).map_or(CVerdict::Missing, CVerdict::Jump),
             NftVerdict::Goto(c) => chain(c).map_or(CVerdict::Missing, CVerdict::Goto),
@@ -1118,6 +1155,50 @@ impl Ctx<'_> {
         Op::Unknown {
             what: format!("{} ({why})", describe(e)).into(),
             kind,
+        }
+    }
+
+    /// An xt NAT target as the nft statement it stands for: the same
+    /// [`Op::Nat`] / [`Op::Redir`], with its ranges given.
+    fn xt_nat(&self, info: &XtInfo) -> Op {
+        use crate::snapshot::xt::XtNatKind;
+        let XtInfo::Nat {
+            target: kind,
+            flags,
+            addr,
+            ports,
+            ..
+        } = info
+        else {
+            return Op::Unknown {
+                what: "an xt target that is not NAT".into(),
+                kind: Opacity::Any,
+            };
+        };
+        let proto = ports.map(|[a, b]| NatArg::Given(a, b));
+        match kind {
+            XtNatKind::Dnat | XtNatKind::Snat => Op::Nat {
+                snat: *kind == XtNatKind::Snat,
+                family: match self.t.family {
+                    Family::Ip6 => 10,
+                    Family::Ip => 2,
+                    _ => match addr {
+                        Some([IpAddr::V6(_), _]) => 10,
+                        _ => 2,
+                    },
+                },
+                addr: addr.map(|[a, b]| NatArg::Given(a, b)),
+                proto,
+                flags: *flags,
+            },
+            XtNatKind::Masquerade => Op::Nat {
+                snat: true,
+                family: 1,
+                addr: None,
+                proto,
+                flags: *flags | NAT_MASQUERADE,
+            },
+            XtNatKind::Redirect => Op::Redir { proto },
         }
     }
 
@@ -1319,7 +1400,11 @@ impl Ctx<'_> {
                 flags,
             } => {
                 let alen = if *family == 10 { 16 } else { 4 };
-                let pair = |a: &Option<Reg>, b: &Option<Reg>, len: usize| -> Result<_, ()> {
+                fn pair<T>(
+                    a: &Option<Reg>,
+                    b: &Option<Reg>,
+                    len: usize,
+                ) -> Result<Option<NatArg<T>>, ()> {
                     Ok(match a {
                         None => None,
                         Some(a) => {
@@ -1328,10 +1413,10 @@ impl Ctx<'_> {
                                 Some(b) => reg(*b, len).ok_or(())?,
                                 None => lo,
                             };
-                            Some((lo, hi))
+                            Some(NatArg::Regs(lo, hi))
                         }
                     })
-                };
+                }
                 match (
                     pair(reg_addr_min, reg_addr_max, alen),
                     pair(reg_proto_min, reg_proto_max, 2),
@@ -1359,7 +1444,7 @@ impl Ctx<'_> {
                         let (Some(lo), hi) = (reg(*r, 2), reg_proto_max.map(|m| reg(m, 2))) else {
                             return bad_reg();
                         };
-                        Some((lo, hi.flatten().unwrap_or(lo)))
+                        Some(NatArg::Regs(lo, hi.flatten().unwrap_or(lo)))
                     }
                 };
                 Op::Nat {
@@ -1381,7 +1466,7 @@ impl Ctx<'_> {
                         let (Some(lo), hi) = (reg(*r, 2), reg_proto_max.map(|m| reg(m, 2))) else {
                             return bad_reg();
                         };
-                        Some((lo, hi.flatten().unwrap_or(lo)))
+                        Some(NatArg::Regs(lo, hi.flatten().unwrap_or(lo)))
                     }
                 };
                 Op::Redir { proto }
@@ -1484,7 +1569,12 @@ impl Ctx<'_> {
                 Some(d) => Op::Rt { key: *key, dreg: d },
                 None => bad_reg(),
             },
-            Expr::Queue { num, .. } => Op::Verdict(CVerdict::Queue(*num)),
+            // NFT_QUEUE_FLAG_BYPASS 1, NFT_QUEUE_FLAG_CPU_FANOUT 2.
+            Expr::Queue { num, total, flags } => Op::Verdict(CVerdict::Queue {
+                num: *num,
+                total: (*total).max(1),
+                bypass: flags & 1 != 0,
+            }),
             Expr::Numgen { dreg, .. } => match reg(*dreg, 4) {
                 Some(d) => Op::Opaque {
                     dreg: d,
@@ -1545,7 +1635,17 @@ impl Ctx<'_> {
                 | XtInfo::Mark { .. }
                 | XtInfo::Addrtype { .. }
                 | XtInfo::Hl { .. }
-                | XtInfo::Ipv6Rt { .. } => Op::Xt {
+                | XtInfo::Ipv6Rt { .. }
+                | XtInfo::Statistic { .. }
+                | XtInfo::Length { .. }
+                | XtInfo::Tcpmss { .. }
+                | XtInfo::String { .. }
+                | XtInfo::Ecn { .. }
+                | XtInfo::Socket { .. }
+                | XtInfo::Devgroup { .. }
+                | XtInfo::Mac { .. }
+                | XtInfo::Rpfilter { .. }
+                | XtInfo::Helper { .. } => Op::Xt {
                     target: false,
                     info: info.clone(),
                 },
@@ -1556,6 +1656,14 @@ impl Ctx<'_> {
                     target: true,
                     info: info.clone(),
                 },
+                XtInfo::Nat { .. } => self.xt_nat(info),
+                XtInfo::Queue {
+                    num, total, bypass, ..
+                } => Op::Verdict(CVerdict::Queue {
+                    num: *num,
+                    total: (*total).max(1),
+                    bypass: *bypass,
+                }),
                 _ => Self::unknown(e, "not understood", Opacity::Any),
             },
             Expr::Unknown { .. } => Self::unknown(e, "not decoded", Opacity::Any),

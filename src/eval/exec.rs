@@ -7,8 +7,8 @@
 //! end from the same position, and the outcomes are merged.
 
 use super::compile::{
-    index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity,
-    Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
+    index_key, words, BitKind, CData, CVerdict, Cond, Data, Dst, Entry, IndexKind, NatArg, Obj, Op,
+    Opacity, Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
 };
 use super::routes::{Lookup, RouteIndex};
 use super::{
@@ -114,10 +114,11 @@ const A_SECPATH: u32 = 16;
 const A_GROUP: u32 = 17;
 const A_ZONE: u32 = 18;
 const A_ADDRTYPE6: u32 = 19;
-const A_XTTCP: u32 = 20;
+const A_SYNOPTS: u32 = 20;
 const A_RSTUDP: u32 = 21;
 const A_LOOPBACK: u32 = 22;
 const A_SOCKMARK: u32 = 23;
+const A_NOQUEUE: u32 = 24;
 
 const ASSUMPTIONS: &[&str] = &[
     "IPv4 TTL / IPv6 hop limit assumed 64 (as Linux sends)",
@@ -140,15 +141,19 @@ const ASSUMPTIONS: &[&str] = &[
     "interface group of an interface not in the routes assumed 0",
     "conntrack zone assumed 0",
     "IPv6 addrtype for xt addrtype approximated from the routes",
-    "xt tcp: a --tcp-option test is not decoded and assumed absent",
+    "the SYN carries the TCP options a Linux SYN carries, and no others: MSS, SACK permitted, timestamps, window scale (a 40-byte TCP header)",
     "reject with tcp reset on a UDP packet sends nothing: a silent drop",
     "a probe on a loopback interface comes from a local process: its conntrack entry and NAT bindings were made on the output path, which is not evaluated",
     "the sending socket sets no mark (SO_MARK) and is not bound to a device",
+    "no program listens on the NFQUEUE queue (it is not in /proc/net/netfilter/nfnetlink_queue): the kernel drops the packet, or with bypass goes on as if the chain had accepted it",
 ];
 
 // ---------------------------------------------------------------- packet
 
 const LINK: usize = 14;
+/// The TCP header length of a Linux SYN (and SYN-ACK): 20 bytes and 20 of
+/// options (see `Ctx::syn_option`).
+const SYN_TCP_LEN: usize = 40;
 const PKT: usize = LINK + 40 + 20;
 
 /// The synthesised packet: link header, network header, transport header,
@@ -204,6 +209,10 @@ impl Pkt {
             pk.unknown(n + 2, 2, ORIGIN_FLOWLABEL);
             match (p.proto, udp_len) {
                 (L4::Udp, Some(l)) => pk.b[n + 4..n + 6].copy_from_slice(&(l as u16).to_be_bytes()),
+                (L4::Tcp, _) => {
+                    pk.b[n + 4..n + 6].copy_from_slice(&(SYN_TCP_LEN as u16).to_be_bytes());
+                    pk.assume(n + 4, 2, A_SYNOPTS);
+                }
                 _ => pk.unknown(n + 4, 2, ORIGIN_LEN),
             }
             pk.b[n + 6] = p.proto.proto();
@@ -221,6 +230,10 @@ impl Pkt {
             match (p.proto, udp_len) {
                 (L4::Udp, Some(l)) => {
                     pk.b[n + 2..n + 4].copy_from_slice(&((l + 20) as u16).to_be_bytes())
+                }
+                (L4::Tcp, _) => {
+                    pk.b[n + 2..n + 4].copy_from_slice(&(SYN_TCP_LEN as u16 + 20).to_be_bytes());
+                    pk.assume(n + 2, 2, A_SYNOPTS);
                 }
                 _ => pk.unknown(n + 2, 2, ORIGIN_LEN),
             }
@@ -245,9 +258,10 @@ impl Pkt {
         match p.proto {
             L4::Tcp => {
                 pk.unknown(t + 4, 8, ORIGIN_SEQ);
-                // data offset unknown (options), reserved bits 0
-                pk.k[t + 12] = 0x0f;
-                pk.org[t + 12] = ORIGIN_TCPOPT;
+                // data offset: the header with a Linux SYN's options;
+                // reserved bits 0
+                pk.b[t + 12] = ((SYN_TCP_LEN / 4) << 4) as u8;
+                pk.assume(t + 12, 1, A_SYNOPTS);
                 if p.established {
                     // The first packet back of a connection: a SYN-ACK.
                     pk.b[t + 13] = 0x12;
@@ -649,6 +663,22 @@ impl St {
             let (d, _) = self.rget(off, 2);
             u16::from_be_bytes([d[0], d[1]])
         })
+    }
+
+    /// The lowest and highest address of a NAT range, when known.
+    fn nat_addrs(&self, arg: NatArg<IpAddr>, v6: bool) -> Option<(IpAddr, IpAddr)> {
+        match arg {
+            NatArg::Regs(lo, hi) => Some((self.read_addr(lo, v6)?, self.read_addr(hi, v6)?)),
+            NatArg::Given(a, b) => (a.is_ipv6() == v6 && b.is_ipv6() == v6).then_some((a, b)),
+        }
+    }
+
+    /// The lowest and highest port of a NAT range, when known.
+    fn nat_ports(&self, arg: NatArg<u16>) -> Option<(u16, u16)> {
+        match arg {
+            NatArg::Regs(lo, hi) => Some((self.read_port(lo)?, self.read_port(hi)?)),
+            NatArg::Given(a, b) => Some((a, b)),
+        }
     }
 
     fn set_assume(&mut self, a: u32) {
@@ -1290,17 +1320,44 @@ impl<'a> Ctx<'a> {
                 };
                 Err(Box::new(self.finish(st, v, Some(here), None)))
             }
-            CVerdict::Queue(n) => {
-                let why = format!(
-                    "{}: the packet is queued to userspace (queue {n}); the verdict is the queue reader's",
-                    self.here(st)
-                );
-                Err(Box::new(self.finish(
-                    st,
-                    Verdict::Unknown,
-                    Some(here),
-                    Some(why),
-                )))
+            CVerdict::Queue { num, total, bypass } => {
+                let queues = if total > 1 {
+                    format!("queues {num}-{}", u32::from(num) + u32::from(total) - 1)
+                } else {
+                    format!("queue {num}")
+                };
+                match self.r.given.queue_listened(num, total) {
+                    // nf_queue: no listener is -ESRCH; with bypass the hook
+                    // goes on to its next entry (as after an accept),
+                    // without it the packet is freed.
+                    Some(false) => {
+                        st.set_assume(A_NOQUEUE);
+                        if bypass {
+                            st.last_accept = Some(here);
+                            self.base_done(st);
+                            Ok(())
+                        } else {
+                            Err(Box::new(self.finish(st, Verdict::Drop, Some(here), None)))
+                        }
+                    }
+                    listened => {
+                        let why = format!(
+                            "{}: the packet is queued to userspace ({queues}{}); the verdict is the queue reader's",
+                            self.here(st),
+                            if listened.is_none() {
+                                ", whose listeners are not known"
+                            } else {
+                                ", which a program listens on"
+                            }
+                        );
+                        Err(Box::new(self.finish(
+                            st,
+                            Verdict::Unknown,
+                            Some(here),
+                            Some(why),
+                        )))
+                    }
+                }
             }
             CVerdict::Stolen => {
                 let why = format!("{}: the packet is stolen", self.here(st));

@@ -1512,13 +1512,13 @@ impl Collector<'_> {
                 }
                 Op::Nat { addr, proto, .. } => {
                     let mut b = Vec::new();
-                    if let Some((x, y)) = addr {
-                        b.extend(slice(regs, *x, alen as usize));
-                        b.extend(slice(regs, *y, alen as usize));
+                    if let Some((x, y)) = addr.and_then(|a| a.regs()) {
+                        b.extend(slice(regs, x, alen as usize));
+                        b.extend(slice(regs, y, alen as usize));
                     }
-                    if let Some((x, y)) = proto {
-                        b.extend(slice(regs, *x, 2));
-                        b.extend(slice(regs, *y, 2));
+                    if let Some((x, y)) = proto.and_then(|p| p.regs()) {
+                        b.extend(slice(regs, x, 2));
+                        b.extend(slice(regs, y, 2));
                     }
                     if let Some(f) = tainted(&b) {
                         self.out
@@ -1907,6 +1907,8 @@ impl Collector<'_> {
                 self.out.set_fib();
                 self.out.split_daddr();
             }
+            // The route back to the source.
+            XtInfo::Rpfilter { .. } => self.out.set_fib(),
             XtInfo::Iprange { src, dst, .. } => {
                 let iv = |r: &[IpAddr; 2]| {
                     (r[0].is_ipv6() == v6).then(|| {

@@ -63,7 +63,8 @@
 //! for meta/ct values), so `cmp`, `range`, `bitwise`, `byteorder` and set keys
 //! compare exactly the bytes the kernel compares. Headers are synthesised
 //! from the probe: IPv4/IPv6 (no options, no extension headers), then TCP
-//! (a plain SYN, flags 0x02, with an MSS option) or UDP.
+//! (a plain SYN, flags 0x02, with the options a Linux SYN carries: MSS,
+//! SACK permitted, timestamps, window scale; a 40-byte header) or UDP.
 //!
 //! # What is not known is never guessed
 //!
@@ -110,7 +111,12 @@
 //!   `rp_filter`), the checks on forwarded packets and IPv6's own
 //!   martian checks. `fib` answers from [`Routes`] only.
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
-//!   TCP options other than MSS (unknown bits), UDP payload contents.
+//!   TCP options other than a Linux SYN's (absent), the timestamp value and
+//!   window shift (unknown bits), UDP payload contents.
+//! - Userspace queues: `queue` / xt `NFQUEUE` to a queue a program listens
+//!   on (or when the listeners are not known) is `unknown`; without a
+//!   listener the packet is dropped, or with bypass goes on as accepted by
+//!   the chain.
 //! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`
 //!   have no modelled effect), expectations (`related`), accounting.
 //! - Expressions that change the packet other than NAT and `payload set`

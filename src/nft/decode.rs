@@ -526,6 +526,7 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
                     n,
                     rev,
                     e.data(NFTNL_EXPR_TG_INFO).unwrap_or_default(),
+                    v6,
                 )),
             }
         }

@@ -430,6 +430,10 @@ impl Ctx<'_> {
         match key {
             MetaKey::Len => match (st.pkt.l4, p.payload_len) {
                 (L4::Udp, Some(l)) => st.store32(dreg, (st.pkt.nh + 8) as u32 + u32::from(l)),
+                (L4::Tcp, _) => {
+                    st.set_assume(A_SYNOPTS);
+                    st.store32(dreg, (st.pkt.nh + SYN_TCP_LEN) as u32)
+                }
                 _ => st.runknown(dreg, 4, ORIGIN_LEN),
             },
             MetaKey::Protocol => st.store16(dreg, if v6 { [0x86, 0xdd] } else { [0x08, 0x00] }),
@@ -806,8 +810,8 @@ impl Ctx<'_> {
         st: &mut St,
         snat: bool,
         family: u8,
-        addr: Option<(u8, u8)>,
-        proto: Option<(u8, u8)>,
+        addr: Option<NatArg<IpAddr>>,
+        proto: Option<NatArg<u16>>,
         flags: u32,
     ) -> Flow {
         if flags & NAT_MASQUERADE != 0 {
@@ -825,8 +829,8 @@ impl Ctx<'_> {
         let cur_addr = st.pkt.addr_at(aoff);
         let cur_port = st.pkt.port_at(poff);
         let new_addr = match addr {
-            Some((lo, hi)) if flags & 1 != 0 || flags & 0x40 != 0 || flags == 0 => {
-                let (Some(a), Some(b)) = (st.read_addr(lo, v6), st.read_addr(hi, v6)) else {
+            Some(arg) if flags & 1 != 0 || flags & 0x40 != 0 || flags == 0 => {
+                let Some((a, b)) = st.nat_addrs(arg, v6) else {
                     return Flow::Unknown("the NAT address is not known".into());
                 };
                 if flags & 0x40 != 0 {
@@ -845,8 +849,8 @@ impl Ctx<'_> {
             _ => None,
         };
         let new_port = match proto {
-            Some((lo, hi)) => {
-                let (Some(a), Some(b)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((a, b)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the NAT port is not known".into());
                 };
                 if flags & 0x20 != 0 {
@@ -889,7 +893,7 @@ impl Ctx<'_> {
         Flow::Verdict(CVerdict::Accept)
     }
 
-    pub(super) fn redir(&self, st: &mut St, proto: Option<(u8, u8)>) -> Flow {
+    pub(super) fn redir(&self, st: &mut St, proto: Option<NatArg<u16>>) -> Flow {
         if !self.r.known() {
             return Flow::Unknown(
                 "redirect: the input interface's address is not known (no routes given)".into(),
@@ -904,8 +908,8 @@ impl Ctx<'_> {
         };
         let poff = st.pkt.transport() + 2;
         let port = match proto {
-            Some((lo, hi)) => {
-                let (Some(x), Some(y)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((x, y)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the redirect port is not known".into());
                 };
                 if x != y {
@@ -1138,28 +1142,23 @@ impl Ctx<'_> {
                 if st.pkt.l4 != L4::Tcp {
                     return Flow::Break;
                 }
-                if kind == 2 {
-                    st.set_assume(A_MSS);
-                    if present {
-                        st.store32(dreg, 1);
-                        return Flow::Next;
-                    }
-                    let mss = self
-                        .probe
-                        .tcp_mss
-                        .unwrap_or(if st.pkt.v6 { 1440 } else { 1460 });
-                    let [hi, lo] = mss.to_be_bytes();
-                    let opt = [2u8, 4, hi, lo];
-                    if offset + len > opt.len() {
-                        return Flow::Break;
-                    }
-                    st.rstore(dreg, &opt[offset..offset + len]);
+                let Some((opt, known)) = self.syn_option(st, kind) else {
+                    return absent(st);
+                };
+                if present {
+                    st.store32(dreg, 1);
                     return Flow::Next;
                 }
-                fork(
-                    smallvec![Choice::NoMatch, Choice::Tainted],
-                    format!("TCP option {kind} of the SYN is not known"),
-                )
+                if offset + len > opt.len() {
+                    return Flow::Break;
+                }
+                st.rset(
+                    dreg,
+                    &opt[offset..offset + len],
+                    &known[offset..offset + len],
+                    ORIGIN_TCPOPT,
+                );
+                Flow::Next
             }
             // IPv4 options, SCTP chunks, DCCP options
             2 => {
@@ -1167,6 +1166,44 @@ impl Ctx<'_> {
                 absent(st)
             }
             _ => absent(st),
+        }
+    }
+
+    /// TCP option `kind` of the probe's SYN (or SYN-ACK) as Linux sends
+    /// it (`tcp_options_write`): MSS, SACK permitted, timestamps, a NOP and
+    /// window scale (`02 04 MSS | 04 02 08 0a TSVAL TSECR | 01 03 03 WS`,
+    /// a 40-byte header), nothing else; the option's bytes and their known
+    /// masks (the timestamp value, the echo of a SYN-ACK and the window
+    /// shift are unknown). `None`: the option is absent. Records the
+    /// assumption.
+    pub(super) fn syn_option(&self, st: &mut St, kind: u8) -> Option<(Data, Data)> {
+        st.set_assume(A_SYNOPTS);
+        let all = |b: &[u8]| Some((Data::from_slice(b), Data::from_slice(&vec![0xff; b.len()])));
+        match kind {
+            1 => all(&[1]),
+            2 => {
+                st.set_assume(A_MSS);
+                let mss = self
+                    .probe
+                    .tcp_mss
+                    .unwrap_or(if st.pkt.v6 { 1440 } else { 1460 });
+                let [hi, lo] = mss.to_be_bytes();
+                all(&[2, 4, hi, lo])
+            }
+            3 => Some((
+                Data::from_slice(&[3, 3, 0]),
+                Data::from_slice(&[0xff, 0xff, 0]),
+            )),
+            4 => all(&[4, 2]),
+            8 => {
+                // TSecr: 0 in a SYN, the peer's timestamp in a SYN-ACK.
+                let ecr = if self.probe.established { 0 } else { 0xff };
+                Some((
+                    Data::from_slice(&[8, 10, 0, 0, 0, 0, 0, 0, 0, 0]),
+                    Data::from_slice(&[0xff, 0xff, 0, 0, 0, 0, ecr, ecr, ecr, ecr]),
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -1180,19 +1217,28 @@ impl Ctx<'_> {
                 flg_mask,
                 flg_cmp,
                 invflags,
+                option,
             } => {
                 if pk.l4 != L4::Tcp {
                     return None;
                 }
                 let (sp, dp) = (pk.sport()?, pk.dport()?);
-                st.set_assume(A_SYN);
-                st.set_assume(A_XTTCP);
-                let flags = 0x02u8;
-                Some(
-                    (inr(sp, *sport) ^ (invflags & 1 != 0))
-                        && (inr(dp, *dport) ^ (invflags & 2 != 0))
-                        && (((flags & flg_mask) == *flg_cmp) ^ (invflags & 4 != 0)),
-                )
+                let flags = pk.b[pk.transport() + 13];
+                if pk.asm[pk.transport() + 13] != 0 {
+                    st.set_assume(A_SYN);
+                }
+                // tcp_mt: ports, then flags, then the option (found in
+                // the options: true, unless inverted).
+                if !(inr(sp, *sport) ^ (invflags & 1 != 0))
+                    || !(inr(dp, *dport) ^ (invflags & 2 != 0))
+                    || !(((flags & flg_mask) == *flg_cmp) ^ (invflags & 4 != 0))
+                {
+                    return Some(false);
+                }
+                if *option == 0 {
+                    return Some(true);
+                }
+                Some(self.syn_option(st, *option).is_some() ^ (invflags & 8 != 0))
             }
             XtInfo::Udp {
                 sport,
@@ -1439,8 +1485,166 @@ impl Ctx<'_> {
                 st.set_assume(A_NOEXT);
                 Some(false)
             }
+            // length_mt / length_mt6: the IPv4 total length, or the IPv6
+            // payload length plus the 40-byte header.
+            XtInfo::Length { range, invert } => {
+                let nh = pk.nh;
+                let len = match (pk.l4, self.probe.payload_len) {
+                    (L4::Tcp, _) => {
+                        st.set_assume(A_SYNOPTS);
+                        nh + SYN_TCP_LEN
+                    }
+                    (L4::Udp, Some(l)) => nh + 8 + usize::from(l),
+                    (L4::Udp, None) => return None,
+                };
+                Some((usize::from(range[0]) <= len && len <= usize::from(range[1])) ^ invert)
+            }
+            // tcpmss_mt: the MSS option's value in range; without one, the
+            // inversion.
+            XtInfo::Tcpmss { range, invert } => {
+                if pk.l4 != L4::Tcp {
+                    return None;
+                }
+                let (opt, _) = self.syn_option(st, 2)?;
+                let mss = u16::from_be_bytes([opt[2], opt[3]]);
+                Some((range[0] <= mss && mss <= range[1]) ^ invert)
+            }
+            // ecn_mt4 / ecn_mt6: the IP ECN bits, then the TCP ECE and CWR
+            // flags.
+            XtInfo::Ecn {
+                operation,
+                invert,
+                ip_ect,
+            } => {
+                let n = pk.net();
+                let tos = if pk.v6 {
+                    (pk.b[n] << 4) | (pk.b[n + 1] >> 4)
+                } else {
+                    pk.b[n + 1]
+                };
+                let (tos_asm, flags_at) = (pk.asm[n + 1], pk.transport() + 13);
+                let flags = pk.b[flags_at];
+                if operation & 1 != 0 {
+                    if tos_asm != 0 {
+                        st.assume |= 1 << (tos_asm - 1);
+                    }
+                    if ((tos & 3) == *ip_ect) == (invert & 1 != 0) {
+                        return Some(false);
+                    }
+                }
+                if operation & 0x30 != 0 {
+                    if pk.l4 != L4::Tcp {
+                        return None;
+                    }
+                    if st.pkt.asm[flags_at] != 0 {
+                        st.set_assume(A_SYN);
+                    }
+                    for (op, bit) in [(0x10u8, 0x40u8), (0x20, 0x80)] {
+                        if operation & op != 0 && ((flags & bit != 0) == (invert & op != 0)) {
+                            return Some(false);
+                        }
+                    }
+                }
+                Some(true)
+            }
+            // devgroup_mt: the input (or output) device's group under the
+            // mask.
+            XtInfo::Devgroup { flags, src, dst } => {
+                let group = |st: &mut St, name: &str| match self.r.by_name(name) {
+                    Some(i) => self.r.interface(i).group,
+                    None => {
+                        st.set_assume(A_GROUP);
+                        0
+                    }
+                };
+                if flags & 1 != 0 {
+                    let g = group(st, &self.probe.iif.name);
+                    if ((src[0] ^ g) & src[1] != 0) ^ (flags & 4 != 0) {
+                        return Some(false);
+                    }
+                }
+                if flags & 2 != 0 {
+                    let dev = self.out_dev(st)?;
+                    let g = group(st, &dev);
+                    if ((dst[0] ^ g) & dst[1] != 0) ^ (flags & 8 != 0) {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+            // mac_mt: false on a non-Ethernet device; the peer's MAC address
+            // is not known.
+            XtInfo::Mac { .. } => {
+                if st.out.is_none() && self.probe.iif.iftype != ARPHRD_ETHER {
+                    return Some(false);
+                }
+                None
+            }
+            XtInfo::Rpfilter { flags } => self.xt_rpfilter(st, *flags),
+            // helper_mt: the helper of the connection's master; a new
+            // connection that no helper expected has none.
+            XtInfo::Helper { invert, .. } => {
+                st.set_assume(A_HELPER);
+                Some(*invert)
+            }
+            // statistic_mt: certain only at the extremes (a probability of
+            // 0 or 1, every packet).
+            XtInfo::Statistic {
+                mode,
+                invert,
+                probability,
+                every,
+            } => match mode {
+                0 if *probability == 0 => Some(*invert),
+                0 if *probability >= 0x8000_0000 => Some(!invert),
+                1 if *every == 0 => Some(!invert),
+                _ => None,
+            },
             _ => None,
         }
+    }
+
+    /// `rpfilter_mt` / `rpfilter_mt6`: the route back to the source must be
+    /// unicast (or local, with `--accept-local`) and, unless `--loose`,
+    /// leave through the input interface. `None` without routes.
+    fn xt_rpfilter(&self, st: &mut St, flags: u8) -> Option<bool> {
+        const LOOSE: u8 = 1;
+        const ACCEPT_LOCAL: u8 = 4;
+        const INVERT: u8 = 8;
+        if !self.r.known() || st.out.is_some() {
+            return None;
+        }
+        let invert = flags & INVERT != 0;
+        let iif = &self.probe.iif;
+        if iif.iftype == ARPHRD_LOOPBACK {
+            return Some(!invert);
+        }
+        let (saddr, daddr) = (st.pkt.saddr()?, st.pkt.daddr()?);
+        if let (IpAddr::V4(s), IpAddr::V4(d)) = (saddr, daddr) {
+            let o = d.octets();
+            if s.octets()[0] == 0 && (d.is_broadcast() || (o[0] == 224 && o[1] == 0 && o[2] == 0)) {
+                return Some(!invert);
+            }
+        }
+        // IPv6: a link-local source is looked up on the input interface.
+        let dev = (saddr.is_ipv6() && crate::host::model::is_link_local(saddr))
+            .then_some(iif.name.as_str());
+        let ok = match self.r.lookup(saddr, dev) {
+            // rpfilter_lookup_reverse6: a local route decides alone.
+            Lookup::Found(e) if saddr.is_ipv6() && e.kind == RouteKind::Local => {
+                flags & ACCEPT_LOCAL != 0
+            }
+            Lookup::Found(e) => {
+                let kind_ok = match e.kind {
+                    RouteKind::Unicast => true,
+                    RouteKind::Local => flags & ACCEPT_LOCAL != 0,
+                    _ => false,
+                };
+                kind_ok && (flags & LOOSE != 0 || e.dev_name.as_deref() == Some(iif.name.as_str()))
+            }
+            Lookup::None => false,
+        };
+        Some(ok ^ invert)
     }
 
     pub(super) fn xt_target(&self, st: &mut St, info: &XtInfo) -> Flow {
@@ -1473,6 +1677,21 @@ pub(super) fn bool_flow(b: bool) -> Flow {
 }
 
 pub(super) fn xt_name(info: &XtInfo) -> String {
+    match info {
+        XtInfo::Statistic { mode: 0, .. } => return "xt statistic --mode random".into(),
+        XtInfo::Statistic { mode: 1, .. } => {
+            return "xt statistic --mode nth (the count of earlier packets)".into()
+        }
+        XtInfo::String { pattern, .. } => {
+            return format!("xt string {pattern:?} (the packet's payload)")
+        }
+        XtInfo::Socket { .. } => {
+            return "xt socket (whether a matching socket exists when the packet arrives)".into()
+        }
+        XtInfo::Mac { .. } => return "xt mac (the peer's MAC address is not known)".into(),
+        XtInfo::Length { .. } => return "xt length (the UDP payload length is not given)".into(),
+        _ => {}
+    }
     let v = serde_json::to_value(info).ok();
     let kind = v
         .as_ref()

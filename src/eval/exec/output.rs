@@ -363,7 +363,7 @@ impl Ctx<'_> {
     /// `masquerade` (postrouting NAT): source NAT to the output device's
     /// first address of the family (`inet_select_addr`; for IPv6 source
     /// address selection is approximated the same way); no address: drop.
-    pub(super) fn masquerade(&self, st: &mut St, proto: Option<(u8, u8)>) -> Flow {
+    pub(super) fn masquerade(&self, st: &mut St, proto: Option<NatArg<u16>>) -> Flow {
         let Some(dev) = self.out_dev(st) else {
             return Flow::Unknown("masquerade outside postrouting".into());
         };
@@ -372,8 +372,8 @@ impl Ctx<'_> {
         };
         let poff = st.pkt.transport();
         let port = match proto {
-            Some((lo, hi)) => {
-                let (Some(x), Some(y)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((x, y)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the masquerade port is not known".into());
                 };
                 match st.pkt.port_at(poff) {
