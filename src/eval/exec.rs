@@ -10,6 +10,7 @@ use super::compile::{
     index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity,
     Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
 };
+use super::order::Path;
 use super::routes::{Lookup, RouteIndex};
 use super::{
     Answer, ChainVisit, DecidedBy, PolicyRef, Probe, RoutingCheck, RoutingStep, RuleRef,
@@ -130,8 +131,8 @@ const ASSUMPTIONS: &[&str] = &[
     "xt recent lists: the source is not in any list yet",
     "dynamic sets: the key is new (meters start fresh) and the set is not full",
     "no interfaces or routes given: every destination is assumed local",
-    "base chains sharing a hook priority: the kernel runs the last registered first; registration order assumed to be dump order",
-    "a prerouting chain at priority -200 is assumed to run after conntrack",
+    "base chains sharing a hook and a priority run in the order the kernel registered them, which a dump does not show: every order was followed and leads to the same verdict",
+    "a chain at priority -200 runs before or after conntrack depending on which was registered last: both orders were followed and lead to the same verdict",
     "NAT to a range: the first address/port of the range is assumed",
     "multicast/broadcast destinations assumed delivered locally",
     "tproxy: a matching transparent socket and policy routing deliver the packet locally",
@@ -486,6 +487,9 @@ struct St {
     alive: Option<(u32, u32, u32)>,
     /// On the output path: the output device and what re-routing compares.
     out: Option<Box<output::OutSt>>,
+    /// The order taken in each slot of the path met so far
+    /// (`super::order`).
+    orders: SmallVec<[u8; 4]>,
 }
 
 /// A finished branch.
@@ -799,7 +803,7 @@ struct Ctx<'a> {
     p: &'a Program,
     r: &'a RouteIndex,
     probe: &'a Probe,
-    path: &'a [Entry],
+    path: &'a Path,
     iifname: [u8; 16],
     /// Working memory (candidate rules, index source values).
     /// (`None` only once dropped: [`Drop`] hands it back to the thread.)
@@ -955,6 +959,7 @@ fn initial(probe: &Probe, r: &RouteIndex, trace: bool) -> St {
         pver: 0,
         alive: None,
         out: None,
+        orders: SmallVec::new(),
     }
 }
 
@@ -984,7 +989,7 @@ impl<'a> Ctx<'a> {
         p: &'a Program,
         r: &'a RouteIndex,
         probe: &'a Probe,
-        path: &'a [Entry],
+        path: &'a Path,
         trace: bool,
     ) -> Ctx<'a> {
         let mut scratch = SCRATCH
@@ -1076,16 +1081,13 @@ impl<'a> Ctx<'a> {
         // nft_do_chain starts with zeroed registers.
         st.d = [0; 64];
         st.k = [0xff; 64];
-        if matches!(b.hook, Hook::Prerouting | Hook::Output) && b.prio == -200 {
-            st.set_assume(A_CT200);
-        }
         self.enter(st, chain, Via::Hook);
     }
 
     /// The current base chain let the packet through.
     fn base_done(&self, st: &mut St) {
         if let Some((ei, pos)) = st.group {
-            let Entry::NatGroup { chains, hook, .. } = &self.path[ei] else {
+            let Some(Entry::NatGroup { chains, hook, .. }) = self.entry_at(st, ei) else {
                 unreachable!("group entry")
             };
             if st.mapped || pos + 1 >= chains.len() {
@@ -1152,25 +1154,23 @@ impl<'a> Ctx<'a> {
     fn run(&self, mut st: St, budget: &mut u32) -> Out {
         loop {
             if st.chain == NONE {
-                let Some(e) = self.path.get(st.entry) else {
+                if let Some(&k) = self.path.slot_of.get(st.entry) {
+                    if usize::from(k) == st.orders.len() {
+                        return self.fork_order(st, usize::from(k), budget);
+                    }
+                }
+                let Some(e) = self.entry_at(&st, st.entry) else {
                     let dec = st.last_accept;
                     return self.finish(&mut st, Verdict::Accept, dec, None);
                 };
                 let ei = st.entry;
                 st.entry += 1;
                 match e {
-                    Entry::Chain {
-                        chain,
-                        devices,
-                        tie,
-                    } => {
+                    Entry::Chain { chain, devices } => {
                         if let Some(devs) = devices {
                             if !devs.contains(&self.probe.iif.name) {
                                 continue;
                             }
-                        }
-                        if *tie {
-                            st.set_assume(A_TIE);
                         }
                         self.enter_base(&mut st, *chain);
                     }
@@ -1183,14 +1183,11 @@ impl<'a> Ctx<'a> {
                             };
                         }
                     }
-                    Entry::NatGroup { chains, tie, .. } => {
+                    Entry::NatGroup { chains, .. } => {
                         // Untracked packets and packets whose NAT binding
                         // exists (loopback) skip the nat chains.
                         if st.ct != Ct::New || st.local_origin {
                             continue;
-                        }
-                        if *tie {
-                            st.set_assume(A_TIE);
                         }
                         st.group = Some((ei, 0));
                         st.mapped = false;
@@ -1615,6 +1612,113 @@ impl<'a> Ctx<'a> {
             );
         }
         None
+    }
+
+    /// The entry at `i` of the path, in the order `st` takes.
+    fn entry_at(&self, st: &St, i: usize) -> Option<&'a Entry> {
+        let path: &'a Path = self.path;
+        match path.slot_of.get(i) {
+            None => None,
+            Some(&k) if k == u8::MAX => path.entries.get(i),
+            Some(&k) => {
+                let slot = &path.slots[usize::from(k)];
+                let o = st.orders.get(usize::from(k)).map_or(0, |o| usize::from(*o));
+                slot.orders[o].get(i - slot.start)
+            }
+        }
+    }
+
+    /// Names the members of one order of a slot, in that order.
+    fn order_text(&self, entries: &[Entry]) -> String {
+        let name = |c: u32| {
+            let ch = &self.p.chains[c as usize];
+            let t = &self.p.tables[ch.table as usize];
+            format!("table {} {} chain {}", t.family, t.name, ch.name)
+        };
+        let mut v: Vec<String> = Vec::new();
+        for e in entries {
+            match e {
+                Entry::Chain { chain, .. } => v.push(name(*chain)),
+                Entry::Conntrack => v.push("conntrack".into()),
+                Entry::NatGroup { chains, .. } => v.push(
+                    chains
+                        .iter()
+                        .map(|c| name(*c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                _ => {}
+            }
+        }
+        v.join(", then ")
+    }
+
+    /// The probe reaches slot `k`: members whose order the kernel decides
+    /// by registration. Every order is followed; the verdict is certain
+    /// only when they all agree.
+    fn fork_order(&self, mut st: St, k: usize, budget: &mut u32) -> Out {
+        let slot = &self.path.slots[k];
+        let members = self.order_text(&slot.orders[0]);
+        let has_ct = slot.orders[0].iter().any(|e| matches!(e, Entry::Conntrack));
+        if slot.too_many {
+            let reason = format!(
+                "more than 4 base chains share hook {} priority {} ({members}); the kernel runs them in registration order, which a dump does not show, and not every order was followed",
+                slot.hook, slot.prio
+            );
+            return self.finish(&mut st, Verdict::Unknown, None, Some(reason));
+        }
+        let mut outs: Vec<Out> = Vec::with_capacity(slot.orders.len());
+        for o in 0..slot.orders.len() {
+            if *budget == 0 {
+                let reason = format!(
+                    "too many undecidable constructs (more than {MAX_BRANCHES} branches); the last one: the order of {members}"
+                );
+                return self.finish(&mut st, Verdict::Unknown, None, Some(reason));
+            }
+            *budget -= 1;
+            let mut s = st.clone();
+            s.orders.push(o as u8);
+            outs.push(self.run(s, budget));
+        }
+        let same = outs.windows(2).all(|w| w[0].same(&w[1]));
+        let all_assume = outs.iter().fold(0, |a, o| a | o.assume);
+        let alternatives = outs
+            .iter()
+            .zip(&slot.orders)
+            .map(|(o, order)| {
+                let v = match (&o.reason, o.verdict) {
+                    (Some(r), Verdict::Unknown) => format!("unknown [{r}]"),
+                    _ => final_verdict(o).to_string(),
+                };
+                format!("{} first → {v}", self.order_text(order))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut first = outs.remove(0);
+        first.assume = all_assume;
+        for o in &outs {
+            for n in &o.notes {
+                if !first.notes.contains(n) {
+                    first.notes.push(n.clone());
+                }
+            }
+        }
+        if same {
+            if first.verdict != Verdict::Unknown {
+                first.assume |= 1 << if has_ct { A_CT200 } else { A_TIE };
+            }
+            return first;
+        }
+        first.verdict = Verdict::Unknown;
+        first.dec = None;
+        first.reject = None;
+        first.reason = Some(format!(
+            "depends on the order of {members} at hook {} priority {}: the kernel runs {} in registration order (the last registered first), which a dump does not show ({alternatives})",
+            slot.hook,
+            slot.prio,
+            if has_ct { "conntrack and the chains of its priority" } else { "base chains of one hook and priority" },
+        ));
+        first
     }
 
     fn fork(

@@ -43,11 +43,14 @@
 //!    together at 100.
 //!
 //! Base chains of dormant tables are skipped. When two base chains of a hook
-//! share a priority, the kernel runs the one registered *last* first
-//! (`nf_hook_entries_grow` inserts before equal priorities); the snapshot
-//! does not say when each chain was registered, so creation order is taken to
-//! be dump order (tables, then chains, in the order the kernel lists them),
-//! and the answer says so in its assumptions when the probe met such a tie.
+//! share a priority (`ip`, `ip6` and `inet` chains share one hook list), the
+//! kernel runs the one registered *last* first (`nf_hook_entries_grow`
+//! inserts before equal priorities), and so are conntrack's hooks (at -200,
+//! registered when the first rule or table needs conntrack) against chains
+//! at -200. A dump does not say when each was registered: the probe follows
+//! every order of such a group (see `order`); when all orders end in the
+//! same verdict it is certain (an assumption says so), otherwise the answer
+//! is `unknown` naming the chains (or conntrack) and each order's outcome.
 //!
 //! In a base chain `accept` ends that chain only: the packet goes on to the
 //! next base chain. `drop` and `reject` are final. Reaching the end of a base
@@ -135,6 +138,7 @@ mod compile;
 mod exec;
 pub mod exposure;
 mod ifclass;
+mod order;
 pub mod output;
 mod routes;
 #[cfg(test)]

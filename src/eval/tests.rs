@@ -1647,3 +1647,130 @@ fn blackhole_203() -> Route {
         kind: RouteKind::Blackhole,
     }
 }
+
+/// Two tables with one base chain each: `a` (ip) and `b` (inet), on
+/// `hook` at priorities `pa` and `pb`, with the given rules.
+fn two_chains(
+    hook: &str,
+    pa: i32,
+    a: serde_json::Value,
+    pb: i32,
+    b: serde_json::Value,
+) -> Snapshot {
+    serde_json::from_value(serde_json::json!({"generation": 1, "tables": [
+        {"family": "ip", "name": "a", "handle": 1, "sets": [], "chains": [
+            {"name": "c", "handle": 1, "type": "filter", "hook": hook,
+             "priority": pa, "policy": "accept", "rules": [
+                {"handle": 2, "position": 0, "exprs": a}]}]},
+        {"family": "inet", "name": "b", "handle": 2, "sets": [], "chains": [
+            {"name": "c", "handle": 1, "type": "filter", "hook": hook,
+             "priority": pb, "policy": "accept", "rules": [
+                {"handle": 2, "position": 0, "exprs": b}]}]}
+    ]}))
+    .unwrap()
+}
+
+#[test]
+fn equal_priorities_are_unknown_only_when_the_order_changes_the_outcome() {
+    use serde_json::json;
+    let set_mark = json!([
+        {"type": "immediate", "dreg": 1, "data": "0x01000000"},
+        {"type": "meta_set", "key": "mark", "sreg": 1}]);
+    let drop_unmarked = json!([
+        {"type": "meta", "key": "mark", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "neq", "data": "0x01000000"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let accept = json!([{"type": "immediate", "dreg": 0, "verdict": "accept"}]);
+    let drop = json!([{"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    // The mark one chain sets decides the other's drop: which runs first
+    // is registration order.
+    let s = two_chains("input", 0, set_mark.clone(), 0, drop_unmarked.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.unwrap();
+    assert!(
+        why.contains("table ip a chain c") && why.contains("table inet b chain c"),
+        "{why}"
+    );
+    assert!(why.contains("→ accept") && why.contains("→ drop"), "{why}");
+    // With distinct priorities the order is known.
+    for (pa, pb, v) in [(-1, 0, Verdict::Accept), (1, 0, Verdict::Drop)] {
+        let s = two_chains("input", pa, set_mark.clone(), pb, drop_unmarked.clone());
+        let a = tcp(
+            &Evaluator::new(&s, topology()),
+            "10.99.0.2",
+            "10.99.0.1",
+            22,
+        );
+        assert_eq!(a.verdict, v, "{pa} {pb}: {a:#?}");
+    }
+    // An accept ends one base chain only and a drop is final: the order
+    // cannot change these, the answer is certain.
+    let s = two_chains("input", 0, accept.clone(), 0, drop.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert!(a.assumptions.iter().any(|x| x.contains("every order")));
+    // IPv6 packets never meet the ip table: no tie for them.
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "fd00:99::2",
+        "fd00:99::1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop);
+    assert!(!a.assumptions.iter().any(|x| x.contains("every order")));
+}
+
+#[test]
+fn a_chain_at_minus_200_reading_conntrack_is_unknown() {
+    use serde_json::json;
+    // ct state invalid (before conntrack) or new (after) decides.
+    let drop_invalid = json!([
+        {"type": "ct", "key": "state", "dreg": 1},
+        {"type": "bitwise", "sreg": 1, "dreg": 1, "len": 4, "op": "bool", "mask": "0x01000000", "xor": "0x00000000"},
+        {"type": "cmp", "sreg": 1, "op": "neq", "data": "0x00000000"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let counter = json!([{"type": "counter", "packets": 0, "bytes": 0}]);
+    let s = two_chains("prerouting", -200, drop_invalid.clone(), 0, counter.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.unwrap();
+    assert!(
+        why.contains("conntrack") && why.contains("table ip a chain c"),
+        "{why}"
+    );
+    // At -201 it certainly runs before conntrack: dropped.
+    let s = two_chains("prerouting", -201, drop_invalid, 0, counter.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    // A chain at -200 that does not read conntrack: certain.
+    let s = two_chains("prerouting", -200, counter.clone(), 0, counter);
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    assert!(a.assumptions.iter().any(|x| x.contains("conntrack")));
+}
