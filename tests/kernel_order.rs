@@ -34,33 +34,56 @@ fn ready(test: &str) -> bool {
 /// [`PORT`] (with `extra` query fields) and sends it: (explain's answer,
 /// whether the kernel let it reach the last input chain).
 fn trial(tag: &str, parts: &[&str], extra: &[(&str, Value)]) -> (Value, bool) {
+    trial_ports(tag, parts, &[PORT], extra).remove(0)
+}
+
+/// [`trial`] for one SYN to each of `ports`.
+fn trial_ports(
+    tag: &str,
+    parts: &[&str],
+    ports: &[u16],
+    extra: &[(&str, Value)],
+) -> Vec<(Value, bool)> {
     let topo = Topology::new(tag);
     for p in parts {
         topo.host.nft_text(p);
     }
-    let mut q = json!({"proto": "tcp", "port": PORT, "from": PRIVATE.peer4,
-        "iif": PRIVATE.host_if, "sport": 40000});
-    for (k, v) in extra {
-        q[*k] = v.clone();
+    let queries: Vec<Value> = ports
+        .iter()
+        .map(|port| {
+            let mut q = json!({"proto": "tcp", "port": port, "from": PRIVATE.peer4,
+                "iif": PRIVATE.host_if, "sport": 40000});
+            for (k, v) in extra {
+                q[*k] = v.clone();
+            }
+            q
+        })
+        .collect();
+    let answers = topo.host.explain_batch(&queries);
+    for a in &answers {
+        assert!(a.get("error").is_none(), "{a}");
     }
-    let answer = topo.host.explain_batch(&[q]).remove(0);
-    assert!(answer.get("error").is_none(), "{answer}");
     packets::add_recorder(&topo.host);
-    packets::send(
-        &topo.peer,
-        &[Packet {
+    let sent: Vec<Packet> = ports
+        .iter()
+        .map(|&port| Packet {
             proto: "tcp".into(),
             from: PRIVATE.peer4.parse().unwrap(),
             to: PRIVATE.host4.parse().unwrap(),
             sport: 40000,
-            port: PORT,
-        }],
-        0.0,
-    );
-    let seen = packets::seen(&topo.host)
-        .iter()
-        .any(|s| s.dport == PORT && s.sport == 40000);
-    (answer, seen)
+            port,
+        })
+        .collect();
+    packets::send(&topo.peer, &sent, 0.0);
+    let seen = packets::seen(&topo.host);
+    answers
+        .into_iter()
+        .zip(ports)
+        .map(|(a, &port)| {
+            let reached = seen.iter().any(|s| s.dport == port && s.sport == 40000);
+            (a, reached)
+        })
+        .collect()
 }
 
 fn verdict(a: &Value) -> &str {
@@ -155,5 +178,60 @@ fn a_prerouting_chain_at_minus_200_runs_before_or_after_conntrack_by_registratio
         let (ans, kernel) = trial("ct-201", &parts, &[]);
         assert!(!kernel);
         assert_eq!(verdict(&ans), "drop", "{ans}");
+    }
+}
+
+#[test]
+fn conntrack_zones_and_labels_set_earlier_are_followed() {
+    if !ready("conntrack_zones_and_labels_set_earlier_are_followed") {
+        return;
+    }
+    // Each port's expectation is the kernel's (checked below): 6162 zone 1
+    // and label 5; 6163 zone 2 in the original direction only; 6164 zone 3
+    // in the reply direction only (the original direction reads zone 0);
+    // 6165 zone 1 without the label; 6166 the label in zone 0; 6167 none;
+    // 6168: a zone template makes `ct state` new before conntrack; 6169:
+    // a zone set after `notrack` tracks the packet again, in that zone.
+    let rules = "table ip pw_z {
+ chain raw { type filter hook prerouting priority -300; policy accept;
+  tcp dport { 6162, 6165 } ct zone set 1
+  tcp dport 6163 ct original zone set 2
+  tcp dport 6164 ct reply zone set 3
+  tcp dport 6168 ct zone set 1
+  tcp dport 6169 notrack
+ }
+ chain raw2 { type filter hook prerouting priority -250; policy accept;
+  tcp dport 6168 ct state invalid drop
+  tcp dport 6169 ct zone set 4
+ }
+ chain mangle { type filter hook prerouting priority -150; policy accept;
+  tcp dport { 6162, 6166 } ct label set 5
+ }
+ chain f { type filter hook input priority 0; policy accept;
+  tcp dport 6162 ct zone 1 ct label 5 accept
+  tcp dport 6162 drop
+  tcp dport 6163 ct original zone 2 ct reply zone 0 ct zone 2 accept
+  tcp dport 6163 drop
+  tcp dport 6164 ct zone 3 ct original zone 0 ct reply zone 3 accept
+  tcp dport 6164 drop
+  tcp dport 6165 ct label 5 accept
+  tcp dport 6165 ct zone 1 drop
+  tcp dport 6166 ct zone 0 ct label 5 drop
+  tcp dport 6167 ct zone != 0 drop
+  tcp dport 6167 ct label 5 drop
+  tcp dport 6169 ct state untracked drop
+  tcp dport 6169 ct zone 4 accept
+  tcp dport 6169 drop
+ }
+}";
+    let ports = [6162, 6163, 6164, 6165, 6166, 6167, 6168, 6169];
+    let want = [true, true, true, false, false, true, true, true];
+    let results = trial_ports("ctzone", &[rules], &ports, &[]);
+    for ((port, (ans, kernel)), want) in ports.iter().zip(&results).zip(want) {
+        assert_eq!(*kernel, want, "kernel, port {port}");
+        let v = if want { "accept" } else { "drop" };
+        assert_eq!(verdict(ans), v, "explain, port {port}: {ans}");
+        let text = ans.to_string();
+        assert!(!text.contains("assumed 0"), "{text}");
     }
 }

@@ -134,6 +134,7 @@ pub(super) enum Op {
     },
     CtSet {
         key: CtKey,
+        dir: Option<u8>,
         sreg: u8,
     },
     Lookup {
@@ -546,7 +547,17 @@ pub(super) fn reg_use(op: &Op, sets: &[SetInfo]) -> (u64, u64) {
             sreg, dreg, len, ..
         } => (span(*sreg, *len as usize), span(*dreg, *len as usize)),
         Op::Meta { key, dreg } => (0, span(*dreg, meta_store_width(*key))),
+        Op::CtSet {
+            key: CtKey::Labels,
+            sreg,
+            ..
+        } => (span(*sreg, 16), 0),
         Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => (span(*sreg, 4), 0),
+        Op::Ct {
+            key: CtKey::Labels,
+            dreg,
+            ..
+        } => (0, span(*dreg, 16)),
         Op::Ct { dreg, .. } => (0, span(*dreg, 4)),
         Op::Lookup { set, sreg, dst, .. } => (
             span(*sreg, sets[*set as usize].klen),
@@ -1236,10 +1247,16 @@ impl Ctx<'_> {
                 },
                 None => bad_reg(),
             },
-            Expr::CtSet { key, sreg } => match reg(*sreg, 4) {
-                Some(s) => Op::CtSet { key: *key, sreg: s },
-                None => bad_reg(),
-            },
+            Expr::CtSet { key, dir, sreg } => {
+                match reg(*sreg, if *key == CtKey::Labels { 16 } else { 4 }) {
+                    Some(s) => Op::CtSet {
+                        key: *key,
+                        dir: *dir,
+                        sreg: s,
+                    },
+                    None => bad_reg(),
+                }
+            }
             Expr::Lookup {
                 set,
                 sreg,

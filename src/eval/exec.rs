@@ -139,7 +139,7 @@ const ASSUMPTIONS: &[&str] = &[
     "no conntrack helper is assigned to the connection",
     "no IPsec (meta secpath is 0)",
     "interface group of an interface not in the routes assumed 0",
-    "conntrack zone assumed 0",
+    "a probe on a loopback interface: the conntrack zone and labels the output path gave the connection are assumed to be 0 (that path is not evaluated)",
     "IPv6 addrtype for xt addrtype approximated from the routes",
     "xt tcp: a --tcp-option test is not decoded and assumed absent",
     "reject with tcp reset on a UDP packet sends nothing: a silent drop",
@@ -370,6 +370,9 @@ enum Ct {
     None,
     /// `notrack` before conntrack.
     Untracked,
+    /// A conntrack template before conntrack (`ct zone set`): `ct state`
+    /// reads `new`, the zone is the template's.
+    Template,
     /// A new connection.
     New,
     /// A packet of an established connection ([`Probe::established`]).
@@ -462,6 +465,17 @@ struct St {
     ct_mark: u32,
     ct_mark_k: u32,
     ct_status: u32,
+    /// The conntrack zone (`ct zone set` before conntrack) with its known
+    /// bits and the directions it applies to (1 original, 2 reply).
+    zone: u16,
+    zone_k: u16,
+    zone_dir: u8,
+    /// The conntrack labels (`ct label set`) with their known bits.
+    labels: [u8; 16],
+    labels_k: [u8; 16],
+    /// The zone and labels are taken as 0 for a connection made on an
+    /// output path that was not evaluated (a loopback probe).
+    ct_assumed: bool,
     mark: u32,
     mark_k: u32,
     skb_prio: u32,
@@ -624,6 +638,8 @@ impl St {
         self.mark = 0;
         self.ct_mark_k = 0;
         self.ct_mark = 0;
+        self.zone_k = 0;
+        self.labels_k = [0; 16];
         self.ct_taint = true;
     }
 
@@ -880,6 +896,7 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
             Ct::New
         };
         st.ct_status = IPS_CONFIRMED;
+        st.ct_assumed = true;
         st.set_assume(A_LOOPBACK);
     }
     let mut budget = MAX_BRANCHES;
@@ -937,6 +954,12 @@ fn initial(probe: &Probe, r: &RouteIndex, trace: bool) -> St {
         ct_mark: 0,
         ct_mark_k: !0,
         ct_status: 0,
+        zone: 0,
+        zone_k: !0,
+        zone_dir: 3,
+        labels: [0; 16],
+        labels_k: [0xff; 16],
+        ct_assumed: false,
         mark: 0,
         mark_k: !0,
         skb_prio: 0,
@@ -1175,7 +1198,7 @@ impl<'a> Ctx<'a> {
                         self.enter_base(&mut st, *chain);
                     }
                     Entry::Conntrack => {
-                        if st.ct == Ct::None {
+                        if matches!(st.ct, Ct::None | Ct::Template) {
                             st.ct = if self.probe.established {
                                 Ct::Established
                             } else {

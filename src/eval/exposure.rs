@@ -1366,7 +1366,9 @@ impl Collector<'_> {
                         CtKey::ProtoSrc if reply => (Some(Field::Dport), 2),
                         _ => (None, 0),
                     };
-                    let w = if matches!(f, Some(Field::Saddr | Field::Daddr)) {
+                    let w = if matches!(f, Some(Field::Saddr | Field::Daddr))
+                        || *key == CtKey::Labels
+                    {
                         16
                     } else {
                         4
@@ -1499,7 +1501,13 @@ impl Collector<'_> {
                     self.lookup(*set, &bytes, &rel);
                 }
                 Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => {
-                    if let Some(f) = tainted(&slice(regs, *sreg, 4)) {
+                    let n = match op {
+                        Op::CtSet {
+                            key: CtKey::Labels, ..
+                        } => 16,
+                        _ => 4,
+                    };
+                    if let Some(f) = tainted(&slice(regs, *sreg, n)) {
                         self.out
                             .opaque(format!("a mark or conntrack value is computed from {f:?}"));
                     }

@@ -114,8 +114,12 @@
 //!   martian checks. `fib` answers from [`Routes`] only.
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
 //!   TCP options other than MSS (unknown bits), UDP payload contents.
-//! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`
-//!   have no modelled effect), expectations (`related`), accounting.
+//! - Conntrack helpers (`ct helper set` has no modelled effect),
+//!   expectations (`related`), accounting. (Zones and labels are followed
+//!   like marks: `ct zone set` before conntrack attaches a template, in
+//!   which `ct state` is already `new`, even after `notrack`; conntrack
+//!   then uses its zone, per direction; `ct label set` on the new entry adds
+//!   its bits. Other conntrack keys read from a template fork.)
 //! - Expressions that change the packet other than NAT and `payload set`
 //!   (e.g. `tcp option ... set`) do not change what later loads see.
 //! - Per-element state of dynamic sets (a meter's existing entry is treated
