@@ -1036,6 +1036,24 @@ pub(super) struct Program {
     pub legacy: Vec<crate::snapshot::legacy::LegacyPoint>,
     /// Why legacy tables could not be listed (answers assume none).
     pub legacy_unlisted: Vec<crate::snapshot::legacy::LegacyUnlisted>,
+    /// The moment time matches are evaluated at (`None`: the time is
+    /// unknown, they fork).
+    pub now: Option<super::Clock>,
+}
+
+impl Program {
+    /// Whether a rule reads the time (`meta hour`/`day`/`time`, xt `time`).
+    pub fn reads_time(&self) -> bool {
+        self.chains.iter().flat_map(|c| c.rules.iter()).any(|r| {
+            r.ops.iter().any(|op| match op {
+                Op::Meta { key, .. } => {
+                    matches!(key, MetaKey::TimeNs | MetaKey::TimeDay | MetaKey::TimeHour)
+                }
+                Op::Xt { info, .. } => matches!(**info, XtInfo::Time { .. }),
+                _ => false,
+            })
+        })
+    }
 }
 
 /// A number no other [`Program`] has, not even a clone (a clone may be
@@ -1556,7 +1574,8 @@ impl Ctx<'_> {
                 | XtInfo::Mark { .. }
                 | XtInfo::Addrtype { .. }
                 | XtInfo::Hl { .. }
-                | XtInfo::Ipv6Rt { .. } => Op::Xt {
+                | XtInfo::Ipv6Rt { .. }
+                | XtInfo::Time { .. } => Op::Xt {
                     target: false,
                     info: info.clone(),
                 },

@@ -504,6 +504,8 @@ struct St {
     /// The order taken in each slot of the path met so far
     /// (`super::order`).
     orders: SmallVec<[u8; 4]>,
+    /// A time match read the clock.
+    timed: bool,
 }
 
 /// A finished branch.
@@ -526,6 +528,8 @@ struct Out {
     stop: Option<(Hook, i32)>,
     /// A drop by the routing decision: the check.
     routing: Option<RoutingStep>,
+    /// A time match read the clock on the way.
+    timed: bool,
 }
 
 impl Out {
@@ -828,26 +832,32 @@ struct Ctx<'a> {
     version: Cell<u32>,
     /// Whether to record the chains visited.
     trace: bool,
+    /// The moment time matches are decided at (`None`: unknown).
+    now: Option<super::Clock>,
 }
 
 pub(super) fn explain(p: &Program, r: &RouteIndex, probe: &Probe) -> Answer {
-    let out = run_probe(p, r, probe, true);
+    let out = run_probe(p, r, probe, true, p.now);
     to_answer(p, out)
 }
 
 pub(super) fn verdict(p: &Program, r: &RouteIndex, probe: &Probe) -> Verdict {
-    final_verdict(&run_probe(p, r, probe, false))
+    final_verdict(&run_probe(p, r, probe, false, p.now))
 }
 
-/// The verdict, what decided it and, for `unknown`, why: what the exposure
-/// map needs, without the names and trace of an [`Answer`].
+/// The verdict, what decided it, for `unknown` why, and whether the
+/// verdict depends on the time (it read the clock, and with the time
+/// unknown it would be another): what the exposure map needs, without the
+/// names and trace of an [`Answer`].
 pub(super) fn brief(
     p: &Program,
     r: &RouteIndex,
     probe: &Probe,
-) -> (Verdict, Option<Dec>, Option<String>) {
-    let o = run_probe(p, r, probe, false);
-    (final_verdict(&o), o.dec, o.reason)
+) -> (Verdict, Option<Dec>, Option<String>, bool) {
+    let o = run_probe(p, r, probe, false, p.now);
+    let v = final_verdict(&o);
+    let timed = o.timed && final_verdict(&run_probe(p, r, probe, false, None)) != v;
+    (v, o.dec, o.reason, timed)
 }
 
 /// The rule at `rule` of `chain`, by name.
@@ -880,12 +890,19 @@ pub(super) fn decided_by(p: &Program, d: Dec) -> DecidedBy {
 }
 
 /// Runs a probe; `trace`: record the chains visited (only answers show
-/// them).
-fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
+/// them); `now`: the moment time matches are decided at.
+fn run_probe(
+    p: &Program,
+    r: &RouteIndex,
+    probe: &Probe,
+    trace: bool,
+    now: Option<super::Clock>,
+) -> Out {
     if let Err(e) = probe.validate() {
         return invalid(probe, format!("invalid probe: {e}"));
     }
-    let ctx = Ctx::new(p, r, probe, &p.paths[usize::from(probe.is_v6())], trace);
+    let mut ctx = Ctx::new(p, r, probe, &p.paths[usize::from(probe.is_v6())], trace);
+    ctx.now = now;
     let mut st = initial(probe, r, trace);
     if probe.iif.iftype == ARPHRD_LOOPBACK {
         // nf_conntrack_in: "Previously seen (loopback or untracked)? Ignore."
@@ -926,6 +943,7 @@ fn invalid(probe: &Probe, reason: String) -> Out {
         oif: None,
         stop: None,
         routing: None,
+        timed: false,
     }
 }
 
@@ -983,6 +1001,7 @@ fn initial(probe: &Probe, r: &RouteIndex, trace: bool) -> St {
         alive: None,
         out: None,
         orders: SmallVec::new(),
+        timed: false,
     }
 }
 
@@ -1030,6 +1049,7 @@ impl<'a> Ctx<'a> {
             scratch: RefCell::new(Some(scratch)),
             version: Cell::new(0),
             trace,
+            now: p.now,
         }
     }
 
@@ -1065,6 +1085,7 @@ impl<'a> Ctx<'a> {
             oif: self.out_dev(st),
             stop: matches!(verdict, Verdict::Drop | Verdict::Reject).then_some((st.hook, st.prio)),
             routing: None,
+            timed: st.timed,
         }
     }
 
@@ -1717,8 +1738,10 @@ impl<'a> Ctx<'a> {
             })
             .collect::<Vec<_>>()
             .join("; ");
+        let any_timed = outs.iter().any(|o| o.timed);
         let mut first = outs.remove(0);
         first.assume = all_assume;
+        first.timed = any_timed;
         for o in &outs {
             for n in &o.notes {
                 if !first.notes.contains(n) {
@@ -1766,6 +1789,7 @@ impl<'a> Ctx<'a> {
             outs.push((c, self.run(s, budget)));
         }
         let all_assume = outs.iter().fold(0, |a, (_, o)| a | o.assume);
+        let any_timed = outs.iter().any(|(_, o)| o.timed);
         let same = outs.windows(2).all(|w| w[0].1.same(&w[1].1));
         let alternatives = outs
             .iter()
@@ -1777,6 +1801,7 @@ impl<'a> Ctx<'a> {
             .join(", ");
         let (_, mut first) = outs.remove(0);
         first.assume = all_assume;
+        first.timed = any_timed;
         for (_, o) in &outs {
             for n in &o.notes {
                 if !first.notes.contains(n) {
@@ -1905,6 +1930,13 @@ fn to_answer(p: &Program, mut o: Out) -> Answer {
         .map(|i| ASSUMPTIONS[i].to_string())
         .collect();
     assumptions.extend(o.notes);
+    if let (true, Some(c)) = (o.timed, p.now) {
+        assumptions.push(format!(
+            "time matches are evaluated at {} (the kernel's timezone, for meta day and xt time --kerneltz: {}); at another time the answer may differ",
+            c.rfc3339(),
+            c.zone_text()
+        ));
+    }
     Answer {
         verdict,
         decided_by,

@@ -138,6 +138,7 @@
 //! a skipped rule has a pure condition that is false, and nothing it would
 //! have written is ever read.
 
+pub mod clock;
 mod compile;
 mod exec;
 pub mod exposure;
@@ -150,6 +151,7 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
+pub use clock::Clock;
 pub use exposure::{Alike, Exposure, Opening};
 pub use output::OutProbe;
 
@@ -567,12 +569,27 @@ impl Evaluator {
         self.routes.checks
     }
 
-    /// An evaluator for another snapshot with the same routes and the same
-    /// routing checks.
+    /// An evaluator for another snapshot with the same routes, the same
+    /// routing checks and the same clock.
     pub fn like(&self, snapshot: &Snapshot) -> Evaluator {
         let mut e = Evaluator::new(snapshot, self.routes.given.clone());
         e.routes.checks = self.routes.checks;
+        e.prog.now = self.prog.now;
         e
+    }
+
+    /// The same evaluator answering for the moment `clock`: time matches
+    /// (`meta hour`, `meta day`, `meta time`, xt `time`) are decided at
+    /// that moment, and answers that read the time say so. Without a clock
+    /// (the default) the time is unknown and those matches fork.
+    pub fn at(mut self, clock: Clock) -> Evaluator {
+        self.prog.now = Some(clock);
+        self
+    }
+
+    /// The moment answers are for, if set ([`Evaluator::at`]).
+    pub fn clock(&self) -> Option<Clock> {
+        self.prog.now
     }
 
     /// The routes the evaluator answers `fib` from.
@@ -600,7 +617,7 @@ impl Evaluator {
     /// The verdict of [`Evaluator::explain`] and the rule or policy that
     /// decided it, without the trace (cheaper when only these are needed).
     pub fn decide(&self, probe: &Probe) -> (Verdict, Option<DecidedBy>) {
-        let (v, dec, _) = exec::brief(&self.prog, &self.routes, probe);
+        let (v, dec, _, _) = exec::brief(&self.prog, &self.routes, probe);
         (v, dec.map(|d| exec::decided_by(&self.prog, d)))
     }
 

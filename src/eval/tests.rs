@@ -1774,3 +1774,77 @@ fn a_chain_at_minus_200_reading_conntrack_is_unknown() {
     assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
     assert!(a.assumptions.iter().any(|x| x.contains("conntrack")));
 }
+
+#[test]
+fn time_matches_are_decided_at_the_evaluators_clock() {
+    use serde_json::json;
+    use std::time::{Duration, UNIX_EPOCH};
+    // Port 22 dropped on Sundays (meta day, kernel timezone); port 23
+    // dropped from 09:00 to 17:00 UTC (xt time).
+    let sunday = json!([
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x0016"},
+        {"type": "meta", "key": "day", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x00"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let office = json!([
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x0017"},
+        {"type": "match", "name": "time", "rev": 0, "info": {"kind": "time",
+            "date": [0, 2147483647], "daytime": [32400, 61200],
+            "monthdays": 4294967294u32, "weekdays": 254, "flags": 0}},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let s = two_chains("input", 0, sunday, 10, office);
+    // Sunday 2026-12-06 10:00 UTC; the same in UTC-11 is Saturday.
+    let at = |secs: u64, west: i32| {
+        Evaluator::new(&s, topology()).at(crate::eval::Clock::at(
+            UNIX_EPOCH + Duration::from_secs(secs),
+            west,
+        ))
+    };
+    let sun10 = 1_796_551_200;
+    let cases = [
+        (sun10, 0, 22, Verdict::Drop),
+        (sun10, 11 * 60, 22, Verdict::Accept),
+        (sun10, 0, 23, Verdict::Drop),
+        (sun10 + 8 * 3600, 0, 23, Verdict::Accept),
+        (sun10 + 8 * 3600, 0, 24, Verdict::Accept),
+    ];
+    for (t, west, port, want) in cases {
+        let a = tcp(&at(t, west), "10.99.0.2", "10.99.0.1", port);
+        assert_eq!(a.verdict, want, "{t} {west} {port}: {a:#?}");
+        if port != 24 {
+            assert!(
+                a.assumptions.iter().any(|x| x.contains("2026-12-06")),
+                "{a:#?}"
+            );
+        }
+    }
+    // Without a clock the time is unknown.
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        23,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    // The exposure map marks what the time decides, and only that.
+    let x = at(sun10 + 8 * 3600, 0).exposure();
+    let on = |port: u16| {
+        x.openings
+            .iter()
+            .filter(|o| o.family == crate::addrs::AddrFamily::V4 && o.proto == L4::Tcp)
+            .filter(|o| o.iif == "pw-priv" && o.ports.first() <= port && port <= o.ports.last())
+            .map(|o| o.time_dependent)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on(23), vec![true], "{x:#?}");
+    // Dropped on Sundays: not open now, whatever it is on other days.
+    assert_eq!(on(22), Vec::<bool>::new());
+    assert_eq!(on(24), vec![false]);
+    assert!(x.notes.iter().any(|n| n.contains("time matches")));
+}

@@ -523,8 +523,18 @@ impl Ctx<'_> {
                     None => st.runknown(dreg, 16, ORIGIN_IFKIND),
                 }
             }
-            MetaKey::TimeNs => st.runknown(dreg, 8, ORIGIN_TIME),
-            MetaKey::TimeDay | MetaKey::TimeHour => st.runknown(dreg, 4, ORIGIN_TIME),
+            MetaKey::TimeNs | MetaKey::TimeDay | MetaKey::TimeHour => match self.now {
+                None if key == MetaKey::TimeNs => st.runknown(dreg, 8, ORIGIN_TIME),
+                None => st.runknown(dreg, 4, ORIGIN_TIME),
+                Some(c) => {
+                    st.timed = true;
+                    match key {
+                        MetaKey::TimeNs => st.rstore(dreg, &c.nft_time().to_ne_bytes()),
+                        MetaKey::TimeDay => st.store8(dreg, c.nft_day()),
+                        _ => st.store32(dreg, c.nft_hour()),
+                    }
+                }
+            },
             MetaKey::Sdif => st.store32(dreg, 0),
             MetaKey::Sdifname => st.rstore(dreg, &[0u8; 16]),
             // No output device, no socket, no bridge on the input path.
@@ -1502,6 +1512,11 @@ impl Ctx<'_> {
                     3 => ttl > *value,
                     _ => return None,
                 })
+            }
+            XtInfo::Time { .. } => {
+                let c = self.now?;
+                st.timed = true;
+                c.xt_time(info)
             }
             XtInfo::Ipv6Rt { .. } => {
                 if !pk.v6 {
