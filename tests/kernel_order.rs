@@ -235,3 +235,236 @@ fn conntrack_zones_and_labels_set_earlier_are_followed() {
         assert!(!text.contains("assumed 0"), "{text}");
     }
 }
+
+/// The kernel's timezone, minutes west of UTC (what `meta day` and
+/// `--kerneltz` use).
+fn kernel_minutes_west() -> i32 {
+    #[repr(C)]
+    struct Tz {
+        west: libc::c_int,
+        dst: libc::c_int,
+    }
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut tz = Tz { west: 0, dst: 0 };
+    // SAFETY: both pointers are to live structs of the layout gettimeofday
+    // writes.
+    let rc = unsafe { libc::gettimeofday(&mut tv, (&mut tz as *mut Tz).cast()) };
+    assert_eq!(rc, 0);
+    let _ = tz.dst;
+    tz.west
+}
+
+fn hms(s: i64) -> String {
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of seconds since the epoch.
+fn datetime(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .trim_end_matches('Z')
+        .replace('T', " ")
+}
+
+#[test]
+fn time_rules_true_now_and_false_now_agree_with_the_kernel() {
+    if !ready("time_rules_true_now_and_false_now_agree_with_the_kernel") {
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let west = i64::from(kernel_minutes_west());
+    let day_s = now.rem_euclid(86_400);
+    // Windows of the day (UTC) that hold now and that do not, neither
+    // wrapping midnight.
+    let yes = (
+        day_s.saturating_sub(1800).max(0),
+        (day_s + 1800).min(86_399),
+    );
+    let no = if day_s < 43_200 {
+        (day_s + 3600, day_s + 7200)
+    } else {
+        (day_s - 7200, day_s - 3600)
+    };
+    let days = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    let kday = ((now - 60 * west).div_euclid(86_400) + 4).rem_euclid(7) as usize;
+    let rules = format!(
+        "table inet pw_t {{
+ chain c {{ type filter hook input priority 10; policy accept;
+  tcp dport 6162 meta hour \"{}\"-\"{}\" drop
+  tcp dport 6163 meta hour \"{}\"-\"{}\" drop
+  tcp dport 6164 meta day \"{}\" drop
+  tcp dport 6165 meta day \"{}\" drop
+  tcp dport 6166 meta time \"{}\"-\"{}\" drop
+  tcp dport 6167 meta time \"{}\"-\"{}\" drop
+ }}
+}}",
+        hms(yes.0),
+        hms(yes.1),
+        hms(no.0),
+        hms(no.1),
+        days[kday],
+        days[(kday + 3) % 7],
+        datetime(now - 3600),
+        datetime(now + 3600),
+        datetime(now - 7200),
+        datetime(now - 3600),
+    );
+    let topo = Topology::new("time");
+    // nft takes hours and dates as local time: UTC here.
+    let mut load = topo.host.cmd("nft");
+    load.env("TZ", "UTC").args(["-f", "-"]);
+    run_with_input(&mut load, &rules);
+    let mut ports = vec![6162, 6163, 6164, 6165, 6166, 6167, 6172];
+    let mut want = vec![false, true, false, true, false, true, true];
+    let xt = have_tool("iptables-nft");
+    if xt {
+        // iptables-nft keeps -m time as an xt match (UTC unless --kerneltz).
+        let ipt = |args: &str| {
+            let mut c = topo.host.cmd("iptables-nft");
+            c.args(args.split_whitespace());
+            common::run(&mut c);
+        };
+        let utc_iso = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+            [(now.div_euclid(86_400) + 4).rem_euclid(7) as usize];
+        let local_s = (now - 60 * west).rem_euclid(86_400);
+        let local_yes = (
+            local_s.saturating_sub(1800).max(0),
+            (local_s + 1800).min(86_399),
+        );
+        ipt(&format!(
+            "-A INPUT -p tcp --dport 6168 -m time --timestart {} --timestop {} -j DROP",
+            hms(yes.0),
+            hms(yes.1)
+        ));
+        ipt(&format!(
+            "-A INPUT -p tcp --dport 6169 -m time --timestart {} --timestop {} -j DROP",
+            hms(no.0),
+            hms(no.1)
+        ));
+        ipt(&format!(
+            "-A INPUT -p tcp --dport 6170 -m time --weekdays {utc_iso} -j DROP"
+        ));
+        ipt(&format!(
+            "-A INPUT -p tcp --dport 6171 -m time --kerneltz --timestart {} --timestop {} -j DROP",
+            hms(local_yes.0),
+            hms(local_yes.1)
+        ));
+        ports.extend([6168, 6169, 6170, 6171]);
+        want.extend([false, true, false, false]);
+        let dump = topo.host.dump_json().to_string();
+        assert!(
+            dump.contains(r#""name":"time""#),
+            "-m time is not an xt match: {dump}"
+        );
+    } else {
+        eprintln!("SKIPPED xt time part: needs iptables-nft");
+    }
+    let queries: Vec<Value> = ports
+        .iter()
+        .map(|p| json!({"proto": "tcp", "port": p, "from": PRIVATE.peer4, "iif": PRIVATE.host_if, "sport": 40000}))
+        .collect();
+    let answers = topo.host.explain_batch(&queries);
+    packets::add_recorder(&topo.host);
+    let sent: Vec<Packet> = ports
+        .iter()
+        .map(|&port| Packet {
+            proto: "tcp".into(),
+            from: PRIVATE.peer4.parse().unwrap(),
+            to: PRIVATE.host4.parse().unwrap(),
+            sport: 40000,
+            port,
+        })
+        .collect();
+    packets::send(&topo.peer, &sent, 0.0);
+    let seen = packets::seen(&topo.host);
+    for ((port, ans), want) in ports.iter().zip(&answers).zip(&want) {
+        let kernel = seen.iter().any(|s| s.dport == *port);
+        assert_eq!(kernel, *want, "kernel, port {port}");
+        let v = if *want { "accept" } else { "drop" };
+        assert_eq!(verdict(ans), v, "explain, port {port}: {ans}");
+        if *port != 6172 {
+            let text = ans.to_string();
+            assert!(text.contains("time matches are evaluated at"), "{text}");
+        }
+    }
+    // --at: the same ruleset at a moment inside the "no" window.
+    let at = now - day_s + (no.0 + no.1) / 2;
+    let at_text = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(at as u64),
+    )
+    .to_string();
+    let out = topo.host.portwarden(&[
+        "explain",
+        "tcp/6163",
+        "--from",
+        PRIVATE.peer4,
+        "--iif",
+        PRIVATE.host_if,
+        "--at",
+        &at_text,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict(&a), "drop", "at {at_text}: {a}");
+    // The exposure map marks what the time decides.
+    let out = topo.host.portwarden(&["exposure", "--json"]);
+    assert!(out.status.success());
+    let x: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let marked = |port: u64| {
+        x["openings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["iif"] == PRIVATE.host_if && o["proto"] == "tcp" && o["family"] == "ipv4")
+            .filter(|o| {
+                o["ports"][0].as_u64() <= Some(port) && Some(port) <= o["ports"][1].as_u64()
+            })
+            .map(|o| o["time_dependent"].as_bool().unwrap_or(false))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(marked(6163), vec![true], "{x}");
+    assert_eq!(marked(6172), vec![false], "{x}");
+    assert!(marked(6162).is_empty(), "{x}");
+}
+
+/// Runs `cmd` with `input` on its stdin; panics unless it succeeds.
+fn run_with_input(cmd: &mut std::process::Command, input: &str) {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{input}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
