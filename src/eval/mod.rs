@@ -72,7 +72,8 @@
 //!
 //! Every register byte carries a mask of the bits that are known. Fields the
 //! probe does not determine (IP id and checksum, TCP sequence number and
-//! window, packet length unless given, flow label, MAC addresses, time, CPU,
+//! window, packet length unless given, flow label, MAC addresses, the time
+//! unless the evaluator has a clock ([`Evaluator::at`], see [`clock`]), CPU,
 //! random numbers...) are unknown bits. A comparison, range or lookup whose
 //! result depends on unknown bits, an [`Expr::Unknown`] expression (every
 //! rule marked `incomplete` holds at least one), an undecoded `xt` match or
