@@ -1039,6 +1039,9 @@ pub(super) struct Program {
     /// The moment time matches are evaluated at (`None`: the time is
     /// unknown, they fork).
     pub now: Option<super::Clock>,
+    /// Per chain: nothing it does can change a verdict but its credit
+    /// ([`super::order::inert_chains`]).
+    pub inert: Vec<bool>,
 }
 
 impl Program {
@@ -1794,6 +1797,7 @@ impl Program {
             build_path(snap, &chain_ids, false),
             build_path(snap, &chain_ids, true),
         ];
+        prog.inert = super::order::inert_chains(&prog.chains);
         prog
     }
 }

@@ -1702,6 +1702,24 @@ impl<'a> Ctx<'a> {
     /// only when they all agree.
     fn fork_order(&self, mut st: St, k: usize, budget: &mut u32) -> Out {
         let slot = &self.path.slots[k];
+        // Members that can change nothing commute with everything: with at
+        // most one other member, every order ends the same.
+        let active = slot.orders[0]
+            .iter()
+            .filter(|e| match e {
+                Entry::Chain { chain, devices } => {
+                    !self.p.inert[*chain as usize]
+                        && devices
+                            .as_ref()
+                            .map_or(true, |d| d.contains(&self.probe.iif.name))
+                }
+                _ => true,
+            })
+            .count();
+        if active <= 1 {
+            st.orders.push(0);
+            return self.run(st, budget);
+        }
         let members = self.order_text(&slot.orders[0]);
         let has_ct = slot.orders[0].iter().any(|e| matches!(e, Entry::Conntrack));
         if slot.too_many {

@@ -12,8 +12,9 @@
 //! every order of a slot (a fork, see `exec`) and answers `unknown`, naming
 //! the members, only when the orders end differently.
 
-use super::compile::Entry;
-use crate::snapshot::Hook;
+use super::compile::{CVerdict, ChainInfo, Dst, Entry, Obj, Op};
+use crate::snapshot::xt::XtInfo;
+use crate::snapshot::{Hook, Policy};
 
 /// Most orders followed for one slot (4 members); a slot with more is
 /// answered `unknown` when a probe reaches it.
@@ -90,6 +91,82 @@ impl Item {
         v.extend(self.inner.iter().cloned());
         v
     }
+}
+
+/// Per chain: whether running it can change nothing but which rule gets
+/// the credit for an accept: no rule of it, or of a chain it jumps to, can
+/// drop, reject, queue or steal the packet, or write a mark, conntrack
+/// data, the packet, NAT, a set or xt `recent` state, and a base chain's
+/// policy is accept. The order of such a chain against the others of its
+/// priority cannot change a verdict, so no order is followed for it.
+/// Anything not understood counts as an effect.
+pub(super) fn inert_chains(chains: &[ChainInfo]) -> Vec<bool> {
+    // 0 not yet seen, 1 being decided (a jump loop: not inert), 2 inert, 3 not.
+    fn go(chains: &[ChainInfo], c: usize, state: &mut [u8]) -> bool {
+        match state[c] {
+            2 => return true,
+            1 | 3 => return false,
+            _ => {}
+        }
+        state[c] = 1;
+        let ch = &chains[c];
+        let mut ok = ch
+            .base
+            .as_ref()
+            .map_or(true, |b| b.policy == Policy::Accept);
+        'rules: for r in &ch.rules {
+            for op in r.ops.iter() {
+                let fine = match op {
+                    Op::Payload { .. }
+                    | Op::Cmp { .. }
+                    | Op::Range { .. }
+                    | Op::Bitwise { .. }
+                    | Op::Byteorder { .. }
+                    | Op::Meta { .. }
+                    | Op::Ct { .. }
+                    | Op::Imm { .. }
+                    | Op::Nop
+                    | Op::Limit { .. }
+                    | Op::Quota { .. }
+                    | Op::Connlimit { .. }
+                    | Op::Fib { .. }
+                    | Op::Exthdr { .. }
+                    | Op::Rt { .. }
+                    | Op::Socket { .. }
+                    | Op::Opaque { .. }
+                    | Op::Ip6ExtMatch { .. } => true,
+                    Op::Lookup { dst, .. } => !matches!(dst, Some(Dst::Verdict)),
+                    Op::Obj(o) => !matches!(o, Obj::Unknown(_)),
+                    Op::Xt { target, info } => {
+                        if *target {
+                            matches!(**info, XtInfo::Log { .. })
+                        } else {
+                            !matches!(**info, XtInfo::Recent { .. })
+                        }
+                    }
+                    Op::Verdict(v) => match v {
+                        CVerdict::Accept
+                        | CVerdict::Continue
+                        | CVerdict::Return
+                        | CVerdict::Break => true,
+                        CVerdict::Jump(t) | CVerdict::Goto(t) => go(chains, *t as usize, state),
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                if !fine {
+                    ok = false;
+                    break 'rules;
+                }
+            }
+        }
+        state[c] = if ok { 2 } else { 3 };
+        ok
+    }
+    let mut state = vec![0u8; chains.len()];
+    (0..chains.len())
+        .map(|c| go(chains, c, &mut state))
+        .collect()
 }
 
 /// Every permutation of `0..n`, the identity first (`None` above 4).
@@ -299,6 +376,40 @@ mod tests {
         let p = build(items, |_, _| true);
         let orders: Vec<_> = p.slots[0].orders.iter().map(|o| ids(o)).collect();
         assert_eq!(orders, vec![vec![-1, 3], vec![3, -1]]);
+    }
+
+    #[test]
+    fn only_chains_that_can_change_nothing_are_inert() {
+        use super::super::compile::{BaseInfo, RuleInfo};
+        let chain = |ops: Vec<Op>, base: Option<Policy>| ChainInfo {
+            table: 0,
+            name: "c".into(),
+            rules: vec![RuleInfo {
+                handle: 1,
+                ops: ops.into(),
+                guard: Box::new([]),
+            }],
+            base: base.map(|policy| BaseInfo {
+                hook: Hook::Input,
+                prio: 0,
+                policy,
+            }),
+            index: Box::new([]),
+        };
+        let chains = vec![
+            chain(vec![Op::Verdict(CVerdict::Accept)], Some(Policy::Accept)),
+            chain(vec![Op::Verdict(CVerdict::Accept)], Some(Policy::Drop)),
+            chain(vec![Op::Verdict(CVerdict::Jump(3))], Some(Policy::Accept)),
+            chain(vec![Op::Verdict(CVerdict::Drop)], None),
+            chain(vec![Op::Verdict(CVerdict::Jump(5))], Some(Policy::Accept)),
+            chain(vec![Op::Nop, Op::Verdict(CVerdict::Return)], None),
+            chain(vec![Op::Notrack], Some(Policy::Accept)),
+            chain(vec![Op::Verdict(CVerdict::Goto(7))], None),
+        ];
+        assert_eq!(
+            inert_chains(&chains),
+            vec![true, false, false, false, true, true, false, false]
+        );
     }
 
     #[test]

@@ -1709,9 +1709,20 @@ fn equal_priorities_are_unknown_only_when_the_order_changes_the_outcome() {
         );
         assert_eq!(a.verdict, v, "{pa} {pb}: {a:#?}");
     }
-    // An accept ends one base chain only and a drop is final: the order
-    // cannot change these, the answer is certain.
+    // An accept ends one base chain only: a chain that can only accept
+    // changes nothing, its order is not even followed.
     let s = two_chains("input", 0, accept.clone(), 0, drop.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert!(!a.assumptions.iter().any(|x| x.contains("every order")));
+    // A drop is final: whatever the other chain did first, the packet is
+    // dropped; both orders are followed and agree.
+    let s = two_chains("input", 0, set_mark.clone(), 0, drop.clone());
     let a = tcp(
         &Evaluator::new(&s, topology()),
         "10.99.0.2",
@@ -1763,8 +1774,22 @@ fn a_chain_at_minus_200_reading_conntrack_is_unknown() {
         22,
     );
     assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
-    // A chain at -200 that does not read conntrack: certain.
+    // A chain at -200 that can change nothing: certain, no order followed.
     let s = two_chains("prerouting", -200, counter.clone(), 0, counter);
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    // One that marks, and whose mark no later rule reads: both orders
+    // followed, they agree.
+    let set_mark = json!([
+        {"type": "immediate", "dreg": 1, "data": "0x01000000"},
+        {"type": "meta_set", "key": "mark", "sreg": 1}]);
+    let counter = json!([{"type": "counter", "packets": 0, "bytes": 0}]);
+    let s = two_chains("prerouting", -200, set_mark, 0, counter);
     let a = tcp(
         &Evaluator::new(&s, topology()),
         "10.99.0.2",
