@@ -165,6 +165,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Evaluate time matches (meta hour/day/time, xt time) at this UTC
+        /// moment, e.g. 2026-12-06T14:30:00Z [default: now].
+        #[arg(long, value_name = "RFC3339", value_parser = explain::parse_at)]
+        at: Option<portwarden::eval::Clock>,
         /// How many times to start over when the ruleset changes mid-read.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
@@ -318,6 +322,10 @@ struct ExplainArgs {
     /// Source port (the default is a typical Linux ephemeral port).
     #[arg(long, value_name = "N", default_value_t = explain::DEFAULT_SPORT)]
     sport: u16,
+    /// Evaluate time matches (meta hour/day/time, xt time) at this UTC
+    /// moment, e.g. 2026-12-06T14:30:00Z [default: now].
+    #[arg(long, value_name = "RFC3339", value_parser = explain::parse_at)]
+    at: Option<portwarden::eval::Clock>,
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
@@ -729,8 +737,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             emit(|out| json_line(out, &routes))
         }
         Command::Explain(a) => run_explain(a),
-        Command::Exposure { json, tries } => {
+        Command::Exposure { json, at, tries } => {
             let (snap, ev) = read_evaluator(&ReadOptions { max_tries: tries })?;
+            let ev = match at {
+                Some(c) => ev.at(c),
+                None => ev,
+            };
             let x = ev.exposure();
             emit(|out| {
                 if json {
@@ -867,6 +879,10 @@ fn run_explain(a: ExplainArgs) -> Result<ExitCode, Failure> {
         }
     }
     let (snap, ev) = read_evaluator(&ReadOptions { max_tries: a.tries })?;
+    let ev = match a.at {
+        Some(c) => ev.at(c),
+        None => ev,
+    };
     if a.batch {
         let stdin = io::stdin();
         let stdout = io::stdout();

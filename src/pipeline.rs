@@ -149,11 +149,12 @@ pub fn read_host_state(opts: &ReadOptions, timings: &mut Timings) -> Result<Host
 
 /// Reads the ruleset and the routes of the current network namespace and
 /// builds the evaluator (`explain`, `exposure`): the snapshot, for
-/// rendering rules, and the evaluator.
+/// rendering rules, and the evaluator, which answers for now (time matches
+/// are decided at the moment of the read).
 pub fn read_evaluator(opts: &ReadOptions) -> Result<(Snapshot, Evaluator), StateError> {
     let snapshot = read_snapshot(opts)?;
     let routes = host::read_routes().map_err(StateError::Routes)?;
-    let evaluator = Evaluator::new(&snapshot, routes);
+    let evaluator = Evaluator::new(&snapshot, routes).at(crate::eval::Clock::now());
     Ok((snapshot, evaluator))
 }
 

@@ -93,6 +93,7 @@ fn opening(
         verdict: Verdict::Accept,
         decided_by: by,
         reason: None,
+        time_dependent: false,
     }
 }
 

@@ -162,6 +162,7 @@ pub(super) enum Op {
     },
     CtSet {
         key: CtKey,
+        dir: Option<u8>,
         sreg: u8,
     },
     Lookup {
@@ -574,7 +575,17 @@ pub(super) fn reg_use(op: &Op, sets: &[SetInfo]) -> (u64, u64) {
             sreg, dreg, len, ..
         } => (span(*sreg, *len as usize), span(*dreg, *len as usize)),
         Op::Meta { key, dreg } => (0, span(*dreg, meta_store_width(*key))),
+        Op::CtSet {
+            key: CtKey::Labels,
+            sreg,
+            ..
+        } => (span(*sreg, 16), 0),
         Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => (span(*sreg, 4), 0),
+        Op::Ct {
+            key: CtKey::Labels,
+            dreg,
+            ..
+        } => (0, span(*dreg, 16)),
         Op::Ct { dreg, .. } => (0, span(*dreg, 4)),
         Op::Lookup { set, sreg, dst, .. } => (
             span(*sreg, sets[*set as usize].klen),
@@ -1019,21 +1030,15 @@ pub(super) struct TableInfo {
 /// One step of the path through the hooks.
 #[derive(Clone, Debug)]
 pub(super) enum Entry {
-    /// A base chain; `devices` restricts ingress chains to their devices;
-    /// `tie` when another base chain of the hook has the same priority.
+    /// A base chain; `devices` restricts ingress chains to their devices.
     Chain {
         chain: u32,
         devices: Option<Box<[String]>>,
-        tie: bool,
     },
     /// Conntrack (`nf_conntrack_in`, prerouting -200).
     Conntrack,
     /// The NAT hook: every `nat` chain of the hook, in order.
-    NatGroup {
-        hook: Hook,
-        chains: Box<[u32]>,
-        tie: bool,
-    },
+    NatGroup { hook: Hook, chains: Box<[u32]> },
     /// The routing decision between prerouting and input.
     Route,
     /// A step of the output path (`super::output`).
@@ -1047,7 +1052,7 @@ pub(super) struct Program {
     pub chains: Vec<ChainInfo>,
     pub sets: Vec<SetInfo>,
     /// The path for IPv4 (0) and IPv6 (1) packets.
-    pub paths: [Vec<Entry>; 2],
+    pub paths: [super::order::Path; 2],
     /// Whether rule guards may skip rules (every rule is self-contained).
     pub guards: bool,
     /// How many distinct index sources ([`Index::sid`]) there are.
@@ -1064,6 +1069,27 @@ pub(super) struct Program {
     pub legacy: Vec<crate::snapshot::legacy::LegacyPoint>,
     /// Why legacy tables could not be listed (answers assume none).
     pub legacy_unlisted: Vec<crate::snapshot::legacy::LegacyUnlisted>,
+    /// The moment time matches are evaluated at (`None`: the time is
+    /// unknown, they fork).
+    pub now: Option<super::Clock>,
+    /// Per chain: nothing it does can change a verdict but its credit
+    /// ([`super::order::inert_chains`]).
+    pub inert: Vec<bool>,
+}
+
+impl Program {
+    /// Whether a rule reads the time (`meta hour`/`day`/`time`, xt `time`).
+    pub fn reads_time(&self) -> bool {
+        self.chains.iter().flat_map(|c| c.rules.iter()).any(|r| {
+            r.ops.iter().any(|op| match op {
+                Op::Meta { key, .. } => {
+                    matches!(key, MetaKey::TimeNs | MetaKey::TimeDay | MetaKey::TimeHour)
+                }
+                Op::Xt { info, .. } => matches!(**info, XtInfo::Time { .. }),
+                _ => false,
+            })
+        })
+    }
 }
 
 /// A number no other [`Program`] has, not even a clone (a clone may be
@@ -1323,10 +1349,16 @@ impl Ctx<'_> {
                 },
                 None => bad_reg(),
             },
-            Expr::CtSet { key, sreg } => match reg(*sreg, 4) {
-                Some(s) => Op::CtSet { key: *key, sreg: s },
-                None => bad_reg(),
-            },
+            Expr::CtSet { key, dir, sreg } => {
+                match reg(*sreg, if *key == CtKey::Labels { 16 } else { 4 }) {
+                    Some(s) => Op::CtSet {
+                        key: *key,
+                        dir: *dir,
+                        sreg: s,
+                    },
+                    None => bad_reg(),
+                }
+            }
             Expr::Lookup {
                 set,
                 sreg,
@@ -1645,7 +1677,8 @@ impl Ctx<'_> {
                 | XtInfo::Devgroup { .. }
                 | XtInfo::Mac { .. }
                 | XtInfo::Rpfilter { .. }
-                | XtInfo::Helper { .. } => Op::Xt {
+                | XtInfo::Helper { .. }
+                | XtInfo::Time { .. } => Op::Xt {
                     target: false,
                     info: info.clone(),
                 },
@@ -1872,6 +1905,7 @@ impl Program {
             build_path(snap, &chain_ids, false),
             build_path(snap, &chain_ids, true),
         ];
+        prog.inert = super::order::inert_chains(&prog.chains);
         prog
     }
 }
@@ -1955,9 +1989,13 @@ fn compile_set(ctx: &Ctx<'_>, s: &crate::snapshot::Set, klen: usize, dlen: usize
 }
 
 /// Orders the base chains a packet of one family meets on its way in.
-fn build_path(snap: &Snapshot, chain_ids: &HashMap<(u32, &str), u32>, v6: bool) -> Vec<Entry> {
-    // (stage, priority, creation order, entry); later-created first on ties.
-    let mut items: Vec<(u8, i32, usize, Entry)> = Vec::new();
+fn build_path(
+    snap: &Snapshot,
+    chain_ids: &HashMap<(u32, &str), u32>,
+    v6: bool,
+) -> super::order::Path {
+    use super::order::{nat_orders, Item};
+    let mut items: Vec<Item> = Vec::new();
     let mut nat: [Vec<(i32, usize, u32)>; 2] = [Vec::new(), Vec::new()];
     let mut created = 0usize;
     for (ti, t) in snap.tables.iter().enumerate() {
@@ -1980,35 +2018,41 @@ fn build_path(snap: &Snapshot, chain_ids: &HashMap<(u32, &str), u32>, v6: bool) 
             let id = chain_ids[&(ti as u32, c.name.as_str())];
             let is_nat = b.kind == "nat";
             match b.hook {
-                Hook::Ingress => items.push((
+                Hook::Ingress => items.push(Item::new(
                     0,
                     b.priority,
                     created,
-                    Entry::Chain {
+                    b.hook,
+                    vec![Entry::Chain {
                         chain: id,
                         devices: Some(b.devices.clone().into()),
-                        tie: false,
-                    },
+                    }],
                 )),
                 Hook::Prerouting if is_nat => nat[0].push((b.priority, created, id)),
                 Hook::Input if is_nat => nat[1].push((b.priority, created, id)),
-                Hook::Prerouting | Hook::Input => items.push((
+                Hook::Prerouting | Hook::Input => items.push(Item::new(
                     if b.hook == Hook::Prerouting { 1 } else { 3 },
                     b.priority,
                     created,
-                    Entry::Chain {
+                    b.hook,
+                    vec![Entry::Chain {
                         chain: id,
                         devices: None,
-                        tie: false,
-                    },
+                    }],
                 )),
                 _ => {}
             }
         }
     }
-    // Conntrack registers before chains of equal priority in the usual case.
-    items.push((1, -200, usize::MAX, Entry::Conntrack));
-    items.push((2, 0, 0, Entry::Route));
+    // Conntrack: its order against chains at -200 is not known either.
+    items.push(Item::new(
+        1,
+        -200,
+        usize::MAX,
+        Hook::Prerouting,
+        vec![Entry::Conntrack],
+    ));
+    items.push(Item::new(2, 0, 0, Hook::Prerouting, vec![Entry::Route]));
     for (i, (hook, prio)) in [(Hook::Prerouting, -100), (Hook::Input, 100)]
         .into_iter()
         .enumerate()
@@ -2017,27 +2061,24 @@ fn build_path(snap: &Snapshot, chain_ids: &HashMap<(u32, &str), u32>, v6: bool) 
         if members.is_empty() {
             continue;
         }
-        members.sort_by_key(|&(p, c, _)| (p, std::cmp::Reverse(c)));
-        let tie = members.windows(2).any(|w| w[0].0 == w[1].0);
         let first = members.iter().map(|m| m.1).min().unwrap_or(0);
-        items.push((
+        let (chains, others) = nat_orders(&mut members);
+        let group = |chains: Vec<u32>| Entry::NatGroup {
+            hook,
+            chains: chains.into(),
+        };
+        let mut item = Item::new(
             if i == 0 { 1 } else { 3 },
             prio,
             first,
-            Entry::NatGroup {
-                hook,
-                chains: members.iter().map(|m| m.2).collect(),
-                tie,
-            },
-        ));
+            hook,
+            vec![group(chains)],
+        );
+        item.inner = others.into_iter().map(|o| vec![group(o)]).collect();
+        items.push(item);
     }
-    items.sort_by_key(|&(s, p, c, _)| (s, p, std::cmp::Reverse(c)));
-    // Mark ties between base chains / NAT groups of one stage.
-    let n = items.len();
-    let key = |i: usize| (items[i].0, items[i].1);
-    let is_hooked = |e: &Entry| matches!(e, Entry::Chain { .. } | Entry::NatGroup { .. });
     // Ingress chains share a hook list only when they share a device.
-    let same_list = |a: &Entry, b: &Entry| match (a, b) {
+    super::order::build(items, |a, b| match (&a.entries[0], &b.entries[0]) {
         (
             Entry::Chain {
                 devices: Some(x), ..
@@ -2047,25 +2088,5 @@ fn build_path(snap: &Snapshot, chain_ids: &HashMap<(u32, &str), u32>, v6: bool) 
             },
         ) => x.iter().any(|d| y.contains(d)),
         _ => true,
-    };
-    let tied = |i: usize, j: usize| {
-        key(i) == key(j)
-            && is_hooked(&items[i].3)
-            && is_hooked(&items[j].3)
-            && same_list(&items[i].3, &items[j].3)
-    };
-    let ties: Vec<bool> = (0..n)
-        .map(|i| (0..n).any(|j| j != i && tied(i, j)))
-        .collect();
-    items
-        .into_iter()
-        .zip(ties)
-        .map(|((_, _, _, mut e), t)| {
-            match &mut e {
-                Entry::Chain { tie, .. } | Entry::NatGroup { tie, .. } => *tie |= t,
-                _ => {}
-            }
-            e
-        })
-        .collect()
+    })
 }

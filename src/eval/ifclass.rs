@@ -131,7 +131,7 @@ fn fingerprint(
     if !v6 && routes.checks {
         routing_tokens(routes, itf, me, &mut w.out);
     }
-    for e in &prog.paths[usize::from(v6)] {
+    for e in &prog.paths[usize::from(v6)].entries {
         if let Entry::Chain {
             devices: Some(devs),
             ..

@@ -1923,3 +1923,229 @@ fn xt_matches_are_decided_where_the_probe_fixes_them() {
         Verdict::Accept
     );
 }
+
+/// Two tables with one base chain each: `a` (ip) and `b` (inet), on
+/// `hook` at priorities `pa` and `pb`, with the given rules.
+fn two_chains(
+    hook: &str,
+    pa: i32,
+    a: serde_json::Value,
+    pb: i32,
+    b: serde_json::Value,
+) -> Snapshot {
+    serde_json::from_value(serde_json::json!({"generation": 1, "tables": [
+        {"family": "ip", "name": "a", "handle": 1, "sets": [], "chains": [
+            {"name": "c", "handle": 1, "type": "filter", "hook": hook,
+             "priority": pa, "policy": "accept", "rules": [
+                {"handle": 2, "position": 0, "exprs": a}]}]},
+        {"family": "inet", "name": "b", "handle": 2, "sets": [], "chains": [
+            {"name": "c", "handle": 1, "type": "filter", "hook": hook,
+             "priority": pb, "policy": "accept", "rules": [
+                {"handle": 2, "position": 0, "exprs": b}]}]}
+    ]}))
+    .unwrap()
+}
+
+#[test]
+fn equal_priorities_are_unknown_only_when_the_order_changes_the_outcome() {
+    use serde_json::json;
+    let set_mark = json!([
+        {"type": "immediate", "dreg": 1, "data": "0x01000000"},
+        {"type": "meta_set", "key": "mark", "sreg": 1}]);
+    let drop_unmarked = json!([
+        {"type": "meta", "key": "mark", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "neq", "data": "0x01000000"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let accept = json!([{"type": "immediate", "dreg": 0, "verdict": "accept"}]);
+    let drop = json!([{"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    // The mark one chain sets decides the other's drop: which runs first
+    // is registration order.
+    let s = two_chains("input", 0, set_mark.clone(), 0, drop_unmarked.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.unwrap();
+    assert!(
+        why.contains("table ip a chain c") && why.contains("table inet b chain c"),
+        "{why}"
+    );
+    assert!(why.contains("→ accept") && why.contains("→ drop"), "{why}");
+    // With distinct priorities the order is known.
+    for (pa, pb, v) in [(-1, 0, Verdict::Accept), (1, 0, Verdict::Drop)] {
+        let s = two_chains("input", pa, set_mark.clone(), pb, drop_unmarked.clone());
+        let a = tcp(
+            &Evaluator::new(&s, topology()),
+            "10.99.0.2",
+            "10.99.0.1",
+            22,
+        );
+        assert_eq!(a.verdict, v, "{pa} {pb}: {a:#?}");
+    }
+    // An accept ends one base chain only: a chain that can only accept
+    // changes nothing, its order is not even followed.
+    let s = two_chains("input", 0, accept.clone(), 0, drop.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert!(!a.assumptions.iter().any(|x| x.contains("every order")));
+    // A drop is final: whatever the other chain did first, the packet is
+    // dropped; both orders are followed and agree.
+    let s = two_chains("input", 0, set_mark.clone(), 0, drop.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert!(a.assumptions.iter().any(|x| x.contains("every order")));
+    // IPv6 packets never meet the ip table: no tie for them.
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "fd00:99::2",
+        "fd00:99::1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop);
+    assert!(!a.assumptions.iter().any(|x| x.contains("every order")));
+}
+
+#[test]
+fn a_chain_at_minus_200_reading_conntrack_is_unknown() {
+    use serde_json::json;
+    // ct state invalid (before conntrack) or new (after) decides.
+    let drop_invalid = json!([
+        {"type": "ct", "key": "state", "dreg": 1},
+        {"type": "bitwise", "sreg": 1, "dreg": 1, "len": 4, "op": "bool", "mask": "0x01000000", "xor": "0x00000000"},
+        {"type": "cmp", "sreg": 1, "op": "neq", "data": "0x00000000"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let counter = json!([{"type": "counter", "packets": 0, "bytes": 0}]);
+    let s = two_chains("prerouting", -200, drop_invalid.clone(), 0, counter.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.unwrap();
+    assert!(
+        why.contains("conntrack") && why.contains("table ip a chain c"),
+        "{why}"
+    );
+    // At -201 it certainly runs before conntrack: dropped.
+    let s = two_chains("prerouting", -201, drop_invalid, 0, counter.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    // A chain at -200 that can change nothing: certain, no order followed.
+    let s = two_chains("prerouting", -200, counter.clone(), 0, counter);
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    // One that marks, and whose mark no later rule reads: both orders
+    // followed, they agree.
+    let set_mark = json!([
+        {"type": "immediate", "dreg": 1, "data": "0x01000000"},
+        {"type": "meta_set", "key": "mark", "sreg": 1}]);
+    let counter = json!([{"type": "counter", "packets": 0, "bytes": 0}]);
+    let s = two_chains("prerouting", -200, set_mark, 0, counter);
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    assert!(a.assumptions.iter().any(|x| x.contains("conntrack")));
+}
+
+#[test]
+fn time_matches_are_decided_at_the_evaluators_clock() {
+    use serde_json::json;
+    use std::time::{Duration, UNIX_EPOCH};
+    // Port 22 dropped on Sundays (meta day, kernel timezone); port 23
+    // dropped from 09:00 to 17:00 UTC (xt time).
+    let sunday = json!([
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x0016"},
+        {"type": "meta", "key": "day", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x00"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let office = json!([
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x0017"},
+        {"type": "match", "name": "time", "rev": 0, "info": {"kind": "time",
+            "date": [0, 2147483647], "daytime": [32400, 61200],
+            "monthdays": 4294967294u32, "weekdays": 254, "flags": 0}},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let s = two_chains("input", 0, sunday, 10, office);
+    // Sunday 2026-12-06 10:00 UTC; the same in UTC-11 is Saturday.
+    let at = |secs: u64, west: i32| {
+        Evaluator::new(&s, topology()).at(crate::eval::Clock::at(
+            UNIX_EPOCH + Duration::from_secs(secs),
+            west,
+        ))
+    };
+    let sun10 = 1_796_551_200;
+    let cases = [
+        (sun10, 0, 22, Verdict::Drop),
+        (sun10, 11 * 60, 22, Verdict::Accept),
+        (sun10, 0, 23, Verdict::Drop),
+        (sun10 + 8 * 3600, 0, 23, Verdict::Accept),
+        (sun10 + 8 * 3600, 0, 24, Verdict::Accept),
+    ];
+    for (t, west, port, want) in cases {
+        let a = tcp(&at(t, west), "10.99.0.2", "10.99.0.1", port);
+        assert_eq!(a.verdict, want, "{t} {west} {port}: {a:#?}");
+        if port != 24 {
+            assert!(
+                a.assumptions.iter().any(|x| x.contains("2026-12-06")),
+                "{a:#?}"
+            );
+        }
+    }
+    // Without a clock the time is unknown.
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        23,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    // The exposure map marks what the time decides, and only that.
+    let x = at(sun10 + 8 * 3600, 0).exposure();
+    let on = |port: u16| {
+        x.openings
+            .iter()
+            .filter(|o| o.family == crate::addrs::AddrFamily::V4 && o.proto == L4::Tcp)
+            .filter(|o| o.iif == "pw-priv" && o.ports.first() <= port && port <= o.ports.last())
+            .map(|o| o.time_dependent)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on(23), vec![true], "{x:#?}");
+    // Dropped on Sundays: not open now, whatever it is on other days.
+    assert_eq!(on(22), Vec::<bool>::new());
+    assert_eq!(on(24), vec![false]);
+    assert!(x.notes.iter().any(|n| n.contains("time matches")));
+}

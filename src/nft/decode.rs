@@ -349,6 +349,7 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
                 },
                 None => Expr::CtSet {
                     key,
+                    dir: e.u32(NFTNL_EXPR_CT_DIR).map(|d| d as u8),
                     sreg: reg(e, NFTNL_EXPR_CT_SREG)?,
                 },
             }

@@ -807,11 +807,16 @@ impl<'a> Ctx<'a> {
                 let n = key.name().map_or(key.raw().to_string(), String::from);
                 self.field(*dreg, format!("ct {d}{n}"), kind, len, len);
             }
-            Expr::CtSet { key, sreg } => {
+            Expr::CtSet { key, dir, sreg } => {
                 let (kind, len) = Self::ct_kind(*key);
                 let v = self.operand(*sreg, kind, len);
+                let d = match dir {
+                    Some(0) => "original ",
+                    Some(1) => "reply ",
+                    _ => "",
+                };
                 let n = key.name().map_or(key.raw().to_string(), String::from);
-                self.emit(format!("ct {n} set {v}"));
+                self.emit(format!("ct {d}{n} set {v}"));
             }
             Expr::Lookup {
                 set,

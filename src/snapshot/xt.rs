@@ -288,6 +288,22 @@ pub enum XtInfo {
         /// `!`.
         invert: bool,
     },
+    /// `-m time` (`struct xt_time_info`, revision 0): every part must hold
+    /// at the moment the packet is seen.
+    Time {
+        /// `--datestart`, `--datestop`: seconds since the epoch (inclusive).
+        date: [u32; 2],
+        /// `--timestart`, `--timestop`: seconds since midnight (inclusive;
+        /// start after stop wraps around midnight).
+        daytime: [u32; 2],
+        /// `--monthdays`: bit N for day N of the month (1-31).
+        monthdays: u32,
+        /// `--weekdays`: bit N for day N of the week (1 Monday .. 7 Sunday).
+        weekdays: u8,
+        /// `XT_TIME_LOCAL_TZ` (1, `--kerneltz`: the kernel's timezone
+        /// instead of UTC), `XT_TIME_CONTIGUOUS` (2, `--contiguous`).
+        flags: u8,
+    },
 }
 
 /// Which NAT target an [`XtInfo::Nat`] is.
@@ -426,6 +442,13 @@ fn decode_match_opt(name: &str, rev: u32, b: &[u8], v6: bool) -> Option<XtInfo> 
             segsleft: [u32_at(b, 4)?, u32_at(b, 8)?],
             flags: *b.get(16)?,
             invflags: *b.get(17)?,
+        },
+        ("time", 0) => XtInfo::Time {
+            date: [u32_at(b, 0)?, u32_at(b, 4)?],
+            daytime: [u32_at(b, 8)?, u32_at(b, 12)?],
+            monthdays: u32_at(b, 16)?,
+            weekdays: *b.get(20)?,
+            flags: *b.get(21)?,
         },
         ("addrtype", 1) => XtInfo::Addrtype {
             source: u16_at(b, 0)?,
@@ -606,7 +629,7 @@ mod tests {
             "tcp", "udp", "multiport", "conntrack", "state", "iprange", "comment",
             "recent", "limit", "icmp", "icmp6", "mark", "addrtype", "hl", "rt", "REJECT", "LOG", "MARK", "zz", "DNAT", "SNAT", "REDIRECT",
             "MASQUERADE", "NFQUEUE", "statistic", "length", "tcpmss", "string", "ecn", "socket",
-            "devgroup", "mac", "rpfilter", "helper"]),
+            "devgroup", "mac", "rpfilter", "helper", "time"]),
             rev in 0u32..4, bytes in prop::collection::vec(any::<u8>(), 0..300), v6: bool) {
             let _ = decode_match(name, rev, &bytes, v6);
             let _ = decode_target(name, rev, &bytes, v6);

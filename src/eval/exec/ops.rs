@@ -163,11 +163,50 @@ impl Ctx<'_> {
                 Flow::Next
             }
             Op::Ct { key, dir, dreg } => self.ct(st, *key, *dir, *dreg),
-            Op::CtSet { key, sreg } => {
-                if *key == CtKey::Mark && st.ct == Ct::New {
-                    let (v, k) = st.read_u32(*sreg);
-                    st.ct_mark = v & k;
-                    st.ct_mark_k = k;
+            Op::CtSet { key, dir, sreg } => {
+                match key {
+                    CtKey::Mark if st.ct == Ct::New => {
+                        let (v, k) = st.read_u32(*sreg);
+                        st.ct_mark = v & k;
+                        st.ct_mark_k = k;
+                    }
+                    // nft_ct_set_zone_eval: only while the packet has no
+                    // conntrack entry (nor template): attaches a template
+                    // in the zone, which conntrack then uses; `notrack`
+                    // before it is overridden.
+                    CtKey::Zone
+                        if matches!(st.ct, Ct::None | Ct::Untracked)
+                            && st.hook != Hook::Ingress =>
+                    {
+                        let (d, k) = st.rget(*sreg, 2);
+                        let (d, k) = ([d[0], d[1]], [k[0], k[1]]);
+                        st.zone = u16::from_ne_bytes([d[0] & k[0], d[1] & k[1]]);
+                        st.zone_k = u16::from_ne_bytes([k[0], k[1]]);
+                        st.zone_dir = match dir {
+                            Some(0) => 1,
+                            Some(1) => 2,
+                            _ => 3,
+                        };
+                        st.ct = Ct::Template;
+                    }
+                    // nf_connlabels_replace with the value as mask: the
+                    // bits are added to the entry's labels.
+                    CtKey::Labels if st.ct == Ct::New => {
+                        let (d, k) = st.rget(*sreg, 16);
+                        let (d, k): ([u8; 16], [u8; 16]) =
+                            (d.try_into().expect("16"), k.try_into().expect("16"));
+                        for i in 0..16 {
+                            // A bit known set stays set; known clear keeps
+                            // the old bit; unknown makes it unknown unless
+                            // it was known set.
+                            let set = d[i] & k[i];
+                            let unknown = !k[i] & !(st.labels[i] & st.labels_k[i]);
+                            st.labels[i] |= set;
+                            st.labels_k[i] &= !unknown;
+                            st.labels_k[i] |= set;
+                        }
+                    }
+                    _ => {}
                 }
                 Flow::Next
             }
@@ -488,8 +527,18 @@ impl Ctx<'_> {
                     None => st.runknown(dreg, 16, ORIGIN_IFKIND),
                 }
             }
-            MetaKey::TimeNs => st.runknown(dreg, 8, ORIGIN_TIME),
-            MetaKey::TimeDay | MetaKey::TimeHour => st.runknown(dreg, 4, ORIGIN_TIME),
+            MetaKey::TimeNs | MetaKey::TimeDay | MetaKey::TimeHour => match self.now {
+                None if key == MetaKey::TimeNs => st.runknown(dreg, 8, ORIGIN_TIME),
+                None => st.runknown(dreg, 4, ORIGIN_TIME),
+                Some(c) => {
+                    st.timed = true;
+                    match key {
+                        MetaKey::TimeNs => st.rstore(dreg, &c.nft_time().to_ne_bytes()),
+                        MetaKey::TimeDay => st.store8(dreg, c.nft_day()),
+                        _ => st.store32(dreg, c.nft_hour()),
+                    }
+                }
+            },
             MetaKey::Sdif => st.store32(dreg, 0),
             MetaKey::Sdifname => st.rstore(dreg, &[0u8; 16]),
             // No output device, no socket, no bridge on the input path.
@@ -522,7 +571,7 @@ impl Ctx<'_> {
             let s = match st.ct {
                 Ct::None => 1,
                 Ct::Untracked => 64,
-                Ct::New => 8,
+                Ct::New | Ct::Template => 8,
                 Ct::Established => 2,
             };
             st.store32(dreg, s);
@@ -532,6 +581,36 @@ impl Ctx<'_> {
             return fork(
                 smallvec![Choice::NoMatch, Choice::Tainted],
                 format!("ct {key:?} of an established connection is not modelled"),
+            );
+        }
+        if key == CtKey::Zone && matches!(st.ct, Ct::New | Ct::Template) {
+            if st.ct_assumed {
+                st.set_assume(A_ZONE);
+            }
+            // nf_ct_zone_id: the zone in a direction it does not apply
+            // to reads as the default zone 0.
+            let applies = match dir {
+                Some(d @ (0 | 1)) => st.zone_dir & (1 << d) != 0,
+                _ => true,
+            };
+            let (z, k) = if applies {
+                (st.zone, st.zone_k)
+            } else {
+                (0, !0)
+            };
+            let (z, k) = (z.to_ne_bytes(), k.to_ne_bytes());
+            st.rset(
+                dreg,
+                &[z[0], z[1], 0, 0],
+                &[k[0], k[1], 0xff, 0xff],
+                ORIGIN_OPAQUE,
+            );
+            return Flow::Next;
+        }
+        if st.ct == Ct::Template {
+            return fork(
+                smallvec![Choice::NoMatch, Choice::Tainted],
+                format!("ct {key:?} of a conntrack template (ct zone set before conntrack) is not modelled"),
             );
         }
         if st.ct != Ct::New {
@@ -590,11 +669,14 @@ impl Ctx<'_> {
                     None => st.runknown(dreg, 2, ORIGIN_OPAQUE),
                 }
             }
-            CtKey::Labels => st.rstore(dreg, &[0u8; 16]),
-            CtKey::Zone => {
-                st.set_assume(A_ZONE);
-                st.store16(dreg, [0, 0])
+            CtKey::Labels => {
+                if st.ct_assumed {
+                    st.set_assume(A_ZONE);
+                }
+                let (d, k) = (st.labels, st.labels_k);
+                st.rset(dreg, &d, &k, ORIGIN_OPAQUE);
             }
+            CtKey::Zone => unreachable!("handled above"),
             CtKey::Pkts | CtKey::Bytes => st.runknown(dreg, 8, ORIGIN_CTINFO),
             CtKey::Avgpkt | CtKey::Expiration | CtKey::Eventmask | CtKey::Id => {
                 st.runknown(dreg, 4, ORIGIN_CTINFO)
@@ -1297,10 +1379,10 @@ impl Ctx<'_> {
                 let mut bit: u16 = match st.ct {
                     Ct::None => 1,
                     Ct::Untracked => 16,
-                    Ct::New => 8,
+                    Ct::New | Ct::Template => 8,
                     Ct::Established => 2,
                 };
-                if st.ct == Ct::Established && match_flags & !1 != 0 {
+                if matches!(st.ct, Ct::Established | Ct::Template) && match_flags & !1 != 0 {
                     return None;
                 }
                 if match_flags & 1 != 0 {
@@ -1338,7 +1420,7 @@ impl Ctx<'_> {
                 let bit = match st.ct {
                     Ct::None => 1,
                     Ct::Untracked => 16,
-                    Ct::New => 8,
+                    Ct::New | Ct::Template => 8,
                     Ct::Established => 2,
                 };
                 Some(mask & bit != 0)
@@ -1476,6 +1558,11 @@ impl Ctx<'_> {
                     3 => ttl > *value,
                     _ => return None,
                 })
+            }
+            XtInfo::Time { .. } => {
+                let c = self.now?;
+                st.timed = true;
+                c.xt_time(info)
             }
             XtInfo::Ipv6Rt { .. } => {
                 if !pk.v6 {
