@@ -274,12 +274,12 @@ pub(crate) fn add_to_set(
         }
         let elements = match r.field {
             Field::Saddr(family) => {
+                // Every access must be of the set's family: the others would
+                // stay refused.
                 let mut nets = Vec::new();
                 for a in accesses {
-                    let s = a.sources.as_ref()?;
-                    if s.family() == family {
-                        nets.extend(s.to_prefixes());
-                    }
+                    let s = a.sources.as_ref().filter(|s| s.family() == family)?;
+                    nets.extend(s.to_prefixes());
                 }
                 nets.sort();
                 nets.dedup();
@@ -327,10 +327,8 @@ pub(crate) fn delete_from_set(
         Field::Saddr(family) => {
             let mut excess = AddrSet::empty(family);
             for a in accesses {
-                let s = a.sources.as_ref()?;
-                if s.family() == family {
-                    excess = excess.union(s);
-                }
+                let s = a.sources.as_ref().filter(|s| s.family() == family)?;
+                excess = excess.union(s);
             }
             let meeting: Vec<(IpNet, AddrSet)> = addr_elements(r.set, family)
                 .into_iter()
