@@ -407,6 +407,12 @@ pub enum RoutingCheck {
     /// The destination (after DNAT) is a martian: in 0.0.0.0/8, or in
     /// 127.0.0.0/8 without `route_localnet` on the input interface.
     MartianDestination,
+    /// A policy routing rule (`ip rule ... blackhole|unreachable|prohibit`)
+    /// refused the input route lookup.
+    PolicyRouting,
+    /// The input route lookup found a blackhole, unreachable or prohibit
+    /// route (in the table a policy rule chose).
+    RouteType,
 }
 
 /// The step of the routing decision that dropped a packet (no chain of the
@@ -429,6 +435,8 @@ impl fmt::Display for RoutingStep {
             RoutingCheck::RpFilter => "refused by reverse-path filtering",
             RoutingCheck::MartianSource => "dropped as a martian source",
             RoutingCheck::MartianDestination => "dropped as a martian destination",
+            RoutingCheck::PolicyRouting => "refused by policy routing",
+            RoutingCheck::RouteType => "refused by the route",
         })?;
         match &self.setting {
             Some(s) => write!(f, " ({s})"),
