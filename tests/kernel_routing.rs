@@ -878,3 +878,106 @@ fn policy_tables_change_reverse_path_and_replies() {
     }
     assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
 }
+
+/// An `arp` table that drops ARP requests for 10.99.0.1 on pw-priv: a real
+/// connection from the peer to 10.99.0.1 fails (the peer cannot resolve
+/// it) while pw-pub still works; explain's answer, the exposure map's notes
+/// and the audit (an `arp-refused` finding naming the rule) say why. Then a
+/// policy drop in the output chain: the host's replies, on both links.
+#[test]
+fn arp_tables_that_refuse_a_local_address() {
+    if !require_root("arp_tables_that_refuse_a_local_address") {
+        return;
+    }
+    let t = Topology::new("arp");
+    t.host.nft_text(
+        "table inet f { chain input { type filter hook input priority 0; policy accept; }; }",
+    );
+    let _l = listen(&t.host, &["tcp/6162"]);
+    let pairs = [(PRIVATE.peer4, PRIVATE.host4), (PUBLIC.peer4, PUBLIC.host4)];
+    let conns: Vec<(&str, &str, u16)> = pairs.iter().map(|(f, to)| (*f, *to, 6162)).collect();
+    let mut bad = Vec::new();
+    if connect(&t.peer, &conns) != [true, true] {
+        bad.push("without an arp table the connections fail".to_string());
+    }
+    t.host.nft_text(
+        "table arp a { chain in { type filter hook input priority 0; policy accept;
+           iifname \"pw-priv\" arp operation request arp daddr ip 10.99.0.1 drop; }; }",
+    );
+    let handle = t.host.nft_json()["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o.get("rule").filter(|r| r["family"] == "arp")?["handle"].as_u64())
+        .expect("the arp rule's handle");
+    run(t.peer.cmd("ip").args(["neigh", "flush", "all"]));
+    let done = connect(&t.peer, &conns);
+    if done != [false, true] {
+        bad.push(format!(
+            "with the arp table: connected {done:?}, want [false, true]"
+        ));
+    }
+    let by = format!("table arp a chain in rule handle {handle}");
+    let want = format!(
+        "arp: ARP requests for 10.99.0.1 arriving on pw-priv are refused by {by}: peers on that link cannot resolve 10.99.0.1, so no IPv4 connection to it arrives on pw-priv"
+    );
+    let queries: Vec<Value> = pairs
+        .iter()
+        .zip([PRIVATE.host_if, PUBLIC.host_if])
+        .map(|((from, to), iif)| {
+            serde_json::json!({"proto": "tcp", "port": 6162, "from": from, "to": to, "iif": iif})
+        })
+        .collect();
+    let answers = t.host.explain_batch(&queries);
+    let notes: Vec<String> = answers
+        .iter()
+        .map(|a| a["assumptions"].to_string())
+        .collect();
+    if !notes[0].contains(&want) || notes[1].contains("arp:") {
+        bad.push(format!(
+            "explain's notes: {notes:?}, want {want:?} on pw-priv only"
+        ));
+    }
+    let x: Value = serde_json::from_slice(&t.host.portwarden(&["exposure", "--json"]).stdout)
+        .expect("exposure --json");
+    let xnotes = x["notes"].to_string();
+    if !xnotes.contains(&want) || xnotes.contains("arriving on pw-pub") {
+        bad.push(format!("exposure's notes: {xnotes}"));
+    }
+    let cfg = std::env::temp_dir().join(format!("pw-arp-{}.toml", std::process::id()));
+    std::fs::write(&cfg, "roles = [\"veeam-data-mover\"]\n").unwrap();
+    let (report, code) = t.host.audit_json(&cfg, &[]);
+    let arp: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "arp-refused")
+        .collect();
+    if code != 2
+        || arp.len() != 1
+        || arp[0]["interfaces"] != serde_json::json!(["pw-priv"])
+        || arp[0]["severity"] != "critical"
+        || !arp[0]["evidence"]
+            .to_string()
+            .contains(&format!("\"handle\":{handle}"))
+    {
+        bad.push(format!("audit (exit {code}): arp-refused findings {arp:?}"));
+    }
+
+    // An output chain with policy drop: the host's replies on both links.
+    run(t.host.cmd("nft").args(["delete", "table", "arp", "a"]));
+    t.host.nft_text(
+        "table arp o { chain out { type filter hook output priority 0; policy drop; }; }",
+    );
+    run(t.peer.cmd("ip").args(["neigh", "flush", "all"]));
+    let done = connect(&t.peer, &conns);
+    let answers = t.host.explain_batch(&queries);
+    for ((a, ok), (_, to)) in answers.iter().zip(&done).zip(&pairs) {
+        let want = format!("the host's ARP replies for {to} leaving by");
+        if *ok || !a["assumptions"].to_string().contains(&want) {
+            bad.push(format!("output policy drop: connected {ok}, explain {a}"));
+        }
+    }
+    let _ = std::fs::remove_file(&cfg);
+    assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
+}

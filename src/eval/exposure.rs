@@ -229,6 +229,11 @@ impl Evaluator {
         for u in &self.prog.legacy_unlisted {
             notes.push(u.to_string());
         }
+        // The IPv4 openings on an interface whose ARP exchange an `arp`
+        // chain refuses cannot be reached from its link.
+        for r in self.arp_refusals() {
+            notes.push(format!("arp: {r}"));
+        }
         // (family, protocol, interfaces evaluated alike, local addresses):
         // the first interface stands for the others.
         let mut combos = Vec::new();

@@ -131,6 +131,7 @@
 //! a skipped rule has a pure condition that is false, and nothing it would
 //! have written is ever read.
 
+pub mod arp;
 mod compile;
 mod exec;
 pub mod exposure;
@@ -534,6 +535,8 @@ pub struct Answer {
 pub struct Evaluator {
     prog: compile::Program,
     routes: routes::RouteIndex,
+    /// The `arp` family tables.
+    arp: arp::ArpTables,
     /// The output paths ([`Evaluator::explain_output`]).
     out: output::Paths,
 }
@@ -546,6 +549,7 @@ impl Evaluator {
         Evaluator {
             prog,
             routes: routes::RouteIndex::new(routes),
+            arp: arp::ArpTables::new(snapshot),
             out,
         }
     }
@@ -593,8 +597,33 @@ impl Evaluator {
     }
 
     /// Follows `probe` through the ruleset and says what happens to it.
+    /// An `arp` chain that refuses the ARP exchange for an IPv4 probe's
+    /// destination on its input interface is named in the assumptions
+    /// (see [`arp`]).
     pub fn explain(&self, probe: &Probe) -> Answer {
-        exec::explain(&self.prog, &self.routes, probe)
+        let mut a = exec::explain(&self.prog, &self.routes, probe);
+        if let Some(r) = self.arp_refusal(probe) {
+            a.assumptions.push(format!("arp: {r}"));
+        }
+        a
+    }
+
+    /// The `arp` chain that refuses (or may refuse) the ARP exchange an
+    /// IPv4 probe from outside needs: its destination asked for on its
+    /// input interface.
+    pub fn arp_refusal(&self, probe: &Probe) -> Option<arp::ArpRefusal> {
+        match probe.daddr {
+            std::net::IpAddr::V4(d) if probe.iif.iftype != crate::host::ARPHRD_LOOPBACK => {
+                arp::refusal(&self.arp, &self.routes.given, &probe.iif.name, d)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every refusal of the ARP exchange by an `arp` chain, for each IPv4
+    /// address of each non-loopback interface on that interface.
+    pub fn arp_refusals(&self) -> Vec<arp::ArpRefusal> {
+        arp::refusals(&self.arp, &self.routes.given)
     }
 
     /// The verdict of [`Evaluator::explain`] and the rule or policy that
