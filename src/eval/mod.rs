@@ -103,12 +103,15 @@
 //! # Not modelled
 //!
 //! - The forward path; netdev egress chains (an output probe meeting one is
-//!   `unknown`); bridge and arp families.
-//! - Policy routing (`ip rule`, fwmark routing tables), multipath weights
-//!   (reverse-path filtering sees a multipath route's first next hop only),
-//!   route metrics; `src_valid_mark`, `log_martians`, IPsec (which skips
-//!   `rp_filter`), the checks on forwarded packets and IPv6's own
-//!   martian checks. `fib` answers from [`Routes`] only.
+//!   `unknown`); the bridge family; the arp family only as
+//!   [`arp`] reports it (a note, never the verdict).
+//! - Multipath weights (reverse-path filtering sees a multipath route's
+//!   first next hop only), route metrics; `src_valid_mark`,
+//!   `log_martians`, IPsec (which skips `rp_filter`), the checks on
+//!   forwarded packets and IPv6's own martian checks. Policy routing rules
+//!   (`ip rule`) decide the input route, the route back for reverse-path
+//!   filtering, the reply's route (a note) and the output route; `fib`
+//!   answers from the local and main tables of [`Routes`].
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
 //!   TCP options other than MSS (unknown bits), UDP payload contents.
 //! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`
