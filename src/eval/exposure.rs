@@ -1222,7 +1222,7 @@ fn collect<'a>(
     // reverse-path filtering and the reply's: their prefixes split the
     // sources as the routes do, their port ranges the ports.
     let v6 = fam != AddrFamily::V4;
-    let policy = ev.routes.checks && ev.routes.custom_rules(v6);
+    let policy = ev.routes.custom_rules(v6) && (ev.routes.checks || c.out.fib);
     let rule_nets: Vec<ipnet::IpNet> = if policy {
         // The local address is the source of the route back and the
         // reply's: each is its own group.

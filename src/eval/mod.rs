@@ -110,8 +110,8 @@
 //!   `log_martians`, IPsec (which skips `rp_filter`), the checks on
 //!   forwarded packets and IPv6's own martian checks. Policy routing rules
 //!   (`ip rule`) decide the input route, the route back for reverse-path
-//!   filtering, the reply's route (a note) and the output route; `fib`
-//!   answers from the local and main tables of [`Routes`].
+//!   filtering, the reply's route (a note), the output route and `fib`
+//!   lookups (`fib ... type` reads the local table, as the kernel does).
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
 //!   TCP options other than MSS (unknown bits), UDP payload contents.
 //! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`

@@ -1941,3 +1941,39 @@ fn exposure_agrees_with_explain_under_policy_rules() {
     let total = exposure_agrees_with(&r);
     assert!(total > 1_000, "{total} probes");
 }
+
+/// `fib saddr . iif oif missing drop` follows the policy rules: a table
+/// sending 10.0.0.10 back through pw-pub lets it in there; a prohibit rule
+/// for 198.51.100.0/24 (which pw-pub would otherwise reach) refuses it.
+#[test]
+fn fib_follows_policy_rules() {
+    use crate::host::RuleAction::*;
+    let mut to_pub = ip_rule(100, Lookup(100));
+    to_pub.to = Some("10.0.0.10/32".parse().unwrap());
+    let mut deny = ip_rule(90, Prohibit);
+    deny.to = Some("198.51.100.0/24".parse().unwrap());
+    let routes = with_rules(
+        defaults_and(vec![to_pub, deny]),
+        vec![
+            Route::via("10.0.0.0/24", "pw-pub").in_table(100),
+            Route::via("198.51.100.0/24", "pw-pub"),
+        ],
+    );
+    let e = Evaluator::new(&snapshot("rpfilter-raw"), routes.clone());
+    let a = probe_on(&e, "10.0.0.10", "192.0.2.1", 22, "pw-pub");
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    let a = probe_on(&e, "198.51.100.7", "192.0.2.1", 22, "pw-pub");
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    // Without the rules: the other way round.
+    let mut plain = routes;
+    plain.rules.clear();
+    let e = Evaluator::new(&snapshot("rpfilter-raw"), plain.clone());
+    assert_eq!(
+        probe_on(&e, "10.0.0.10", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        probe_on(&e, "198.51.100.7", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+}
