@@ -47,6 +47,7 @@ fn host() -> Routes {
     Routes {
         interfaces,
         routes: Vec::new(),
+        rules: Vec::new(),
         sockets: None,
         queues: None,
     }

@@ -39,11 +39,14 @@ enum Command {
     /// Read the live ruleset of this network namespace over netlink and print it.
     ///
     /// The copy is taken at one ruleset generation: if the ruleset changes
-    /// while it is read, reading starts over (up to --tries times).
+    /// while it is read, reading starts over (up to --tries times). The
+    /// host's interfaces, routes of every table and policy routing rules
+    /// (ip rule) follow, read over rtnetlink.
     ///
     /// Example: ip netns exec NS portwarden dump --json | jq '.tables[].name'
     Dump {
-        /// Print the snapshot as JSON (generation, tables, chains, rules, sets).
+        /// Print the snapshot as JSON (generation, tables, chains, rules,
+        /// sets; host: interfaces, routes, policy rules).
         #[arg(long)]
         json: bool,
         /// How many times to start over when the ruleset changes mid-read.
@@ -130,8 +133,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the interfaces, addresses and main-table routes this network
-    /// namespace's evaluation would use, as JSON (a debugging aid).
+    /// Print the interfaces, addresses, routes of every table and policy
+    /// routing rules this network namespace's evaluation would use, as JSON
+    /// (a debugging aid).
     #[command(hide = true)]
     Routes {
         /// Print JSON (the only format).
@@ -647,11 +651,26 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             timings.exiting = true;
             let snap = read_snapshot(&ReadOptions { max_tries: tries })?;
             timings.lap("snapshot");
+            let routes = read_routes()?;
+            timings.lap("host");
             let code = emit(|out| {
                 if json {
-                    json_line(out, &snap)
+                    #[derive(serde::Serialize)]
+                    struct Doc<'a> {
+                        #[serde(flatten)]
+                        snapshot: &'a portwarden::snapshot::Snapshot,
+                        host: &'a host::Routes,
+                    }
+                    json_line(
+                        out,
+                        &Doc {
+                            snapshot: &snap,
+                            host: &routes,
+                        },
+                    )
                 } else {
-                    write!(out, "{}", Summary(&snap))
+                    write!(out, "{}", Summary(&snap))?;
+                    write!(out, "{}", portwarden::render::host::host_summary(&routes))
                 }
             });
             timings.lap("report");

@@ -193,6 +193,16 @@ fn host_routes_match_ip() {
         "fd00:99::2",
     ]);
     h.ip(&["-6", "route", "add", "blackhole", "2001:db8:dead::/48"]);
+    h.ip(&[
+        "rule",
+        "add",
+        "pref",
+        "200",
+        "from",
+        "10.0.0.0/8",
+        "lookup",
+        "100",
+    ]);
     h.ip(&["-6", "route", "add", "prohibit", "2001:db8:beef::/48"]);
 
     // `ip` before and after ours, the same both times: nothing (an IPv6
@@ -256,22 +266,33 @@ fn host_routes_match_ip() {
         .unwrap()
         .contains(&Value::from("fd00:99::1/64")));
 
-    // Routes: the main table, v4 then v6, in the kernel's order.
+    // Routes: every table but local, v4 then v6, in the kernel's order,
+    // each with its table (main when absent).
     let mut want = Vec::new();
     for (v6, fam) in [(false, "-4"), (true, "-6")] {
-        for r in ip_json(h, &[fam, "route", "show", "table", "main"])
+        for r in ip_json(h, &[fam, "route", "show", "table", "all"])
             .as_array()
             .unwrap()
         {
             let kind = r["type"].as_str().unwrap_or("unicast").to_string();
+            let table = match r["table"].as_str() {
+                None | Some("main") => 254,
+                Some("local") => continue,
+                Some(t) => t.parse().unwrap(),
+            };
+            if !["unicast", "blackhole", "unreachable", "prohibit", "throw"]
+                .contains(&kind.as_str())
+            {
+                continue;
+            }
             let dev = match kind.as_str() {
                 "unicast" => r["dev"].as_str().map(str::to_string),
                 _ => None,
             };
-            want.push((ip_dst(r["dst"].as_str().unwrap(), v6), dev, kind));
+            want.push((ip_dst(r["dst"].as_str().unwrap(), v6), dev, kind, table));
         }
     }
-    let got: Vec<(String, Option<String>, String)> = ours["routes"]
+    let got: Vec<(String, Option<String>, String, u64)> = ours["routes"]
         .as_array()
         .unwrap()
         .iter()
@@ -280,14 +301,53 @@ fn host_routes_match_ip() {
                 r["dst"].as_str().unwrap().to_string(),
                 r.get("dev").and_then(Value::as_str).map(str::to_string),
                 r["kind"].as_str().unwrap().to_string(),
+                r.get("table").and_then(Value::as_u64).unwrap_or(254),
             )
         })
         .collect();
     assert_eq!(got, want);
     let has = |dst: &str, dev: Option<&str>, kind: &str| {
         got.iter()
-            .any(|(d, v, k)| d == dst && v.as_deref() == dev && k == kind)
+            .any(|(d, v, k, _)| d == dst && v.as_deref() == dev && k == kind)
     };
+    assert!(
+        got.contains(&(
+            "192.0.2.128/25".into(),
+            Some("pw-pub".into()),
+            "unicast".into(),
+            100
+        )),
+        "{got:?}"
+    );
+    // Policy rules: as `ip -j rule` lists them, both families.
+    for fam in ["-4", "-6"] {
+        let theirs: Vec<u64> = ip_json(h, &[fam, "rule", "show"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["priority"].as_u64().unwrap())
+            .collect();
+        let v6 = fam == "-6";
+        let mine: Vec<u64> = ours["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["v6"].as_bool() == Some(v6))
+            .map(|r| r["priority"].as_u64().unwrap())
+            .collect();
+        assert_eq!(mine, theirs, "{fam} rules");
+    }
+    assert!(
+        ours["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["priority"] == 200
+                && r["from"] == "10.0.0.0/8"
+                && r["action"] == serde_json::json!({"lookup": 100})),
+        "{}",
+        ours["rules"]
+    );
     assert!(has("0.0.0.0/0", Some("pw-pub"), "unicast"), "{got:?}");
     assert!(has("198.51.100.0/24", Some("pw-priv"), "unicast"));
     assert!(has("198.51.100.77/32", Some("pw-priv"), "unicast"));
@@ -297,9 +357,11 @@ fn host_routes_match_ip() {
     assert!(has("2001:db8:99::/48", Some("pw-priv"), "unicast"));
     assert!(has("2001:db8:dead::/48", None, "blackhole"));
     assert!(has("2001:db8:beef::/48", None, "prohibit"));
-    assert!(
-        !got.iter().any(|(d, _, _)| d == "192.0.2.128/25"),
-        "table 100 read"
+    // Table 100's route is there once, with its table.
+    assert_eq!(
+        got.iter().filter(|(d, ..)| d == "192.0.2.128/25").count(),
+        1,
+        "{got:?}"
     );
 }
 

@@ -10,7 +10,13 @@
 //! - a source that is one of the host's own addresses: a martian source
 //!   unless `accept_local` is set;
 //! - DNAT to 127.0.0.1 from a non-loopback interface, dropped as a martian
-//!   destination unless `route_localnet` is set (on `all` or the interface).
+//!   destination unless `route_localnet` is set (on `all` or the interface);
+//! - policy routing (`ip rule`, `ip -6 rule`): `prohibit`, `blackhole`,
+//!   `unreachable` rules and a table with a `prohibit` route before the
+//!   local table, IPv4 and IPv6; lookups in another table that change
+//!   reverse-path filtering's outcome and the interface a reply leaves
+//!   through, and a reply refused by a rule (the connection fails; explain
+//!   says why), checked with real connections.
 //!
 //! In the standard [`Topology`], real SYNs and datagrams are sent from the
 //! peer (spoofed sources are addresses the peer owns, sent out of the other
@@ -26,7 +32,9 @@ mod common;
 use common::packets::{self, Packet};
 use common::{require_root, run, Netns, Topology, PRIVATE, PUBLIC};
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
+use std::process::{Child, Stdio};
 
 /// One probe with what explain must say of it.
 struct Case {
@@ -52,17 +60,19 @@ fn neighbours(t: &Topology) {
             serde_json::from_slice(&t.host.ip(&["-j", "link", "show", l.host_if]).stdout)
                 .expect("ip -j link");
         let mac = link[0]["address"].as_str().expect("MAC").to_string();
-        t.peer.ip(&[
-            "neigh",
-            "replace",
-            l.host4,
-            "lladdr",
-            &mac,
-            "dev",
-            l.peer_if,
-            "nud",
-            "permanent",
-        ]);
+        for host in [l.host4, l.host6] {
+            t.peer.ip(&[
+                "neigh",
+                "replace",
+                host,
+                "lladdr",
+                &mac,
+                "dev",
+                l.peer_if,
+                "nud",
+                "permanent",
+            ]);
+        }
     }
 }
 
@@ -418,5 +428,556 @@ fn dnat_to_loopback_needs_route_localnet() {
         "pw-priv route_localnet 1",
         &cases(Some(("martian_destination", off.into()))),
     ));
+    assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
+}
+
+/// Listeners started in the host namespace, killed on drop.
+struct Listeners(Child);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn listen(ns: &Netns, specs: &[&str]) -> Listeners {
+    let mut child = ns
+        .cmd("python3")
+        .arg("-c")
+        .arg(common::LISTENERS)
+        .args(specs)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3 listeners");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Listeners(child)
+}
+
+/// Real TCP connections from the peer, each from a source address it owns:
+/// whether each completed (within a second).
+fn connect(peer: &Netns, conns: &[(&str, &str, u16)]) -> Vec<bool> {
+    const CONNECT: &str = r#"
+import socket, sys
+for spec in sys.argv[1:]:
+    src, dst, port = spec.split(",")
+    fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(1.0)
+    try:
+        s.connect((dst, int(port)))
+        print("ok", flush=True)
+    except OSError:
+        print("fail", flush=True)
+    s.close()
+"#;
+    let specs: Vec<String> = conns
+        .iter()
+        .map(|(s, d, p)| format!("{s},{d},{p}"))
+        .collect();
+    let out = run(peer.cmd("python3").arg("-c").arg(CONNECT).args(&specs));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l == "ok")
+        .collect()
+}
+
+/// Records the output interface of every TCP packet the host sends from
+/// a port (its SYN-ACKs) in `inet pw_out`.
+const OUT_RECORDER: &str = "table inet pw_out {
+  set o { type ifname . inet_service; flags dynamic; size 1024; }
+  chain out { type filter hook output priority 0; policy accept;
+    meta l4proto tcp add @o { oifname . tcp sport };
+  }
+}";
+
+/// The interfaces the host's TCP packets from its port `sport` left by.
+fn sent_by(host: &Netns, sport: u16) -> Vec<String> {
+    let o = run(host
+        .cmd("nft")
+        .args(["-j", "list", "set", "inet", "pw_out", "o"]));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("nft -j");
+    let mut out = Vec::new();
+    for o in v["nftables"].as_array().into_iter().flatten() {
+        for e in o["set"]["elem"].as_array().into_iter().flatten() {
+            let c = if e.get("elem").is_some() {
+                &e["elem"]["val"]["concat"]
+            } else {
+                &e["concat"]
+            };
+            if c[1].as_u64() == Some(u64::from(sport)) {
+                out.push(c[0].as_str().unwrap_or("").to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Rules before the local table: `prohibit`, `blackhole`, `unreachable`
+/// and a lookup in a table whose route is `prohibit` drop the packet in the
+/// routing decision, and explain names the rule; a `throw` route passes
+/// the lookup on. IPv4 and IPv6, real SYNs and datagrams.
+#[test]
+fn policy_rules_before_the_local_table_agree_with_the_kernel() {
+    if !require_root("policy_rules_before_the_local_table_agree_with_the_kernel") {
+        return;
+    }
+    let t = Topology::new("prl");
+    neighbours(&t);
+    for k in ["all", "default", PUBLIC.host_if, PRIVATE.host_if] {
+        sysctl(&t.host, &format!("net.ipv4.conf.{k}.rp_filter=0"));
+    }
+    t.host.nft_text(
+        "table inet f { chain input { type filter hook input priority 0; policy accept; }; }",
+    );
+    let (v4, v6) = (
+        [
+            "203.0.113.9",
+            "198.51.100.9",
+            "203.0.113.10",
+            "203.0.113.11",
+            "203.0.113.12",
+        ],
+        [
+            "2001:db8:9::9",
+            "2001:db8:9::10",
+            "2001:db8:9::11",
+            "2001:db8:9::12",
+            "2001:db8:9::13",
+        ],
+    );
+    for a in v4 {
+        t.peer.ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"]);
+    }
+    for a in v6 {
+        t.peer.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{a}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ]);
+    }
+    // The local rule moved after the others (as VRF setups do).
+    for (fam, src) in [("-4", v4), ("-6", v6)] {
+        t.host
+            .ip(&[fam, "rule", "add", "pref", "32765", "lookup", "local"]);
+        t.host.ip(&[fam, "rule", "del", "pref", "0"]);
+        for (pref, (a, action)) in src
+            .iter()
+            .zip(["prohibit", "blackhole", "unreachable"])
+            .enumerate()
+        {
+            let pref = (100 + pref).to_string();
+            t.host
+                .ip(&[fam, "rule", "add", "pref", &pref, "from", a, action]);
+        }
+        t.host.ip(&[
+            fam, "rule", "add", "pref", "103", "from", src[3], "lookup", "300",
+        ]);
+        t.host.ip(&[
+            fam, "rule", "add", "pref", "104", "from", src[4], "lookup", "400",
+        ]);
+        t.host
+            .ip(&[fam, "route", "add", "prohibit", "default", "table", "300"]);
+        t.host
+            .ip(&[fam, "route", "add", "throw", "default", "table", "400"]);
+    }
+    let mut sport = 43000;
+    let mut cases = Vec::new();
+    for (src, to, prohibit_net) in [(v4, PUBLIC.host4, "0.0.0.0/0"), (v6, PUBLIC.host6, "::/0")] {
+        let expect: [Option<(&'static str, String)>; 5] = [
+            Some((
+                "policy_routing",
+                format!("rule 100: from {} prohibit", src[0]),
+            )),
+            Some((
+                "policy_routing",
+                format!("rule 101: from {} blackhole", src[1]),
+            )),
+            Some((
+                "policy_routing",
+                format!("rule 102: from {} unreachable", src[2]),
+            )),
+            Some(("route_type", format!("table 300: prohibit {prohibit_net}"))),
+            None,
+        ];
+        for (from, dropped) in src.iter().zip(expect) {
+            for proto in ["tcp", "udp"] {
+                sport += 1;
+                cases.push(Case {
+                    proto,
+                    from,
+                    to,
+                    port: 6162,
+                    sport,
+                    dropped: dropped.clone(),
+                });
+            }
+        }
+    }
+    let mut bad = round(&t, "rules before local", &cases);
+    let text = explain_text(&t.host, "tcp/6162", "203.0.113.9");
+    for want in [
+        ": DROP\n",
+        "decided by: the routing decision after prerouting: refused by policy routing (rule 100: from 203.0.113.9 prohibit)\n",
+    ] {
+        if !text.contains(want) {
+            bad.push(format!("explain's text lacks {want:?}:\n{text}"));
+        }
+    }
+    // The rules are in the host snapshot.
+    let routes: Value = serde_json::from_slice(&t.host.portwarden(&["routes", "--json"]).stdout)
+        .expect("routes --json");
+    let rules = routes["rules"].as_array().cloned().unwrap_or_default();
+    let has = |v6: bool, prio: u64, action: Value| {
+        rules.iter().any(|r| {
+            r["v6"].as_bool() == Some(v6)
+                && r["priority"].as_u64() == Some(prio)
+                && r["action"] == action
+        })
+    };
+    for v6 in [false, true] {
+        for (prio, action) in [
+            (100, serde_json::json!("prohibit")),
+            (103, serde_json::json!({"lookup": 300})),
+            (32765, serde_json::json!({"lookup": 255})),
+        ] {
+            if !has(v6, prio, action.clone()) {
+                bad.push(format!(
+                    "routes --json lacks rule {prio} {action} (v6 {v6}): {rules:?}"
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
+}
+
+/// Lookups in another table: a rule sending the route back to a source
+/// through the input interface lets strict reverse-path filtering pass it,
+/// a `prohibit` rule on the way back refuses it; with rp_filter off, the
+/// reply leaves where the rules send it (explain's note names the
+/// interface, an output recorder confirms it) and a reply refused by a rule
+/// makes a real connection fail, as explain's note says.
+#[test]
+fn policy_tables_change_reverse_path_and_replies() {
+    if !require_root("policy_tables_change_reverse_path_and_replies") {
+        return;
+    }
+    let t = Topology::new("prt");
+    neighbours(&t);
+    for ns in [&t.host, &t.peer] {
+        for k in ["all", "default"] {
+            sysctl(ns, &format!("net.ipv4.conf.{k}.rp_filter=0"));
+        }
+    }
+    for k in [PUBLIC.peer_if, PRIVATE.peer_if, "lo"] {
+        sysctl(&t.peer, &format!("net.ipv4.conf.{k}.rp_filter=0"));
+    }
+    sysctl(&t.host, "net.ipv4.conf.pw-priv.rp_filter=0");
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.rp_filter=1");
+    for a in ["10.0.0.10/32", "10.0.0.11/32", "10.0.0.12/32"] {
+        t.peer.ip(&["addr", "add", a, "dev", "lo"]);
+    }
+    for a in ["2001:db8:9::10/128", "2001:db8:9::11/128"] {
+        t.peer.ip(&["-6", "addr", "add", a, "dev", "lo", "nodad"]);
+    }
+    // Main: 10.0.0.0/24 through pw-priv; table 100: through pw-pub, for
+    // 10.0.0.11 only.
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "via",
+        PRIVATE.peer4,
+        "dev",
+        PRIVATE.host_if,
+    ]);
+    t.host.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "via",
+        PUBLIC.peer4,
+        "dev",
+        PUBLIC.host_if,
+        "table",
+        "100",
+    ]);
+    t.host.ip(&[
+        "rule",
+        "add",
+        "pref",
+        "100",
+        "to",
+        "10.0.0.11",
+        "lookup",
+        "100",
+    ]);
+    t.host.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:9::/64",
+        "via",
+        PRIVATE.peer6,
+        "dev",
+        PRIVATE.host_if,
+    ]);
+    t.host.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:9::/64",
+        "via",
+        PUBLIC.peer6,
+        "dev",
+        PUBLIC.host_if,
+        "table",
+        "100",
+    ]);
+    t.host.ip(&[
+        "-6",
+        "rule",
+        "add",
+        "pref",
+        "100",
+        "to",
+        "2001:db8:9::11",
+        "lookup",
+        "100",
+    ]);
+    t.host.nft_text(
+        "table inet f { chain input { type filter hook input priority 0; policy accept; }; }",
+    );
+    let rpf = || Some(("rp_filter", "net.ipv4.conf.pw-pub.rp_filter=1".to_string()));
+    let mut sport = 44000;
+    let mut cases = |list: &[(&'static str, Option<(&'static str, String)>)]| {
+        let mut v = Vec::new();
+        for (from, dropped) in list {
+            for proto in ["tcp", "udp"] {
+                sport += 1;
+                v.push(Case {
+                    proto,
+                    from,
+                    to: PUBLIC.host4,
+                    port: 6162,
+                    sport,
+                    dropped: dropped.clone(),
+                });
+            }
+        }
+        v
+    };
+    // Strict on pw-pub: the route back to 10.0.0.11 is table 100's.
+    let mut bad = round(
+        &t,
+        "strict, table 100",
+        &cases(&[
+            ("10.0.0.10", rpf()),
+            ("10.0.0.11", None),
+            ("10.0.0.12", rpf()),
+        ]),
+    );
+    // A prohibit rule before it: no route back.
+    t.host
+        .ip(&["rule", "add", "pref", "90", "to", "10.0.0.11", "prohibit"]);
+    bad.extend(round(
+        &t,
+        "strict, prohibit back",
+        &cases(&[("10.0.0.11", rpf())]),
+    ));
+    let a = explain(
+        &t.host,
+        &[Case {
+            proto: "tcp",
+            from: "10.0.0.11",
+            to: PUBLIC.host4,
+            port: 6162,
+            sport: 1,
+            dropped: None,
+        }],
+    );
+    let reason = a[0]["reason"].as_str().unwrap_or("");
+    if !reason.contains("the route back to 10.0.0.11 is refused by policy routing (rule 90: from all to 10.0.0.11 prohibit)") {
+        bad.push(format!("the reason does not name the rule: {reason}"));
+    }
+
+    // rp_filter off: real connections; the replies follow the rules.
+    sysctl(&t.host, "net.ipv4.conf.pw-pub.rp_filter=0");
+    let _l = listen(&t.host, &["tcp/6162"]);
+    t.host.nft_text(OUT_RECORDER);
+    let conns = [
+        ("10.0.0.10", PUBLIC.host4),
+        ("10.0.0.11", PUBLIC.host4),
+        ("2001:db8:9::10", PUBLIC.host6),
+        ("2001:db8:9::11", PUBLIC.host6),
+    ];
+    // The prohibit rule stays for IPv4's 10.0.0.11; IPv6's twin is added.
+    t.host.ip(&[
+        "-6",
+        "rule",
+        "add",
+        "pref",
+        "90",
+        "to",
+        "2001:db8:9::11",
+        "prohibit",
+    ]);
+    let queries: Vec<Value> = conns
+        .iter()
+        .map(|(from, to)| {
+            serde_json::json!({"proto": "tcp", "port": 6162, "from": from, "to": to,
+                "iif": PUBLIC.host_if, "sport": 45000})
+        })
+        .collect();
+    let answers = t.host.explain_batch(&queries);
+    let done = connect(
+        &t.peer,
+        &conns
+            .iter()
+            .map(|(f, to)| (*f, *to, 6162))
+            .collect::<Vec<_>>(),
+    );
+    for (((from, _), a), ok) in conns.iter().zip(&answers).zip(&done) {
+        let notes = a["assumptions"].to_string();
+        let refused = from.ends_with(".11") || from.ends_with("::11");
+        if a["verdict"] != "accept" {
+            bad.push(format!("{from}: the SYN is delivered, explain says {a}"));
+        }
+        if refused {
+            let want = format!("the reply to {from} is refused by policy routing (rule 90: from all to {from} prohibit); the connection cannot complete");
+            if *ok || !notes.contains(&want) {
+                bad.push(format!(
+                    "{from}: connected {ok}, explain's notes lack {want:?}: {notes}"
+                ));
+            }
+        } else {
+            let want = format!("the reply to {from} leaves through pw-priv, not pw-pub");
+            if !*ok || !notes.contains(&want) {
+                bad.push(format!(
+                    "{from}: connected {ok}, explain's notes lack {want:?}: {notes}"
+                ));
+            }
+        }
+    }
+    // The kernel sent the SYN-ACKs (to the unrefused sources) by pw-priv.
+    let ifs = sent_by(&t.host, 6162);
+    if ifs != ["pw-priv"] {
+        bad.push(format!(
+            "the host's SYN-ACKs left by {ifs:?}, not pw-priv alone"
+        ));
+    }
+    assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
+}
+
+/// An `arp` table that drops ARP requests for 10.99.0.1 on pw-priv: a real
+/// connection from the peer to 10.99.0.1 fails (the peer cannot resolve
+/// it) while pw-pub still works; explain's answer, the exposure map's notes
+/// and the audit (an `arp-refused` finding naming the rule) say why. Then a
+/// policy drop in the output chain: the host's replies, on both links.
+#[test]
+fn arp_tables_that_refuse_a_local_address() {
+    if !require_root("arp_tables_that_refuse_a_local_address") {
+        return;
+    }
+    let t = Topology::new("arp");
+    t.host.nft_text(
+        "table inet f { chain input { type filter hook input priority 0; policy accept; }; }",
+    );
+    let _l = listen(&t.host, &["tcp/6162"]);
+    let pairs = [(PRIVATE.peer4, PRIVATE.host4), (PUBLIC.peer4, PUBLIC.host4)];
+    let conns: Vec<(&str, &str, u16)> = pairs.iter().map(|(f, to)| (*f, *to, 6162)).collect();
+    let mut bad = Vec::new();
+    if connect(&t.peer, &conns) != [true, true] {
+        bad.push("without an arp table the connections fail".to_string());
+    }
+    t.host.nft_text(
+        "table arp a { chain in { type filter hook input priority 0; policy accept;
+           iifname \"pw-priv\" arp operation request arp daddr ip 10.99.0.1 drop; }; }",
+    );
+    let handle = t.host.nft_json()["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o.get("rule").filter(|r| r["family"] == "arp")?["handle"].as_u64())
+        .expect("the arp rule's handle");
+    run(t.peer.cmd("ip").args(["neigh", "flush", "all"]));
+    let done = connect(&t.peer, &conns);
+    if done != [false, true] {
+        bad.push(format!(
+            "with the arp table: connected {done:?}, want [false, true]"
+        ));
+    }
+    let by = format!("table arp a chain in rule handle {handle}");
+    let want = format!(
+        "arp: ARP requests for 10.99.0.1 arriving on pw-priv are refused by {by}: peers on that link cannot resolve 10.99.0.1, so no IPv4 connection to it arrives on pw-priv"
+    );
+    let queries: Vec<Value> = pairs
+        .iter()
+        .zip([PRIVATE.host_if, PUBLIC.host_if])
+        .map(|((from, to), iif)| {
+            serde_json::json!({"proto": "tcp", "port": 6162, "from": from, "to": to, "iif": iif})
+        })
+        .collect();
+    let answers = t.host.explain_batch(&queries);
+    let notes: Vec<String> = answers
+        .iter()
+        .map(|a| a["assumptions"].to_string())
+        .collect();
+    if !notes[0].contains(&want) || notes[1].contains("arp:") {
+        bad.push(format!(
+            "explain's notes: {notes:?}, want {want:?} on pw-priv only"
+        ));
+    }
+    let x: Value = serde_json::from_slice(&t.host.portwarden(&["exposure", "--json"]).stdout)
+        .expect("exposure --json");
+    let xnotes = x["notes"].to_string();
+    if !xnotes.contains(&want) || xnotes.contains("arriving on pw-pub") {
+        bad.push(format!("exposure's notes: {xnotes}"));
+    }
+    let cfg = std::env::temp_dir().join(format!("pw-arp-{}.toml", std::process::id()));
+    std::fs::write(&cfg, "roles = [\"veeam-data-mover\"]\n").unwrap();
+    let (report, code) = t.host.audit_json(&cfg, &[]);
+    let arp: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "arp-refused")
+        .collect();
+    if code != 2
+        || arp.len() != 1
+        || arp[0]["interfaces"] != serde_json::json!(["pw-priv"])
+        || arp[0]["severity"] != "critical"
+        || !arp[0]["evidence"]
+            .to_string()
+            .contains(&format!("\"handle\":{handle}"))
+    {
+        bad.push(format!("audit (exit {code}): arp-refused findings {arp:?}"));
+    }
+
+    // An output chain with policy drop: the host's replies on both links.
+    run(t.host.cmd("nft").args(["delete", "table", "arp", "a"]));
+    t.host.nft_text(
+        "table arp o { chain out { type filter hook output priority 0; policy drop; }; }",
+    );
+    run(t.peer.cmd("ip").args(["neigh", "flush", "all"]));
+    let done = connect(&t.peer, &conns);
+    let answers = t.host.explain_batch(&queries);
+    for ((a, ok), (_, to)) in answers.iter().zip(&done).zip(&pairs) {
+        let want = format!("the host's ARP replies for {to} leaving by");
+        if *ok || !a["assumptions"].to_string().contains(&want) {
+            bad.push(format!("output policy drop: connected {ok}, explain {a}"));
+        }
+    }
+    let _ = std::fs::remove_file(&cfg);
     assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
 }

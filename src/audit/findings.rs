@@ -1541,6 +1541,36 @@ fn missing_for<'a>(
     holes
 }
 
+/// `arp-refused` findings: one per interface and local IPv4 address whose
+/// ARP exchange an `arp` chain certainly refuses; a possible refusal (it
+/// depends on a rule not decided) is a note.
+pub(crate) fn arp_refused(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    for r in ctx.evaluator().arp_refusals() {
+        if r.depends_on.is_some() {
+            notes.push(format!("arp: {r}"));
+            continue;
+        }
+        drafts.push(Draft {
+            kind: FindingKind::ArpRefused,
+            role: None,
+            requirement: None,
+            needed_by: Vec::new(),
+            direction: Direction::In,
+            proto: Proto::Tcp,
+            summary: format!("IPv4 on {} to {}: {r}", r.iface, r.addr),
+            ports: PortSet::all(),
+            peers: vec!["0.0.0.0/0".parse().expect("prefix")],
+            interfaces: vec![r.iface.clone()],
+            evidence: vec![Evidence::decided_by(ctx.input.snapshot, &r.by)],
+            fix: None,
+            pieces: Vec::new(),
+            tiebreak: format!("arp {} {} {:?}", r.iface, r.addr, r.step),
+        });
+    }
+    drafts
+}
+
 /// `not-checked` findings: a requirement that could not be checked where
 /// the configuration says, because a `private_interfaces` or
 /// `[peer_interfaces]` entry matches no interface of the host. One per

@@ -30,6 +30,9 @@
 //!   `partial-opening` or `outbound-blocked` findings are those of the first
 //!   alternative, naming every alternative in the summary, and their fix
 //!   opens the first.
+//! - `arp-refused`: an `arp` family chain refuses the ARP exchange for a
+//!   local IPv4 address on an interface (see [`crate::eval::arp`]); a
+//!   refusal that depends on a rule not decided is a note.
 //! - `not-checked`: a requirement that could not be checked because a
 //!   `private_interfaces` or `[peer_interfaces]` entry matches no interface.
 //! - `excess-opening`: what the ruleset accepts from non-loopback interfaces
@@ -602,6 +605,7 @@ pub(crate) fn finish(
 fn kind_order(k: FindingKind) -> u8 {
     match k {
         FindingKind::NotChecked => 0,
+        FindingKind::ArpRefused => 0,
         FindingKind::MissingOpening => 0,
         FindingKind::PartialOpening => 1,
         FindingKind::OutboundBlocked => 2,
@@ -623,6 +627,7 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
             let mut notes = Vec::new();
             let mut drafts = findings::missing(&ctx, &mut notes);
             drafts.extend(findings::not_checked(&ctx, &mut notes));
+            drafts.extend(findings::arp_refused(&ctx, &mut notes));
             drafts.extend(findings::not_listening(&ctx));
             drafts.extend(outbound::blocked(&ctx, &mut notes));
             (drafts, notes)

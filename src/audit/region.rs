@@ -173,7 +173,12 @@ pub fn routed_sources(routes: &Routes, fam: AddrFamily, local: bool) -> BTreeMap
             }
         }
     }
-    for r in routes.routes.iter().filter(|r| mine(&r.dst)) {
+    // Policy rules are not consulted: the main table's routes only.
+    for r in routes
+        .routes
+        .iter()
+        .filter(|r| mine(&r.dst) && r.table == crate::host::RT_TABLE_MAIN)
+    {
         match r.kind {
             RouteKind::Local | RouteKind::Broadcast => {}
             RouteKind::Unicast => candidates.push((r.dst.trunc(), r.dev.as_deref())),
@@ -333,6 +338,7 @@ mod tests {
                 1 => RouteKind::Local,
                 _ => RouteKind::Unicast,
             },
+            table: crate::host::RT_TABLE_MAIN,
         });
         (
             proptest::collection::vec(route, 0..6),
@@ -355,6 +361,7 @@ mod tests {
                         Interface::new("e2", 4, &["10.0.0.9/32"]),
                     ],
                     routes,
+                    rules: Vec::new(),
                     sockets: None,
                     queues: None,
                 }

@@ -160,6 +160,9 @@ pub enum FindingKind {
     /// Something the audit was asked to check could not be checked (a
     /// private interface that matches no interface of the host).
     NotChecked,
+    /// An `arp` family chain refuses the ARP exchange for a local IPv4
+    /// address on an interface: no IPv4 connection to it arrives there.
+    ArpRefused,
 }
 
 impl FindingKind {
@@ -173,6 +176,7 @@ impl FindingKind {
             FindingKind::OutboundBlocked => "outbound-blocked",
             FindingKind::PartialOpening => "partial-opening",
             FindingKind::NotChecked => "not-checked",
+            FindingKind::ArpRefused => "arp-refused",
         }
     }
 }
@@ -195,6 +199,8 @@ pub struct SeverityPolicy {
     pub partial_opening: Severity,
     /// Default `critical`.
     pub not_checked: Severity,
+    /// Default `critical`.
+    pub arp_refused: Severity,
 }
 
 impl Default for SeverityPolicy {
@@ -207,6 +213,7 @@ impl Default for SeverityPolicy {
             outbound_blocked: Severity::Critical,
             partial_opening: Severity::Ok,
             not_checked: Severity::Critical,
+            arp_refused: Severity::Critical,
         }
     }
 }
@@ -222,6 +229,7 @@ impl SeverityPolicy {
             FindingKind::OutboundBlocked => self.outbound_blocked,
             FindingKind::PartialOpening => self.partial_opening,
             FindingKind::NotChecked => self.not_checked,
+            FindingKind::ArpRefused => self.arp_refused,
         }
     }
 }

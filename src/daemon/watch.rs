@@ -77,10 +77,11 @@ pub fn nftables(tx: UnboundedSender<News>, rcvbuf: usize) -> io::Result<()> {
         .unwrap_or_else(|_| Err(io::Error::other("the watcher thread ended")))
 }
 
-/// `RTMGRP_*` groups: links, IPv4 and IPv6 addresses and routes.
-const RT_GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
+/// `RTMGRP_*` groups: links, IPv4 and IPv6 addresses, routes and policy
+/// rules (`RTNLGRP_IPV4_RULE` 8 and `RTNLGRP_IPV6_RULE` 19 as bits).
+const RT_GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | (1 << 18);
 
-/// Subscribes to link, address and route changes; each datagram becomes one
+/// Subscribes to link, address, route and rule changes; each datagram becomes one
 /// [`News::Routes`] (the loop reads the routes again, which is cheap).
 pub fn routes(tx: UnboundedSender<News>) -> io::Result<()> {
     use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};

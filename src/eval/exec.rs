@@ -11,13 +11,13 @@ use super::compile::{
     Opacity, Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
 };
 use super::order::Path;
-use super::routes::{Lookup, RouteIndex};
+use super::routes::{Flow as RouteFlow, Lookup, RouteIndex, Routed};
 use super::{
     Answer, ChainVisit, DecidedBy, PolicyRef, Probe, RoutingCheck, RoutingStep, RuleRef,
     Translation, Verdict, Via, L4, MAX_BRANCHES,
 };
 use crate::host::model::is_link_local;
-use crate::host::{rtn, RouteKind, RpFilter, ARPHRD_ETHER, ARPHRD_LOOPBACK};
+use crate::host::{RouteKind, RpFilter, ARPHRD_ETHER, ARPHRD_LOOPBACK};
 use crate::snapshot::xt::XtInfo;
 use crate::snapshot::{CmpOp, CtKey, Family, Hook, MetaKey, PayloadBase, Policy};
 use smallvec::{smallvec, SmallVec};
@@ -29,7 +29,7 @@ mod legacy;
 mod ops;
 mod output;
 
-pub(super) use output::{explain_output, output_verdict, route_out};
+pub(super) use output::{explain_output, output_verdict, route_out_addr};
 
 pub(super) use ops::ifname;
 use ops::overlay_get;
@@ -1468,7 +1468,11 @@ impl<'a> Ctx<'a> {
                 Some("the destination address was rewritten to an unknown value".into()),
             ));
         };
-        if self.r.is_local(d) {
+        let local = match self.input_route(st, d) {
+            Ok(local) => local,
+            Err(out) => return Some(*out),
+        };
+        if local {
             let mcast = match d {
                 IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
                 IpAddr::V6(a) => a.is_multicast(),
@@ -1476,6 +1480,7 @@ impl<'a> Ctx<'a> {
             if mcast {
                 st.set_assume(A_MCAST);
             }
+            self.reply_route(st, d);
             return None;
         }
         let port = st.pkt.dport().unwrap_or(0);
@@ -1562,13 +1567,13 @@ impl<'a> Ctx<'a> {
                     format!("the source {s} is in 127.0.0.0/8 and {name} does not route it"),
                 );
             }
-            return self.validate_source(st, s, itf);
+            return self.validate_source(st, s, d, itf);
         }
         if d.is_broadcast() {
             if zeronet(s) {
                 return None;
             }
-            return self.validate_source(st, s, itf);
+            return self.validate_source(st, s, d, itf);
         }
         if zeronet(s) {
             return self.routing_drop(
@@ -1602,9 +1607,148 @@ impl<'a> Ctx<'a> {
         } else if s.is_loopback() && localnet.is_none() {
             return self.routing_drop(st, RoutingCheck::MartianSource, Some(off("route_localnet")), format!("the source {s} is in 127.0.0.0/8 and arrives on {name} (not a loopback interface); it is routed only with route_localnet set"));
         }
-        match self.r.addr_type_v4(d, None) {
-            rtn::LOCAL | rtn::BROADCAST => self.validate_source(st, s, itf),
-            _ => None,
+        match self.input_route(st, IpAddr::V4(d)) {
+            Ok(true) => self.validate_source(st, s, d, itf),
+            Ok(false) => None,
+            Err(out) => Some(*out),
+        }
+    }
+
+    /// The flow of the input route lookup (`ip_route_input_slow`,
+    /// `ip6_route_input`): the packet's addresses, ports and protocol,
+    /// input interface and mark.
+    fn input_flow(&self, st: &St, d: IpAddr) -> RouteFlow<'_> {
+        RouteFlow {
+            dst: d,
+            src: st.pkt.saddr().unwrap_or(match d {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            }),
+            iif: self.probe.iif.name.as_str(),
+            oif: "",
+            mark: (st.mark, st.mark_k),
+            proto: st.pkt.l4.proto(),
+            sport: st.pkt.sport().unwrap_or(0),
+            dport: st.pkt.dport().unwrap_or(0),
+            input: true,
+        }
+    }
+
+    /// The input route decision for destination `d` after prerouting:
+    /// `Ok(true)` delivered locally, `Ok(false)` routed on, `Err` refused
+    /// by the policy rules or the route found (or not decidable). A
+    /// multicast or limited-broadcast destination is delivered locally
+    /// (no lookup); a packet from a local process keeps its route from the
+    /// output path; without the routing checks
+    /// ([`super::Evaluator::without_routing_checks`]) the default rules are
+    /// taken.
+    fn input_route(&self, st: &mut St, d: IpAddr) -> Result<bool, Box<Out>> {
+        let bcast = match d {
+            IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+            IpAddr::V6(a) => a.is_multicast(),
+        };
+        if bcast || st.local_origin || !self.r.checks || !self.r.custom_rules(d.is_ipv6()) {
+            return Ok(self.r.is_local(d));
+        }
+        let flow = self.input_flow(st, d);
+        let refuse = |st: &mut St, check: RoutingCheck, setting: String, why: String| {
+            Err(Box::new(
+                self.routing_drop(st, check, Some(setting), why)
+                    .expect("a drop"),
+            ))
+        };
+        match self.r.route(&flow) {
+            Routed::Route { entry, table, rule } => match entry.kind {
+                RouteKind::Local | RouteKind::Broadcast => Ok(true),
+                RouteKind::Unicast => Ok(false),
+                k => refuse(
+                    st,
+                    RoutingCheck::RouteType,
+                    format!(
+                        "table {}: {} {}",
+                        table_name(table),
+                        kind_name(k),
+                        entry.net
+                    ),
+                    format!("the route to {d} found by rule {rule} is {}", kind_name(k)),
+                ),
+            },
+            Routed::Refused(rule) => refuse(
+                st,
+                RoutingCheck::PolicyRouting,
+                format!("rule {rule}"),
+                format!(
+                    "the input route lookup for {d} on {} meets rule {rule}",
+                    flow.iif
+                ),
+            ),
+            // As without policy rules: a destination with no route is not
+            // a local one.
+            Routed::NoRoute => Ok(false),
+            Routed::Unknown(rule, why) => {
+                let reason = format!(
+                    "the input route lookup for {d} depends on policy routing rule {rule}: {why}"
+                );
+                Err(Box::new(self.finish(
+                    st,
+                    Verdict::Unknown,
+                    None,
+                    Some(reason),
+                )))
+            }
+        }
+    }
+
+    /// For a connection delivered locally under custom policy rules: a
+    /// note when the reply's route (`ip_route_output`: from `d` to the
+    /// source, the probe's ports swapped, no mark) leaves through another
+    /// interface than the input one, or fails (then the connection cannot
+    /// complete).
+    fn reply_route(&self, st: &mut St, d: IpAddr) {
+        let Some(s) = st.pkt.saddr() else { return };
+        if st.local_origin || !self.r.checks || !self.r.custom_rules(d.is_ipv6()) {
+            return;
+        }
+        let flow = RouteFlow {
+            dst: s,
+            src: d,
+            iif: self.r.loopback_name(),
+            oif: "",
+            mark: (0, !0),
+            proto: st.pkt.l4.proto(),
+            sport: st.pkt.dport().unwrap_or(0),
+            dport: st.pkt.sport().unwrap_or(0),
+            input: false,
+        };
+        let name = self.probe.iif.name.as_str();
+        let note = match self.r.route(&flow) {
+            Routed::Route { entry, table, rule } => match (entry.kind, entry.dev_name.as_deref()) {
+                (RouteKind::Unicast, Some(dev)) if dev == name => None,
+                (RouteKind::Unicast, Some(dev)) => Some(format!(
+                    "the reply to {s} leaves through {dev}, not {name} (table {}, {} by rule {rule})",
+                    table_name(table),
+                    entry.net
+                )),
+                (RouteKind::Local, _) => None,
+                (k, _) => Some(format!(
+                    "the reply to {s} cannot be routed: the route (table {}: {} {}, by rule {rule}) refuses it; the connection cannot complete",
+                    table_name(table),
+                    kind_name(k),
+                    entry.net
+                )),
+            },
+            Routed::Refused(rule) => Some(format!(
+                "the reply to {s} is refused by policy routing (rule {rule}); the connection cannot complete"
+            )),
+            Routed::NoRoute => Some(format!(
+                "the reply to {s} has no route; the connection cannot complete"
+            )),
+            Routed::Unknown(rule, why) => Some(format!(
+                "the reply's route to {s} depends on policy routing rule {rule}: {why}"
+            )),
+        };
+        if let Some(n) = note {
+            st.notes.push(n);
         }
     }
 
@@ -1620,6 +1764,7 @@ impl<'a> Ctx<'a> {
         &self,
         st: &mut St,
         s: Ipv4Addr,
+        d: Ipv4Addr,
         itf: Option<&crate::host::Interface>,
     ) -> Option<Out> {
         let name = self.probe.iif.name.as_str();
@@ -1635,6 +1780,43 @@ impl<'a> Ctx<'a> {
                 format!("the source {s} is one of the host's own addresses"),
             )
         };
+        // The reverse lookup (`__fib_validate_source`): to the source, from
+        // the destination, as if from the loopback interface, mark 0
+        // (`src_valid_mark` is not read), ports swapped.
+        let flow = RouteFlow {
+            dst: IpAddr::V4(s),
+            src: IpAddr::V4(d),
+            iif: self.r.loopback_name(),
+            oif: "",
+            mark: (0, !0),
+            proto: st.pkt.l4.proto(),
+            sport: st.pkt.dport().unwrap_or(0),
+            dport: st.pkt.sport().unwrap_or(0),
+            input: true,
+        };
+        let custom = self.r.custom_rules(false);
+        let back = custom.then(|| self.r.route(&flow));
+        if let Some(Routed::Unknown(rule, why)) = &back {
+            let reason = format!(
+                "the reverse-path lookup for {s} depends on policy routing rule {rule}: {why}"
+            );
+            return Some(self.finish(st, Verdict::Unknown, None, Some(reason)));
+        }
+        if rpf == RpFilter::Off && !accept_local && custom {
+            // With custom rules the kernel runs the full check even with
+            // rp_filter off: the route back must be unicast (or local with
+            // accept_local); a failed lookup passes.
+            return match back.as_ref().and_then(Routed::entry).map(|e| e.kind) {
+                Some(RouteKind::Local) => local_src(st),
+                Some(RouteKind::Broadcast) => self.routing_drop(
+                    st,
+                    RoutingCheck::MartianSource,
+                    None,
+                    format!("the source {s} is a broadcast address of the host"),
+                ),
+                _ => None,
+            };
+        }
         let Some(itf) = itf.filter(|_| rpf != RpFilter::Off) else {
             let mine = self
                 .r
@@ -1665,12 +1847,28 @@ impl<'a> Ctx<'a> {
                 format!("{mode}: {why}"),
             )
         };
-        let e = match self.r.lookup(IpAddr::V4(s), None) {
-            Lookup::None => return refuse(st, format!("there is no route back to {s}")),
-            Lookup::Found(e) => e,
+        let (e, by) = match back {
+            None => match self.r.lookup(IpAddr::V4(s), None) {
+                Lookup::None => return refuse(st, format!("there is no route back to {s}")),
+                Lookup::Found(e) => (e, String::new()),
+            },
+            Some(Routed::Route { entry, table, rule }) => (
+                entry,
+                format!(", table {} by rule {rule}", table_name(table)),
+            ),
+            Some(Routed::Refused(rule)) => {
+                return refuse(
+                    st,
+                    format!("the route back to {s} is refused by policy routing (rule {rule})"),
+                )
+            }
+            Some(Routed::NoRoute | Routed::Unknown(..)) => {
+                return refuse(st, format!("there is no route back to {s}"))
+            }
         };
         match e.kind {
             RouteKind::Unicast => {}
+            RouteKind::Throw => return refuse(st, format!("there is no route back to {s}")),
             RouteKind::Local if accept_local => return None,
             RouteKind::Local => return local_src(st),
             RouteKind::Broadcast => {
@@ -1684,11 +1882,7 @@ impl<'a> Ctx<'a> {
             k @ (RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit) => {
                 return refuse(
                     st,
-                    format!(
-                        "the route back to {s} ({}) is {}",
-                        e.net,
-                        format!("{k:?}").to_lowercase()
-                    ),
+                    format!("the route back to {s} ({}{by}) is {}", e.net, kind_name(k)),
                 )
             }
         }
@@ -1701,7 +1895,7 @@ impl<'a> Ctx<'a> {
             return refuse(
                 st,
                 format!(
-                    "the route back to {s} ({}) leaves through {via}, not {name}",
+                    "the route back to {s} ({}{by}) leaves through {via}, not {name}",
                     e.net
                 ),
             );
@@ -1901,6 +2095,29 @@ impl<'a> Ctx<'a> {
 }
 
 // --------------------------------------------------------------- answers
+
+/// A routing table's name as `ip rule` shows it.
+fn table_name(t: u32) -> String {
+    match t {
+        crate::host::RT_TABLE_MAIN => "main".into(),
+        crate::host::RT_TABLE_LOCAL => "local".into(),
+        crate::host::RT_TABLE_DEFAULT => "default".into(),
+        n => n.to_string(),
+    }
+}
+
+/// A route type as `ip route` shows it.
+fn kind_name(k: RouteKind) -> &'static str {
+    match k {
+        RouteKind::Unicast => "unicast",
+        RouteKind::Local => "local",
+        RouteKind::Broadcast => "broadcast",
+        RouteKind::Blackhole => "blackhole",
+        RouteKind::Unreachable => "unreachable",
+        RouteKind::Prohibit => "prohibit",
+        RouteKind::Throw => "throw",
+    }
+}
 
 fn final_verdict(o: &Out) -> Verdict {
     // A TCP reset answers TCP only: for UDP nothing is sent.

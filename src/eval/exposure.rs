@@ -241,6 +241,11 @@ impl Evaluator {
                 c.zone_text()
             ));
         }
+        // The IPv4 openings on an interface whose ARP exchange an `arp`
+        // chain refuses cannot be reached from its link.
+        for r in self.arp_refusals() {
+            notes.push(format!("arp: {r}"));
+        }
         // (family, protocol, interfaces evaluated alike, local addresses):
         // the first interface stands for the others.
         let mut combos = Vec::new();
@@ -1234,12 +1239,40 @@ fn collect<'a>(
         }
         c.out.addr(set, &all);
     }
-    let nets: Vec<ipnet::IpNet> = if c.out.fib || rp_filter {
+    // Custom policy rules decide the input route, the route back for
+    // reverse-path filtering and the reply's: their prefixes split the
+    // sources as the routes do, their port ranges the ports.
+    let v6 = fam != AddrFamily::V4;
+    let policy = ev.routes.custom_rules(v6) && (ev.routes.checks || c.out.fib);
+    let rule_nets: Vec<ipnet::IpNet> = if policy {
+        // The local address is the source of the route back and the
+        // reply's: each is its own group.
+        c.out.split_daddr();
+        let rules = ev.routes.rules(v6);
+        for r in rules {
+            if let Some((a, b)) = r.sport {
+                c.out.ports(Field::Sport, a, b);
+                c.out.ports(Field::Dport, a, b);
+            }
+            if let Some((a, b)) = r.dport {
+                c.out.ports(Field::Sport, a, b);
+                c.out.ports(Field::Dport, a, b);
+            }
+        }
+        rules
+            .iter()
+            .flat_map(|r| r.from.iter().chain(r.to.iter()).copied())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let nets: Vec<ipnet::IpNet> = if c.out.fib || rp_filter || policy {
         routes
             .interfaces
             .iter()
             .flat_map(|i| i.addrs.iter().copied())
             .chain(routes.routes.iter().map(|r| r.dst))
+            .chain(rule_nets)
             .collect()
     } else {
         Vec::new()

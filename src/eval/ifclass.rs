@@ -173,7 +173,17 @@ fn routing_tokens(routes: &RouteIndex, itf: &Iface, me: u32, out: &mut Vec<u32>)
     out.push(u32::from(i.accept_local.is_some()));
     out.push(u32::from(i.rp_filter.value()));
     let has_v4 = i.addrs.iter().any(|n| n.addr().is_ipv4());
-    if i.rp_filter == RpFilter::Strict || (i.rp_filter == RpFilter::Loose && !has_v4) {
+    // Custom policy rules: an interface a rule names (`iif`, `oif`) is
+    // alike no other, nor is any interface when replies or routes back are
+    // compared with it (rules can send them anywhere).
+    let named = [false, true].iter().any(|&v6| {
+        routes.custom_rules(v6)
+            && routes.rules(v6).iter().any(|r| {
+                r.iif.as_deref() == Some(itf.name.as_str())
+                    || r.oif.as_deref() == Some(itf.name.as_str())
+            })
+    });
+    if i.rp_filter == RpFilter::Strict || (i.rp_filter == RpFilter::Loose && !has_v4) || named {
         out.extend([T_ITSELF, me]);
     }
 }

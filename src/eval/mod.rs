@@ -108,12 +108,15 @@
 //! # Not modelled
 //!
 //! - The forward path; netdev egress chains (an output probe meeting one is
-//!   `unknown`); bridge and arp families.
-//! - Policy routing (`ip rule`, fwmark routing tables), multipath weights
-//!   (reverse-path filtering sees a multipath route's first next hop only),
-//!   route metrics; `src_valid_mark`, `log_martians`, IPsec (which skips
-//!   `rp_filter`), the checks on forwarded packets and IPv6's own
-//!   martian checks. `fib` answers from [`Routes`] only.
+//!   `unknown`); the bridge family; the arp family only as
+//!   [`arp`] reports it (a note, never the verdict).
+//! - Multipath weights (reverse-path filtering sees a multipath route's
+//!   first next hop only), route metrics; `src_valid_mark`,
+//!   `log_martians`, IPsec (which skips `rp_filter`), the checks on
+//!   forwarded packets and IPv6's own martian checks. Policy routing rules
+//!   (`ip rule`) decide the input route, the route back for reverse-path
+//!   filtering, the reply's route (a note), the output route and `fib`
+//!   lookups (`fib ... type` reads the local table, as the kernel does).
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
 //!   TCP options other than a Linux SYN's (absent), the timestamp value and
 //!   window shift (unknown bits), UDP payload contents.
@@ -145,6 +148,7 @@
 //! a skipped rule has a pure condition that is false, and nothing it would
 //! have written is ever read.
 
+pub mod arp;
 pub mod clock;
 mod compile;
 mod exec;
@@ -424,6 +428,12 @@ pub enum RoutingCheck {
     /// The destination (after DNAT) is a martian: in 0.0.0.0/8, or in
     /// 127.0.0.0/8 without `route_localnet` on the input interface.
     MartianDestination,
+    /// A policy routing rule (`ip rule ... blackhole|unreachable|prohibit`)
+    /// refused the input route lookup.
+    PolicyRouting,
+    /// The input route lookup found a blackhole, unreachable or prohibit
+    /// route (in the table a policy rule chose).
+    RouteType,
 }
 
 /// The step of the routing decision that dropped a packet (no chain of the
@@ -446,6 +456,8 @@ impl fmt::Display for RoutingStep {
             RoutingCheck::RpFilter => "refused by reverse-path filtering",
             RoutingCheck::MartianSource => "dropped as a martian source",
             RoutingCheck::MartianDestination => "dropped as a martian destination",
+            RoutingCheck::PolicyRouting => "refused by policy routing",
+            RoutingCheck::RouteType => "refused by the route",
         })?;
         match &self.setting {
             Some(s) => write!(f, " ({s})"),
@@ -543,6 +555,8 @@ pub struct Answer {
 pub struct Evaluator {
     prog: compile::Program,
     routes: routes::RouteIndex,
+    /// The `arp` family tables.
+    arp: arp::ArpTables,
     /// The output paths ([`Evaluator::explain_output`]).
     out: output::Paths,
 }
@@ -555,6 +569,7 @@ impl Evaluator {
         Evaluator {
             prog,
             routes: routes::RouteIndex::new(routes),
+            arp: arp::ArpTables::new(snapshot),
             out,
         }
     }
@@ -617,8 +632,33 @@ impl Evaluator {
     }
 
     /// Follows `probe` through the ruleset and says what happens to it.
+    /// An `arp` chain that refuses the ARP exchange for an IPv4 probe's
+    /// destination on its input interface is named in the assumptions
+    /// (see [`arp`]).
     pub fn explain(&self, probe: &Probe) -> Answer {
-        exec::explain(&self.prog, &self.routes, probe)
+        let mut a = exec::explain(&self.prog, &self.routes, probe);
+        if let Some(r) = self.arp_refusal(probe) {
+            a.assumptions.push(format!("arp: {r}"));
+        }
+        a
+    }
+
+    /// The `arp` chain that refuses (or may refuse) the ARP exchange an
+    /// IPv4 probe from outside needs: its destination asked for on its
+    /// input interface.
+    pub fn arp_refusal(&self, probe: &Probe) -> Option<arp::ArpRefusal> {
+        match probe.daddr {
+            std::net::IpAddr::V4(d) if probe.iif.iftype != crate::host::ARPHRD_LOOPBACK => {
+                arp::refusal(&self.arp, &self.routes.given, &probe.iif.name, d)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every refusal of the ARP exchange by an `arp` chain, for each IPv4
+    /// address of each non-loopback interface on that interface.
+    pub fn arp_refusals(&self) -> Vec<arp::ArpRefusal> {
+        arp::refusals(&self.arp, &self.routes.given)
     }
 
     /// The verdict of [`Evaluator::explain`] and the rule or policy that

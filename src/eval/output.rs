@@ -291,7 +291,9 @@ impl Evaluator {
     /// loopback device for a local address), or `None` when no route
     /// leads there.
     pub fn output_device(&self, daddr: IpAddr) -> Option<Iface> {
-        exec::route_out(&self.routes, daddr).ok().map(|(i, _)| i)
+        exec::route_out_addr(&self.routes, daddr)
+            .ok()
+            .map(|(i, _)| i)
     }
 
     /// The source address a connection to `daddr` gets when the socket

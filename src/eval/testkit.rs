@@ -34,6 +34,7 @@ pub(crate) fn topology() -> Routes {
             ),
         ],
         routes: vec![Route::via("10.0.0.10/32", "pw-priv")],
+        rules: Vec::new(),
         sockets: None,
         queues: None,
     }

@@ -1663,6 +1663,7 @@ fn blackhole_203() -> Route {
         dst: "203.0.113.0/24".parse().unwrap(),
         dev: None,
         kind: RouteKind::Blackhole,
+        table: crate::host::RT_TABLE_MAIN,
     }
 }
 
@@ -2148,4 +2149,333 @@ fn time_matches_are_decided_at_the_evaluators_clock() {
     assert_eq!(on(22), Vec::<bool>::new());
     assert_eq!(on(24), vec![false]);
     assert!(x.notes.iter().any(|n| n.contains("time matches")));
+}
+
+// ------------------------------------------------------ policy routing
+
+/// The topology with `rules` (IPv4 unless a rule says otherwise; the
+/// other family keeps its defaults) and `routes` added.
+fn with_rules(rules: Vec<crate::host::Rule>, routes: Vec<Route>) -> Routes {
+    let mut r = topology();
+    r.rules = rules;
+    r.routes.extend(routes);
+    r
+}
+
+fn ip_rule(priority: u32, action: crate::host::RuleAction) -> crate::host::Rule {
+    crate::host::Rule::new(false, priority, action)
+}
+
+/// The kernel's IPv4 defaults with `extra` added.
+fn defaults_and(extra: Vec<crate::host::Rule>) -> Vec<crate::host::Rule> {
+    let mut v = crate::host::Rule::defaults(false);
+    v.extend(extra);
+    v.sort_by_key(|r| r.priority);
+    v
+}
+
+fn probe_on(e: &Evaluator, src: &str, dst: &str, dport: u16, iif: &str) -> Answer {
+    let p = Probe::new(
+        L4::Tcp,
+        src.parse().unwrap(),
+        dst.parse().unwrap(),
+        40000,
+        dport,
+        e.iface(iif),
+    );
+    e.explain(&p)
+}
+
+#[test]
+fn policy_rules_refuse_the_input_route() {
+    use crate::host::RuleAction::*;
+    use crate::host::RT_TABLE_LOCAL;
+    // The local rule moved after a prohibit rule: packets from 192.0.2.2
+    // are refused before the local table is consulted.
+    let mut deny = ip_rule(100, Prohibit);
+    deny.from = Some("192.0.2.2/32".parse().unwrap());
+    let rules = vec![
+        deny,
+        ip_rule(32765, Lookup(RT_TABLE_LOCAL)),
+        ip_rule(32766, Lookup(crate::host::RT_TABLE_MAIN)),
+    ];
+    let e = Evaluator::new(&snapshot("backup-host-basic"), with_rules(rules, vec![]));
+    let a = probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub");
+    assert_eq!(
+        routing(&a),
+        (
+            Verdict::Drop,
+            Some(RoutingCheck::PolicyRouting),
+            Some("rule 100: from 192.0.2.2 prohibit")
+        ),
+        "{a:#?}"
+    );
+    assert_eq!(
+        a.routing.as_ref().unwrap().to_string(),
+        "refused by policy routing (rule 100: from 192.0.2.2 prohibit)"
+    );
+    assert!(a
+        .trace
+        .iter()
+        .all(|v| v.hook != crate::snapshot::Hook::Input));
+    // Another source is not selected.
+    assert_eq!(
+        probe_on(&e, "192.0.2.3", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+    // `not`: every other source is.
+    let mut e2 = with_rules(vec![], vec![]);
+    let mut deny = ip_rule(100, Blackhole);
+    deny.from = Some("192.0.2.2/32".parse().unwrap());
+    deny.not = true;
+    e2.rules = vec![deny, ip_rule(200, Lookup(RT_TABLE_LOCAL))];
+    let e2 = Evaluator::new(&snapshot("backup-host-basic"), e2);
+    assert_eq!(
+        probe_on(&e2, "192.0.2.2", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+    assert_eq!(
+        routing(&probe_on(&e2, "192.0.2.3", "192.0.2.1", 22, "pw-pub")).1,
+        Some(RoutingCheck::PolicyRouting)
+    );
+    // The default rules: the local table first, a prohibit rule after it
+    // does not touch local delivery.
+    let mut late = ip_rule(100, Prohibit);
+    late.from = Some("192.0.2.2/32".parse().unwrap());
+    let e3 = Evaluator::new(
+        &snapshot("backup-host-basic"),
+        with_rules(defaults_and(vec![late]), vec![]),
+    );
+    assert_eq!(
+        probe_on(&e3, "192.0.2.2", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+}
+
+/// `fwmark`, `iif`, `dport`, `goto` and `nop` selectors and actions, and a
+/// selector it cannot decide.
+#[test]
+fn policy_rule_selectors_and_actions() {
+    use crate::host::RuleAction::*;
+    use crate::host::RT_TABLE_LOCAL;
+    let mk = |rules: Vec<crate::host::Rule>| {
+        Evaluator::new(&snapshot("backup-host-basic"), with_rules(rules, vec![]))
+    };
+    let local = || ip_rule(32765, Lookup(RT_TABLE_LOCAL));
+    // dport 22 on pw-pub only.
+    let mut r = ip_rule(10, Unreachable);
+    r.dport = Some((22, 22));
+    r.iif = Some("pw-pub".into());
+    let e = mk(vec![r, local()]);
+    assert_eq!(
+        routing(&probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub")).1,
+        Some(RoutingCheck::PolicyRouting)
+    );
+    assert_eq!(
+        probe_on(&e, "10.99.0.2", "10.99.0.1", 22, "pw-priv").verdict,
+        Verdict::Accept
+    );
+    // fwmark: the probe's mark is 0.
+    let mut r = ip_rule(10, Prohibit);
+    r.fwmark = Some((1, 1));
+    let e = mk(vec![r, local()]);
+    assert_eq!(
+        probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+    // goto skips the prohibit rule; nop does nothing.
+    let mut r = ip_rule(20, Prohibit);
+    r.from = Some("192.0.2.0/24".parse().unwrap());
+    let e = mk(vec![
+        ip_rule(10, Nop),
+        ip_rule(15, Goto(30)),
+        r.clone(),
+        ip_rule(30, Lookup(RT_TABLE_LOCAL)),
+    ]);
+    assert_eq!(
+        probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+    let e = mk(vec![
+        ip_rule(10, Nop),
+        r,
+        ip_rule(30, Lookup(RT_TABLE_LOCAL)),
+    ]);
+    assert_eq!(
+        probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Drop
+    );
+    // uidrange: input lookups run as user 0.
+    let mut r = ip_rule(10, Prohibit);
+    r.uidrange = Some((1000, 2000));
+    let e = mk(vec![r, local()]);
+    assert_eq!(
+        probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+    let mut r = ip_rule(10, Prohibit);
+    r.uidrange = Some((0, 0));
+    let e = mk(vec![r, local()]);
+    assert_eq!(
+        probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Drop
+    );
+    // l3mdev: not decidable, and named.
+    let mut r = ip_rule(10, Prohibit);
+    r.undecided = vec!["l3mdev".into()];
+    let e = mk(vec![r, local()]);
+    let a = probe_on(&e, "192.0.2.2", "192.0.2.1", 22, "pw-pub");
+    assert_eq!(a.verdict, Verdict::Unknown);
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap()
+            .contains("rule 10: from all l3mdev prohibit"),
+        "{a:#?}"
+    );
+}
+
+/// A table chosen by the source address changes the route back, and with
+/// it strict reverse-path filtering's outcome and the reply's interface.
+#[test]
+fn policy_tables_change_the_route_back() {
+    use crate::host::RpFilter::Strict;
+    use crate::host::RuleAction::*;
+    let mut by_src = ip_rule(100, Lookup(100));
+    by_src.from = Some("192.0.2.1/32".parse().unwrap());
+    let table = vec![Route::via("0.0.0.0/0", "pw-pub").in_table(100)];
+    let mut r = with_rules(defaults_and(vec![by_src]), table);
+    r.interfaces[1].rp_filter = Strict;
+    r.interfaces[2].rp_filter = Strict;
+    let e = Evaluator::new(&snapshot("backup-host-basic"), r);
+    // Main routes 10.0.0.10 through pw-priv; replies from 192.0.2.1 use
+    // table 100, through pw-pub: strict filtering passes.
+    let a = probe_on(&e, "10.0.0.10", "192.0.2.1", 22, "pw-pub");
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    // Arriving on pw-priv for 10.99.0.1 (main table, pw-priv): passes too.
+    let a = probe_on(&e, "10.0.0.10", "10.99.0.1", 22, "pw-priv");
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    // To 192.0.2.1 on pw-priv: the route back is table 100's, through
+    // pw-pub, and strict filtering names it.
+    let a = probe_on(&e, "10.0.0.10", "192.0.2.1", 22, "pw-priv");
+    assert_eq!(routing(&a).1, Some(RoutingCheck::RpFilter), "{a:#?}");
+    assert!(
+        a.reason.as_deref().unwrap().contains(
+            "the route back to 10.0.0.10 (0.0.0.0/0, table 100 by rule 100: from 192.0.2.1 lookup 100) leaves through pw-pub, not pw-priv"
+        ),
+        "{a:#?}"
+    );
+    // suppress_prefixlength 0 on a main lookup before: the default route
+    // of main would be ignored, its /32 is not.
+    let mut main_first = ip_rule(50, Lookup(crate::host::RT_TABLE_MAIN));
+    main_first.suppress_prefixlength = Some(0);
+    let mut by_src = ip_rule(100, Lookup(100));
+    by_src.from = Some("192.0.2.1/32".parse().unwrap());
+    let mut r = with_rules(
+        defaults_and(vec![main_first, by_src]),
+        vec![Route::via("0.0.0.0/0", "pw-pub").in_table(100)],
+    );
+    r.interfaces[1].rp_filter = Strict;
+    let e = Evaluator::new(&snapshot("backup-host-basic"), r);
+    assert_eq!(
+        routing(&probe_on(&e, "10.0.0.10", "192.0.2.1", 22, "pw-pub")).1,
+        Some(RoutingCheck::RpFilter)
+    );
+    assert_eq!(
+        probe_on(&e, "198.51.100.7", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
+
+    // With rp_filter off, a reply refused by a rule is a note.
+    let mut deny = ip_rule(100, Prohibit);
+    deny.to = Some("10.0.0.10/32".parse().unwrap());
+    let e = Evaluator::new(
+        &snapshot("backup-host-basic"),
+        with_rules(defaults_and(vec![deny]), vec![]),
+    );
+    let a = probe_on(&e, "10.0.0.10", "10.99.0.1", 22, "pw-priv");
+    assert_eq!(a.verdict, Verdict::Accept);
+    assert!(
+        a.assumptions.iter().any(|n| n.contains(
+            "the reply to 10.0.0.10 is refused by policy routing (rule 100: from all to 10.0.0.10 prohibit)"
+        )),
+        "{a:#?}"
+    );
+    // The output path follows the rules too.
+    let p = crate::eval::output::OutProbe::new(
+        L4::Tcp,
+        "10.99.0.1".parse().unwrap(),
+        "10.0.0.10".parse().unwrap(),
+        40000,
+        6162,
+    );
+    let a = e.explain_output(&p);
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("refused by policy routing (rule 100"),
+        "{a:#?}"
+    );
+}
+
+/// The map agrees with explain under custom rules (source prefixes, a
+/// port range, an interface, a table).
+#[test]
+fn exposure_agrees_with_explain_under_policy_rules() {
+    use crate::host::RuleAction::*;
+    let mut a = ip_rule(10, Prohibit);
+    a.from = Some("198.51.100.0/25".parse().unwrap());
+    a.iif = Some("pw-pub".into());
+    let mut b = ip_rule(20, Blackhole);
+    b.dport = Some((20, 25));
+    b.from = Some("10.0.0.0/8".parse().unwrap());
+    let mut c = ip_rule(30, Lookup(100));
+    c.to = Some("203.0.113.0/24".parse().unwrap());
+    let mut rules = vec![a, b, c];
+    rules.push(ip_rule(32765, Lookup(crate::host::RT_TABLE_LOCAL)));
+    rules.push(ip_rule(32766, Lookup(crate::host::RT_TABLE_MAIN)));
+    let mut r = with_rules(
+        rules,
+        vec![Route::via("203.0.113.0/24", "pw-priv").in_table(100)],
+    );
+    r.interfaces[1].rp_filter = crate::host::RpFilter::Strict;
+    let total = exposure_agrees_with(&r);
+    assert!(total > 1_000, "{total} probes");
+}
+
+/// `fib saddr . iif oif missing drop` follows the policy rules: a table
+/// sending 10.0.0.10 back through pw-pub lets it in there; a prohibit rule
+/// for 198.51.100.0/24 (which pw-pub would otherwise reach) refuses it.
+#[test]
+fn fib_follows_policy_rules() {
+    use crate::host::RuleAction::*;
+    let mut to_pub = ip_rule(100, Lookup(100));
+    to_pub.to = Some("10.0.0.10/32".parse().unwrap());
+    let mut deny = ip_rule(90, Prohibit);
+    deny.to = Some("198.51.100.0/24".parse().unwrap());
+    let routes = with_rules(
+        defaults_and(vec![to_pub, deny]),
+        vec![
+            Route::via("10.0.0.0/24", "pw-pub").in_table(100),
+            Route::via("198.51.100.0/24", "pw-pub"),
+        ],
+    );
+    let e = Evaluator::new(&snapshot("rpfilter-raw"), routes.clone());
+    let a = probe_on(&e, "10.0.0.10", "192.0.2.1", 22, "pw-pub");
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    let a = probe_on(&e, "198.51.100.7", "192.0.2.1", 22, "pw-pub");
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    // Without the rules: the other way round.
+    let mut plain = routes;
+    plain.rules.clear();
+    let e = Evaluator::new(&snapshot("rpfilter-raw"), plain.clone());
+    assert_eq!(
+        probe_on(&e, "10.0.0.10", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        probe_on(&e, "198.51.100.7", "192.0.2.1", 22, "pw-pub").verdict,
+        Verdict::Accept
+    );
 }

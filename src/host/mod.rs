@@ -15,8 +15,8 @@ pub mod routes;
 pub mod sockets;
 
 pub use model::{
-    rtn, ConfFrom, Interface, Route, RouteKind, Routes, RpFilter, Socket, ARPHRD_ETHER,
-    ARPHRD_LOOPBACK,
+    rtn, ConfFrom, Interface, Route, RouteKind, Routes, RpFilter, Rule, RuleAction, Socket,
+    ARPHRD_ETHER, ARPHRD_LOOPBACK, RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 };
 pub use routes::read_routes;
 pub use sockets::{read_listeners, Listener, Process};

@@ -16,10 +16,12 @@
 //! - **main table**: every address's prefix is a connected route on its
 //!   interface (as the kernel adds it), plus [`Routes::routes`].
 //!
-//! Lookups are longest-prefix match, local table first (the default policy
-//! rules `local`, `main`). Policy routing, multipath weights and route
-//! metrics are not modelled: among routes of equal prefix length the first
-//! wins.
+//! Other tables hold the [`Route`]s whose [`Route::table`] names them.
+//! Lookups follow the policy rules ([`Routes::rules`], `ip rule`; the
+//! kernel's defaults when none of a family are given: `0 lookup local`,
+//! `32766 lookup main`, and for IPv4 `32767 lookup default`), each table
+//! by longest-prefix match. Multipath weights and route metrics are not
+//! modelled: among routes of equal prefix length the first wins.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -40,10 +42,16 @@ pub struct Routes {
     /// Interfaces with their addresses.
     #[serde(default)]
     pub interfaces: Vec<Interface>,
-    /// Routes of the main table (connected routes of the interfaces'
-    /// addresses are added automatically; repeating them is harmless).
+    /// Routes of the main table and of the other tables but the local one
+    /// (connected routes of the interfaces' addresses are added to the
+    /// main table automatically; repeating them is harmless).
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Policy routing rules (`ip rule`) of both families, in the kernel's
+    /// order (by priority). A family with no rule here has the kernel's
+    /// default rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
     /// Listening sockets, when known. `None` means unknown: `socket` and
     /// `tproxy` expressions then cannot be decided for a probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,8 +80,9 @@ impl Routes {
     /// a connection from `addr` is expected to arrive: the loopback
     /// interface for one of the host's own addresses (as the kernel's local
     /// table says), otherwise the longest-prefix match over the connected
-    /// prefixes of the interfaces' addresses and [`Routes::routes`] (the
-    /// first of equal prefixes wins, connected prefixes first). `None` when
+    /// prefixes of the interfaces' addresses and the main table's
+    /// [`Routes::routes`] (the first of equal prefixes wins, connected
+    /// prefixes first; policy rules are not consulted). `None` when
     /// nothing matches or the best route has no device (blackhole,
     /// unreachable, prohibit).
     pub fn route_dev(&self, addr: IpAddr) -> Option<&str> {
@@ -99,7 +108,10 @@ impl Routes {
         let routed = self
             .routes
             .iter()
-            .filter(|r| !matches!(r.kind, RouteKind::Local | RouteKind::Broadcast))
+            .filter(|r| {
+                r.table == RT_TABLE_MAIN
+                    && !matches!(r.kind, RouteKind::Local | RouteKind::Broadcast)
+            })
             .map(|r| {
                 let dev = match r.kind {
                     RouteKind::Unicast => r.dev.as_deref(),
@@ -314,6 +326,21 @@ impl Interface {
     }
 }
 
+/// `RT_TABLE_MAIN`.
+pub const RT_TABLE_MAIN: u32 = 254;
+/// `RT_TABLE_LOCAL`.
+pub const RT_TABLE_LOCAL: u32 = 255;
+/// `RT_TABLE_DEFAULT`.
+pub const RT_TABLE_DEFAULT: u32 = 253;
+
+fn main_table() -> u32 {
+    RT_TABLE_MAIN
+}
+
+fn is_main_table(t: &u32) -> bool {
+    *t == RT_TABLE_MAIN
+}
+
 /// A route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
@@ -325,16 +352,222 @@ pub struct Route {
     /// Route type.
     #[serde(default)]
     pub kind: RouteKind,
+    /// The routing table (254, main, when absent). Local and broadcast
+    /// routes of the main table are taken as the local table's.
+    #[serde(default = "main_table", skip_serializing_if = "is_main_table")]
+    pub table: u32,
 }
 
 impl Route {
-    /// A unicast route to `dst` through `dev`.
+    /// A unicast route to `dst` through `dev`, in the main table.
     pub fn via(dst: &str, dev: &str) -> Route {
         Route {
             dst: dst.parse().expect("prefix"),
             dev: Some(dev.to_string()),
             kind: RouteKind::Unicast,
+            table: RT_TABLE_MAIN,
         }
+    }
+
+    /// The same route in table `table`.
+    pub fn in_table(mut self, table: u32) -> Route {
+        self.table = table;
+        self
+    }
+}
+
+/// A policy routing rule (`ip rule`): when a lookup's flow matches its
+/// selectors, its action applies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// IPv6 (`ip -6 rule`) or IPv4.
+    #[serde(default)]
+    pub v6: bool,
+    /// Priority (`pref`): rules are tried in increasing order.
+    pub priority: u32,
+    /// `not`: the selectors' result is inverted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not: bool,
+    /// `from PREFIX`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<IpNet>,
+    /// `to PREFIX`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<IpNet>,
+    /// `iif NAME` (`lo` matches packets the host sends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iif: Option<String>,
+    /// `oif NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oif: Option<String>,
+    /// `fwmark MARK/MASK`: `(mark, mask)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<(u32, u32)>,
+    /// `ipproto N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipproto: Option<u8>,
+    /// `sport A-B`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sport: Option<(u16, u16)>,
+    /// `dport A-B`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dport: Option<(u16, u16)>,
+    /// `tos N` (`dsfield`), 0 for any.
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub tos: u8,
+    /// `suppress_prefixlength N`: a route found with a prefix this long or
+    /// shorter is ignored and the next rule is tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppress_prefixlength: Option<u8>,
+    /// `suppress_ifgroup N`: a route through an interface of this group is
+    /// ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppress_ifgroup: Option<u32>,
+    /// `uidrange A-B`: the user owning the socket (0, root of the
+    /// namespace, for packets the host receives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uidrange: Option<(u32, u32)>,
+    /// Selectors the model cannot decide (`l3mdev`, `tun_id`, attributes
+    /// and actions not known): a lookup reaching this rule is unknown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub undecided: Vec<String>,
+    /// What happens to a matching lookup.
+    pub action: RuleAction,
+}
+
+fn is_zero_u8(v: &u8) -> bool {
+    *v == 0
+}
+
+/// The action of a [`Rule`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// `lookup TABLE`: the table's route, if it has one (else the next
+    /// rule).
+    Lookup(u32),
+    /// `goto PRIORITY`: continue at the first rule of that priority.
+    Goto(u32),
+    /// `nop`: nothing.
+    Nop,
+    /// `blackhole`: discarded silently.
+    Blackhole,
+    /// `unreachable`: refused (`ENETUNREACH`).
+    Unreachable,
+    /// `prohibit`: refused (`EACCES`).
+    Prohibit,
+}
+
+impl Rule {
+    /// A rule of priority `priority` with no selector.
+    pub fn new(v6: bool, priority: u32, action: RuleAction) -> Rule {
+        Rule {
+            v6,
+            priority,
+            not: false,
+            from: None,
+            to: None,
+            iif: None,
+            oif: None,
+            fwmark: None,
+            ipproto: None,
+            sport: None,
+            dport: None,
+            tos: 0,
+            suppress_prefixlength: None,
+            suppress_ifgroup: None,
+            uidrange: None,
+            undecided: Vec::new(),
+            action,
+        }
+    }
+
+    /// The kernel's default rules of a family.
+    pub fn defaults(v6: bool) -> Vec<Rule> {
+        let mut r = vec![
+            Rule::new(v6, 0, RuleAction::Lookup(RT_TABLE_LOCAL)),
+            Rule::new(v6, 32766, RuleAction::Lookup(RT_TABLE_MAIN)),
+        ];
+        if !v6 {
+            r.push(Rule::new(v6, 32767, RuleAction::Lookup(RT_TABLE_DEFAULT)));
+        }
+        r
+    }
+}
+
+fn table_name(t: u32) -> String {
+    match t {
+        RT_TABLE_MAIN => "main".into(),
+        RT_TABLE_LOCAL => "local".into(),
+        RT_TABLE_DEFAULT => "default".into(),
+        n => n.to_string(),
+    }
+}
+
+/// As `ip rule` lists it: `100: from 10.0.0.10 prohibit`.
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:", self.priority)?;
+        if self.not {
+            f.write_str(" not")?;
+        }
+        match &self.from {
+            Some(n) if n.prefix_len() == n.max_prefix_len() => write!(f, " from {}", n.addr())?,
+            Some(n) => write!(f, " from {n}")?,
+            None => f.write_str(" from all")?,
+        }
+        match &self.to {
+            Some(n) if n.prefix_len() == n.max_prefix_len() => write!(f, " to {}", n.addr())?,
+            Some(n) => write!(f, " to {n}")?,
+            None => {}
+        }
+        if self.tos != 0 {
+            write!(f, " tos {:#04x}", self.tos)?;
+        }
+        if let Some((m, mask)) = self.fwmark {
+            if mask == u32::MAX {
+                write!(f, " fwmark {m:#x}")?;
+            } else {
+                write!(f, " fwmark {m:#x}/{mask:#x}")?;
+            }
+        }
+        if let Some(i) = &self.iif {
+            write!(f, " iif {i}")?;
+        }
+        if let Some(o) = &self.oif {
+            write!(f, " oif {o}")?;
+        }
+        if let Some(p) = self.ipproto {
+            write!(f, " ipproto {p}")?;
+        }
+        for (k, r) in [("sport", self.sport), ("dport", self.dport)] {
+            match r {
+                Some((a, b)) if a == b => write!(f, " {k} {a}")?,
+                Some((a, b)) => write!(f, " {k} {a}-{b}")?,
+                None => {}
+            }
+        }
+        if let Some((a, b)) = self.uidrange {
+            write!(f, " uidrange {a}-{b}")?;
+        }
+        for u in &self.undecided {
+            write!(f, " {u}")?;
+        }
+        match self.action {
+            RuleAction::Lookup(t) => write!(f, " lookup {}", table_name(t))?,
+            RuleAction::Goto(p) => write!(f, " goto {p}")?,
+            RuleAction::Nop => f.write_str(" nop")?,
+            RuleAction::Blackhole => f.write_str(" blackhole")?,
+            RuleAction::Unreachable => f.write_str(" unreachable")?,
+            RuleAction::Prohibit => f.write_str(" prohibit")?,
+        }
+        if let Some(n) = self.suppress_prefixlength {
+            write!(f, " suppress_prefixlength {n}")?;
+        }
+        if let Some(g) = self.suppress_ifgroup {
+            write!(f, " suppress_ifgroup {g}")?;
+        }
+        Ok(())
     }
 }
 
@@ -355,6 +588,9 @@ pub enum RouteKind {
     Unreachable,
     /// Administratively prohibited.
     Prohibit,
+    /// `throw`: the lookup in this table fails and the next policy rule is
+    /// tried.
+    Throw,
 }
 
 /// A listening (or bound) socket, for `socket` and `tproxy`.

@@ -1,5 +1,6 @@
-//! Interfaces, addresses and main-table routes of the current network
-//! namespace, over rtnetlink, as [`crate::eval::Routes`].
+//! Interfaces, addresses, routes of every table and policy routing rules
+//! of the current network namespace, over rtnetlink, as
+//! [`crate::eval::Routes`].
 //!
 //! Messages are parsed with `netlink-packet-route`. A link message whose
 //! attributes that crate rejects (a kind-specific attribute newer than the
@@ -14,13 +15,16 @@
 
 use super::netlink::{Conn, DumpEnd};
 use super::HostError;
-use crate::host::{ConfFrom, Interface, Route, RouteKind, Routes, RpFilter};
+use crate::host::{ConfFrom, Interface, Route, RouteKind, Routes, RpFilter, Rule, RuleAction};
 use ipnet::IpNet;
 use netlink_packet_core::{parse_string, parse_u32, NlasIterator, Parseable, NLA_TYPE_MASK};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType,
+};
+use netlink_packet_route::rule::{
+    RuleAction as NlRuleAction, RuleAttribute, RuleFlags, RuleMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::protocols::NETLINK_ROUTE;
@@ -35,6 +39,7 @@ const TRIES: u32 = 10;
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWRULE: u16 = 32;
 
 /// Length of `struct ifinfomsg`.
 const IFINFOMSG_LEN: usize = 16;
@@ -50,13 +55,16 @@ const IFLA_INFO_KIND: u16 = 1;
 ///   kind (`IFLA_INFO_KIND`) and addresses (IPv4 then IPv6, each family in
 ///   the kernel's order, as `ip addr` lists them; for a point-to-point
 ///   address the local side);
-/// - routes of the main table (`RT_TABLE_MAIN`), IPv4 then IPv6, in the
-///   kernel's order: unicast (`dev` is the output interface, also for a
-///   route through a gateway; a multipath route gives one entry per next
-///   hop), blackhole, unreachable, prohibit (without a device, although
-///   the kernel names `lo` for IPv6 ones). The local table is not read
-///   (the evaluator derives it); cached clones, source-specific IPv6 routes
-///   (`from ...`) and other types (`throw`, `nat`, multicast) are left out;
+/// - routes of every table but the local one, IPv4 then IPv6, in the
+///   kernel's order, each with its table: unicast (`dev` is the output
+///   interface, also for a route through a gateway; a multipath route gives
+///   one entry per next hop), blackhole, unreachable, prohibit (without a
+///   device, although the kernel names `lo` for IPv6 ones), throw. The
+///   local table is not read (the evaluator derives it); cached clones,
+///   source-specific IPv6 routes (`from ...`) and other types (`nat`,
+///   multicast) are left out;
+/// - the policy routing rules (`ip rule`, `ip -6 rule`), in the kernel's
+///   order;
 /// - each interface's IPv4 reverse-path filter, `route_localnet` and
 ///   `accept_local`, from `/proc/sys/net/ipv4/conf/{all,NAME}/`;
 /// - the NFQUEUE queues programs listen on, from
@@ -190,7 +198,7 @@ fn read_once(conn: &mut Conn) -> Result<Option<Routes>, HostError> {
             if kind != RTM_NEWROUTE {
                 return Ok(());
             }
-            for (dst, oif, kind) in decode_route(payload, family)? {
+            for (dst, oif, kind, table) in decode_route(payload, family)? {
                 let dev = match oif {
                     None => None,
                     Some(idx) => match names.get(&idx) {
@@ -201,7 +209,12 @@ fn read_once(conn: &mut Conn) -> Result<Option<Routes>, HostError> {
                         }
                     },
                 };
-                routes.push(Route { dst, dev, kind });
+                routes.push(Route {
+                    dst,
+                    dev,
+                    kind,
+                    table,
+                });
             }
             Ok(())
         })?;
@@ -209,12 +222,121 @@ fn read_once(conn: &mut Conn) -> Result<Option<Routes>, HostError> {
             return Ok(None);
         }
     }
+    let mut rules = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let mut req = RuleMessage::default();
+        req.header.family = family;
+        let end = conn.dump(RouteNetlinkMessage::GetRule(req), |kind, payload| {
+            if kind == RTM_NEWRULE {
+                rules.extend(decode_rule(payload, family)?);
+            }
+            Ok(())
+        })?;
+        if end == DumpEnd::Interrupted {
+            return Ok(None);
+        }
+    }
     Ok(Some(Routes {
         interfaces,
         routes,
+        rules,
         sockets: None,
         queues: None,
     }))
+}
+
+/// An `RTM_NEWRULE` payload as a [`Rule`], or `None` for another family.
+pub(crate) fn decode_rule(
+    payload: &[u8],
+    family: AddressFamily,
+) -> Result<Option<Rule>, HostError> {
+    let what = "decoding a policy routing rule";
+    let msg = RuleMessage::parse(payload).map_err(|e| HostError::protocol(what, e))?;
+    let h = &msg.header;
+    if h.family != family {
+        return Ok(None);
+    }
+    let v6 = family == AddressFamily::Inet6;
+    let mut table = u32::from(h.table);
+    let mut priority = 0;
+    let mut src = None;
+    let mut dst = None;
+    let mut goto = None;
+    let mut rule = Rule::new(v6, 0, RuleAction::Nop);
+    rule.not = h.flags.contains(RuleFlags::Invert);
+    rule.tos = h.tos;
+    let mut mark = None;
+    let mut mask = None;
+    for attr in &msg.attributes {
+        match attr {
+            RuleAttribute::Priority(p) => priority = *p,
+            RuleAttribute::Table(t) => table = *t,
+            RuleAttribute::Source(a) => src = Some(*a),
+            RuleAttribute::Destination(a) => dst = Some(*a),
+            RuleAttribute::Iifname(n) => rule.iif = Some(n.clone()),
+            RuleAttribute::Oifname(n) => rule.oif = Some(n.clone()),
+            RuleAttribute::FwMark(m) => mark = Some(*m),
+            RuleAttribute::FwMask(m) => mask = Some(*m),
+            RuleAttribute::Goto(p) => goto = Some(*p),
+            RuleAttribute::IpProtocol(p) => rule.ipproto = Some(u8::from(*p)),
+            RuleAttribute::SourcePortRange(r) => rule.sport = Some((r.start, r.end)),
+            RuleAttribute::DestinationPortRange(r) => rule.dport = Some((r.start, r.end)),
+            // The kernel reports -1 (none) as u32::MAX.
+            RuleAttribute::SuppressPrefixLen(n) => {
+                rule.suppress_prefixlength = u8::try_from(*n).ok().filter(|&n| n <= 128)
+            }
+            RuleAttribute::SuppressIfGroup(g) => {
+                rule.suppress_ifgroup = Some(*g).filter(|&g| g != u32::MAX)
+            }
+            RuleAttribute::UidRange(r) if r.start != 0 || r.end != u32::MAX => {
+                rule.uidrange = Some((r.start, r.end));
+            }
+            RuleAttribute::L3MDev(true) => rule.undecided.push("l3mdev".into()),
+            RuleAttribute::TunId(id) if *id != 0 => rule.undecided.push(format!("tun_id {id}")),
+            // realms only classify; the protocol says who added the rule.
+            RuleAttribute::Realm(_) | RuleAttribute::Protocol(_) => {}
+            RuleAttribute::Other(nla) => {
+                use netlink_packet_core::Nla;
+                rule.undecided.push(format!("attribute {}", nla.kind()))
+            }
+            _ => {}
+        }
+    }
+    rule.priority = priority;
+    let prefix = |a: Option<IpAddr>, len: u8, which: &str| -> Result<Option<IpNet>, HostError> {
+        match a {
+            None => Ok(None),
+            Some(a) if a.is_ipv6() != v6 => Err(HostError::protocol(
+                what,
+                format!("{which} {a} in a rule of the other family"),
+            )),
+            Some(a) => IpNet::new(a, len)
+                .map(|n| Some(n.trunc()))
+                .map_err(|_| HostError::protocol(what, format!("prefix length {len} for {a}"))),
+        }
+    };
+    rule.from = prefix(src, h.src_len, "source")?;
+    rule.to = prefix(dst, h.dst_len, "destination")?;
+    rule.fwmark = match (mark, mask) {
+        (None, None) | (Some(0), Some(0)) => None,
+        (m, k) => Some((m.unwrap_or(0), k.unwrap_or(u32::MAX))),
+    };
+    rule.action = match h.action {
+        NlRuleAction::ToTable => RuleAction::Lookup(table),
+        NlRuleAction::Goto => match goto {
+            Some(p) => RuleAction::Goto(p),
+            None => return Err(HostError::protocol(what, "a goto rule without a target")),
+        },
+        NlRuleAction::Nop => RuleAction::Nop,
+        NlRuleAction::Blackhole => RuleAction::Blackhole,
+        NlRuleAction::Unreachable => RuleAction::Unreachable,
+        NlRuleAction::Prohibit => RuleAction::Prohibit,
+        other => {
+            rule.undecided.push(format!("action {}", u8::from(other)));
+            RuleAction::Nop
+        }
+    };
+    Ok(Some(rule))
 }
 
 fn read_links(conn: &mut Conn) -> Result<(Vec<Interface>, DumpEnd), HostError> {
@@ -349,12 +471,13 @@ pub(crate) fn decode_addr(
     Ok(Some((index, net)))
 }
 
-/// An `RTM_NEWROUTE` payload: one `(dst, output interface index, kind)` per
-/// next hop of a main-table route this model keeps; none for others.
-pub(crate) fn decode_route(
-    payload: &[u8],
-    family: AddressFamily,
-) -> Result<Vec<(IpNet, Option<u32>, RouteKind)>, HostError> {
+/// One next hop of a route: destination, output interface index, kind,
+/// table.
+pub(crate) type Hop = (IpNet, Option<u32>, RouteKind, u32);
+
+/// An `RTM_NEWROUTE` payload: one [`Hop`] per next hop of a route this
+/// model keeps (any table but the local one); none for others.
+pub(crate) fn decode_route(payload: &[u8], family: AddressFamily) -> Result<Vec<Hop>, HostError> {
     let what = "decoding a route message";
     let msg = RouteMessage::parse(payload).map_err(|e| HostError::protocol(what, e))?;
     let h = &msg.header;
@@ -371,6 +494,7 @@ pub(crate) fn decode_route(
         RouteType::Prohibit => RouteKind::Prohibit,
         RouteType::Local => RouteKind::Local,
         RouteType::Broadcast => RouteKind::Broadcast,
+        RouteType::Throw => RouteKind::Throw,
         _ => return Ok(Vec::new()),
     };
     let mut table = u32::from(h.table);
@@ -389,7 +513,7 @@ pub(crate) fn decode_route(
             _ => {}
         }
     }
-    if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+    if table == crate::host::RT_TABLE_LOCAL {
         return Ok(Vec::new());
     }
     let dst = dst.unwrap_or(match family {
@@ -410,11 +534,11 @@ pub(crate) fn decode_route(
     })?;
     match kind {
         // IPv6 reject routes name `lo` as their device; they send nowhere.
-        RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit => {
-            return Ok(vec![(net, None, kind)])
+        RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit | RouteKind::Throw => {
+            return Ok(vec![(net, None, kind, table)])
         }
         RouteKind::Local | RouteKind::Broadcast => {
-            return Ok(vec![(net, oif.filter(|&i| i != 0), kind)])
+            return Ok(vec![(net, oif.filter(|&i| i != 0), kind, table)])
         }
         RouteKind::Unicast => {}
     }
@@ -422,9 +546,12 @@ pub(crate) fn decode_route(
         hops.extend(oif.filter(|&i| i != 0));
     }
     if hops.is_empty() {
-        return Ok(vec![(net, None, kind)]);
+        return Ok(vec![(net, None, kind, table)]);
     }
-    Ok(hops.into_iter().map(|i| (net, Some(i), kind)).collect())
+    Ok(hops
+        .into_iter()
+        .map(|i| (net, Some(i), kind, table))
+        .collect())
 }
 
 #[cfg(test)]
@@ -432,7 +559,7 @@ mod tests {
     use super::*;
     use netlink_packet_core::Emitable;
     use netlink_packet_route::link::InfoKind;
-    use netlink_packet_route::route::RouteNextHop;
+    use netlink_packet_route::route::{RouteHeader, RouteNextHop};
 
     /// `/proc/net/netfilter/nfnetlink_queue` as the kernel prints it
     /// (`seq_printf("%5u %6u %5u %1u %5u %5u %5u %8u %2d\n", ...)`).
@@ -615,7 +742,7 @@ mod tests {
         );
         assert_eq!(
             decode_route(&bytes(&m), inet).unwrap(),
-            vec![(net("0.0.0.0/0"), Some(3), RouteKind::Unicast)]
+            vec![(net("0.0.0.0/0"), Some(3), RouteKind::Unicast, 254)]
         );
         // Blackhole, no device (IPv6 ones name lo).
         let m = route_msg(
@@ -630,7 +757,7 @@ mod tests {
         );
         assert_eq!(
             decode_route(&bytes(&m), inet).unwrap(),
-            vec![(net("203.0.113.0/24"), None, RouteKind::Blackhole)]
+            vec![(net("203.0.113.0/24"), None, RouteKind::Blackhole, 254)]
         );
         // The table attribute wins over the header's 8 bits.
         let m = route_msg(
@@ -645,9 +772,10 @@ mod tests {
         );
         assert_eq!(
             decode_route(&bytes(&m), inet).unwrap(),
-            vec![(net("198.0.0.0/8"), None, RouteKind::Prohibit)]
+            vec![(net("198.0.0.0/8"), None, RouteKind::Prohibit, 254)]
         );
-        // Local table, other tables, cloned and source-specific: left out.
+        // Other tables are kept with their number; the local table, cloned
+        // and source-specific routes are left out.
         let local = route_msg(inet, 255, RouteType::Local, 32, vec![]);
         assert!(decode_route(&bytes(&local), inet).unwrap().is_empty());
         let other = route_msg(
@@ -657,7 +785,21 @@ mod tests {
             0,
             vec![RouteAttribute::Oif(3)],
         );
-        assert!(decode_route(&bytes(&other), inet).unwrap().is_empty());
+        assert_eq!(
+            decode_route(&bytes(&other), inet).unwrap(),
+            vec![(net("0.0.0.0/0"), Some(3), RouteKind::Unicast, 100)]
+        );
+        let big = route_msg(
+            inet,
+            RouteHeader::RT_TABLE_UNSPEC,
+            RouteType::Throw,
+            0,
+            vec![RouteAttribute::Table(1000)],
+        );
+        assert_eq!(
+            decode_route(&bytes(&big), inet).unwrap(),
+            vec![(net("0.0.0.0/0"), None, RouteKind::Throw, 1000)]
+        );
         let mut cloned = route_msg(inet, main, RouteType::Unicast, 0, vec![]);
         cloned.header.flags = RouteFlags::Cloned;
         assert!(decode_route(&bytes(&cloned), inet).unwrap().is_empty());
@@ -666,8 +808,8 @@ mod tests {
         assert!(decode_route(&bytes(&from), AddressFamily::Inet6)
             .unwrap()
             .is_empty());
-        let throw = route_msg(inet, main, RouteType::Throw, 0, vec![]);
-        assert!(decode_route(&bytes(&throw), inet).unwrap().is_empty());
+        let nat = route_msg(inet, main, RouteType::Nat, 0, vec![]);
+        assert!(decode_route(&bytes(&nat), inet).unwrap().is_empty());
         // A route of the other family (an rtnl_dump_all fallback): skipped.
         let m = route_msg(inet, main, RouteType::Unicast, 0, vec![]);
         assert!(decode_route(&bytes(&m), AddressFamily::Inet6)
@@ -690,8 +832,8 @@ mod tests {
         assert_eq!(
             decode_route(&bytes(&m), AddressFamily::Inet6).unwrap(),
             vec![
-                (net("::/0"), Some(2), RouteKind::Unicast),
-                (net("::/0"), Some(3), RouteKind::Unicast)
+                (net("::/0"), Some(2), RouteKind::Unicast, 254),
+                (net("::/0"), Some(3), RouteKind::Unicast, 254)
             ]
         );
 
@@ -699,5 +841,82 @@ mod tests {
         let m = route_msg(inet, main, RouteType::Unicast, 40, vec![]);
         assert_eq!(decode_route(&bytes(&m), inet).unwrap_err().exit_code(), 76);
         assert!(decode_route(&[0; 3], inet).is_err());
+    }
+
+    #[test]
+    fn host_decode_rules() {
+        use netlink_packet_route::rule::{RulePortRange, RuleUidRange};
+        let mut m = RuleMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.src_len = 24;
+        m.header.action = NlRuleAction::Prohibit;
+        m.header.flags = RuleFlags::Invert;
+        m.attributes = vec![
+            RuleAttribute::Priority(100),
+            RuleAttribute::Source("10.0.0.7".parse().unwrap()),
+            RuleAttribute::Iifname("pw-pub".into()),
+            RuleAttribute::FwMark(0x10),
+            RuleAttribute::FwMask(0xf0),
+            RuleAttribute::DestinationPortRange(RulePortRange { start: 22, end: 22 }),
+            RuleAttribute::SuppressPrefixLen(u32::MAX),
+            RuleAttribute::UidRange(RuleUidRange {
+                start: 0,
+                end: u32::MAX,
+            }),
+        ];
+        let r = decode_rule(&bytes(&m), AddressFamily::Inet)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.priority, 100);
+        assert!(r.not && !r.v6);
+        assert_eq!(r.from, Some("10.0.0.0/24".parse().unwrap()));
+        assert_eq!(r.iif.as_deref(), Some("pw-pub"));
+        assert_eq!(r.fwmark, Some((0x10, 0xf0)));
+        assert_eq!(r.dport, Some((22, 22)));
+        assert_eq!(r.suppress_prefixlength, None);
+        assert!(r.undecided.is_empty());
+        assert_eq!(r.action, RuleAction::Prohibit);
+        assert_eq!(
+            r.to_string(),
+            "100: not from 10.0.0.0/24 fwmark 0x10/0xf0 iif pw-pub dport 22 prohibit"
+        );
+        assert_eq!(decode_rule(&bytes(&m), AddressFamily::Inet6).unwrap(), None);
+
+        // A lookup in a table above 255, with suppress_prefixlength, and an
+        // uid range it cannot decide.
+        let mut m = RuleMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.action = NlRuleAction::ToTable;
+        m.attributes = vec![
+            RuleAttribute::Priority(32000),
+            RuleAttribute::Table(1000),
+            RuleAttribute::SuppressPrefixLen(0),
+            RuleAttribute::UidRange(RuleUidRange {
+                start: 1000,
+                end: 1000,
+            }),
+        ];
+        let r = decode_rule(&bytes(&m), AddressFamily::Inet6)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.action, RuleAction::Lookup(1000));
+        assert_eq!(r.suppress_prefixlength, Some(0));
+        assert_eq!(r.uidrange, Some((1000, 1000)));
+        assert!(r.undecided.is_empty());
+        assert_eq!(
+            r.to_string(),
+            "32000: from all uidrange 1000-1000 lookup 1000 suppress_prefixlength 0"
+        );
+        // A goto without a target, and garbage: errors, never panics.
+        let mut m = RuleMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.action = NlRuleAction::Goto;
+        assert_eq!(
+            decode_rule(&bytes(&m), AddressFamily::Inet)
+                .unwrap_err()
+                .exit_code(),
+            76
+        );
+        assert!(decode_rule(&[1, 2, 3], AddressFamily::Inet).is_err());
     }
 }

@@ -15,6 +15,7 @@ pub fn finding_message_id(kind: FindingKind) -> &'static str {
         FindingKind::NotListening => "8145cc2e8006461c8eb98903387771b7",
         FindingKind::OutboundBlocked => "1c2376d206684a988e3c818b80641243",
         FindingKind::NotChecked => "9adf58d09e8d49c3a5eb6ba6e2a6a03f",
+        FindingKind::ArpRefused => "49b4b0dbc21f405c8114b6c15b6971b9",
     }
 }
 
@@ -141,6 +142,7 @@ pub const ALL: &[&str] = &[
     "8145cc2e8006461c8eb98903387771b7",
     "1c2376d206684a988e3c818b80641243",
     "9adf58d09e8d49c3a5eb6ba6e2a6a03f",
+    "49b4b0dbc21f405c8114b6c15b6971b9",
     RESOLVED,
     RULESET_CHANGED,
     RESYNC,
@@ -165,6 +167,7 @@ mod tests {
             FindingKind::NotListening,
             FindingKind::OutboundBlocked,
             FindingKind::NotChecked,
+            FindingKind::ArpRefused,
         ] {
             assert!(ALL.contains(&finding_message_id(kind)), "{kind:?}");
         }

@@ -10,11 +10,14 @@
 //!   daemon's entries;
 //! - [`metrics`]: the Prometheus text exposition written for node_exporter's
 //!   textfile collector;
-//! - [`status`]: the report file as `portwarden status` reads it back.
+//! - [`status`]: the report file as `portwarden status` reads it back;
+//! - [`host`]: the host part of `portwarden dump` (interfaces, routes,
+//!   policy routing rules).
 
 pub mod catalog;
 pub mod explain;
 pub mod exposure;
+pub mod host;
 pub mod journal;
 pub mod json;
 pub mod metrics;

@@ -1021,6 +1021,7 @@ impl Ctx<'_> {
 
     pub(super) fn fib(&self, st: &mut St, flags: u32, result: u32, dreg: u8) -> Flow {
         const DADDR: u32 = 2;
+        const MARK: u32 = 4;
         const IIF: u32 = 8;
         const OIF: u32 = 16;
         const PRESENT: u32 = 32;
@@ -1096,7 +1097,46 @@ impl Ctx<'_> {
         } else {
             None
         };
-        let found = match self.r.lookup(target, restrict) {
+        // `fib_lookup` through the policy rules (as `nft_fib4_eval` /
+        // `nft_fib6_eval`: from the loopback interface, the packet's
+        // protocol, its mark with `. mark`, no ports), unless the rules are
+        // the defaults or the lookup is restricted to a device.
+        let custom = restrict.is_none() && self.r.custom_rules(target.is_ipv6());
+        let routed = if custom {
+            let other = if flags & DADDR != 0 { saddr } else { daddr };
+            let src = match other {
+                IpAddr::V4(a) if a.is_multicast() || a.is_broadcast() || a.octets()[0] == 0 => {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                }
+                a => a,
+            };
+            let flow = crate::eval::routes::Flow {
+                dst: target,
+                src,
+                iif: self.r.loopback_name(),
+                oif: "",
+                mark: if flags & MARK != 0 {
+                    (st.mark, st.mark_k)
+                } else {
+                    (0, !0)
+                },
+                proto: st.pkt.l4.proto(),
+                sport: 0,
+                dport: 0,
+                input: true,
+            };
+            match self.r.route(&flow) {
+                crate::eval::routes::Routed::Route { entry, .. } => Lookup::Found(entry),
+                crate::eval::routes::Routed::Unknown(..) => {
+                    st.runknown(dreg, width, ORIGIN_FIB);
+                    return Flow::Next;
+                }
+                _ => Lookup::None,
+            }
+        } else {
+            self.r.lookup(target, restrict)
+        };
+        let found = match routed {
             Lookup::None => None,
             Lookup::Found(e) => match e.kind {
                 RouteKind::Blackhole | RouteKind::Unreachable | RouteKind::Prohibit => None,

@@ -42,9 +42,14 @@ fn device(r: &RouteIndex, name: &str) -> Iface {
     }
 }
 
-/// `ip_route_output_key` from the routes: the output device and whether
-/// the destination is local, or why there is no route.
-pub(in crate::eval) fn route_out(r: &RouteIndex, daddr: IpAddr) -> Result<(Iface, bool), String> {
+/// `ip_route_output_key` from the routes and policy rules, for `flow`: the
+/// output device and whether the destination is local, or why there is no
+/// route.
+pub(in crate::eval) fn route_out(
+    r: &RouteIndex,
+    flow: &RouteFlow<'_>,
+) -> Result<(Iface, bool), String> {
+    let daddr = flow.dst;
     if !r.known() {
         return Err("no interfaces or routes given: the output device is not known".into());
     }
@@ -62,20 +67,79 @@ pub(in crate::eval) fn route_out(r: &RouteIndex, daddr: IpAddr) -> Result<(Iface
             "{daddr} is link-local: the output device must be given"
         ));
     }
-    match r.lookup(daddr, None) {
-        Lookup::None => Err(format!(
-            "no route to {daddr}: the connection fails before any output chain"
+    let (e, by) = match r.route(flow) {
+        Routed::NoRoute => {
+            return Err(format!(
+                "no route to {daddr}: the connection fails before any output chain"
+            ))
+        }
+        Routed::Refused(rule) => {
+            return Err(format!(
+                "refused by policy routing (rule {rule}): the connection to {daddr} fails before any output chain"
+            ))
+        }
+        Routed::Unknown(rule, why) => {
+            return Err(format!(
+                "the route to {daddr} depends on policy routing rule {rule}: {why}"
+            ))
+        }
+        Routed::Route { entry, table, rule } => (
+            entry,
+            if r.custom_rules(daddr.is_ipv6()) {
+                format!(" (table {}, by rule {rule})", table_name(table))
+            } else {
+                String::new()
+            },
+        ),
+    };
+    match (e.kind, e.dev_name.as_deref()) {
+        (RouteKind::Local, _) => Ok((loopback(r), true)),
+        (RouteKind::Unicast, Some(d)) => Ok((device(r, d), false)),
+        (RouteKind::Broadcast, _) => Err(format!(
+            "{daddr} is a broadcast address: not modelled on the output path"
         )),
-        Lookup::Found(e) => match (e.kind, e.dev_name.as_deref()) {
-            (RouteKind::Local, _) => Ok((loopback(r), true)),
-            (RouteKind::Unicast, Some(d)) => Ok((device(r, d), false)),
-            (RouteKind::Broadcast, _) => Err(format!(
-                "{daddr} is a broadcast address: not modelled on the output path"
-            )),
-            (kind, _) => Err(format!(
-                "the route to {daddr} is {kind:?}: the connection fails before any output chain"
-            )),
-        },
+        (kind, _) => Err(format!(
+            "the route to {daddr}{by} is {}: the connection fails before any output chain",
+            kind_name(kind)
+        )),
+    }
+}
+
+/// [`route_out`] for a socket that has chosen nothing but the destination:
+/// no source, mark, protocol or ports (rules selecting on them do not
+/// match).
+pub(in crate::eval) fn route_out_addr(
+    r: &RouteIndex,
+    daddr: IpAddr,
+) -> Result<(Iface, bool), String> {
+    let src = match daddr {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let mut flow = out_flow(r, L4::Tcp, (src, 0), (daddr, 0), (0, !0));
+    flow.proto = 0;
+    route_out(r, &flow)
+}
+
+/// The flow of an output route lookup for a packet from `saddr` to
+/// `daddr` with `mark` (value, known bits).
+fn out_flow(
+    r: &RouteIndex,
+    proto: L4,
+    (saddr, sport): (IpAddr, u16),
+    (daddr, dport): (IpAddr, u16),
+    mark: (u32, u32),
+) -> RouteFlow<'_> {
+    RouteFlow {
+        dst: daddr,
+        src: saddr,
+        iif: r.loopback_name(),
+        oif: "",
+        mark,
+        proto: proto.proto(),
+        sport,
+        dport,
+        input: false,
     }
 }
 
@@ -103,7 +167,16 @@ fn run_output(p: &Program, r: &RouteIndex, path: &Path, probe: &OutProbe) -> Out
     }
     let route = match &probe.oif {
         Some(name) => Ok((device(r, name), r.is_local(probe.daddr))),
-        None => route_out(r, probe.daddr),
+        None => route_out(
+            r,
+            &out_flow(
+                r,
+                probe.proto,
+                (probe.saddr, probe.sport),
+                (probe.daddr, probe.dport),
+                (0, !0),
+            ),
+        ),
     };
     let (oif, local) = match route {
         Ok(x) => x,
@@ -207,17 +280,22 @@ impl Ctx<'_> {
                 t.family, t.name, c.name
             )
         };
-        if mark_changed {
-            let why = format!(
-                "{by} changed the packet mark: the kernel routes the packet again, and the route then depends on policy routing rules (ip rule), which are not read"
-            );
-            return Some(self.finish(st, Verdict::Unknown, None, Some(why)));
-        }
         let Some(d) = d1 else {
             let why = format!("{by} rewrote the destination to an unknown address");
             return Some(self.finish(st, Verdict::Unknown, None, Some(why)));
         };
-        match route_out(self.r, d) {
+        let Some(s) = s1 else {
+            let why = format!("{by} rewrote the source to an unknown address");
+            return Some(self.finish(st, Verdict::Unknown, None, Some(why)));
+        };
+        let flow = out_flow(
+            self.r,
+            self.probe.proto,
+            (s, st.pkt.sport().unwrap_or(self.probe.sport)),
+            (d, st.pkt.dport().unwrap_or(self.probe.dport)),
+            (st.mark, st.mark_k),
+        );
+        match route_out(self.r, &flow) {
             Ok((oif, local)) => {
                 if let Some(o) = st.out.as_mut() {
                     o.oif = oif;
@@ -226,7 +304,12 @@ impl Ctx<'_> {
                 None
             }
             Err(e) => {
-                let why = format!("{by} rewrote the destination, and routing again fails: {e}");
+                let what = if addr_changed {
+                    "rewrote the destination"
+                } else {
+                    "changed the packet mark"
+                };
+                let why = format!("{by} {what}, and routing again fails: {e}");
                 Some(self.finish(st, Verdict::Unknown, None, Some(why)))
             }
         }
