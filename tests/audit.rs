@@ -937,23 +937,7 @@ fn routed_topology(tag: &str) -> Topology {
     // The peer knows the host's link addresses for good: an ARP request
     // sent for a SYN from 10.0.0.10 would carry that source, which a
     // strict reverse-path filter on pw-pub ignores too.
-    let link = run(t
-        .host
-        .cmd("ip")
-        .args(["-j", "link", "show", PUBLIC.host_if]));
-    let link: Value = serde_json::from_slice(&link.stdout).unwrap();
-    let mac = link[0]["address"].as_str().unwrap().to_string();
-    t.peer.ip(&[
-        "neigh",
-        "replace",
-        PUBLIC.host4,
-        "lladdr",
-        &mac,
-        "dev",
-        PUBLIC.peer_if,
-        "nud",
-        "permanent",
-    ]);
+    t.static_neighbours();
     t
 }
 

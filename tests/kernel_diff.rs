@@ -227,27 +227,7 @@ impl Env {
             topo: Topology::new("kd"),
         };
         env.add_extras(extras);
-        let (h, p) = (&env.topo.host, &env.topo.peer);
-        // Static neighbours on the peer for the host's addresses.
-        for l in [&PUBLIC, &PRIVATE] {
-            let link: Value =
-                serde_json::from_slice(&h.ip(&["-j", "link", "show", l.host_if]).stdout)
-                    .expect("ip -j link");
-            let mac = link[0]["address"].as_str().expect("MAC").to_string();
-            for a in [l.host4, l.host6] {
-                p.ip(&[
-                    "neigh",
-                    "replace",
-                    a,
-                    "lladdr",
-                    &mac,
-                    "dev",
-                    l.peer_if,
-                    "nud",
-                    "permanent",
-                ]);
-            }
-        }
+        env.topo.static_neighbours();
         env.topo.load_fixture(name);
         env
     }

@@ -35,11 +35,10 @@
 mod common;
 
 use common::packets::{self, Packet};
-use common::{fixture, have_tool, require_root, run, tools_for, Netns, Topology, PRIVATE, PUBLIC};
-use portwarden::eval::{Evaluator, OutProbe, Verdict, L4};
+use common::{fixture, have_tool, require_root, run, tools_for, Topology, PRIVATE, PUBLIC};
+use portwarden::eval::{OutProbe, Verdict, L4};
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 /// The fixtures with output or postrouting chains.
@@ -170,26 +169,6 @@ fn topology(tag: &str) -> Topology {
     t
 }
 
-/// The evaluator for `ns`'s live ruleset and routes, read in-process by a
-/// thread that joined the namespace.
-fn evaluator_in(ns: &Netns) -> Evaluator {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on a valid namespace fd changes only this thread's
-        // network namespace; the thread ends after reading.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        let snap = portwarden::nft::read_snapshot(&Default::default())
-            .unwrap_or_else(|e| panic!("reading the snapshot: {e}"));
-        let routes =
-            portwarden::host::read_routes().unwrap_or_else(|e| panic!("reading the routes: {e}"));
-        Evaluator::new(&snap, routes)
-    })
-    .join()
-    .expect("evaluator thread")
-}
-
 /// The peer-side interface of a host interface.
 fn peer_side(host_if: &str) -> Option<&'static str> {
     [PUBLIC, PRIVATE]
@@ -217,7 +196,7 @@ fn run_fixture(name: &str) -> Tally {
         .trim_end_matches(".sh");
     let t = topology(&format!("o-{}", &tag[..tag.len().min(6)]));
     t.load_fixture(name);
-    let ev = evaluator_in(&t.host);
+    let ev = t.host.evaluator();
     let ports = fixture_ports(name);
     let mut probes: Vec<(OutProbe, Packet)> = Vec::new();
     let mut sport = 20000u16;

@@ -52,30 +52,6 @@ fn sysctl(ns: &Netns, kv: &str) {
     run(ns.cmd("sysctl").args(["-qw", kv]));
 }
 
-/// Static neighbour entries on the peer for the host's addresses, so no
-/// packet waits on ARP.
-fn neighbours(t: &Topology) {
-    for l in [&PUBLIC, &PRIVATE] {
-        let link: Value =
-            serde_json::from_slice(&t.host.ip(&["-j", "link", "show", l.host_if]).stdout)
-                .expect("ip -j link");
-        let mac = link[0]["address"].as_str().expect("MAC").to_string();
-        for host in [l.host4, l.host6] {
-            t.peer.ip(&[
-                "neigh",
-                "replace",
-                host,
-                "lladdr",
-                &mac,
-                "dev",
-                l.peer_if,
-                "nud",
-                "permanent",
-            ]);
-        }
-    }
-}
-
 /// `portwarden explain --batch` in the host namespace, one answer per case.
 fn explain(ns: &Netns, cases: &[Case]) -> Vec<Value> {
     let queries: Vec<Value> = cases
@@ -228,7 +204,7 @@ fn rp_filter_strict_and_loose_agree_with_the_kernel() {
         return;
     }
     let t = Topology::new("rpf");
-    neighbours(&t);
+    t.static_neighbours();
     // Sources the peer owns (on its lo) and sends out of peer-pub: 10.0.0.10
     // the host routes through pw-priv; 203.0.113.9 it has no route to;
     // 198.51.100.9 is blackholed. 10.99.0.2 is the peer's address on the
@@ -366,7 +342,7 @@ fn dnat_to_loopback_needs_route_localnet() {
         return;
     }
     let t = Topology::new("rln");
-    neighbours(&t);
+    t.static_neighbours();
     for k in ["all", "default", PUBLIC.host_if, PRIVATE.host_if] {
         sysctl(&t.host, &format!("net.ipv4.conf.{k}.rp_filter=0"));
         sysctl(&t.host, &format!("net.ipv4.conf.{k}.route_localnet=0"));
@@ -529,7 +505,7 @@ fn policy_rules_before_the_local_table_agree_with_the_kernel() {
         return;
     }
     let t = Topology::new("prl");
-    neighbours(&t);
+    t.static_neighbours();
     for k in ["all", "default", PUBLIC.host_if, PRIVATE.host_if] {
         sysctl(&t.host, &format!("net.ipv4.conf.{k}.rp_filter=0"));
     }
@@ -673,7 +649,7 @@ fn policy_tables_change_reverse_path_and_replies() {
         return;
     }
     let t = Topology::new("prt");
-    neighbours(&t);
+    t.static_neighbours();
     for ns in [&t.host, &t.peer] {
         for k in ["all", "default"] {
             sysctl(ns, &format!("net.ipv4.conf.{k}.rp_filter=0"));

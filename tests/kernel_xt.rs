@@ -34,7 +34,7 @@ mod common;
 
 use common::packets::{self, Packet, Seen};
 use common::{have_tool, require_root, run, Netns, Topology, PRIVATE, PUBLIC};
-use portwarden::eval::{Evaluator, OutProbe, Verdict as OutVerdict, L4};
+use portwarden::eval::{OutProbe, Verdict as OutVerdict, L4};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -114,29 +114,6 @@ fn ipt(ns: &Netns, v6: bool, args: &str) {
 
 fn sysctl(ns: &Netns, kv: &str) {
     run(ns.cmd("sysctl").args(["-qw", kv]));
-}
-
-/// Static neighbour entries on the peer for the host's addresses.
-fn neighbours(t: &Topology) {
-    for l in [&PUBLIC, &PRIVATE] {
-        let link: Value =
-            serde_json::from_slice(&t.host.ip(&["-j", "link", "show", l.host_if]).stdout)
-                .expect("ip -j link");
-        let mac = link[0]["address"].as_str().expect("MAC").to_string();
-        for a in [l.host4, l.host6] {
-            t.peer.ip(&[
-                "neigh",
-                "replace",
-                a,
-                "lladdr",
-                &mac,
-                "dev",
-                l.peer_if,
-                "nud",
-                "permanent",
-            ]);
-        }
-    }
 }
 
 /// Records every TCP/UDP packet the host routes on, with its destination
@@ -364,7 +341,7 @@ fn docker_published_ports_are_followed_through_dnat() {
         .ip(&["addr", "add", "10.99.0.50/24", "dev", PRIVATE.host_if]);
     t.peer
         .ip(&["route", "add", "10.99.0.50/32", "via", PUBLIC.host4]);
-    neighbours(&t);
+    t.static_neighbours();
     for r in DOCKER_RULES {
         ipt(&t.host, false, r);
     }
@@ -450,7 +427,7 @@ fn docker_published_ports_are_followed_through_dnat() {
 
     // The host's own connections: nat OUTPUT sends those to a local
     // address (not 127.0.0.0/8) through DOCKER too.
-    let ev = evaluator_in(&t.host);
+    let ev = t.host.evaluator();
     packets::remove_recorder(&ctr);
     packets::add_recorder(&ctr);
     let out: Vec<(OutProbe, &str)> = [
@@ -515,27 +492,6 @@ fn docker_published_ports_are_followed_through_dnat() {
     }
 }
 
-/// The evaluator for `ns`'s live ruleset and routes, read in-process by a
-/// thread that joined the namespace (as `tests/kernel_output.rs` does).
-fn evaluator_in(ns: &Netns) -> Evaluator {
-    use std::os::fd::AsRawFd;
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on a valid namespace fd changes only this thread's
-        // network namespace; the thread ends after reading.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        let snap = portwarden::nft::read_snapshot(&Default::default())
-            .unwrap_or_else(|e| panic!("reading the snapshot: {e}"));
-        let routes =
-            portwarden::host::read_routes().unwrap_or_else(|e| panic!("reading the routes: {e}"));
-        Evaluator::new(&snap, routes)
-    })
-    .join()
-    .expect("evaluator thread")
-}
-
 // ----------------------------------------------------------------- NFQUEUE
 
 #[test]
@@ -544,7 +500,7 @@ fn nfqueue_without_a_listener_drops_or_bypasses() {
         return;
     }
     let t = Topology::new("xq");
-    neighbours(&t);
+    t.static_neighbours();
     for r in [
         "-A INPUT -p tcp --dport 9000 -j NFQUEUE --queue-num 3",
         "-A INPUT -p tcp --dport 9001 -j NFQUEUE --queue-num 3 --queue-bypass",
@@ -666,7 +622,7 @@ fn tcp_options_and_other_matches_follow_a_real_syn() {
         return;
     }
     let t = Topology::new("xo");
-    neighbours(&t);
+    t.static_neighbours();
     // A source the host routes through the public link, also sent from the
     // private one (spoofed, for rpfilter).
     t.peer.ip(&["addr", "add", "198.51.100.7/32", "dev", "lo"]);

@@ -312,6 +312,56 @@ impl Topology {
             self.host.nft_file(&path);
         }
     }
+
+    /// Static neighbour entries on the peer for the host's addresses on
+    /// both links, so that no packet waits on ARP or neighbour discovery
+    /// (an IPv6 packet sent just after set-up would be lost).
+    #[allow(dead_code)] // not every test binary needs it
+    pub fn static_neighbours(&self) {
+        for l in [&PUBLIC, &PRIVATE] {
+            let link: serde_json::Value =
+                serde_json::from_slice(&self.host.ip(&["-j", "link", "show", l.host_if]).stdout)
+                    .expect("ip -j link");
+            let mac = link[0]["address"].as_str().expect("MAC").to_string();
+            for a in [l.host4, l.host6] {
+                self.peer.ip(&[
+                    "neigh",
+                    "replace",
+                    a,
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    l.peer_if,
+                    "nud",
+                    "permanent",
+                ]);
+            }
+        }
+    }
+}
+
+impl Netns {
+    /// The evaluator for this namespace's live ruleset and routes, read
+    /// in-process by a thread that joins the namespace.
+    #[allow(dead_code)] // not every test binary needs it
+    pub fn evaluator(&self) -> portwarden::eval::Evaluator {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns on a valid namespace fd changes only this
+            // thread's network namespace; the thread ends after reading.
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let snap = portwarden::nft::read_snapshot(&Default::default())
+                .unwrap_or_else(|e| panic!("reading the snapshot: {e}"));
+            let routes = portwarden::host::read_routes()
+                .unwrap_or_else(|e| panic!("reading the routes: {e}"));
+            portwarden::eval::Evaluator::new(&snap, routes)
+        })
+        .join()
+        .expect("evaluator thread")
+    }
 }
 
 /// Real packets from a peer namespace, and what reached the host's last
