@@ -1642,6 +1642,10 @@ impl Program {
     }
 
     pub fn new(snap: &Snapshot) -> Program {
+        // The legacy iptables tables, as chains of this model, after the
+        // nf_tables ones.
+        let legacy: Vec<Table> = snap.legacy.iter().filter_map(|t| t.to_table()).collect();
+        let all: Vec<&Table> = snap.tables.iter().chain(&legacy).collect();
         let mut prog = Program {
             legacy: snap.legacy.iter().flat_map(|t| t.deciding()).collect(),
             legacy_unlisted: snap.legacy_unlisted.clone(),
@@ -1652,7 +1656,7 @@ impl Program {
         let mut set_klen = Vec::new();
         let mut set_dlen = Vec::new();
         // First pass: number tables, chains and sets.
-        for (ti, t) in snap.tables.iter().enumerate() {
+        for (ti, t) in all.iter().enumerate() {
             prog.tables.push(TableInfo {
                 family: t.family,
                 name: t.name.clone(),
@@ -1679,11 +1683,10 @@ impl Program {
         }
         // Second pass: compile sets and rules, each on its own (a big set,
         // thousands of rules: shared out between the cores).
-        let ctxs: Vec<Ctx<'_>> = snap
-            .tables
+        let ctxs: Vec<Ctx<'_>> = all
             .iter()
             .enumerate()
-            .map(|(ti, t)| Ctx {
+            .map(|(ti, &t)| Ctx {
                 table: ti as u32,
                 t,
                 chain_ids: &chain_ids,
@@ -1761,8 +1764,8 @@ impl Program {
             prog.number_indexes(built);
         }
         prog.paths = [
-            build_path(snap, &chain_ids, false),
-            build_path(snap, &chain_ids, true),
+            build_path(&all, &chain_ids, false),
+            build_path(&all, &chain_ids, true),
         ];
         prog
     }
@@ -1847,12 +1850,12 @@ fn compile_set(ctx: &Ctx<'_>, s: &crate::snapshot::Set, klen: usize, dlen: usize
 }
 
 /// Orders the base chains a packet of one family meets on its way in.
-fn build_path(snap: &Snapshot, chain_ids: &HashMap<(u32, &str), u32>, v6: bool) -> Vec<Entry> {
+fn build_path(tables: &[&Table], chain_ids: &HashMap<(u32, &str), u32>, v6: bool) -> Vec<Entry> {
     // (stage, priority, creation order, entry); later-created first on ties.
     let mut items: Vec<(u8, i32, usize, Entry)> = Vec::new();
     let mut nat: [Vec<(i32, usize, u32)>; 2] = [Vec::new(), Vec::new()];
     let mut created = 0usize;
-    for (ti, t) in snap.tables.iter().enumerate() {
+    for (ti, t) in tables.iter().enumerate() {
         for c in &t.chains {
             created += 1;
             let Some(b) = &c.base else { continue };
