@@ -330,6 +330,42 @@ impl LegacyTable {
     }
 }
 
+/// The `iptables-save` line of the legacy rule the evaluator knows as
+/// rule `handle` (its line number) of `chain` in table `table` (its
+/// [`LegacyTable::eval_name`]) of `family`.
+pub fn rule_line(
+    legacy: &[LegacyTable],
+    family: super::Family,
+    table: &str,
+    chain: &str,
+    handle: u64,
+) -> Option<String> {
+    let t = legacy.iter().find(|t| {
+        let fam = if t.family.is_v6() {
+            super::Family::Ip6
+        } else {
+            super::Family::Ip
+        };
+        fam == family && t.eval_name() == table
+    })?;
+    let LegacyContents::Read {
+        chains,
+        user_chains,
+        ..
+    } = &t.contents
+    else {
+        return None;
+    };
+    let rules = chains
+        .iter()
+        .map(|c| (&c.name, &c.rules))
+        .chain(user_chains.iter().map(|c| (&c.name, &c.rules)))
+        .find(|(n, _)| *n == chain)?
+        .1;
+    let r = rules.get(usize::try_from(handle.checked_sub(1)?).ok()?)?;
+    Some(save::rule_text(chain, r, t.family))
+}
+
 /// `ACCEPT`, `DROP`, as iptables writes a policy.
 pub fn policy_name(p: Policy) -> &'static str {
     match p {

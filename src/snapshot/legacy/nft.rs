@@ -209,6 +209,12 @@ impl LegacyTable {
         format!("{} ({})", self.name, self.family.command())
     }
 
+    /// Whether `name` is the name the evaluator knows a legacy table by
+    /// ([`Self::eval_name`]).
+    pub fn is_eval_name(name: &str) -> bool {
+        name.ends_with(" (iptables-legacy)") || name.ends_with(" (ip6tables-legacy)")
+    }
+
     /// This table as chains of the evaluator's model, when it was read
     /// and portwarden knows its priorities (otherwise see
     /// [`Self::deciding`]). A built-in chain without a known priority is
