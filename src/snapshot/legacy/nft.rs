@@ -218,7 +218,8 @@ impl LegacyTable {
     /// This table as chains of the evaluator's model, when it was read
     /// and portwarden knows its priorities (otherwise see
     /// [`Self::deciding`]). A built-in chain without a known priority is
-    /// left out.
+    /// left out, and so is one that cannot change a packet's fate (no
+    /// rules, policy ACCEPT).
     pub fn to_table(&self) -> Option<Table> {
         let LegacyContents::Read {
             chains,
@@ -230,7 +231,9 @@ impl LegacyTable {
         };
         let v6 = self.family == LegacyFamily::Ipv6;
         let mut out = Vec::new();
-        for c in chains {
+        // An empty chain with policy ACCEPT lets every packet on, as if it
+        // were not there (`iptables -L` creates a table of them): left out.
+        for c in chains.iter().filter(|c| c.can_decide()) {
             let Some(priority) = c.priority else { continue };
             out.push(Chain {
                 name: c.name.clone(),
