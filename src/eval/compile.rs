@@ -1026,8 +1026,9 @@ pub(super) struct Program {
     /// This program's identity, for what evaluation remembers between
     /// probes. Changing the chains' indexes after a probe needs a new one.
     pub id: ProgId,
-    /// Where legacy iptables tables could decide (not evaluated: answers
-    /// passing them are unknown).
+    /// Where legacy iptables tables that could not be evaluated (not read,
+    /// or of a name without known priorities) could decide: answers
+    /// passing them are unknown. The others are compiled as chains.
     pub legacy: Vec<crate::snapshot::legacy::LegacyPoint>,
     /// Why legacy tables could not be listed (answers assume none).
     pub legacy_unlisted: Vec<crate::snapshot::legacy::LegacyUnlisted>,
