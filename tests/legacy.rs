@@ -326,6 +326,32 @@ fn differential(t: &Topology, cases: &[Case]) -> Vec<Value> {
     answers
 }
 
+/// Every `-A` line `save` (`iptables-legacy-save` or
+/// `ip6tables-legacy-save`) writes for the filter table is a line of
+/// `dump`'s text for that table (`family`: `IPv4`, `IPv6`), but those
+/// naming an extension in `skip` (options not spelled by portwarden).
+fn dump_writes_what_save_writes(ns: &Netns, save: &str, family: &str, skip: &[&str]) {
+    let save = run(&mut ns.cmd(save).args(["-t", "filter"])).stdout;
+    let save = String::from_utf8_lossy(&save).into_owned();
+    let dump = String::from_utf8_lossy(&ns.portwarden(&["dump"]).stdout).into_owned();
+    let start = format!("legacy iptables table filter ({family})");
+    let section: Vec<&str> = dump
+        .lines()
+        .skip_while(|l| !l.starts_with(&start))
+        .take_while(|l| l.trim() != "COMMIT")
+        .map(str::trim)
+        .collect();
+    let mut n = 0;
+    for line in save.lines().filter(|l| l.starts_with("-A ")) {
+        if skip.iter().any(|s| line.contains(s)) {
+            continue;
+        }
+        assert!(section.contains(&line), "{line:?} not in {section:#?}");
+        n += 1;
+    }
+    assert!(n > 5, "{save}");
+}
+
 /// `decided_by` of an answer names a legacy table.
 fn by_legacy(a: &Value) -> bool {
     a["decided_by"]["table"]
@@ -488,6 +514,12 @@ fn iptables_legacy_ruleset_agrees_with_the_kernel() {
     assert_eq!(a[7]["decided_by"]["kind"], "policy", "{:#}", a[7]);
     assert_eq!(a[6]["decided_by"]["chain"], "SSH_CHECK", "{:#}", a[6]);
     assert_eq!(a[12]["verdict"], "unknown", "{:#}", a[12]);
+    dump_writes_what_save_writes(
+        &t.host,
+        "/usr/sbin/iptables-legacy-save",
+        "IPv4",
+        &["-m dscp"],
+    );
 }
 
 #[test]
@@ -607,6 +639,7 @@ fn ip6tables_legacy_ruleset_agrees_with_the_kernel() {
     assert!(a.iter().all(by_legacy), "{a:#?}");
     // The goto's RETURN goes back past INPUT: its policy.
     assert_eq!(a[5]["decided_by"]["kind"], "policy", "{:#}", a[5]);
+    dump_writes_what_save_writes(&t.host, "/usr/sbin/ip6tables-legacy-save", "IPv6", &[]);
 }
 
 /// ferm, as Debian ships it, applies its rules with iptables-legacy and
@@ -691,6 +724,8 @@ fn ferm_ruleset_agrees_with_the_kernel() {
         "{a:#?}"
     );
     assert!(a.iter().all(by_legacy), "{a:#?}");
+    dump_writes_what_save_writes(&t.host, "/usr/sbin/iptables-legacy-save", "IPv4", &[]);
+    dump_writes_what_save_writes(&t.host, "/usr/sbin/ip6tables-legacy-save", "IPv6", &[]);
 }
 
 /// A host whose only firewall is legacy iptables gets findings: a

@@ -283,7 +283,9 @@ fn ip_part(layout: Layout, ip: &[u8], at: usize) -> Result<(IpPart, bool), BadEn
     if !frag_flag && inv & 0x20 != 0 {
         return bad(format!("entry at {at}: ! -f without -f"));
     }
-    let proto_set = if v6 { flags & 1 != 0 } else { proto != 0 };
+    // IPv4 tests a non-zero protocol; IPv6 one flagged by IP6T_F_PROTO,
+    // where 0 (`-p all`) matches every packet, inverted or not.
+    let proto_set = proto != 0 && (!v6 || flags & 1 != 0);
     if proto > 255 {
         return bad(format!("entry at {at}: protocol {proto}"));
     }

@@ -203,7 +203,7 @@ pub struct IfaceMatch {
 /// `-p`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtoMatch {
-    /// Protocol number (0 only in an IPv6 rule, where nothing carries it).
+    /// Protocol number (never 0: `-p all` is no test).
     pub proto: u8,
     /// `!`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -169,6 +169,10 @@ fn generic(info: &XtInfo) -> String {
 
 /// `-m NAME --option ...`.
 fn match_text(out: &mut String, name: &str, info: &XtInfo) {
+    // iptables writes `-m state` as the conntrack match with the state
+    // alias flag, and reads it back the same way.
+    let alias = matches!(info, XtInfo::Conntrack { match_flags, .. } if name == "conntrack" && match_flags & 0x2000 != 0);
+    let name = if alias { "state" } else { name };
     let _ = write!(out, " -m {name}");
     match info {
         XtInfo::Tcp {
@@ -240,7 +244,8 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             let inv = |b: u16| bang(invert_flags & b != 0);
             if match_flags & 1 != 0 {
                 let s = bits_text(u32::from(*state_mask), &CT_STATES);
-                let _ = write!(out, " {}--ctstate {s}", inv(1));
+                let opt = if alias { "--state" } else { "--ctstate" };
+                let _ = write!(out, " {}{opt} {s}", inv(1));
             }
             if match_flags & 2 != 0 {
                 let _ = write!(out, " {}--ctproto {l4proto}", inv(2));
@@ -303,7 +308,10 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
                 .iter()
                 .find(|(s, _)| s % avg == 0)
                 .map_or((864_000_000 / avg, "day"), |(s, u)| (s / avg, *u));
-            let _ = write!(out, " --limit {n}/{unit} --limit-burst {burst}");
+            let _ = write!(out, " --limit {n}/{unit}");
+            if *burst != 5 {
+                let _ = write!(out, " --limit-burst {burst}");
+            }
         }
         XtInfo::Icmp {
             icmp_type,
@@ -323,7 +331,10 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             let _ = write!(out, " {}{opt} {t}", bang(invflags & 1 != 0));
         }
         XtInfo::Mark { mark, mask, invert } => {
-            let _ = write!(out, " {}--mark 0x{mark:x}/0x{mask:x}", bang(*invert));
+            let _ = write!(out, " {}--mark 0x{mark:x}", bang(*invert));
+            if *mask != u32::MAX {
+                let _ = write!(out, "/0x{mask:x}");
+            }
         }
         XtInfo::Addrtype {
             source,
