@@ -331,7 +331,7 @@ fn differential(t: &Topology, cases: &[Case]) -> Vec<Value> {
 /// `dump`'s text for that table (`family`: `IPv4`, `IPv6`), but those
 /// naming an extension in `skip` (options not spelled by portwarden).
 fn dump_writes_what_save_writes(ns: &Netns, save: &str, family: &str, skip: &[&str]) {
-    let save = run(&mut ns.cmd(save).args(["-t", "filter"])).stdout;
+    let save = run(ns.cmd(save).args(["-t", "filter"])).stdout;
     let save = String::from_utf8_lossy(&save).into_owned();
     let dump = String::from_utf8_lossy(&ns.portwarden(&["dump"]).stdout).into_owned();
     let start = format!("legacy iptables table filter ({family})");
