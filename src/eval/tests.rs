@@ -1505,16 +1505,18 @@ fn legacy_rule(
             proto: 6,
             invert: false,
         });
+        // struct xt_tcp: sport[2], dport[2], option, flg_mask, flg_cmp, invflags.
+        let mut b = Vec::new();
+        for x in [0, 65535, p, p] {
+            b.extend(u16::to_ne_bytes(x));
+        }
+        b.extend([0, 0, 0, 0]);
+        let info = crate::snapshot::xt::decode_match("tcp", 0, &b, false);
+        assert!(matches!(info, XtInfo::Tcp { .. }));
         matches.push(LegacyMatch {
             name: "tcp".into(),
             rev: 0,
-            info: XtInfo::Tcp {
-                sport: [0, 65535],
-                dport: [p, p],
-                flg_mask: 0,
-                flg_cmp: 0,
-                invflags: 0,
-            },
+            info,
         });
     }
     LegacyRule {

@@ -141,7 +141,7 @@ const ADDR_TYPES: [(u32, &str); 12] = [
 /// its fields, as a comment.
 fn generic(info: &XtInfo) -> String {
     match info {
-        XtInfo::Raw { bytes } => format!(
+        XtInfo::Raw { bytes, .. } => format!(
             " /* options not decoded: {} bytes */",
             bytes.as_slice().len()
         ),
@@ -181,6 +181,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             flg_mask,
             flg_cmp,
             invflags,
+            ..
         } => {
             if let Some(p) = ports(*sport) {
                 let _ = write!(out, " {}--sport {p}", bang(invflags & 1 != 0));
@@ -202,6 +203,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             sport,
             dport,
             invflags,
+            ..
         } => {
             if let Some(p) = ports(*sport) {
                 let _ = write!(out, " {}--sport {p}", bang(invflags & 1 != 0));
@@ -215,6 +217,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             ports: p,
             range,
             invert,
+            ..
         } => {
             let mut items = Vec::new();
             let mut i = 0;
@@ -240,6 +243,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             state_mask,
             status_mask,
             l4proto,
+            ..
         } => {
             let inv = |b: u16| bang(invert_flags & b != 0);
             if match_flags & 1 != 0 {
@@ -257,10 +261,12 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
                 out.push_str(" /* other conntrack options not decoded */");
             }
         }
-        XtInfo::State { mask } => {
+        XtInfo::State { mask, .. } => {
             let _ = write!(out, " --state {}", bits_text(*mask, &CT_STATES[..4]));
         }
-        XtInfo::Iprange { src, dst, flags } => {
+        XtInfo::Iprange {
+            src, dst, flags, ..
+        } => {
             if let Some([a, b]) = src {
                 let _ = write!(out, " {}--src-range {a}-{b}", bang(flags & 0x10 != 0));
             }
@@ -268,7 +274,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
                 let _ = write!(out, " {}--dst-range {a}-{b}", bang(flags & 0x20 != 0));
             }
         }
-        XtInfo::Comment { text } => {
+        XtInfo::Comment { text, .. } => {
             let _ = write!(out, " --comment {text:?}");
         }
         XtInfo::Recent {
@@ -278,6 +284,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             invert,
             name: list,
             side,
+            ..
         } => {
             let cmd = match check_set & 0xf {
                 1 => "--rcheck",
@@ -295,7 +302,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             }
             out.push_str(if *side == 1 { " --rdest" } else { " --rsource" });
         }
-        XtInfo::Limit { avg, burst } => {
+        XtInfo::Limit { avg, burst, .. } => {
             // avg: seconds per packet, in units of 1/10000 s.
             let units = [
                 (10_000u64, "sec"),
@@ -317,6 +324,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             icmp_type,
             code,
             invflags,
+            ..
         } => {
             let opt = if name == "icmp6" {
                 "--icmpv6-type"
@@ -330,7 +338,9 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             };
             let _ = write!(out, " {}{opt} {t}", bang(invflags & 1 != 0));
         }
-        XtInfo::Mark { mark, mask, invert } => {
+        XtInfo::Mark {
+            mark, mask, invert, ..
+        } => {
             let _ = write!(out, " {}--mark 0x{mark:x}", bang(*invert));
             if *mask != u32::MAX {
                 let _ = write!(out, "/0x{mask:x}");
@@ -340,6 +350,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             source,
             dest,
             flags,
+            ..
         } => {
             if *source != 0 {
                 let t = bits_text(u32::from(*source), &ADDR_TYPES);
@@ -356,7 +367,7 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
                 out.push_str(" --limit-iface-out");
             }
         }
-        XtInfo::Hl { mode, value } => {
+        XtInfo::Hl { mode, value, .. } => {
             let base = if name == "ttl" { "ttl" } else { "hl" };
             let op = ["eq", "ne", "lt", "gt"].get(usize::from(*mode)).copied();
             match op {
@@ -416,7 +427,7 @@ fn target_text(out: &mut String, t: &LegacyTarget, v6: bool) {
         LegacyTarget::Target { name, info, .. } => {
             let _ = write!(out, " -j {name}");
             match info {
-                XtInfo::Reject { with } => match reject_with(*with, v6) {
+                XtInfo::Reject { with, .. } => match reject_with(*with, v6) {
                     Some(w) => {
                         let _ = write!(out, " --reject-with {w}");
                     }
@@ -424,7 +435,7 @@ fn target_text(out: &mut String, t: &LegacyTarget, v6: bool) {
                         let _ = write!(out, " --reject-with {with}");
                     }
                 },
-                XtInfo::Log { level, prefix } => {
+                XtInfo::Log { level, prefix, .. } => {
                     if !prefix.is_empty() {
                         let _ = write!(out, " --log-prefix {prefix:?}");
                     }
@@ -432,7 +443,7 @@ fn target_text(out: &mut String, t: &LegacyTarget, v6: bool) {
                         let _ = write!(out, " --log-level {level}");
                     }
                 }
-                XtInfo::MarkSet { mark, mask } => {
+                XtInfo::MarkSet { mark, mask, .. } => {
                     let _ = write!(out, " --set-xmark 0x{mark:x}/0x{mask:x}");
                 }
                 other => out.push_str(&generic(other)),
