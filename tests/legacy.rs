@@ -845,3 +845,87 @@ fn the_daemon_sees_a_legacy_table_at_its_verification_read() {
         d.journal()
     );
 }
+
+/// Conntrack state in a legacy INPUT chain, against the kernel: with
+/// policy DROP and no ESTABLISHED rule the replies of the host's own
+/// connections are refused (the audit's outbound-blocked finding, named
+/// for the legacy policy; the kernel's connect times out); with
+/// `-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT` they come back
+/// (no finding; the kernel connects).
+#[test]
+fn legacy_conntrack_state_lets_replies_in_as_the_kernel_does() {
+    if !have_legacy("legacy_conntrack_state_lets_replies_in_as_the_kernel_does") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let t = Topology::new("lg-ct");
+    legacy(&t.host, IPTABLES, &["-P", "INPUT", "DROP"]);
+    let mut listener = t
+        .peer
+        .cmd("python3")
+        .args(["-c", common::LISTENERS, "tcp/2546"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 listener");
+    let mut line = String::new();
+    BufReader::new(listener.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let connects = || {
+        let script = "timeout 2 bash -c 'exec 3<>/dev/tcp/192.0.2.2/2546'";
+        t.host
+            .cmd("bash")
+            .args(["-c", script])
+            .status()
+            .unwrap()
+            .success()
+    };
+    let cfg = std::env::temp_dir().join(format!("pw-legacy-ct-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        "roles = [\"evault-agent\"]\n[peers]\nevault_vault = [\"192.0.2.2\"]\nevault_registration = []\nevault_portal = []\nevault_management = []\n[severity]\nnot-listening = \"ignore\"\n",
+    )
+    .unwrap();
+    let vault_blocked = |report: &Value| -> Vec<Value> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "outbound-blocked" && f["requirement"] == "vault")
+            .cloned()
+            .collect()
+    };
+    let (before, _) = t.host.audit_json(&cfg, &[]);
+    let blocked = vault_blocked(&before);
+    let kernel_before = connects();
+    legacy(
+        &t.host,
+        IPTABLES,
+        &[
+            "-I",
+            "INPUT",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ],
+    );
+    let (after, _) = t.host.audit_json(&cfg, &[]);
+    let kernel_after = connects();
+    let _ = std::fs::remove_file(&cfg);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert!(
+        !kernel_before && kernel_after,
+        "{kernel_before} {kernel_after}"
+    );
+    assert_eq!(blocked.len(), 1, "{before:#}");
+    let text = blocked[0].to_string();
+    assert!(text.contains("replies are refused"), "{text}");
+    assert!(text.contains("filter (iptables-legacy)"), "{text}");
+    assert!(vault_blocked(&after).is_empty(), "{after:#}");
+}
