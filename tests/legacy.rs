@@ -149,6 +149,12 @@ fn a_legacy_drop_rule_is_evaluated_and_dumped() {
             .contains("filter (iptables-legacy)"),
         "{a:#}"
     );
+    // The text names the rule as iptables-save writes it.
+    let out = t
+        .host
+        .portwarden(&["explain", "tcp/22", "--from", PUBLIC.peer4]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("\n  {line}\n")), "{text}");
     for port in ["tcp/23", "udp/53"] {
         let a = explain(&t.host, port, PUBLIC.peer4);
         assert_eq!(a["verdict"], "accept", "{a:#}");
