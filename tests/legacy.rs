@@ -273,7 +273,9 @@ fn case(
 
 /// Asks `explain` for every case, then sends them for real: every
 /// decided answer must agree with the kernel (accept: the packet reached
-/// the last input chain; drop or reject: it did not). Returns the answers.
+/// the last input chain; drop or reject: it did not), and the exposure map
+/// must hold each probe in an accepting opening exactly when explain
+/// accepts it. Returns the answers.
 fn differential(t: &Topology, cases: &[Case]) -> Vec<Value> {
     let sport = |i: usize| 41000 + i as u16;
     let queries: Vec<Value> = cases
@@ -285,6 +287,49 @@ fn differential(t: &Topology, cases: &[Case]) -> Vec<Value> {
         })
         .collect();
     let answers = t.host.explain_batch(&queries);
+    // The exposure map from the same ruleset: an accepting opening holds
+    // a probe exactly when explain accepts it.
+    let out = t.host.portwarden(&["exposure", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exposure: Value = serde_json::from_slice(&out.stdout).expect("exposure JSON");
+    let openings = exposure["openings"].as_array().cloned().unwrap_or_default();
+    let within = |r: &Value, n: u16| {
+        r[0].as_u64().is_some_and(|a| a <= u64::from(n))
+            && r[1].as_u64().is_some_and(|b| u64::from(n) <= b)
+    };
+    let mut wrong = Vec::new();
+    for (i, (c, a)) in cases.iter().zip(&answers).enumerate() {
+        let from: IpAddr = c.from.parse().unwrap();
+        let to: IpAddr = c.to.parse().unwrap();
+        let open = openings.iter().any(|o| {
+            o["verdict"] == "accept"
+                && o["proto"] == c.proto
+                && o["iif"] == c.iif
+                && o["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.as_str().and_then(|t| t.parse::<IpAddr>().ok()) == Some(to))
+                && within(&o["ports"], c.port)
+                && within(&o["sports"], sport(i))
+                && o["sources"].as_array().into_iter().flatten().any(|s| {
+                    s.as_str()
+                        .and_then(|s| s.parse::<ipnet::IpNet>().ok())
+                        .is_some_and(|n| n.contains(&from))
+                })
+        });
+        if open != (a["verdict"] == "accept") {
+            wrong.push(format!(
+                "{} {} -> {}:{} on {}: explain {}, exposure open: {open}",
+                c.proto, c.from, c.to, c.port, c.iif, a["verdict"]
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
     packets::add_recorder(&t.host);
     let sent: Vec<Packet> = cases
         .iter()
@@ -300,7 +345,6 @@ fn differential(t: &Topology, cases: &[Case]) -> Vec<Value> {
     packets::send(&t.peer, &sent, 0.02);
     let seen = packets::seen(&t.host);
     packets::remove_recorder(&t.host);
-    let mut wrong = Vec::new();
     for (i, (c, a)) in cases.iter().zip(&answers).enumerate() {
         let from: IpAddr = c.from.parse().unwrap();
         let arrived = seen.iter().any(|s| {
