@@ -48,6 +48,7 @@ fn host() -> Routes {
         interfaces,
         routes: Vec::new(),
         sockets: None,
+        queues: None,
     }
 }
 

@@ -21,6 +21,17 @@ pub struct Service {
     pub port: u16,
 }
 
+/// Parses `--at`: an RFC 3339 moment in UTC, `2026-12-06T14:30:00Z`
+/// (clap value parser), with the kernel's timezone as it is now.
+pub fn parse_at(s: &str) -> Result<portwarden::eval::Clock, String> {
+    let t = humantime::parse_rfc3339_weak(s.trim_end_matches(['Z', 'z']))
+        .map_err(|e| format!("expected a UTC time such as 2026-12-06T14:30:00Z, got {s:?}: {e}"))?;
+    Ok(portwarden::eval::Clock::at(
+        t,
+        portwarden::nft::sys::kernel_minutes_west(),
+    ))
+}
+
 /// Parses `tcp/6162` (clap value parser).
 pub fn parse_service(s: &str) -> Result<Service, String> {
     let (p, n) = s

@@ -5,6 +5,7 @@ mod dist;
 mod explain;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use portwarden::audit::Proofs;
 use portwarden::catalog::{self, Catalog, CatalogError};
 use portwarden::config::{self, CliOptions, HostConfig};
 use portwarden::exit;
@@ -13,6 +14,7 @@ use portwarden::nft::{read_snapshot, ReadError, ReadOptions};
 use portwarden::pipeline::{
     audit_state, read_evaluator, read_host_state, RolesFrom, Setup, Timings,
 };
+use portwarden::render::json::PeerLists;
 use portwarden::snapshot::Summary;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -163,6 +165,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Evaluate time matches (meta hour/day/time, xt time) at this UTC
+        /// moment, e.g. 2026-12-06T14:30:00Z [default: now].
+        #[arg(long, value_name = "RFC3339", value_parser = explain::parse_at)]
+        at: Option<portwarden::eval::Clock>,
         /// How many times to start over when the ruleset changes mid-read.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
@@ -205,6 +211,19 @@ enum Command {
         /// Output format (--format json is the same as --json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// With JSON: list every peer prefix of each finding and piece. By
+        /// default `peers` holds the first 16 and `peer_count` counts them
+        /// all (behind a blocklist they run to thousands, and the report to
+        /// megabytes).
+        #[arg(long)]
+        all_peers: bool,
+        /// Prove every fix (up to 256), however large the ruleset. By
+        /// default an audit proves fewer as the ruleset grows, and none on
+        /// one of more than 5,000 rules or 50,000 set elements (each proof
+        /// copies and recompiles the ruleset: about a second on a
+        /// 20,000-rule host); those fixes say "not proven".
+        #[arg(long)]
+        prove_all: bool,
         /// How many times to start over when the ruleset changes mid-read.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
         tries: u32,
@@ -303,6 +322,10 @@ struct ExplainArgs {
     /// Source port (the default is a typical Linux ephemeral port).
     #[arg(long, value_name = "N", default_value_t = explain::DEFAULT_SPORT)]
     sport: u16,
+    /// Evaluate time matches (meta hour/day/time, xt time) at this UTC
+    /// moment, e.g. 2026-12-06T14:30:00Z [default: now].
+    #[arg(long, value_name = "RFC3339", value_parser = explain::parse_at)]
+    at: Option<portwarden::eval::Clock>,
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
@@ -714,8 +737,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             emit(|out| json_line(out, &routes))
         }
         Command::Explain(a) => run_explain(a),
-        Command::Exposure { json, tries } => {
+        Command::Exposure { json, at, tries } => {
             let (snap, ev) = read_evaluator(&ReadOptions { max_tries: tries })?;
+            let ev = match at {
+                Some(c) => ev.at(c),
+                None => ev,
+            };
             let x = ev.exposure();
             emit(|out| {
                 if json {
@@ -801,6 +828,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             set,
             json,
             format,
+            all_peers,
+            prove_all,
             tries,
             catalog,
         } => Ok(audit(
@@ -812,6 +841,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 private_interfaces: private_iface,
             },
             if json { Format::Json } else { format },
+            if all_peers {
+                PeerLists::All
+            } else {
+                PeerLists::First
+            },
+            if prove_all {
+                Proofs::All
+            } else {
+                Proofs::Budgeted
+            },
             tries,
             &catalog.dirs,
         )),
@@ -840,6 +879,10 @@ fn run_explain(a: ExplainArgs) -> Result<ExitCode, Failure> {
         }
     }
     let (snap, ev) = read_evaluator(&ReadOptions { max_tries: a.tries })?;
+    let ev = match a.at {
+        Some(c) => ev.at(c),
+        None => ev,
+    };
     if a.batch {
         let stdin = io::stdin();
         let stdout = io::stdout();
@@ -894,6 +937,8 @@ fn audit(
     config: Option<PathBuf>,
     cli: CliOptions,
     format: Format,
+    peers: PeerLists,
+    proofs: Proofs,
     tries: u32,
     catalog_dirs: &[PathBuf],
 ) -> ExitCode {
@@ -932,10 +977,15 @@ fn audit(
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let report = audit_state(&state, &setup, &mut timings);
+    let report = audit_state(&state, &setup, proofs, &mut timings);
     let out = io::stdout().lock();
     let written = match format {
-        Format::Json => portwarden::render::json::write_report(&report, out),
+        Format::Json => portwarden::render::json::write_report_with(
+            &report,
+            out,
+            &serde_json::Map::new(),
+            peers,
+        ),
         Format::Text => {
             let text = portwarden::render::text::render(
                 &report,

@@ -149,17 +149,23 @@ pub fn read_host_state(opts: &ReadOptions, timings: &mut Timings) -> Result<Host
 
 /// Reads the ruleset and the routes of the current network namespace and
 /// builds the evaluator (`explain`, `exposure`): the snapshot, for
-/// rendering rules, and the evaluator.
+/// rendering rules, and the evaluator, which answers for now (time matches
+/// are decided at the moment of the read).
 pub fn read_evaluator(opts: &ReadOptions) -> Result<(Snapshot, Evaluator), StateError> {
     let snapshot = read_snapshot(opts)?;
     let routes = host::read_routes().map_err(StateError::Routes)?;
-    let evaluator = Evaluator::new(&snapshot, routes);
+    let evaluator = Evaluator::new(&snapshot, routes).at(crate::eval::Clock::now());
     Ok((snapshot, evaluator))
 }
 
 /// Audits `state` against `setup`: builds the evaluator and the exposure
 /// once, then the findings.
-pub fn audit_state(state: &HostState, setup: &Setup, timings: &mut Timings) -> Report {
+pub fn audit_state(
+    state: &HostState,
+    setup: &Setup,
+    proofs: audit::Proofs,
+    timings: &mut Timings,
+) -> Report {
     // The audit keeps its own handling of routing refusals (see
     // `Evaluator::without_routing_checks`).
     let evaluator = Evaluator::new(&state.snapshot, state.routes.clone()).without_routing_checks();
@@ -173,6 +179,7 @@ pub fn audit_state(state: &HostState, setup: &Setup, timings: &mut Timings) -> R
         listeners: &state.listeners,
         requirements: &setup.requirements,
         config: &setup.config,
+        proofs,
     });
     timings.lap("findings");
     // On a big host the evaluator and the exposure are millions of small

@@ -245,9 +245,10 @@ fn config_file(tag: &str, text: &str) -> PathBuf {
     p
 }
 
-/// Runs `portwarden audit --format json --config F` in the host namespace.
+/// Runs `portwarden audit --format json --all-peers --config F` in the host
+/// namespace (every peer prefix: the probes are built from the pieces).
 fn audit(t: &Topology, cfg: &Path) -> (Value, i32) {
-    t.host.audit_json(cfg, &[])
+    t.host.audit_json(cfg, &["--all-peers"])
 }
 
 fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
@@ -1527,6 +1528,57 @@ fn blocklists_are_a_note_for_any_peer_and_a_named_hole_for_a_bound_one() {
         ROLE_PORTS,
     );
     check(&t.host, &t.peer, &probes);
+    let _ = std::fs::remove_file(cfg);
+
+    // An opening no role wants, behind the blocklist: its peers are the
+    // blocklist's complement, thousands of prefixes. The JSON lists the
+    // first few and counts them all; the document stays small.
+    t.host
+        .nft_text("add rule inet filter input tcp dport 9000 accept\n");
+    let cfg = config_file("f2b-excess", "roles = [\"veeam-data-mover\"]\n");
+    let (report, code) = t.host.audit_json(&cfg, &[]);
+    let (full, _) = t.host.audit_json(&cfg, &["--all-peers"]);
+    assert_eq!(code, 1, "{report:#}");
+    let excess: Vec<&Value> = findings(&report, "excess-opening")
+        .into_iter()
+        .filter(|f| ranges(&f["ports"]).contains(&(9000, 9000)))
+        .collect();
+    assert!(!excess.is_empty(), "{report:#}");
+    let listed = portwarden::audit::netjson::PEERS_LISTED;
+    for f in &excess {
+        assert!(f["peer_count"].as_u64().unwrap() > 3000, "{f:#}");
+        for doc in std::iter::once(*f).chain(f["pieces"].as_array().unwrap()) {
+            let count = doc["peer_count"].as_u64().unwrap() as usize;
+            let peers = nets(&doc["peers"]);
+            assert_eq!(peers.len(), count.min(listed), "{doc:#}");
+            // The first ones, in order; the blocklisted host is not among
+            // them (it is not a peer the opening lets in).
+            assert!(peers.windows(2).all(|w| w[0] < w[1]), "{doc:#}");
+            assert!(
+                !peers
+                    .iter()
+                    .any(|n| n.contains(&"192.0.2.66".parse::<IpAddr>().unwrap())),
+                "{doc:#}"
+            );
+        }
+    }
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.len() < 64 * 1024, "{} bytes", json.len());
+    // --all-peers lists them all: the same findings, every prefix.
+    let full_excess: Vec<&Value> = findings(&full, "excess-opening")
+        .into_iter()
+        .filter(|f| ranges(&f["ports"]).contains(&(9000, 9000)))
+        .collect();
+    assert_eq!(full_excess.len(), excess.len());
+    for (f, capped) in full_excess.iter().zip(&excess) {
+        assert_eq!(f["id"], capped["id"]);
+        let all = nets(&f["peers"]);
+        assert_eq!(all.len() as u64, f["peer_count"].as_u64().unwrap());
+        assert_eq!(&all[..listed], nets(&capped["peers"]).as_slice());
+        assert!(!all
+            .iter()
+            .any(|n| n.contains(&"192.0.2.66".parse::<IpAddr>().unwrap())));
+    }
     let _ = std::fs::remove_file(cfg);
 }
 

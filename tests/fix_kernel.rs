@@ -147,7 +147,8 @@ fn topology(tag: &str) -> Topology {
 }
 
 fn audit(t: &Topology, cfg: &Path) -> Value {
-    t.host.audit_json(cfg, &[]).0
+    // Every peer prefix: the packets are checked against the exact pieces.
+    t.host.audit_json(cfg, &["--all-peers"]).0
 }
 
 /// One packet of the grid: protocol, source, destination, port, and the
@@ -500,4 +501,163 @@ fn ufw_ruleset_fixes_are_exact_in_the_kernel() {
     // Port 22 is `ufw limit`ed: left out of the grid.
     let (report, shown) = check_fixes(&t, &load, cfg, &[21, 22, 23]);
     assert!(!shown.is_empty(), "{:#?}", fix_texts(&report));
+}
+
+/// A host run by its named sets: the backup servers allowed in by
+/// `@backup_servers` (the new one missing, a retired one still there) and
+/// the data ports by `@data_ports` (one port too many).
+const NAMED_SETS: &str = r#"flush ruleset
+table inet filter {
+  set backup_servers {
+    type ipv4_addr
+    elements = { 10.0.0.12 }
+  }
+  set data_ports {
+    type inet_service
+    flags interval
+    elements = { 2500-3300, 9000 }
+  }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    ip saddr 10.0.0.10 tcp dport { 22, 6160 } accept
+    iifname "pw-priv" ip saddr @backup_servers tcp dport 6162 accept
+    ip saddr 10.0.0.10 tcp dport @data_ports accept
+  }
+}
+"#;
+
+#[test]
+fn named_set_fixes_change_the_set_and_are_exact_in_the_kernel() {
+    if !require_root("named_set_fixes_change_the_set_and_are_exact_in_the_kernel") {
+        return;
+    }
+    let t = topology("fx-sets");
+    t.peer
+        .ip(&["addr", "add", "10.0.0.12/32", "dev", PRIVATE.peer_if]);
+    let _l = python(
+        &t.host,
+        common::LISTENERS,
+        &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"],
+    );
+    let _s = python(&t.peer, SERVERS, &[]);
+    let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
+    let load = |t: &Topology| t.host.nft_text(NAMED_SETS);
+    // Each proven fix applied as printed, then real packets: exactly the
+    // finding's pieces change.
+    let (report, shown) = check_fixes(&t, &load, cfg, &[]);
+    let texts = fix_texts(&report);
+    for want in [
+        // The backup server is added to the set its rule looks up ...
+        "nft add element inet filter backup_servers '{ 10.0.0.10 }'",
+        // ... the retired one is taken out of it ...
+        "nft delete element inet filter backup_servers '{ 10.0.0.12 }'",
+        // ... and the port no role needs out of the data ports.
+        "nft delete element inet filter data_ports '{ 9000 }'",
+    ] {
+        assert!(shown.iter().any(|s| s == want), "{want}\n{texts:#?}");
+    }
+    // After all three, nothing is left to report.
+    load(&t);
+    for s in &shown {
+        sh(&t.host, s);
+    }
+    let path = std::env::temp_dir().join(format!("pw-fix-sets-{}.toml", std::process::id()));
+    std::fs::write(&path, cfg).unwrap();
+    let after = audit(&t, &path);
+    let _ = std::fs::remove_file(&path);
+    let left: Vec<&Value> = after["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] != "exposed-listener")
+        .collect();
+    assert!(left.is_empty(), "{:#?}", fix_texts(&after));
+}
+
+/// A ruleset just over the size an audit proves fixes on by default: a
+/// blocklist of 50,001 addresses before the accepts.
+fn large_ruleset() -> String {
+    let elements: Vec<String> = (0..50_001u32)
+        .map(|i| std::net::Ipv4Addr::from(0x0b00_0000 + 2 * i).to_string())
+        .collect();
+    format!(
+        "flush ruleset
+table inet filter {{
+  set bl {{
+    type ipv4_addr
+    flags interval
+    elements = {{ {} }}
+  }}
+  chain input {{
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif \"lo\" accept
+    meta l4proto {{ icmp, ipv6-icmp }} accept
+    ip saddr @bl drop
+    ip saddr 10.0.0.10 tcp dport {{ 22, 6160, 2500-3300 }} accept
+  }}
+}}
+",
+        elements.join(", ")
+    )
+}
+
+#[test]
+fn prove_all_proves_fixes_on_a_large_ruleset() {
+    if !require_root("prove_all_proves_fixes_on_a_large_ruleset") {
+        return;
+    }
+    let t = topology("fx-large");
+    let _l = python(
+        &t.host,
+        common::LISTENERS,
+        &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"],
+    );
+    t.host.nft_text(&large_ruleset());
+    let cfg = std::env::temp_dir().join(format!("pw-fix-large-{}.toml", std::process::id()));
+    std::fs::write(
+        &cfg,
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n",
+    )
+    .unwrap();
+    let missing = |args: &[&str]| -> Value {
+        let (report, _) = t.host.audit_json(&cfg, args);
+        let m: Vec<&Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "missing-opening")
+            .collect();
+        assert_eq!(m.len(), 1, "{:#?}", fix_texts(&report));
+        m[0].clone()
+    };
+    // By default: not proven, and the reason says how to get it proven.
+    let f = missing(&[]);
+    assert_eq!(f["fix"]["status"], "no-safe-fix", "{f:#}");
+    let reason = f["fix"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("too large") && reason.contains("--prove-all"),
+        "{reason}"
+    );
+    // With --prove-all: proven, and it works as printed.
+    let f = missing(&["--prove-all"]);
+    assert_eq!(f["fix"]["status"], "proven", "{f:#}");
+    let nft = f["fix"]["nft"].as_str().unwrap();
+    let port = |p: u16| Pkt {
+        proto: "tcp",
+        from: "10.0.0.10".parse().unwrap(),
+        to: local_of("pw-priv", false),
+        port: p,
+        iif: "pw-priv",
+    };
+    let g = [port(6161), port(6162), port(6163)];
+    assert!(arrive(&t, &g).is_empty());
+    for line in nft.lines() {
+        sh(&t.host, line);
+    }
+    assert_eq!(arrive(&t, &g), HashSet::from([port(6162)]), "after `{nft}`");
+    let _ = std::fs::remove_file(&cfg);
 }

@@ -381,10 +381,22 @@ fn differential(t: &Topology, cases: &[Case]) -> Vec<Value> {
 /// `dump`'s text for that table (`family`: `IPv4`, `IPv6`), but those
 /// naming an extension in `skip` (options not spelled by portwarden).
 fn dump_writes_what_save_writes(ns: &Netns, save: &str, family: &str, skip: &[&str]) {
-    let save = run(ns.cmd(save).args(["-t", "filter"])).stdout;
+    dump_writes_what_save_writes_for(ns, save, "filter", family, skip, 5);
+}
+
+/// [`dump_writes_what_save_writes`] for `table`, with at least `min` lines.
+fn dump_writes_what_save_writes_for(
+    ns: &Netns,
+    save: &str,
+    table: &str,
+    family: &str,
+    skip: &[&str],
+    min: usize,
+) {
+    let save = run(ns.cmd(save).args(["-t", table])).stdout;
     let save = String::from_utf8_lossy(&save).into_owned();
     let dump = String::from_utf8_lossy(&ns.portwarden(&["dump"]).stdout).into_owned();
-    let start = format!("legacy iptables table filter ({family})");
+    let start = format!("legacy iptables table {table} ({family})");
     let section: Vec<&str> = dump
         .lines()
         .skip_while(|l| !l.starts_with(&start))
@@ -399,7 +411,7 @@ fn dump_writes_what_save_writes(ns: &Netns, save: &str, family: &str, skip: &[&s
         assert!(section.contains(&line), "{line:?} not in {section:#?}");
         n += 1;
     }
-    assert!(n > 5, "{save}");
+    assert!(n >= min, "{save}");
 }
 
 /// `decided_by` of an answer names a legacy table.
@@ -547,8 +559,7 @@ fn iptables_legacy_ruleset_agrees_with_the_kernel() {
     ];
     // Not decoded: unknown, naming the extension.
     cases[12].unknown_ok = Some("xt match \"dscp\"");
-    cases[13].unknown_ok = Some("REDIRECT");
-    cases[14].unknown_ok = Some("REDIRECT");
+
     let a = differential(&t, &cases);
     let verdicts: Vec<&str> = a.iter().map(|a| a["verdict"].as_str().unwrap()).collect();
     assert_eq!(
@@ -564,11 +575,30 @@ fn iptables_legacy_ruleset_agrees_with_the_kernel() {
     assert_eq!(a[7]["decided_by"]["kind"], "policy", "{:#}", a[7]);
     assert_eq!(a[6]["decided_by"]["chain"], "SSH_CHECK", "{:#}", a[6]);
     assert_eq!(a[12]["verdict"], "unknown", "{:#}", a[12]);
+    // 2222 redirected to 22 by the legacy nat table: SSH_CHECK decides.
+    assert_eq!(
+        (a[13]["verdict"].as_str(), a[14]["verdict"].as_str()),
+        (Some("accept"), Some("drop")),
+        "{a:#?}"
+    );
+    assert!(
+        a[13]["nat"].to_string().contains("nat (iptables-legacy)"),
+        "{:#}",
+        a[13]
+    );
     dump_writes_what_save_writes(
         &t.host,
         "/usr/sbin/iptables-legacy-save",
         "IPv4",
         &["-m dscp"],
+    );
+    dump_writes_what_save_writes_for(
+        &t.host,
+        "/usr/sbin/iptables-legacy-save",
+        "nat",
+        "IPv4",
+        &[],
+        1,
     );
 }
 

@@ -124,7 +124,7 @@ _portwarden() {
             return 0
             ;;
         portwarden__subcmd__audit)
-            opts="-h --config --role --peer --private-iface --set --json --format --tries --catalog-dir --help"
+            opts="-h --config --role --peer --private-iface --set --json --format --all-peers --prove-all --tries --catalog-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,7 +246,7 @@ _portwarden() {
             return 0
             ;;
         portwarden__subcmd__explain)
-            opts="-h --from --to --iif --sport --json --batch --tries --help"
+            opts="-h --from --to --iif --sport --at --json --batch --tries --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -268,6 +268,10 @@ _portwarden() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -280,12 +284,16 @@ _portwarden() {
             return 0
             ;;
         portwarden__subcmd__exposure)
-            opts="-h --json --tries --help"
+            opts="-h --json --at --tries --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

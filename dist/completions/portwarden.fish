@@ -66,10 +66,12 @@ complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l from -
 complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l to -d 'Destination address [default: the first address of the input interface of the source\'s family, else any non-loopback local one]' -r
 complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l iif -d 'Input interface [default: the interface this host routes --from through]' -r
 complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l sport -d 'Source port (the default is a typical Linux ephemeral port)' -r
+complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l at -d 'Evaluate time matches (meta hour/day/time, xt time) at this UTC moment, e.g. 2026-12-06T14:30:00Z [default: now]' -r
 complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l tries -d 'How many times to start over when the ruleset changes mid-read' -r
 complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l json -d 'Print the answer as JSON'
 complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -l batch -d 'Read probes as JSON lines on stdin and write one JSON answer per line. The ruleset and routes are read once: every answer is from the same snapshot'
 complete -c portwarden -n "__fish_portwarden_using_subcommand explain" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c portwarden -n "__fish_portwarden_using_subcommand exposure" -l at -d 'Evaluate time matches (meta hour/day/time, xt time) at this UTC moment, e.g. 2026-12-06T14:30:00Z [default: now]' -r
 complete -c portwarden -n "__fish_portwarden_using_subcommand exposure" -l tries -d 'How many times to start over when the ruleset changes mid-read' -r
 complete -c portwarden -n "__fish_portwarden_using_subcommand exposure" -l json -d 'Print JSON instead of text'
 complete -c portwarden -n "__fish_portwarden_using_subcommand exposure" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -83,6 +85,8 @@ json\t'`{"generation": N, "findings": [...], "notes": [...]}`, on one line'"
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l tries -d 'How many times to start over when the ruleset changes mid-read' -r
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l catalog-dir -d 'Also load catalog extensions (*.toml) from DIR, after the installed ones, e.g. to try them before installing (repeatable; later directories override earlier ones)' -r -F
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l json -d 'Print the report as JSON: {"generation": N, "findings": [...], "notes": [...]} (the same as --format json)'
+complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l all-peers -d 'With JSON: list every peer prefix of each finding and piece. By default `peers` holds the first 16 and `peer_count` counts them all (behind a blocklist they run to thousands, and the report to megabytes)'
+complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -l prove-all -d 'Prove every fix (up to 256), however large the ruleset. By default an audit proves fewer as the ruleset grows, and none on one of more than 5,000 rules or 50,000 set elements (each proof copies and recompiles the ruleset: about a second on a 20,000-rule host); those fixes say "not proven"'
 complete -c portwarden -n "__fish_portwarden_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c portwarden -n "__fish_portwarden_using_subcommand daemon" -l config -d 'The configuration file' -r -F
 complete -c portwarden -n "__fish_portwarden_using_subcommand daemon" -s h -l help -d 'Print help (see more with \'--help\')'

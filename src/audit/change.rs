@@ -9,7 +9,7 @@
 
 use crate::addrs::AddrFamily;
 use crate::catalog::Proto;
-use crate::ports::PortSet;
+use crate::ports::{PortRange, PortSet};
 use crate::snapshot::value::Datatype;
 use crate::snapshot::{
     flags, value, BaseHook, BitwiseOp, Bytes, Chain, CmpOp, CtKey, Element, Expr, Family, Hook,
@@ -141,6 +141,62 @@ impl fmt::Display for ChainRef {
     }
 }
 
+/// A named set, by table family, table name and set name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct SetRef {
+    /// Table family.
+    pub family: Family,
+    /// Table name.
+    pub table: String,
+    /// Set name.
+    pub set: String,
+}
+
+impl fmt::Display for SetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.family, self.table, self.set)
+    }
+}
+
+/// One element of a set of addresses or of ports, as a change adds or
+/// deletes it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+pub enum SetElement {
+    /// An address prefix (a single address in a set without intervals).
+    Prefix(IpNet),
+    /// A port interval (a single port in a set without intervals).
+    Ports(PortRange),
+}
+
+impl fmt::Display for SetElement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // A host as a bare address: nft refuses a prefix in a set
+            // without the interval flag, even a /32.
+            SetElement::Prefix(n) if n.prefix_len() == n.max_prefix_len() => {
+                write!(f, "{}", n.addr())
+            }
+            SetElement::Prefix(n) => write!(f, "{n}"),
+            SetElement::Ports(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl SetElement {
+    /// The element's first and last key, as the kernel stores them
+    /// (network byte order).
+    fn keys(&self) -> (Vec<u8>, Vec<u8>) {
+        match self {
+            SetElement::Prefix(n) => (addr_bytes(n.network()), addr_bytes(n.broadcast())),
+            SetElement::Ports(r) => (
+                r.first().to_be_bytes().to_vec(),
+                r.last().to_be_bytes().to_vec(),
+            ),
+        }
+    }
+}
+
 /// One change to the ruleset.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
@@ -186,6 +242,22 @@ pub enum Change {
         /// The rule's handle.
         handle: u64,
     },
+    /// `nft add element ... '{ E, ... }'`: elements a set does not hold yet
+    /// (none overlapping one it holds).
+    AddElement {
+        /// The set.
+        set: SetRef,
+        /// The elements (at most [`MAX_ELEMENTS`]).
+        elements: Vec<SetElement>,
+    },
+    /// `nft delete element ... '{ E, ... }'`: elements exactly as the set
+    /// holds them.
+    DeleteElement {
+        /// The set.
+        set: SetRef,
+        /// The elements (at most [`MAX_ELEMENTS`]).
+        elements: Vec<SetElement>,
+    },
 }
 
 /// Why a change cannot be applied to a snapshot.
@@ -203,6 +275,14 @@ pub enum ApplyError {
     /// The rule does not fit the table (an IPv6 match in an `ip` table).
     #[error("{0}")]
     Misfit(String),
+    /// The set does not exist, or does not hold addresses or ports.
+    #[error("set {0}: {1}")]
+    Set(String, &'static str),
+    /// An element does not fit the set: its type, an interval in a set
+    /// without intervals, an overlap with an element it holds (adding), or
+    /// not held as given (deleting).
+    #[error("set {0}, element {1}: {2}")]
+    Element(String, String, &'static str),
 }
 
 fn family_word(f: AddrFamily) -> &'static str {
@@ -328,6 +408,12 @@ impl Change {
                 shell(&format!("nft add rule {at}"), &rule.to_string())
             }
             Change::DeleteRule { at, handle } => format!("nft delete rule {at} handle {handle}"),
+            Change::AddElement { set, elements } => {
+                format!("nft add element {set} '{{ {} }}'", element_list(elements))
+            }
+            Change::DeleteElement { set, elements } => {
+                format!("nft delete element {set} '{{ {} }}'", element_list(elements))
+            }
         }
     }
 
@@ -338,6 +424,14 @@ impl Change {
             _ => None,
         }
     }
+}
+
+fn element_list(elements: &[SetElement]) -> String {
+    elements
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Applies changes, in order, to a snapshot.
@@ -437,7 +531,95 @@ pub fn apply(snapshot: &mut Snapshot, change: &Change) -> Result<(), ApplyError>
             c.rules.remove(i);
             Ok(())
         }
+        Change::AddElement { set, .. } | Change::DeleteElement { set, .. } => {
+            apply_to_set(set_mut(snapshot, set)?, change)
+        }
     }
+}
+
+/// Applies an element change to its set (`s`, the set the change names);
+/// other changes leave it alone.
+pub(crate) fn apply_to_set(s: &mut Set, change: &Change) -> Result<(), ApplyError> {
+    match change {
+        Change::AddElement { set, elements } => {
+            for e in elements {
+                let el = element_for(s, set, e)?;
+                let (lo, hi) = (el.key.clone(), el.key_end.clone().unwrap_or(el.key.clone()));
+                // The kernel refuses an element that overlaps one it holds
+                // (nft merges them only with `auto-merge`, which the
+                // snapshot does not show): not offered.
+                if s.elements
+                    .iter()
+                    .any(|x| x.key <= hi && lo <= *x.key_end.as_ref().unwrap_or(&x.key))
+                {
+                    return Err(ApplyError::Element(
+                        set.to_string(),
+                        e.to_string(),
+                        "overlaps an element the set holds",
+                    ));
+                }
+                s.upsert(el);
+            }
+            Ok(())
+        }
+        Change::DeleteElement { set, elements } => {
+            for e in elements {
+                let el = element_for(s, set, e)?;
+                let held = s
+                    .elements
+                    .iter()
+                    .any(|x| x.key == el.key && x.key_end == el.key_end);
+                if !held {
+                    return Err(ApplyError::Element(
+                        set.to_string(),
+                        e.to_string(),
+                        "not held by the set as given",
+                    ));
+                }
+                s.remove(&el.key);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The named set a change concerns; it must hold addresses or ports (one
+/// key, no data).
+fn set_mut<'s>(snapshot: &'s mut Snapshot, set: &SetRef) -> Result<&'s mut Set, ApplyError> {
+    let t = table_mut(snapshot, set.family, &set.table)?;
+    let s = t
+        .sets
+        .iter_mut()
+        .find(|s| s.name == set.set && !s.anonymous())
+        .ok_or_else(|| ApplyError::Set(set.to_string(), "no such named set"))?;
+    if s.is_map() || s.key.0.len() != 1 {
+        return Err(ApplyError::Set(
+            set.to_string(),
+            "a map or a concatenation: its elements are not single addresses or ports",
+        ));
+    }
+    Ok(s)
+}
+
+/// `e` as an element of `s`: the key type must be the element's, and a
+/// set without intervals holds single values only.
+fn element_for(s: &Set, set: &SetRef, e: &SetElement) -> Result<Element, ApplyError> {
+    let key = &s.key.0[0];
+    let fits = match e {
+        SetElement::Prefix(IpNet::V4(_)) => key.id == value::IPADDR && key.len == 4,
+        SetElement::Prefix(IpNet::V6(_)) => key.id == value::IP6ADDR && key.len == 16,
+        SetElement::Ports(_) => key.id == value::INET_SERVICE && key.len == 2,
+    };
+    let misfit = |why| ApplyError::Element(set.to_string(), e.to_string(), why);
+    if !fits {
+        return Err(misfit("not of the set's type"));
+    }
+    let (lo, hi) = e.keys();
+    if lo != hi && !s.interval() {
+        return Err(misfit("an interval, and the set has no interval flag"));
+    }
+    Ok(elem(&lo, (lo != hi).then_some(hi.as_slice())))
 }
 
 fn add_rule(

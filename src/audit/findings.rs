@@ -2,11 +2,12 @@
 //! `excess-opening`, `exposed-listener` and `not-listening`.
 
 use super::fix::{self, Manager};
-use super::prove::{Claim, Prover};
+use super::prove::{OwnedClaim, Prover};
 use super::region::{
     self, family_of, has_default_route, iface_matches, requirement_peers, routed_sources, Peers,
     Rect,
 };
+use super::setfix;
 use super::{AuditInput, Draft, Evidence, Need, Piece, RuleTexts};
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::{Direction, Proto, ResolvedRequirement, Scope};
@@ -1266,18 +1267,27 @@ fn hole_draft(
     } else {
         // Each piece concerns the interface its sources are routed through
         // (or pinned to): the accept is limited to it.
+        let accesses = fix::accesses(&pieces);
+        // Best first: the peers (or ports) added to the named set of an
+        // accepting rule, then an accept rule of its own.
+        let mut plans: Vec<fix::Plan> = blocker
+            .as_ref()
+            .filter(|_| ctx.manager == Manager::Nft)
+            .and_then(|b| setfix::add_to_set(ctx.input.snapshot, b, proto, &accesses))
+            .map(|c| fix::element_plan(ctx.manager, c))
+            .into_iter()
+            .collect();
         Some(
-            match fix::open_inbound(
-                ctx.manager,
-                blocker.as_ref(),
-                proto,
-                &fix::accesses(&pieces),
-                true,
-            ) {
-                Ok(plan) => ctx
+            match fix::open_inbound(ctx.manager, blocker.as_ref(), proto, &accesses, true) {
+                Ok(plan) => {
+                    plans.push(plan);
+                    ctx.prover()
+                        .defer(plans, OwnedClaim::Opens(l4(proto), pieces.clone()))
+                }
+                Err(_) if !plans.is_empty() => ctx
                     .prover()
-                    .prove(ctx, plan, &Claim::Opens(l4(proto), &pieces)),
-                Err(why) => fix::refusal(why),
+                    .defer(plans, OwnedClaim::Opens(l4(proto), pieces.clone())),
+                Err(why) => fix::refusal(why).into(),
             },
         )
     };
@@ -1680,11 +1690,23 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                 proto,
                 &accesses,
             ) {
-                Ok(plans) => {
+                Ok(mut plans) => {
+                    // Best first: the excess elements deleted from the
+                    // accepting rule's named set (the smallest change, and
+                    // the set stays for what it is there for).
+                    if let Some(c) = decided_by
+                        .as_ref()
+                        .filter(|_| ctx.manager == Manager::Nft)
+                        .and_then(|d| {
+                            setfix::delete_from_set(ctx.input.snapshot, d, proto, &accesses)
+                        })
+                    {
+                        plans.insert(0, fix::element_plan(ctx.manager, c));
+                    }
                     ctx.prover()
-                        .prove_first(ctx, plans, &Claim::Closes(l4(proto), &pieces))
+                        .defer(plans, OwnedClaim::Closes(l4(proto), pieces.clone()))
                 }
-                Err(why) => fix::refusal(why),
+                Err(why) => fix::refusal(why).into(),
             };
             Draft {
                 kind: FindingKind::ExcessOpening,
@@ -1979,9 +2001,9 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
             {
                 Ok(plans) => fix::combine(plans).map(|plan| {
                     ctx.prover()
-                        .prove(ctx, plan, &Claim::Closes(l4(proto), &pieces))
+                        .defer(vec![plan], OwnedClaim::Closes(l4(proto), pieces.clone()))
                 }),
-                Err(why) => Some(fix::refusal(why)),
+                Err(why) => Some(fix::refusal(why).into()),
             },
             pieces: m.pieces,
             tiebreak: String::new(),

@@ -667,6 +667,12 @@ fn plan(manager: Manager, changes: Vec<Change>, zones: &[String], out: bool) -> 
     }
 }
 
+/// A candidate that changes a set's elements (no firewalld or ufw text:
+/// those managers keep their own sets).
+pub(crate) fn element_plan(manager: Manager, change: Change) -> Plan {
+    plan(manager, vec![change], &[], false)
+}
+
 fn all_ifaces(accesses: &[Access]) -> Vec<String> {
     let set: BTreeSet<&String> = accesses.iter().flat_map(|a| a.ifaces.iter()).collect();
     set.into_iter().cloned().collect()

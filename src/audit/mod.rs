@@ -67,10 +67,11 @@
 pub mod change;
 pub mod findings;
 pub mod fix;
-mod netjson;
+pub mod netjson;
 pub mod outbound;
 pub(crate) mod prove;
 pub mod region;
+mod setfix;
 #[cfg(test)]
 mod tests;
 
@@ -104,6 +105,23 @@ pub struct AuditInput<'a> {
     pub requirements: &'a [ResolvedRequirement],
     /// The host configuration (peers, private interfaces, allowlist, severities).
     pub config: &'a HostConfig,
+    /// Which fixes are proven (the others say they were not).
+    pub proofs: Proofs,
+}
+
+/// Which fixes an audit proves: each proof copies and recompiles the
+/// ruleset and computes its exposure again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Proofs {
+    /// Within a work budget that shrinks as the ruleset grows (at most 256,
+    /// at least 8), and none on a ruleset of more than 5,000 rules or 50,000
+    /// set elements: what the daemon does after every change, and `audit`
+    /// by default.
+    #[default]
+    Budgeted,
+    /// Every fix, up to 256, whatever the ruleset's size
+    /// (`audit --prove-all`: on a 20,000-rule host about a second each).
+    All,
 }
 
 /// Where a finding's decision comes from.
@@ -371,8 +389,9 @@ pub struct Piece {
     pub to: Vec<IpAddr>,
     /// Ports.
     pub ports: PortSet,
-    /// Peer prefixes.
-    #[serde(serialize_with = "netjson::serialize")]
+    /// Peer prefixes. In JSON, `peers` lists the first
+    /// [`PEERS_LISTED`](netjson::PEERS_LISTED) and `peer_count` counts them all.
+    #[serde(flatten, serialize_with = "netjson::serialize_capped")]
     pub peers: Vec<IpNet>,
 }
 
@@ -409,8 +428,10 @@ pub struct Finding {
     pub proto: Proto,
     /// Ports, as `[first, last]` intervals.
     pub ports: PortSet,
-    /// Peer prefixes (sources for inbound, destinations for outbound).
-    #[serde(serialize_with = "netjson::serialize")]
+    /// Peer prefixes (sources for inbound, destinations for outbound). In
+    /// JSON, `peers` lists the first [`PEERS_LISTED`](netjson::PEERS_LISTED)
+    /// and `peer_count` counts them all.
+    #[serde(flatten, serialize_with = "netjson::serialize_capped")]
     pub peers: Vec<IpNet>,
     /// Interfaces concerned (inbound; empty for outbound).
     pub interfaces: Vec<String>,
@@ -483,7 +504,7 @@ pub(crate) struct Draft {
     pub interfaces: Vec<String>,
     pub summary: String,
     pub evidence: Vec<Evidence>,
-    pub fix: Option<Fix>,
+    pub fix: Option<prove::Fixing>,
     pub pieces: Vec<Piece>,
     /// Distinguishes drafts whose other id fields coincide (the blocker).
     pub tiebreak: String,
@@ -521,7 +542,10 @@ fn id_text(d: &Draft) -> String {
 
 /// Assigns severities (dropping `ignore`d kinds) and stable, unique ids, and
 /// sorts: most severe first, then by role, kind, protocol, ports and id.
-pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
+pub(crate) fn finish(
+    drafts: Vec<Draft>,
+    config: &HostConfig,
+) -> Vec<(Finding, Option<prove::Pending>)> {
     let mut keyed: Vec<(String, Draft)> = drafts
         .into_par_iter()
         .filter(|d| config.severity.of(d.kind) != Severity::Ignore)
@@ -541,7 +565,7 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
     }
     keyed.par_sort_by(|a, b| a.0.cmp(&b.0));
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut out: Vec<Finding> = keyed
+    let mut out: Vec<(Finding, Option<prove::Pending>)> = keyed
         .into_iter()
         .map(|(mut t, d)| {
             while !seen.insert(format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff)) {
@@ -558,7 +582,12 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
             } else {
                 d.needed_by
             };
-            Finding {
+            let (fix, pending) = match d.fix {
+                None => (None, None),
+                Some(prove::Fixing::Done(f)) => (Some(f), None),
+                Some(prove::Fixing::Pending(p)) => (None, Some(p)),
+            };
+            let f = Finding {
                 id: format!("{:012x}", fnv1a(&t) & 0xffff_ffff_ffff),
                 severity: config.severity.of(d.kind),
                 kind: d.kind,
@@ -572,13 +601,14 @@ pub(crate) fn finish(drafts: Vec<Draft>, config: &HostConfig) -> Vec<Finding> {
                 interfaces: d.interfaces,
                 summary: d.summary,
                 evidence: d.evidence,
-                fix: d.fix,
+                fix,
                 pieces: d.pieces,
                 alternatives: Vec::new(),
-            }
+            };
+            (f, pending)
         })
         .collect();
-    out.par_sort_by(|a, b| {
+    out.par_sort_by(|(a, _), (b, _)| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.role.is_none().cmp(&b.role.is_none()))
@@ -631,6 +661,21 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
     notes.sort();
     notes.dedup();
     let mut findings = finish(drafts, input.config);
+    // The fixes are proven now that every finding is known: the most severe
+    // first, so that on a host with more findings than the proof budget the
+    // criticals get theirs, whatever the order the kinds were worked out in.
+    let waiting: Vec<usize> = (0..findings.len())
+        .filter(|&i| findings[i].1.is_some())
+        .collect();
+    let pending = waiting
+        .iter()
+        .filter_map(|&i| findings[i].1.take())
+        .collect();
+    let proven = ctx.prover().prove_pending(&ctx, pending);
+    for (i, fix) in waiting.into_iter().zip(proven) {
+        findings[i].0.fix = Some(fix);
+    }
+    let mut findings: Vec<Finding> = findings.into_iter().map(|(f, _)| f).collect();
     name_alternatives(&mut findings, input.requirements);
     Report {
         generation: input.snapshot.generation,

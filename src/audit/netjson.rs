@@ -7,7 +7,33 @@
 //! ones are rare and keep their `Display` form (the `::` compression rules).
 
 use ipnet::IpNet;
-use serde::ser::{SerializeSeq, Serializer};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+
+/// How many prefixes a finding's or piece's JSON `peers` lists: the first
+/// ones, in address order. `peer_count` says how many there are in all (a
+/// blocklist's complement runs to a hundred thousand prefixes, and a list
+/// that long is no use to a reader nor to a monitoring system).
+pub const PEERS_LISTED: usize = 16;
+
+/// Every prefix of a list, serialised as in [`serialize`]: for `audit --json
+/// --all-peers`, which writes the lists in full.
+pub struct AllPeers<'a>(pub &'a [IpNet]);
+
+impl serde::Serialize for AllPeers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize(self.0, s)
+    }
+}
+
+/// Serialises prefixes as two members of the enclosing object (used with
+/// `#[serde(flatten)]`): `"peers"`, the first [`PEERS_LISTED`] as in
+/// [`serialize`], and `"peer_count"`, how many there are in all.
+pub fn serialize_capped<S: Serializer>(nets: &[IpNet], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(2))?;
+    m.serialize_entry("peers", &AllPeers(&nets[..nets.len().min(PEERS_LISTED)]))?;
+    m.serialize_entry("peer_count", &nets.len())?;
+    m.end()
+}
 
 /// Serialises prefixes as a list of `"addr/len"` strings (the same text as
 /// `IpNet`'s own serialisation).
@@ -68,6 +94,32 @@ mod tests {
             serialize(&nets, &mut ours).unwrap();
             prop_assert_eq!(ours.into_inner(), serde_json::to_vec(&nets).unwrap());
         }
+    }
+
+    #[test]
+    fn capped_lists_the_first_and_counts_all() {
+        #[derive(serde::Serialize)]
+        struct Doc {
+            #[serde(flatten, serialize_with = "serialize_capped")]
+            peers: Vec<IpNet>,
+        }
+        let peers: Vec<IpNet> = (0..40u32)
+            .map(|i| IpNet::new(std::net::Ipv4Addr::from(0x0b00_0000 + i).into(), 32).unwrap())
+            .collect();
+        let v = serde_json::to_value(Doc { peers }).unwrap();
+        assert_eq!(v["peer_count"], 40);
+        let listed = v["peers"].as_array().unwrap();
+        assert_eq!(listed.len(), PEERS_LISTED);
+        assert_eq!(listed[0], "11.0.0.0/32");
+        assert_eq!(listed[PEERS_LISTED - 1], "11.0.0.15/32");
+        let few = serde_json::to_value(Doc {
+            peers: vec!["10.0.0.10/32".parse().unwrap()],
+        })
+        .unwrap();
+        assert_eq!(
+            few,
+            serde_json::json!({"peers": ["10.0.0.10/32"], "peer_count": 1})
+        );
     }
 
     #[test]

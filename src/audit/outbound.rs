@@ -37,7 +37,7 @@
 
 use super::findings::{l4, peers_text, split_ports, Ctx, PROBE_SPORT};
 use super::fix;
-use super::prove::Claim;
+use super::prove::OwnedClaim;
 use super::region::{requirement_peers, Peers};
 use super::Draft;
 use crate::addrs::{AddrFamily, AddrSet};
@@ -334,15 +334,15 @@ fn blocked_one(
                 }
             }
         }
-        let claim = Claim::Outbound { proto, conns };
+        let claim = OwnedClaim::Outbound { proto, conns };
         let plan = if reply {
             fix::accept_replies(ctx.manager, &d)
         } else {
             fix::open_outbound(ctx.manager, &d, r.proto, &bpeers, &ports)
         };
         let fix = match plan {
-            Ok(plan) => ctx.prover().prove(ctx, plan, &claim),
-            Err(why) => fix::refusal(why),
+            Ok(plan) => ctx.prover().defer(vec![plan], claim),
+            Err(why) => fix::refusal(why).into(),
         };
         let how = if reply {
             "leaves, but its replies are refused coming back in"

@@ -26,8 +26,9 @@
 //! Otherwise the finding's fix says "no safe automatic fix", with the reason
 //! and the traffic that shows it. Each proof copies and recompiles the
 //! whole ruleset: at most [`MAX_PROOFS`] candidates, fewer on a larger
-//! ruleset ([`PROOF_WORK`]), are proven per audit (in the order the
-//! findings are built), and none on a ruleset larger than
+//! ruleset ([`PROOF_WORK`]), are proven per audit (the findings' fixes are
+//! proven once every finding is known, most severe first), and none on a
+//! ruleset larger than
 //! [`MAX_RULES_PROVEN`] rules or [`MAX_ELEMENTS_PROVEN`] set elements; the
 //! others say they were not proven.
 
@@ -43,7 +44,6 @@ use crate::ports::{PortRange, PortSet};
 use ipnet::IpNet;
 use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// At most this many proofs per audit (each rebuilds the evaluator and the
 /// exposure of the changed families and protocols).
@@ -73,6 +73,60 @@ pub(crate) enum Claim<'p> {
     },
 }
 
+/// [`Claim`], owning what it names: kept with a finding until its proof.
+#[derive(Clone, Debug)]
+pub(crate) enum OwnedClaim {
+    /// See [`Claim::Opens`].
+    Opens(L4, Vec<RawPiece>),
+    /// See [`Claim::Closes`].
+    Closes(L4, Vec<RawPiece>),
+    /// See [`Claim::Outbound`].
+    Outbound {
+        /// Protocol.
+        proto: L4,
+        /// Peer addresses (one per part) with the ports to open.
+        conns: Vec<(IpAddr, PortSet)>,
+    },
+}
+
+impl OwnedClaim {
+    fn borrow(&self) -> Claim<'_> {
+        match self {
+            OwnedClaim::Opens(p, pieces) => Claim::Opens(*p, pieces),
+            OwnedClaim::Closes(p, pieces) => Claim::Closes(*p, pieces),
+            OwnedClaim::Outbound { proto, conns } => Claim::Outbound {
+                proto: *proto,
+                conns: conns.clone(),
+            },
+        }
+    }
+}
+
+/// A fix waiting for its proof: the candidates, best first, and what they
+/// must do.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    plans: Vec<Plan>,
+    claim: OwnedClaim,
+}
+
+/// A finding's fix as the kinds build it: decided (a refusal), or waiting
+/// for its proof, which the audit makes once every finding is known, most
+/// severe first ([`Prover::prove_pending`]).
+#[derive(Clone, Debug)]
+pub(crate) enum Fixing {
+    /// Decided.
+    Done(Fix),
+    /// To be proven.
+    Pending(Pending),
+}
+
+impl From<Fix> for Fixing {
+    fn from(f: Fix) -> Fixing {
+        Fixing::Done(f)
+    }
+}
+
 /// A connection of the host's own that works before any change.
 #[derive(Clone, Debug)]
 struct Conn {
@@ -93,7 +147,6 @@ struct Inbound {
 pub(crate) struct Prover {
     conns: Vec<Conn>,
     inbound: Vec<Inbound>,
-    used: AtomicUsize,
     /// Why no fix of this ruleset is proven (too large), if so.
     too_big: Option<String>,
     /// How many proofs this audit makes: [`MAX_PROOFS`], fewer on a larger
@@ -229,14 +282,14 @@ impl Prover {
             .flat_map(|t| &t.sets)
             .map(|s| s.elements.len())
             .sum();
-        if rules > MAX_RULES_PROVEN || elements > MAX_ELEMENTS_PROVEN {
+        let all = ctx.input.proofs == super::Proofs::All;
+        if !all && (rules > MAX_RULES_PROVEN || elements > MAX_ELEMENTS_PROVEN) {
             return Prover {
                 conns: Vec::new(),
                 inbound: Vec::new(),
-                used: AtomicUsize::new(0),
                 budget: 0,
                 too_big: Some(format!(
-                    "not proven: the ruleset ({rules} rules, {elements} set elements) is too large to prove fixes one by one in an audit (at most {MAX_RULES_PROVEN} rules and {MAX_ELEMENTS_PROVEN} elements)"
+                    "not proven: the ruleset ({rules} rules, {elements} set elements) is too large to prove fixes one by one in every audit (at most {MAX_RULES_PROVEN} rules and {MAX_ELEMENTS_PROVEN} elements); `portwarden audit --prove-all` proves them"
                 )),
             };
         }
@@ -311,14 +364,64 @@ impl Prover {
         Prover {
             conns,
             inbound,
-            used: AtomicUsize::new(0),
             too_big: None,
-            budget: (PROOF_WORK / (rules + elements / 16 + 1)).clamp(8, MAX_PROOFS),
+            budget: if all {
+                MAX_PROOFS
+            } else {
+                (PROOF_WORK / (rules + elements / 16 + 1)).clamp(8, MAX_PROOFS)
+            },
         }
     }
 
+    /// The candidates `plans` (best first) for `claim`, to be proven once
+    /// every finding is known.
+    pub fn defer(&self, plans: Vec<Plan>, claim: OwnedClaim) -> Fixing {
+        if plans.is_empty() {
+            return Fixing::Done(super::fix::refusal("no candidate fix".into()));
+        }
+        Fixing::Pending(Pending { plans, claim })
+    }
+
+    /// Proves the pending fixes, given most severe first: as many as the
+    /// budget allows (each candidate tried counts), in that order whatever
+    /// the number of cores, and all of them side by side. The others say
+    /// they were not proven.
+    pub fn prove_pending(&self, ctx: &Ctx<'_>, pending: Vec<Pending>) -> Vec<Fix> {
+        use rayon::prelude::*;
+        let mut left = self.budget;
+        let jobs: Vec<(Pending, bool)> = pending
+            .into_iter()
+            .map(|p| {
+                let n = p.plans.len();
+                let within = self.too_big.is_none() && n <= left;
+                if within {
+                    left -= n;
+                }
+                (p, within)
+            })
+            .collect();
+        jobs.into_par_iter()
+            .map(|(p, within)| {
+                if within {
+                    self.prove_first(ctx, p.plans, &p.claim.borrow())
+                } else {
+                    let why = self.too_big.clone().unwrap_or_else(|| {
+                        format!(
+                            "not proven: an audit of this ruleset proves at most {} fixes, and this host has more findings with a fix (the most severe are proven first); `portwarden audit --prove-all` proves up to {MAX_PROOFS}",
+                            self.budget
+                        )
+                    });
+                    Fix::NoSafeFix {
+                        reason: format!("{why} (the candidate was: {})", candidate_text(&p.plans[0])),
+                        evidence: Vec::new(),
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Proves `plan` for `claim`; the fix to show, or why there is none.
-    pub fn prove(&self, ctx: &Ctx<'_>, plan: Plan, claim: &Claim<'_>) -> Fix {
+    fn prove(&self, ctx: &Ctx<'_>, plan: Plan, claim: &Claim<'_>) -> Fix {
         match self.check(ctx, &plan, claim) {
             Ok(()) => plan.proven(),
             Err((reason, evidence)) => Fix::NoSafeFix {
@@ -329,7 +432,7 @@ impl Prover {
     }
 
     /// The first of `plans` that is proven; else why the first is not.
-    pub fn prove_first(&self, ctx: &Ctx<'_>, plans: Vec<Plan>, claim: &Claim<'_>) -> Fix {
+    fn prove_first(&self, ctx: &Ctx<'_>, plans: Vec<Plan>, claim: &Claim<'_>) -> Fix {
         let mut first: Option<Fix> = None;
         for plan in plans {
             match self.prove(ctx, plan, claim) {
@@ -345,15 +448,6 @@ impl Prover {
     fn check(&self, ctx: &Ctx<'_>, plan: &Plan, claim: &Claim<'_>) -> Result<(), Failure> {
         if let Some(why) = &self.too_big {
             return Err((why.clone(), Vec::new()));
-        }
-        if self.used.fetch_add(1, Ordering::Relaxed) >= self.budget {
-            return Err((
-                format!(
-                    "not proven: an audit of this ruleset proves at most {} fixes, and this host has more findings with a fix",
-                    self.budget
-                ),
-                Vec::new(),
-            ));
         }
         let mut copy = ctx.input.snapshot.clone();
         apply_all(&mut copy, &plan.changes)
@@ -464,7 +558,10 @@ fn touched(changes: &[Change]) -> Vec<(Option<AddrFamily>, Option<L4>)> {
                 }
                 out.push((fam, proto));
             }
-            Change::DeleteRule { .. } => out.push((None, None)),
+            // A set may be looked up by any rule of its table.
+            Change::DeleteRule { .. }
+            | Change::AddElement { .. }
+            | Change::DeleteElement { .. } => out.push((None, None)),
             Change::AddTable { .. } | Change::AddBaseChain { .. } => {}
         }
     }

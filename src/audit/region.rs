@@ -356,6 +356,7 @@ mod tests {
                     ],
                     routes,
                     sockets: None,
+                    queues: None,
                 }
             })
     }

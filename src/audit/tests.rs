@@ -93,6 +93,7 @@ fn opening(
         verdict: Verdict::Accept,
         decided_by: by,
         reason: None,
+        time_dependent: false,
     }
 }
 
@@ -161,6 +162,7 @@ impl Case {
             listeners: &self.listeners,
             requirements: &reqs,
             config: &self.config,
+            proofs: Proofs::Budgeted,
         })
     }
 }
@@ -1967,4 +1969,79 @@ fn rule_texts_cut_long_inline_sets() {
         super::shorten_sets("tcp dport 22 accept"),
         "tcp dport 22 accept"
     );
+}
+
+#[test]
+fn the_most_severe_fixes_are_proven_first_when_the_budget_runs_out() {
+    use crate::audit::change::{apply_all, ChainRef, Change, NewRule, RuleVerdict, Stmt};
+    use crate::catalog::Proto;
+    let at = ChainRef {
+        family: Family::Inet,
+        table: "filter".into(),
+        chain: "input".into(),
+    };
+    let mut changes = vec![
+        Change::AddTable {
+            family: Family::Inet,
+            table: "filter".into(),
+        },
+        Change::AddBaseChain {
+            at: at.clone(),
+            hook: crate::snapshot::Hook::Input,
+            priority: 0,
+            policy: Policy::Drop,
+        },
+        Change::AddRule {
+            at: at.clone(),
+            rule: NewRule::established_related(),
+        },
+    ];
+    // 600 ports open to everyone: 600 excess openings (warnings), more
+    // than this ruleset's proof budget; and the backup server's ports not
+    // open at all (criticals).
+    for p in 0..600 {
+        changes.push(Change::AddRule {
+            at: at.clone(),
+            rule: NewRule {
+                matches: vec![Stmt::Dport {
+                    proto: Proto::Tcp,
+                    ports: PortSet::from_ranges([range(20000 + p, 20000 + p)]),
+                }],
+                verdict: RuleVerdict::Accept,
+            },
+        });
+    }
+    let mut snapshot = Snapshot::default();
+    apply_all(&mut snapshot, &changes).unwrap();
+    let mut case = Case::new(
+        snapshot,
+        "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n",
+    );
+    case.exposure = Evaluator::new(&case.snapshot, case.routes.clone())
+        .without_routing_checks()
+        .exposure();
+    let r = case.run();
+    let missing = of_kind(&r, FindingKind::MissingOpening);
+    assert!(!missing.is_empty(), "{:#?}", r.findings.first());
+    for f in &missing {
+        assert!(matches!(f.fix, Some(Fix::Proven { .. })), "{:#?}", f.fix);
+    }
+    let excess = of_kind(&r, FindingKind::ExcessOpening);
+    assert_eq!(excess.len(), 600);
+    let proven = excess
+        .iter()
+        .filter(|f| matches!(f.fix, Some(Fix::Proven { .. })))
+        .count();
+    let waiting = excess
+        .iter()
+        .filter(|f| {
+            matches!(&f.fix, Some(Fix::NoSafeFix { reason, .. })
+                if reason.contains("the most severe are proven first"))
+        })
+        .count();
+    assert!(
+        proven > 0 && proven + waiting == 600,
+        "{proven} + {waiting}"
+    );
+    assert!(waiting > 500, "{waiting}");
 }

@@ -40,9 +40,20 @@ builtin![
 
 /// Parses `text` as TOML into `T`, turning errors into located diagnostics.
 pub(crate) fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Diagnostic> {
-    let de =
-        toml::Deserializer::parse(text).map_err(|e| Diagnostic::from_toml(path, text, &e, true))?;
-    T::deserialize(de).map_err(|e| Diagnostic::from_toml(path, text, &e, false))
+    parse_toml_located(path, text, text)
+}
+
+/// [`parse_toml`] of `text`, with errors located in `original`: the same
+/// text with parts blanked out byte for byte (`config::bulk`), so that
+/// offsets agree but lines may not.
+pub(crate) fn parse_toml_located<T: DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    original: &str,
+) -> Result<T, Diagnostic> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| Diagnostic::from_toml(path, original, &e, true))?;
+    T::deserialize(de).map_err(|e| Diagnostic::from_toml(path, original, &e, false))
 }
 
 /// The layout of one catalog file.

@@ -42,7 +42,7 @@ pub use diag::{nearest, Diagnostic, DiagnosticKind, LineIndex, Location};
 pub use portlist::PortList;
 
 pub(crate) use diag::{display_all, read_text, ReadTextError, SourceText};
-pub(crate) use load::parse_toml;
+pub(crate) use load::parse_toml_located;
 
 /// The largest catalog file accepted, in bytes (8 MiB, as for the host
 /// configuration, [`crate::config::MAX_FILE_SIZE`]); a larger file is

@@ -11,8 +11,10 @@
 #[cfg(test)]
 mod tests;
 
+mod bulk;
+
 use crate::catalog::{
-    display_all, nearest, parse_toml, read_text, Catalog, Diagnostic, DiagnosticKind as K,
+    display_all, nearest, parse_toml_located, read_text, Catalog, Diagnostic, DiagnosticKind as K,
     Direction, HostSettings, LineIndex, Location, PortList, Proto, ReadTextError, SettingError,
     SettingValue,
 };
@@ -30,11 +32,10 @@ pub const DEFAULT_PATH: &str = "/etc/portwarden/portwarden.toml";
 
 /// The largest configuration file accepted, in bytes (8 MiB: a peer list of
 /// half a million prefixes). A larger file is refused by its size, before it
-/// is read. Loading takes time in proportion to the file; its memory peaks
-/// while the `toml` crate parses, at about 250 bytes per array entry (its
-/// tokens, events and values; 16 times the size of a file of one short
-/// prefix per line, 8 times for IPv6 prefixes), so this limit bounds it to
-/// about 130 MiB.
+/// is read. Loading takes time and memory in proportion to the file: peer
+/// lists are read ahead of the `toml` crate (`bulk`), and a file of one
+/// short prefix per line peaks at under 8 times its size (`cargo bench
+/// --bench config_load`), so this limit bounds it to about 65 MiB.
 pub const MAX_FILE_SIZE: u64 = 8 << 20;
 
 /// Why a host configuration was refused.
@@ -837,7 +838,54 @@ impl HostConfig {
         catalog: &Catalog,
         live: Option<&[String]>,
     ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
-        let raw: RawConfig = parse_toml(path, text).map_err(|d| ConfigError::Invalid(vec![d]))?;
+        Self::parse_with(path, text, catalog, live, true)
+    }
+
+    /// [`HostConfig::parse_on`]; `read_ahead`: long peer lists are read
+    /// ahead of the `toml` crate (see `bulk`; off only to test that it
+    /// changes no outcome).
+    fn parse_with(
+        path: &Path,
+        text: &str,
+        catalog: &Catalog,
+        live: Option<&[String]>,
+        read_ahead: bool,
+    ) -> Result<(HostConfig, Vec<Warning>), ConfigError> {
+        let bulk = if read_ahead {
+            bulk::extract(text)
+        } else {
+            bulk::Bulk {
+                text: None,
+                lists: Vec::new(),
+            }
+        };
+        let mut raw: RawConfig =
+            parse_toml_located(path, bulk.text.as_deref().unwrap_or(text), text)
+                .map_err(|d| ConfigError::Invalid(vec![d]))?;
+        drop(bulk.text);
+        // Each list read ahead reads as empty in `raw`, with the same span.
+        for (place, list) in bulk.lists {
+            let slot = match &place {
+                bulk::Place::Peers(group) => raw
+                    .peers
+                    .iter_mut()
+                    .find(|(k, _)| k.get_ref() == group)
+                    .map(|(_, v)| v),
+                bulk::Place::AllowFrom(i) => raw
+                    .allow
+                    .get_mut(*i)
+                    .and_then(|a| a.from.as_mut())
+                    .map(|v| v.get_mut()),
+                bulk::Place::AllowTo(i) => raw
+                    .allow
+                    .get_mut(*i)
+                    .and_then(|a| a.to.as_mut())
+                    .map(|v| v.get_mut()),
+            };
+            if let Some(v) = slot {
+                *v = list;
+            }
+        }
         let at = |span: std::ops::Range<usize>| -> Span { Some(span) };
         let source = Source {
             path,

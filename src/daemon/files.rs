@@ -47,7 +47,12 @@ pub fn write_report(cfg: &DaemonConfig, report: &Report, changed_by: Option<&Cha
         serde_json::to_value(changed_by).unwrap_or_default(),
     );
     if let Err(e) = replace(path, |f| {
-        crate::render::json::write_report_with(report, f, &extra)
+        crate::render::json::write_report_with(
+            report,
+            f,
+            &extra,
+            crate::render::json::PeerLists::First,
+        )
     }) {
         warn!("writing {}: {e}", path.display());
     }

@@ -502,7 +502,12 @@ impl Daemon {
         let (state, setup) = (self.state.clone(), self.setup.clone());
         let started = Instant::now();
         let report = tokio::task::spawn_blocking(move || {
-            audit_state(&state, &setup, &mut Timings::default())
+            audit_state(
+                &state,
+                &setup,
+                crate::audit::Proofs::Budgeted,
+                &mut Timings::default(),
+            )
         })
         .await;
         let report = match report {

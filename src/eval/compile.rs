@@ -12,6 +12,7 @@ use crate::snapshot::{
 use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// Constant bytes (register values, keys).
 pub(super) type Data = SmallVec<[u8; 16]>;
@@ -29,7 +30,13 @@ pub(super) enum CVerdict {
     Jump(u32),
     Goto(u32),
     Break,
-    Queue(u16),
+    /// To userspace queues `num..num + total`; with `bypass`, a packet no
+    /// program listens for goes on as if accepted.
+    Queue {
+        num: u16,
+        total: u16,
+        bypass: bool,
+    },
     Stolen,
     /// A jump or goto to a chain that does not exist in the table.
     Missing,
@@ -79,6 +86,27 @@ pub(super) enum Opacity {
 /// A flag of `Op::Nat` (beyond the kernel's `NF_NAT_RANGE_*` bits): the
 /// expression is `masquerade`, the address is the output device's.
 pub(super) const NAT_MASQUERADE: u32 = 1 << 31;
+
+/// Where a NAT statement takes a range (its lowest and highest value)
+/// from: registers the rule loaded (nft `snat`/`dnat`, `masquerade`,
+/// `redirect`), or the statement itself (the xt NAT targets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NatArg<T> {
+    /// Register offsets of the lowest and highest value.
+    Regs(u8, u8),
+    /// The lowest and highest value.
+    Given(T, T),
+}
+
+impl<T> NatArg<T> {
+    /// The registers read, if any.
+    pub(super) fn regs(&self) -> Option<(u8, u8)> {
+        match self {
+            NatArg::Regs(a, b) => Some((*a, *b)),
+            NatArg::Given(..) => None,
+        }
+    }
+}
 
 /// One compiled expression. Registers are byte offsets into the 64-byte
 /// data area of `nft_regs` (after the verdict).
@@ -134,6 +162,7 @@ pub(super) enum Op {
     },
     CtSet {
         key: CtKey,
+        dir: Option<u8>,
         sreg: u8,
     },
     Lookup {
@@ -167,12 +196,12 @@ pub(super) enum Op {
     Nat {
         snat: bool,
         family: u8,
-        addr: Option<(u8, u8)>,
-        proto: Option<(u8, u8)>,
+        addr: Option<NatArg<IpAddr>>,
+        proto: Option<NatArg<u16>>,
         flags: u32,
     },
     Redir {
-        proto: Option<(u8, u8)>,
+        proto: Option<NatArg<u16>>,
     },
     Fib {
         flags: u32,
@@ -546,7 +575,17 @@ pub(super) fn reg_use(op: &Op, sets: &[SetInfo]) -> (u64, u64) {
             sreg, dreg, len, ..
         } => (span(*sreg, *len as usize), span(*dreg, *len as usize)),
         Op::Meta { key, dreg } => (0, span(*dreg, meta_store_width(*key))),
+        Op::CtSet {
+            key: CtKey::Labels,
+            sreg,
+            ..
+        } => (span(*sreg, 16), 0),
         Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => (span(*sreg, 4), 0),
+        Op::Ct {
+            key: CtKey::Labels,
+            dreg,
+            ..
+        } => (0, span(*dreg, 16)),
         Op::Ct { dreg, .. } => (0, span(*dreg, 4)),
         Op::Lookup { set, sreg, dst, .. } => (
             span(*sreg, sets[*set as usize].klen),
@@ -564,15 +603,20 @@ pub(super) fn reg_use(op: &Op, sets: &[SetInfo]) -> (u64, u64) {
         } => {
             let alen = if *family == 10 { 16 } else { 4 };
             let mut r = 0;
-            if let Some((a, b)) = addr {
-                r |= span(*a, alen) | span(*b, alen);
+            if let Some((a, b)) = addr.and_then(|a| a.regs()) {
+                r |= span(a, alen) | span(b, alen);
             }
-            if let Some((a, b)) = proto {
-                r |= span(*a, 2) | span(*b, 2);
+            if let Some((a, b)) = proto.and_then(|p| p.regs()) {
+                r |= span(a, 2) | span(b, 2);
             }
             (r, 0)
         }
-        Op::Redir { proto } => (proto.map_or(0, |(a, b)| span(a, 2) | span(b, 2)), 0),
+        Op::Redir { proto } => (
+            proto
+                .and_then(|p| p.regs())
+                .map_or(0, |(a, b)| span(a, 2) | span(b, 2)),
+            0,
+        ),
         Op::Fib { dreg, .. } | Op::Socket { dreg, .. } | Op::Rt { dreg, .. } => (0, span(*dreg, 4)),
         Op::Dynset { set, key, data, .. } => (
             span(*key, sets[*set as usize].klen)
@@ -986,21 +1030,15 @@ pub(super) struct TableInfo {
 /// One step of the path through the hooks.
 #[derive(Clone, Debug)]
 pub(super) enum Entry {
-    /// A base chain; `devices` restricts ingress chains to their devices;
-    /// `tie` when another base chain of the hook has the same priority.
+    /// A base chain; `devices` restricts ingress chains to their devices.
     Chain {
         chain: u32,
         devices: Option<Box<[String]>>,
-        tie: bool,
     },
     /// Conntrack (`nf_conntrack_in`, prerouting -200).
     Conntrack,
     /// The NAT hook: every `nat` chain of the hook, in order.
-    NatGroup {
-        hook: Hook,
-        chains: Box<[u32]>,
-        tie: bool,
-    },
+    NatGroup { hook: Hook, chains: Box<[u32]> },
     /// The routing decision between prerouting and input.
     Route,
     /// A step of the output path (`super::output`).
@@ -1014,7 +1052,7 @@ pub(super) struct Program {
     pub chains: Vec<ChainInfo>,
     pub sets: Vec<SetInfo>,
     /// The path for IPv4 (0) and IPv6 (1) packets.
-    pub paths: [Vec<Entry>; 2],
+    pub paths: [super::order::Path; 2],
     /// Whether rule guards may skip rules (every rule is self-contained).
     pub guards: bool,
     /// How many distinct index sources ([`Index::sid`]) there are.
@@ -1032,6 +1070,27 @@ pub(super) struct Program {
     pub legacy: Vec<crate::snapshot::legacy::LegacyPoint>,
     /// Why legacy tables could not be listed (answers assume none).
     pub legacy_unlisted: Vec<crate::snapshot::legacy::LegacyUnlisted>,
+    /// The moment time matches are evaluated at (`None`: the time is
+    /// unknown, they fork).
+    pub now: Option<super::Clock>,
+    /// Per chain: nothing it does can change a verdict but its credit
+    /// ([`super::order::inert_chains`]).
+    pub inert: Vec<bool>,
+}
+
+impl Program {
+    /// Whether a rule reads the time (`meta hour`/`day`/`time`, xt `time`).
+    pub fn reads_time(&self) -> bool {
+        self.chains.iter().flat_map(|c| c.rules.iter()).any(|r| {
+            r.ops.iter().any(|op| match op {
+                Op::Meta { key, .. } => {
+                    matches!(key, MetaKey::TimeNs | MetaKey::TimeDay | MetaKey::TimeHour)
+                }
+                Op::Xt { info, .. } => matches!(**info, XtInfo::Time { .. }),
+                _ => false,
+            })
+        })
+    }
 }
 
 /// A number no other [`Program`] has, not even a clone (a clone may be
@@ -1080,7 +1139,11 @@ impl Ctx<'_> {
             NftVerdict::Continue => CVerdict::Continue,
             NftVerdict::Return => CVerdict::Return,
             NftVerdict::Break => CVerdict::Break,
-            NftVerdict::Queue(n) => CVerdict::Queue(*n),
+            NftVerdict::Queue(n) => CVerdict::Queue {
+                num: *n,
+                total: 1,
+                bypass: false,
+            },
             NftVerdict::Stolen => CVerdict::Stolen,
             NftVerdict::Jump(c) => chain(c).map_or(CVerdict::Missing, CVerdict::Jump),
             NftVerdict::Goto(c) => chain(c).map_or(CVerdict::Missing, CVerdict::Goto),
@@ -1119,6 +1182,50 @@ impl Ctx<'_> {
         Op::Unknown {
             what: format!("{} ({why})", describe(e)).into(),
             kind,
+        }
+    }
+
+    /// An xt NAT target as the nft statement it stands for: the same
+    /// [`Op::Nat`] / [`Op::Redir`], with its ranges given.
+    fn xt_nat(&self, info: &XtInfo) -> Op {
+        use crate::snapshot::xt::XtNatKind;
+        let XtInfo::Nat {
+            target: kind,
+            flags,
+            addr,
+            ports,
+            ..
+        } = info
+        else {
+            return Op::Unknown {
+                what: "an xt target that is not NAT".into(),
+                kind: Opacity::Any,
+            };
+        };
+        let proto = ports.map(|[a, b]| NatArg::Given(a, b));
+        match kind {
+            XtNatKind::Dnat | XtNatKind::Snat => Op::Nat {
+                snat: *kind == XtNatKind::Snat,
+                family: match self.t.family {
+                    Family::Ip6 => 10,
+                    Family::Ip => 2,
+                    _ => match addr {
+                        Some([IpAddr::V6(_), _]) => 10,
+                        _ => 2,
+                    },
+                },
+                addr: addr.map(|[a, b]| NatArg::Given(a, b)),
+                proto,
+                flags: *flags,
+            },
+            XtNatKind::Masquerade => Op::Nat {
+                snat: true,
+                family: 1,
+                addr: None,
+                proto,
+                flags: *flags | NAT_MASQUERADE,
+            },
+            XtNatKind::Redirect => Op::Redir { proto },
         }
     }
 
@@ -1243,10 +1350,16 @@ impl Ctx<'_> {
                 },
                 None => bad_reg(),
             },
-            Expr::CtSet { key, sreg } => match reg(*sreg, 4) {
-                Some(s) => Op::CtSet { key: *key, sreg: s },
-                None => bad_reg(),
-            },
+            Expr::CtSet { key, dir, sreg } => {
+                match reg(*sreg, if *key == CtKey::Labels { 16 } else { 4 }) {
+                    Some(s) => Op::CtSet {
+                        key: *key,
+                        dir: *dir,
+                        sreg: s,
+                    },
+                    None => bad_reg(),
+                }
+            }
             Expr::Lookup {
                 set,
                 sreg,
@@ -1320,7 +1433,11 @@ impl Ctx<'_> {
                 flags,
             } => {
                 let alen = if *family == 10 { 16 } else { 4 };
-                let pair = |a: &Option<Reg>, b: &Option<Reg>, len: usize| -> Result<_, ()> {
+                fn pair<T>(
+                    a: &Option<Reg>,
+                    b: &Option<Reg>,
+                    len: usize,
+                ) -> Result<Option<NatArg<T>>, ()> {
                     Ok(match a {
                         None => None,
                         Some(a) => {
@@ -1329,10 +1446,10 @@ impl Ctx<'_> {
                                 Some(b) => reg(*b, len).ok_or(())?,
                                 None => lo,
                             };
-                            Some((lo, hi))
+                            Some(NatArg::Regs(lo, hi))
                         }
                     })
-                };
+                }
                 match (
                     pair(reg_addr_min, reg_addr_max, alen),
                     pair(reg_proto_min, reg_proto_max, 2),
@@ -1360,7 +1477,7 @@ impl Ctx<'_> {
                         let (Some(lo), hi) = (reg(*r, 2), reg_proto_max.map(|m| reg(m, 2))) else {
                             return bad_reg();
                         };
-                        Some((lo, hi.flatten().unwrap_or(lo)))
+                        Some(NatArg::Regs(lo, hi.flatten().unwrap_or(lo)))
                     }
                 };
                 Op::Nat {
@@ -1382,7 +1499,7 @@ impl Ctx<'_> {
                         let (Some(lo), hi) = (reg(*r, 2), reg_proto_max.map(|m| reg(m, 2))) else {
                             return bad_reg();
                         };
-                        Some((lo, hi.flatten().unwrap_or(lo)))
+                        Some(NatArg::Regs(lo, hi.flatten().unwrap_or(lo)))
                     }
                 };
                 Op::Redir { proto }
@@ -1485,7 +1602,12 @@ impl Ctx<'_> {
                 Some(d) => Op::Rt { key: *key, dreg: d },
                 None => bad_reg(),
             },
-            Expr::Queue { num, .. } => Op::Verdict(CVerdict::Queue(*num)),
+            // NFT_QUEUE_FLAG_BYPASS 1, NFT_QUEUE_FLAG_CPU_FANOUT 2.
+            Expr::Queue { num, total, flags } => Op::Verdict(CVerdict::Queue {
+                num: *num,
+                total: (*total).max(1),
+                bypass: flags & 1 != 0,
+            }),
             Expr::Numgen { dreg, .. } => match reg(*dreg, 4) {
                 Some(d) => Op::Opaque {
                     dreg: d,
@@ -1546,7 +1668,18 @@ impl Ctx<'_> {
                 | XtInfo::Mark { .. }
                 | XtInfo::Addrtype { .. }
                 | XtInfo::Hl { .. }
-                | XtInfo::Ipv6Rt { .. } => Op::Xt {
+                | XtInfo::Ipv6Rt { .. }
+                | XtInfo::Statistic { .. }
+                | XtInfo::Length { .. }
+                | XtInfo::Tcpmss { .. }
+                | XtInfo::String { .. }
+                | XtInfo::Ecn { .. }
+                | XtInfo::Socket { .. }
+                | XtInfo::Devgroup { .. }
+                | XtInfo::Mac { .. }
+                | XtInfo::Rpfilter { .. }
+                | XtInfo::Helper { .. }
+                | XtInfo::Time { .. } => Op::Xt {
                     target: false,
                     info: info.clone(),
                 },
@@ -1557,6 +1690,14 @@ impl Ctx<'_> {
                     target: true,
                     info: info.clone(),
                 },
+                XtInfo::Nat { .. } => self.xt_nat(info),
+                XtInfo::Queue {
+                    num, total, bypass, ..
+                } => Op::Verdict(CVerdict::Queue {
+                    num: *num,
+                    total: (*total).max(1),
+                    bypass: *bypass,
+                }),
                 _ => Self::unknown(e, "not understood", Opacity::Any),
             },
             Expr::Unknown { .. } => Self::unknown(e, "not decoded", Opacity::Any),
@@ -1768,6 +1909,7 @@ impl Program {
             build_path(&all, &chain_ids, false),
             build_path(&all, &chain_ids, true),
         ];
+        prog.inert = super::order::inert_chains(&prog.chains);
         prog
     }
 }
@@ -1851,9 +1993,13 @@ fn compile_set(ctx: &Ctx<'_>, s: &crate::snapshot::Set, klen: usize, dlen: usize
 }
 
 /// Orders the base chains a packet of one family meets on its way in.
-fn build_path(tables: &[&Table], chain_ids: &HashMap<(u32, &str), u32>, v6: bool) -> Vec<Entry> {
-    // (stage, priority, creation order, entry); later-created first on ties.
-    let mut items: Vec<(u8, i32, usize, Entry)> = Vec::new();
+fn build_path(
+    tables: &[&Table],
+    chain_ids: &HashMap<(u32, &str), u32>,
+    v6: bool,
+) -> super::order::Path {
+    use super::order::{nat_orders, Item};
+    let mut items: Vec<Item> = Vec::new();
     let mut nat: [Vec<(i32, usize, u32)>; 2] = [Vec::new(), Vec::new()];
     let mut created = 0usize;
     for (ti, t) in tables.iter().enumerate() {
@@ -1876,35 +2022,41 @@ fn build_path(tables: &[&Table], chain_ids: &HashMap<(u32, &str), u32>, v6: bool
             let id = chain_ids[&(ti as u32, c.name.as_str())];
             let is_nat = b.kind == "nat";
             match b.hook {
-                Hook::Ingress => items.push((
+                Hook::Ingress => items.push(Item::new(
                     0,
                     b.priority,
                     created,
-                    Entry::Chain {
+                    b.hook,
+                    vec![Entry::Chain {
                         chain: id,
                         devices: Some(b.devices.clone().into()),
-                        tie: false,
-                    },
+                    }],
                 )),
                 Hook::Prerouting if is_nat => nat[0].push((b.priority, created, id)),
                 Hook::Input if is_nat => nat[1].push((b.priority, created, id)),
-                Hook::Prerouting | Hook::Input => items.push((
+                Hook::Prerouting | Hook::Input => items.push(Item::new(
                     if b.hook == Hook::Prerouting { 1 } else { 3 },
                     b.priority,
                     created,
-                    Entry::Chain {
+                    b.hook,
+                    vec![Entry::Chain {
                         chain: id,
                         devices: None,
-                        tie: false,
-                    },
+                    }],
                 )),
                 _ => {}
             }
         }
     }
-    // Conntrack registers before chains of equal priority in the usual case.
-    items.push((1, -200, usize::MAX, Entry::Conntrack));
-    items.push((2, 0, 0, Entry::Route));
+    // Conntrack: its order against chains at -200 is not known either.
+    items.push(Item::new(
+        1,
+        -200,
+        usize::MAX,
+        Hook::Prerouting,
+        vec![Entry::Conntrack],
+    ));
+    items.push(Item::new(2, 0, 0, Hook::Prerouting, vec![Entry::Route]));
     for (i, (hook, prio)) in [(Hook::Prerouting, -100), (Hook::Input, 100)]
         .into_iter()
         .enumerate()
@@ -1913,27 +2065,24 @@ fn build_path(tables: &[&Table], chain_ids: &HashMap<(u32, &str), u32>, v6: bool
         if members.is_empty() {
             continue;
         }
-        members.sort_by_key(|&(p, c, _)| (p, std::cmp::Reverse(c)));
-        let tie = members.windows(2).any(|w| w[0].0 == w[1].0);
         let first = members.iter().map(|m| m.1).min().unwrap_or(0);
-        items.push((
+        let (chains, others) = nat_orders(&mut members);
+        let group = |chains: Vec<u32>| Entry::NatGroup {
+            hook,
+            chains: chains.into(),
+        };
+        let mut item = Item::new(
             if i == 0 { 1 } else { 3 },
             prio,
             first,
-            Entry::NatGroup {
-                hook,
-                chains: members.iter().map(|m| m.2).collect(),
-                tie,
-            },
-        ));
+            hook,
+            vec![group(chains)],
+        );
+        item.inner = others.into_iter().map(|o| vec![group(o)]).collect();
+        items.push(item);
     }
-    items.sort_by_key(|&(s, p, c, _)| (s, p, std::cmp::Reverse(c)));
-    // Mark ties between base chains / NAT groups of one stage.
-    let n = items.len();
-    let key = |i: usize| (items[i].0, items[i].1);
-    let is_hooked = |e: &Entry| matches!(e, Entry::Chain { .. } | Entry::NatGroup { .. });
     // Ingress chains share a hook list only when they share a device.
-    let same_list = |a: &Entry, b: &Entry| match (a, b) {
+    super::order::build(items, |a, b| match (&a.entries[0], &b.entries[0]) {
         (
             Entry::Chain {
                 devices: Some(x), ..
@@ -1943,25 +2092,5 @@ fn build_path(tables: &[&Table], chain_ids: &HashMap<(u32, &str), u32>, v6: bool
             },
         ) => x.iter().any(|d| y.contains(d)),
         _ => true,
-    };
-    let tied = |i: usize, j: usize| {
-        key(i) == key(j)
-            && is_hooked(&items[i].3)
-            && is_hooked(&items[j].3)
-            && same_list(&items[i].3, &items[j].3)
-    };
-    let ties: Vec<bool> = (0..n)
-        .map(|i| (0..n).any(|j| j != i && tied(i, j)))
-        .collect();
-    items
-        .into_iter()
-        .zip(ties)
-        .map(|((_, _, _, mut e), t)| {
-            match &mut e {
-                Entry::Chain { tie, .. } | Entry::NatGroup { tie, .. } => *tie |= t,
-                _ => {}
-            }
-            e
-        })
-        .collect()
+    })
 }

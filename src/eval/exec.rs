@@ -7,9 +7,10 @@
 //! end from the same position, and the outcomes are merged.
 
 use super::compile::{
-    index_key, words, BitKind, CData, CVerdict, Cond, Dst, Entry, IndexKind, Obj, Op, Opacity,
-    Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
+    index_key, words, BitKind, CData, CVerdict, Cond, Data, Dst, Entry, IndexKind, NatArg, Obj, Op,
+    Opacity, Program, SetKind, Src, Test, NAT_MASQUERADE, NONE,
 };
+use super::order::Path;
 use super::routes::{Lookup, RouteIndex};
 use super::{
     Answer, ChainVisit, DecidedBy, PolicyRef, Probe, RoutingCheck, RoutingStep, RuleRef,
@@ -114,10 +115,11 @@ const A_SECPATH: u32 = 16;
 const A_GROUP: u32 = 17;
 const A_ZONE: u32 = 18;
 const A_ADDRTYPE6: u32 = 19;
-const A_XTTCP: u32 = 20;
+const A_SYNOPTS: u32 = 20;
 const A_RSTUDP: u32 = 21;
 const A_LOOPBACK: u32 = 22;
 const A_SOCKMARK: u32 = 23;
+const A_NOQUEUE: u32 = 24;
 
 const ASSUMPTIONS: &[&str] = &[
     "IPv4 TTL / IPv6 hop limit assumed 64 (as Linux sends)",
@@ -130,25 +132,29 @@ const ASSUMPTIONS: &[&str] = &[
     "xt recent lists: the source is not in any list yet",
     "dynamic sets: the key is new (meters start fresh) and the set is not full",
     "no interfaces or routes given: every destination is assumed local",
-    "base chains sharing a hook priority: the kernel runs the last registered first; registration order assumed to be dump order",
-    "a prerouting chain at priority -200 is assumed to run after conntrack",
+    "base chains sharing a hook and a priority run in the order the kernel registered them, which a dump does not show: every order was followed and leads to the same verdict",
+    "a chain at priority -200 runs before or after conntrack depending on which was registered last: both orders were followed and lead to the same verdict",
     "NAT to a range: the first address/port of the range is assumed",
     "multicast/broadcast destinations assumed delivered locally",
     "tproxy: a matching transparent socket and policy routing deliver the packet locally",
     "no conntrack helper is assigned to the connection",
     "no IPsec (meta secpath is 0)",
     "interface group of an interface not in the routes assumed 0",
-    "conntrack zone assumed 0",
+    "a probe on a loopback interface: the conntrack zone and labels the output path gave the connection are assumed to be 0 (that path is not evaluated)",
     "IPv6 addrtype for xt addrtype approximated from the routes",
-    "xt tcp: a --tcp-option test is not decoded and assumed absent",
+    "the SYN carries the TCP options a Linux SYN carries, and no others: MSS, SACK permitted, timestamps, window scale (a 40-byte TCP header)",
     "reject with tcp reset on a UDP packet sends nothing: a silent drop",
     "a probe on a loopback interface comes from a local process: its conntrack entry and NAT bindings were made on the output path, which is not evaluated",
     "the sending socket sets no mark (SO_MARK) and is not bound to a device",
+    "no program listens on the NFQUEUE queue (it is not in /proc/net/netfilter/nfnetlink_queue): the kernel drops the packet, or with bypass goes on as if the chain had accepted it",
 ];
 
 // ---------------------------------------------------------------- packet
 
 const LINK: usize = 14;
+/// The TCP header length of a Linux SYN (and SYN-ACK): 20 bytes and 20 of
+/// options (see `Ctx::syn_option`).
+const SYN_TCP_LEN: usize = 40;
 const PKT: usize = LINK + 40 + 20;
 
 /// The synthesised packet: link header, network header, transport header,
@@ -204,6 +210,10 @@ impl Pkt {
             pk.unknown(n + 2, 2, ORIGIN_FLOWLABEL);
             match (p.proto, udp_len) {
                 (L4::Udp, Some(l)) => pk.b[n + 4..n + 6].copy_from_slice(&(l as u16).to_be_bytes()),
+                (L4::Tcp, _) => {
+                    pk.b[n + 4..n + 6].copy_from_slice(&(SYN_TCP_LEN as u16).to_be_bytes());
+                    pk.assume(n + 4, 2, A_SYNOPTS);
+                }
                 _ => pk.unknown(n + 4, 2, ORIGIN_LEN),
             }
             pk.b[n + 6] = p.proto.proto();
@@ -221,6 +231,10 @@ impl Pkt {
             match (p.proto, udp_len) {
                 (L4::Udp, Some(l)) => {
                     pk.b[n + 2..n + 4].copy_from_slice(&((l + 20) as u16).to_be_bytes())
+                }
+                (L4::Tcp, _) => {
+                    pk.b[n + 2..n + 4].copy_from_slice(&(SYN_TCP_LEN as u16 + 20).to_be_bytes());
+                    pk.assume(n + 2, 2, A_SYNOPTS);
                 }
                 _ => pk.unknown(n + 2, 2, ORIGIN_LEN),
             }
@@ -245,9 +259,10 @@ impl Pkt {
         match p.proto {
             L4::Tcp => {
                 pk.unknown(t + 4, 8, ORIGIN_SEQ);
-                // data offset unknown (options), reserved bits 0
-                pk.k[t + 12] = 0x0f;
-                pk.org[t + 12] = ORIGIN_TCPOPT;
+                // data offset: the header with a Linux SYN's options;
+                // reserved bits 0
+                pk.b[t + 12] = ((SYN_TCP_LEN / 4) << 4) as u8;
+                pk.assume(t + 12, 1, A_SYNOPTS);
                 if p.established {
                     // The first packet back of a connection: a SYN-ACK.
                     pk.b[t + 13] = 0x12;
@@ -369,6 +384,9 @@ enum Ct {
     None,
     /// `notrack` before conntrack.
     Untracked,
+    /// A conntrack template before conntrack (`ct zone set`): `ct state`
+    /// reads `new`, the zone is the template's.
+    Template,
     /// A new connection.
     New,
     /// A packet of an established connection ([`Probe::established`]).
@@ -461,6 +479,17 @@ struct St {
     ct_mark: u32,
     ct_mark_k: u32,
     ct_status: u32,
+    /// The conntrack zone (`ct zone set` before conntrack) with its known
+    /// bits and the directions it applies to (1 original, 2 reply).
+    zone: u16,
+    zone_k: u16,
+    zone_dir: u8,
+    /// The conntrack labels (`ct label set`) with their known bits.
+    labels: [u8; 16],
+    labels_k: [u8; 16],
+    /// The zone and labels are taken as 0 for a connection made on an
+    /// output path that was not evaluated (a loopback probe).
+    ct_assumed: bool,
     mark: u32,
     mark_k: u32,
     skb_prio: u32,
@@ -486,6 +515,11 @@ struct St {
     alive: Option<(u32, u32, u32)>,
     /// On the output path: the output device and what re-routing compares.
     out: Option<Box<output::OutSt>>,
+    /// The order taken in each slot of the path met so far
+    /// (`super::order`).
+    orders: SmallVec<[u8; 4]>,
+    /// A time match read the clock.
+    timed: bool,
 }
 
 /// A finished branch.
@@ -508,6 +542,8 @@ struct Out {
     stop: Option<(Hook, i32)>,
     /// A drop by the routing decision: the check.
     routing: Option<RoutingStep>,
+    /// A time match read the clock on the way.
+    timed: bool,
 }
 
 impl Out {
@@ -620,6 +656,8 @@ impl St {
         self.mark = 0;
         self.ct_mark_k = 0;
         self.ct_mark = 0;
+        self.zone_k = 0;
+        self.labels_k = [0; 16];
         self.ct_taint = true;
     }
 
@@ -649,6 +687,22 @@ impl St {
             let (d, _) = self.rget(off, 2);
             u16::from_be_bytes([d[0], d[1]])
         })
+    }
+
+    /// The lowest and highest address of a NAT range, when known.
+    fn nat_addrs(&self, arg: NatArg<IpAddr>, v6: bool) -> Option<(IpAddr, IpAddr)> {
+        match arg {
+            NatArg::Regs(lo, hi) => Some((self.read_addr(lo, v6)?, self.read_addr(hi, v6)?)),
+            NatArg::Given(a, b) => (a.is_ipv6() == v6 && b.is_ipv6() == v6).then_some((a, b)),
+        }
+    }
+
+    /// The lowest and highest port of a NAT range, when known.
+    fn nat_ports(&self, arg: NatArg<u16>) -> Option<(u16, u16)> {
+        match arg {
+            NatArg::Regs(lo, hi) => Some((self.read_port(lo)?, self.read_port(hi)?)),
+            NatArg::Given(a, b) => Some((a, b)),
+        }
     }
 
     fn set_assume(&mut self, a: u32) {
@@ -799,7 +853,7 @@ struct Ctx<'a> {
     p: &'a Program,
     r: &'a RouteIndex,
     probe: &'a Probe,
-    path: &'a [Entry],
+    path: &'a Path,
     iifname: [u8; 16],
     /// Working memory (candidate rules, index source values).
     /// (`None` only once dropped: [`Drop`] hands it back to the thread.)
@@ -808,26 +862,32 @@ struct Ctx<'a> {
     version: Cell<u32>,
     /// Whether to record the chains visited.
     trace: bool,
+    /// The moment time matches are decided at (`None`: unknown).
+    now: Option<super::Clock>,
 }
 
 pub(super) fn explain(p: &Program, r: &RouteIndex, probe: &Probe) -> Answer {
-    let out = run_probe(p, r, probe, true);
+    let out = run_probe(p, r, probe, true, p.now);
     to_answer(p, out)
 }
 
 pub(super) fn verdict(p: &Program, r: &RouteIndex, probe: &Probe) -> Verdict {
-    final_verdict(&run_probe(p, r, probe, false))
+    final_verdict(&run_probe(p, r, probe, false, p.now))
 }
 
-/// The verdict, what decided it and, for `unknown`, why: what the exposure
-/// map needs, without the names and trace of an [`Answer`].
+/// The verdict, what decided it, for `unknown` why, and whether the
+/// verdict depends on the time (it read the clock, and with the time
+/// unknown it would be another): what the exposure map needs, without the
+/// names and trace of an [`Answer`].
 pub(super) fn brief(
     p: &Program,
     r: &RouteIndex,
     probe: &Probe,
-) -> (Verdict, Option<Dec>, Option<String>) {
-    let o = run_probe(p, r, probe, false);
-    (final_verdict(&o), o.dec, o.reason)
+) -> (Verdict, Option<Dec>, Option<String>, bool) {
+    let o = run_probe(p, r, probe, false, p.now);
+    let v = final_verdict(&o);
+    let timed = o.timed && final_verdict(&run_probe(p, r, probe, false, None)) != v;
+    (v, o.dec, o.reason, timed)
 }
 
 /// The rule at `rule` of `chain`, by name.
@@ -860,12 +920,19 @@ pub(super) fn decided_by(p: &Program, d: Dec) -> DecidedBy {
 }
 
 /// Runs a probe; `trace`: record the chains visited (only answers show
-/// them).
-fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
+/// them); `now`: the moment time matches are decided at.
+fn run_probe(
+    p: &Program,
+    r: &RouteIndex,
+    probe: &Probe,
+    trace: bool,
+    now: Option<super::Clock>,
+) -> Out {
     if let Err(e) = probe.validate() {
         return invalid(probe, format!("invalid probe: {e}"));
     }
-    let ctx = Ctx::new(p, r, probe, &p.paths[usize::from(probe.is_v6())], trace);
+    let mut ctx = Ctx::new(p, r, probe, &p.paths[usize::from(probe.is_v6())], trace);
+    ctx.now = now;
     let mut st = initial(probe, r, trace);
     if probe.iif.iftype == ARPHRD_LOOPBACK {
         // nf_conntrack_in: "Previously seen (loopback or untracked)? Ignore."
@@ -876,6 +943,7 @@ fn run_probe(p: &Program, r: &RouteIndex, probe: &Probe, trace: bool) -> Out {
             Ct::New
         };
         st.ct_status = IPS_CONFIRMED;
+        st.ct_assumed = true;
         st.set_assume(A_LOOPBACK);
     }
     let mut budget = MAX_BRANCHES;
@@ -905,6 +973,7 @@ fn invalid(probe: &Probe, reason: String) -> Out {
         oif: None,
         stop: None,
         routing: None,
+        timed: false,
     }
 }
 
@@ -933,6 +1002,12 @@ fn initial(probe: &Probe, r: &RouteIndex, trace: bool) -> St {
         ct_mark: 0,
         ct_mark_k: !0,
         ct_status: 0,
+        zone: 0,
+        zone_k: !0,
+        zone_dir: 3,
+        labels: [0; 16],
+        labels_k: [0xff; 16],
+        ct_assumed: false,
         mark: 0,
         mark_k: !0,
         skb_prio: 0,
@@ -955,6 +1030,8 @@ fn initial(probe: &Probe, r: &RouteIndex, trace: bool) -> St {
         pver: 0,
         alive: None,
         out: None,
+        orders: SmallVec::new(),
+        timed: false,
     }
 }
 
@@ -984,7 +1061,7 @@ impl<'a> Ctx<'a> {
         p: &'a Program,
         r: &'a RouteIndex,
         probe: &'a Probe,
-        path: &'a [Entry],
+        path: &'a Path,
         trace: bool,
     ) -> Ctx<'a> {
         let mut scratch = SCRATCH
@@ -1002,6 +1079,7 @@ impl<'a> Ctx<'a> {
             scratch: RefCell::new(Some(scratch)),
             version: Cell::new(0),
             trace,
+            now: p.now,
         }
     }
 
@@ -1037,6 +1115,7 @@ impl<'a> Ctx<'a> {
             oif: self.out_dev(st),
             stop: matches!(verdict, Verdict::Drop | Verdict::Reject).then_some((st.hook, st.prio)),
             routing: None,
+            timed: st.timed,
         }
     }
 
@@ -1076,16 +1155,13 @@ impl<'a> Ctx<'a> {
         // nft_do_chain starts with zeroed registers.
         st.d = [0; 64];
         st.k = [0xff; 64];
-        if matches!(b.hook, Hook::Prerouting | Hook::Output) && b.prio == -200 {
-            st.set_assume(A_CT200);
-        }
         self.enter(st, chain, Via::Hook);
     }
 
     /// The current base chain let the packet through.
     fn base_done(&self, st: &mut St) {
         if let Some((ei, pos)) = st.group {
-            let Entry::NatGroup { chains, hook, .. } = &self.path[ei] else {
+            let Some(Entry::NatGroup { chains, hook, .. }) = self.entry_at(st, ei) else {
                 unreachable!("group entry")
             };
             if st.mapped || pos + 1 >= chains.len() {
@@ -1152,30 +1228,28 @@ impl<'a> Ctx<'a> {
     fn run(&self, mut st: St, budget: &mut u32) -> Out {
         loop {
             if st.chain == NONE {
-                let Some(e) = self.path.get(st.entry) else {
+                if let Some(&k) = self.path.slot_of.get(st.entry) {
+                    if usize::from(k) == st.orders.len() {
+                        return self.fork_order(st, usize::from(k), budget);
+                    }
+                }
+                let Some(e) = self.entry_at(&st, st.entry) else {
                     let dec = st.last_accept;
                     return self.finish(&mut st, Verdict::Accept, dec, None);
                 };
                 let ei = st.entry;
                 st.entry += 1;
                 match e {
-                    Entry::Chain {
-                        chain,
-                        devices,
-                        tie,
-                    } => {
+                    Entry::Chain { chain, devices } => {
                         if let Some(devs) = devices {
                             if !devs.contains(&self.probe.iif.name) {
                                 continue;
                             }
                         }
-                        if *tie {
-                            st.set_assume(A_TIE);
-                        }
                         self.enter_base(&mut st, *chain);
                     }
                     Entry::Conntrack => {
-                        if st.ct == Ct::None {
+                        if matches!(st.ct, Ct::None | Ct::Template) {
                             st.ct = if self.probe.established {
                                 Ct::Established
                             } else {
@@ -1183,14 +1257,11 @@ impl<'a> Ctx<'a> {
                             };
                         }
                     }
-                    Entry::NatGroup { chains, tie, .. } => {
+                    Entry::NatGroup { chains, .. } => {
                         // Untracked packets and packets whose NAT binding
                         // exists (loopback) skip the nat chains.
                         if st.ct != Ct::New || st.local_origin {
                             continue;
-                        }
-                        if *tie {
-                            st.set_assume(A_TIE);
                         }
                         st.group = Some((ei, 0));
                         st.mapped = false;
@@ -1290,17 +1361,44 @@ impl<'a> Ctx<'a> {
                 };
                 Err(Box::new(self.finish(st, v, Some(here), None)))
             }
-            CVerdict::Queue(n) => {
-                let why = format!(
-                    "{}: the packet is queued to userspace (queue {n}); the verdict is the queue reader's",
-                    self.here(st)
-                );
-                Err(Box::new(self.finish(
-                    st,
-                    Verdict::Unknown,
-                    Some(here),
-                    Some(why),
-                )))
+            CVerdict::Queue { num, total, bypass } => {
+                let queues = if total > 1 {
+                    format!("queues {num}-{}", u32::from(num) + u32::from(total) - 1)
+                } else {
+                    format!("queue {num}")
+                };
+                match self.r.given.queue_listened(num, total) {
+                    // nf_queue: no listener is -ESRCH; with bypass the hook
+                    // goes on to its next entry (as after an accept),
+                    // without it the packet is freed.
+                    Some(false) => {
+                        st.set_assume(A_NOQUEUE);
+                        if bypass {
+                            st.last_accept = Some(here);
+                            self.base_done(st);
+                            Ok(())
+                        } else {
+                            Err(Box::new(self.finish(st, Verdict::Drop, Some(here), None)))
+                        }
+                    }
+                    listened => {
+                        let why = format!(
+                            "{}: the packet is queued to userspace ({queues}{}); the verdict is the queue reader's",
+                            self.here(st),
+                            if listened.is_none() {
+                                ", whose listeners are not known"
+                            } else {
+                                ", which a program listens on"
+                            }
+                        );
+                        Err(Box::new(self.finish(
+                            st,
+                            Verdict::Unknown,
+                            Some(here),
+                            Some(why),
+                        )))
+                    }
+                }
             }
             CVerdict::Stolen => {
                 let why = format!("{}: the packet is stolen", self.here(st));
@@ -1617,6 +1715,133 @@ impl<'a> Ctx<'a> {
         None
     }
 
+    /// The entry at `i` of the path, in the order `st` takes.
+    fn entry_at(&self, st: &St, i: usize) -> Option<&'a Entry> {
+        let path: &'a Path = self.path;
+        match path.slot_of.get(i) {
+            None => None,
+            Some(&k) if k == u8::MAX => path.entries.get(i),
+            Some(&k) => {
+                let slot = &path.slots[usize::from(k)];
+                let o = st.orders.get(usize::from(k)).map_or(0, |o| usize::from(*o));
+                slot.orders[o].get(i - slot.start)
+            }
+        }
+    }
+
+    /// Names the members of one order of a slot, in that order.
+    fn order_text(&self, entries: &[Entry]) -> String {
+        let name = |c: u32| {
+            let ch = &self.p.chains[c as usize];
+            let t = &self.p.tables[ch.table as usize];
+            format!("table {} {} chain {}", t.family, t.name, ch.name)
+        };
+        let mut v: Vec<String> = Vec::new();
+        for e in entries {
+            match e {
+                Entry::Chain { chain, .. } => v.push(name(*chain)),
+                Entry::Conntrack => v.push("conntrack".into()),
+                Entry::NatGroup { chains, .. } => v.push(
+                    chains
+                        .iter()
+                        .map(|c| name(*c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                _ => {}
+            }
+        }
+        v.join(", then ")
+    }
+
+    /// The probe reaches slot `k`: members whose order the kernel decides
+    /// by registration. Every order is followed; the verdict is certain
+    /// only when they all agree.
+    fn fork_order(&self, mut st: St, k: usize, budget: &mut u32) -> Out {
+        let slot = &self.path.slots[k];
+        // Members that can change nothing commute with everything: with at
+        // most one other member, every order ends the same.
+        let active = slot.orders[0]
+            .iter()
+            .filter(|e| match e {
+                Entry::Chain { chain, devices } => {
+                    !self.p.inert[*chain as usize]
+                        && devices
+                            .as_ref()
+                            .map_or(true, |d| d.contains(&self.probe.iif.name))
+                }
+                _ => true,
+            })
+            .count();
+        if active <= 1 {
+            st.orders.push(0);
+            return self.run(st, budget);
+        }
+        let members = self.order_text(&slot.orders[0]);
+        let has_ct = slot.orders[0].iter().any(|e| matches!(e, Entry::Conntrack));
+        if slot.too_many {
+            let reason = format!(
+                "more than 4 base chains share hook {} priority {} ({members}); the kernel runs them in registration order, which a dump does not show, and not every order was followed",
+                slot.hook, slot.prio
+            );
+            return self.finish(&mut st, Verdict::Unknown, None, Some(reason));
+        }
+        let mut outs: Vec<Out> = Vec::with_capacity(slot.orders.len());
+        for o in 0..slot.orders.len() {
+            if *budget == 0 {
+                let reason = format!(
+                    "too many undecidable constructs (more than {MAX_BRANCHES} branches); the last one: the order of {members}"
+                );
+                return self.finish(&mut st, Verdict::Unknown, None, Some(reason));
+            }
+            *budget -= 1;
+            let mut s = st.clone();
+            s.orders.push(o as u8);
+            outs.push(self.run(s, budget));
+        }
+        let same = outs.windows(2).all(|w| w[0].same(&w[1]));
+        let all_assume = outs.iter().fold(0, |a, o| a | o.assume);
+        let alternatives = outs
+            .iter()
+            .zip(&slot.orders)
+            .map(|(o, order)| {
+                let v = match (&o.reason, o.verdict) {
+                    (Some(r), Verdict::Unknown) => format!("unknown [{r}]"),
+                    _ => final_verdict(o).to_string(),
+                };
+                format!("{} first → {v}", self.order_text(order))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let any_timed = outs.iter().any(|o| o.timed);
+        let mut first = outs.remove(0);
+        first.assume = all_assume;
+        first.timed = any_timed;
+        for o in &outs {
+            for n in &o.notes {
+                if !first.notes.contains(n) {
+                    first.notes.push(n.clone());
+                }
+            }
+        }
+        if same {
+            if first.verdict != Verdict::Unknown {
+                first.assume |= 1 << if has_ct { A_CT200 } else { A_TIE };
+            }
+            return first;
+        }
+        first.verdict = Verdict::Unknown;
+        first.dec = None;
+        first.reject = None;
+        first.reason = Some(format!(
+            "depends on the order of {members} at hook {} priority {}: the kernel runs {} in registration order (the last registered first), which a dump does not show ({alternatives})",
+            slot.hook,
+            slot.prio,
+            if has_ct { "conntrack and the chains of its priority" } else { "base chains of one hook and priority" },
+        ));
+        first
+    }
+
     fn fork(
         &self,
         mut st: St,
@@ -1639,6 +1864,7 @@ impl<'a> Ctx<'a> {
             outs.push((c, self.run(s, budget)));
         }
         let all_assume = outs.iter().fold(0, |a, (_, o)| a | o.assume);
+        let any_timed = outs.iter().any(|(_, o)| o.timed);
         let same = outs.windows(2).all(|w| w[0].1.same(&w[1].1));
         let alternatives = outs
             .iter()
@@ -1650,6 +1876,7 @@ impl<'a> Ctx<'a> {
             .join(", ");
         let (_, mut first) = outs.remove(0);
         first.assume = all_assume;
+        first.timed = any_timed;
         for (_, o) in &outs {
             for n in &o.notes {
                 if !first.notes.contains(n) {
@@ -1778,6 +2005,13 @@ fn to_answer(p: &Program, mut o: Out) -> Answer {
         .map(|i| ASSUMPTIONS[i].to_string())
         .collect();
     assumptions.extend(o.notes);
+    if let (true, Some(c)) = (o.timed, p.now) {
+        assumptions.push(format!(
+            "time matches are evaluated at {} (the kernel's timezone, for meta day and xt time --kerneltz: {}); at another time the answer may differ",
+            c.rfc3339(),
+            c.zone_text()
+        ));
+    }
     Answer {
         verdict,
         decided_by,

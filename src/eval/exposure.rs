@@ -137,6 +137,11 @@ pub struct Opening {
     /// Why the verdict is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The verdict depends on the time of day (or date): a time match
+    /// (`meta hour`/`day`/`time`, xt `time`) decided it at the moment the
+    /// map is for, and with the time unknown it would be another.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub time_dependent: bool,
 }
 
 impl Opening {
@@ -228,6 +233,13 @@ impl Evaluator {
         }
         for u in &self.prog.legacy_unlisted {
             notes.push(u.to_string());
+        }
+        if let (Some(c), true) = (self.prog.now, self.prog.reads_time()) {
+            notes.push(format!(
+                "time matches (meta hour/day/time, xt time) are evaluated at {} (the kernel's timezone: {}): openings marked as depending on the time of day change with it, and ports they refuse now may be accepted at another time",
+                c.rfc3339(),
+                c.zone_text()
+            ));
         }
         // (family, protocol, interfaces evaluated alike, local addresses):
         // the first interface stands for the others.
@@ -357,6 +369,7 @@ impl Evaluator {
                     verdict: r.verdict,
                     decided_by: r.dec.map(|d| exec::decided_by(&self.prog, d)),
                     reason: r.reason,
+                    time_dependent: r.timed,
                 }),
         );
         Exposure {
@@ -410,6 +423,7 @@ impl Evaluator {
                 verdict: Verdict::Unknown,
                 dec: None,
                 reason: Some(format!("the exposure map cannot split this: {why}")),
+                timed: false,
             };
             return (vec![raw], vec![alike(locals.to_vec())]);
         }
@@ -457,31 +471,30 @@ impl Evaluator {
                 let mut runs: Vec<Run> = Vec::new();
                 for (ai, &(d0, d1)) in dports.iter().enumerate() {
                     let classes = part.refine(&specific[ai], &spec_sets);
-                    // (verdict, dec, reason) -> sources
-                    let mut acc: Vec<(Verdict, Option<Dec>, Option<String>, AddrSet)> = Vec::new();
+                    // (verdict, dec, reason, timed) -> sources
+                    let mut acc: Vec<(Outcome, AddrSet)> = Vec::new();
                     for (rep, region) in classes {
                         let probe = Probe::new(proto, fam.addr(rep), to, s0, d0, itf.clone());
-                        let (v, dec, reason) = exec::brief(&self.prog, &self.routes, &probe);
+                        let (v, dec, reason, timed) = exec::brief(&self.prog, &self.routes, &probe);
                         if !matches!(v, Verdict::Accept | Verdict::Unknown) {
                             continue;
                         }
                         let set = region.materialize(&part);
-                        match acc
-                            .iter_mut()
-                            .find(|a| a.0 == v && a.1 == dec && a.2 == reason)
-                        {
-                            Some(a) => a.3 = a.3.union(&set),
-                            None => acc.push((v, dec, reason, set)),
+                        let outcome = (v, dec, reason, timed);
+                        match acc.iter_mut().find(|a| a.0 == outcome) {
+                            Some(a) => a.1 = a.1.union(&set),
+                            None => acc.push((outcome, set)),
                         }
                     }
                     // Extend the runs that continue, close the others.
                     let mut next = Vec::with_capacity(acc.len());
-                    for (v, dec, reason, set) in acc {
+                    for ((v, dec, reason, timed), set) in acc {
                         let cont = runs.iter().position(|r| {
                             r.last.checked_add(1) == Some(d0)
                                 && r.verdict == v
                                 && r.dec == dec
                                 && r.reason == reason
+                                && r.timed == timed
                                 && (r.sources.ptr_eq(&set) || r.sources == set)
                         });
                         match cont {
@@ -496,6 +509,7 @@ impl Evaluator {
                                 verdict: v,
                                 dec,
                                 reason,
+                                timed,
                                 sources: set,
                             }),
                         }
@@ -515,6 +529,10 @@ impl Evaluator {
     }
 }
 
+/// What one probe gives: verdict, decider, reason, whether the time
+/// decided it.
+type Outcome = (Verdict, Option<Dec>, Option<String>, bool);
+
 /// What one combination gives: its openings and its groups of alike local
 /// addresses.
 type ComboResult = (Vec<Raw>, Vec<Alike>);
@@ -532,6 +550,7 @@ struct Raw {
     verdict: Verdict,
     dec: Option<Dec>,
     reason: Option<String>,
+    timed: bool,
 }
 
 /// Consecutive port atoms with the same outcome.
@@ -541,6 +560,7 @@ struct Run {
     verdict: Verdict,
     dec: Option<Dec>,
     reason: Option<String>,
+    timed: bool,
     sources: AddrSet,
 }
 
@@ -564,6 +584,7 @@ impl Run {
             verdict: self.verdict,
             dec: self.dec,
             reason: self.reason,
+            timed: self.timed,
         }
     }
 }
@@ -1366,7 +1387,9 @@ impl Collector<'_> {
                         CtKey::ProtoSrc if reply => (Some(Field::Dport), 2),
                         _ => (None, 0),
                     };
-                    let w = if matches!(f, Some(Field::Saddr | Field::Daddr)) {
+                    let w = if matches!(f, Some(Field::Saddr | Field::Daddr))
+                        || *key == CtKey::Labels
+                    {
                         16
                     } else {
                         4
@@ -1499,7 +1522,13 @@ impl Collector<'_> {
                     self.lookup(*set, &bytes, &rel);
                 }
                 Op::MetaSet { sreg, .. } | Op::CtSet { sreg, .. } => {
-                    if let Some(f) = tainted(&slice(regs, *sreg, 4)) {
+                    let n = match op {
+                        Op::CtSet {
+                            key: CtKey::Labels, ..
+                        } => 16,
+                        _ => 4,
+                    };
+                    if let Some(f) = tainted(&slice(regs, *sreg, n)) {
                         self.out
                             .opaque(format!("a mark or conntrack value is computed from {f:?}"));
                     }
@@ -1512,13 +1541,13 @@ impl Collector<'_> {
                 }
                 Op::Nat { addr, proto, .. } => {
                     let mut b = Vec::new();
-                    if let Some((x, y)) = addr {
-                        b.extend(slice(regs, *x, alen as usize));
-                        b.extend(slice(regs, *y, alen as usize));
+                    if let Some((x, y)) = addr.and_then(|a| a.regs()) {
+                        b.extend(slice(regs, x, alen as usize));
+                        b.extend(slice(regs, y, alen as usize));
                     }
-                    if let Some((x, y)) = proto {
-                        b.extend(slice(regs, *x, 2));
-                        b.extend(slice(regs, *y, 2));
+                    if let Some((x, y)) = proto.and_then(|p| p.regs()) {
+                        b.extend(slice(regs, x, 2));
+                        b.extend(slice(regs, y, 2));
                     }
                     if let Some(f) = tainted(&b) {
                         self.out
@@ -1914,6 +1943,8 @@ impl Collector<'_> {
                 self.out.set_fib();
                 self.out.split_daddr();
             }
+            // The route back to the source.
+            XtInfo::Rpfilter { .. } => self.out.set_fib(),
             XtInfo::Iprange { src, dst, .. } => {
                 let iv = |r: &[IpAddr; 2]| {
                     (r[0].is_ipv6() == v6).then(|| {

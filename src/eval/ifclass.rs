@@ -131,7 +131,7 @@ fn fingerprint(
     if !v6 && routes.checks {
         routing_tokens(routes, itf, me, &mut w.out);
     }
-    for e in &prog.paths[usize::from(v6)] {
+    for e in &prog.paths[usize::from(v6)].entries {
         if let Entry::Chain {
             devices: Some(devs),
             ..
@@ -279,7 +279,13 @@ impl Walk<'_> {
                     self.generic(op, &mut regs);
                 }
                 Op::Xt { info, .. } => {
+                    // addrtype --limit-iface-in, the input device's group,
+                    // its type (mac) and the reverse path through it.
                     if matches!(**info, XtInfo::Addrtype { flags, .. } if flags & ADDRTYPE_LIMIT_IN != 0)
+                        || matches!(
+                            **info,
+                            XtInfo::Devgroup { .. } | XtInfo::Mac { .. } | XtInfo::Rpfilter { .. }
+                        )
                     {
                         self.itself();
                     }
@@ -397,7 +403,13 @@ pub(super) fn reads_interface(ops: &[Op]) -> bool {
                 | MetaKey::Iifkind
         ),
         Op::Fib { .. } | Op::Redir { .. } => true,
-        Op::Xt { info, .. } => matches!(**info, XtInfo::Addrtype { .. }),
+        Op::Xt { info, .. } => matches!(
+            **info,
+            XtInfo::Addrtype { .. }
+                | XtInfo::Devgroup { .. }
+                | XtInfo::Mac { .. }
+                | XtInfo::Rpfilter { .. }
+        ),
         _ => false,
     })
 }

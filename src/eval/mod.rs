@@ -43,11 +43,14 @@
 //!    together at 100.
 //!
 //! Base chains of dormant tables are skipped. When two base chains of a hook
-//! share a priority, the kernel runs the one registered *last* first
-//! (`nf_hook_entries_grow` inserts before equal priorities); the snapshot
-//! does not say when each chain was registered, so creation order is taken to
-//! be dump order (tables, then chains, in the order the kernel lists them),
-//! and the answer says so in its assumptions when the probe met such a tie.
+//! share a priority (`ip`, `ip6` and `inet` chains share one hook list), the
+//! kernel runs the one registered *last* first (`nf_hook_entries_grow`
+//! inserts before equal priorities), and so are conntrack's hooks (at -200,
+//! registered when the first rule or table needs conntrack) against chains
+//! at -200. A dump does not say when each was registered: the probe follows
+//! every order of such a group (see `order`); when all orders end in the
+//! same verdict it is certain (an assumption says so), otherwise the answer
+//! is `unknown` naming the chains (or conntrack) and each order's outcome.
 //!
 //! In a base chain `accept` ends that chain only: the packet goes on to the
 //! next base chain. `drop` and `reject` are final. Reaching the end of a base
@@ -63,13 +66,15 @@
 //! for meta/ct values), so `cmp`, `range`, `bitwise`, `byteorder` and set keys
 //! compare exactly the bytes the kernel compares. Headers are synthesised
 //! from the probe: IPv4/IPv6 (no options, no extension headers), then TCP
-//! (a plain SYN, flags 0x02, with an MSS option) or UDP.
+//! (a plain SYN, flags 0x02, with the options a Linux SYN carries: MSS,
+//! SACK permitted, timestamps, window scale; a 40-byte header) or UDP.
 //!
 //! # What is not known is never guessed
 //!
 //! Every register byte carries a mask of the bits that are known. Fields the
 //! probe does not determine (IP id and checksum, TCP sequence number and
-//! window, packet length unless given, flow label, MAC addresses, time, CPU,
+//! window, packet length unless given, flow label, MAC addresses, the time
+//! unless the evaluator has a clock ([`Evaluator::at`], see [`clock`]), CPU,
 //! random numbers...) are unknown bits. A comparison, range or lookup whose
 //! result depends on unknown bits, an [`Expr::Unknown`] expression (every
 //! rule marked `incomplete` holds at least one), an undecoded `xt` match or
@@ -110,9 +115,18 @@
 //!   `rp_filter`), the checks on forwarded packets and IPv6's own
 //!   martian checks. `fib` answers from [`Routes`] only.
 //! - Fragments, IPv4 options and IPv6 extension headers (the probe has none),
-//!   TCP options other than MSS (unknown bits), UDP payload contents.
-//! - Conntrack helpers, zones and templates (`ct zone set`, `ct helper set`
-//!   have no modelled effect), expectations (`related`), accounting.
+//!   TCP options other than a Linux SYN's (absent), the timestamp value and
+//!   window shift (unknown bits), UDP payload contents.
+//! - Userspace queues: `queue` / xt `NFQUEUE` to a queue a program listens
+//!   on (or when the listeners are not known) is `unknown`; without a
+//!   listener the packet is dropped, or with bypass goes on as accepted by
+//!   the chain.
+//! - Conntrack helpers (`ct helper set` has no modelled effect),
+//!   expectations (`related`), accounting. (Zones and labels are followed
+//!   like marks: `ct zone set` before conntrack attaches a template, in
+//!   which `ct state` is already `new`, even after `notrack`; conntrack
+//!   then uses its zone, per direction; `ct label set` on the new entry adds
+//!   its bits. Other conntrack keys read from a template fork.)
 //! - Expressions that change the packet other than NAT and `payload set`
 //!   (e.g. `tcp option ... set`) do not change what later loads see.
 //! - Per-element state of dynamic sets (a meter's existing entry is treated
@@ -131,10 +145,12 @@
 //! a skipped rule has a pure condition that is false, and nothing it would
 //! have written is ever read.
 
+pub mod clock;
 mod compile;
 mod exec;
 pub mod exposure;
 mod ifclass;
+mod order;
 pub mod output;
 mod routes;
 #[cfg(test)]
@@ -142,6 +158,7 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
+pub use clock::Clock;
 pub use exposure::{Alike, Exposure, Opening};
 pub use output::OutProbe;
 
@@ -559,12 +576,27 @@ impl Evaluator {
         self.routes.checks
     }
 
-    /// An evaluator for another snapshot with the same routes and the same
-    /// routing checks.
+    /// An evaluator for another snapshot with the same routes, the same
+    /// routing checks and the same clock.
     pub fn like(&self, snapshot: &Snapshot) -> Evaluator {
         let mut e = Evaluator::new(snapshot, self.routes.given.clone());
         e.routes.checks = self.routes.checks;
+        e.prog.now = self.prog.now;
         e
+    }
+
+    /// The same evaluator answering for the moment `clock`: time matches
+    /// (`meta hour`, `meta day`, `meta time`, xt `time`) are decided at
+    /// that moment, and answers that read the time say so. Without a clock
+    /// (the default) the time is unknown and those matches fork.
+    pub fn at(mut self, clock: Clock) -> Evaluator {
+        self.prog.now = Some(clock);
+        self
+    }
+
+    /// The moment answers are for, if set ([`Evaluator::at`]).
+    pub fn clock(&self) -> Option<Clock> {
+        self.prog.now
     }
 
     /// The routes the evaluator answers `fib` from.
@@ -592,7 +624,7 @@ impl Evaluator {
     /// The verdict of [`Evaluator::explain`] and the rule or policy that
     /// decided it, without the trace (cheaper when only these are needed).
     pub fn decide(&self, probe: &Probe) -> (Verdict, Option<DecidedBy>) {
-        let (v, dec, _) = exec::brief(&self.prog, &self.routes, probe);
+        let (v, dec, _, _) = exec::brief(&self.prog, &self.routes, probe);
         (v, dec.map(|d| exec::decided_by(&self.prog, d)))
     }
 

@@ -11,8 +11,10 @@
 //!
 //! 1. **output**: the `output` base chains of `ip`/`inet` (IPv4) or
 //!    `ip6`/`inet` (IPv6) tables of every type, by priority across tables
-//!    and families exactly as on the input path (ties: the last registered
-//!    first, creation order assumed to be dump order). Conntrack runs at -200
+//!    and families exactly as on the input path (chains of one priority, and
+//!    conntrack against chains at -200, run in registration order, which a
+//!    dump does not show: every order is followed, see `super::order`).
+//!    Conntrack runs at -200
 //!    (before it `ct state` is `invalid` and `notrack` makes the connection
 //!    untracked). All `nat` chains of the hook run together at -100 (DNAT,
 //!    `redirect` to the loopback address). A `route` chain that changes the
@@ -52,6 +54,7 @@
 //! here too, and is an `unknown` with its reason.
 
 use super::compile::{Entry, Program};
+use super::order::{self, nat_orders, Item, Path};
 use super::{exec, Answer, Evaluator, Iface, ProbeError, Verdict, L4};
 use crate::snapshot::{Family, Hook, Snapshot};
 use serde::{Deserialize, Serialize};
@@ -143,7 +146,7 @@ pub(super) enum Step {
 
 /// The output paths for IPv4 (0) and IPv6 (1).
 #[derive(Debug, Default)]
-pub(super) struct Paths(pub [Vec<Entry>; 2]);
+pub(super) struct Paths(pub [Path; 2]);
 
 impl Paths {
     /// Orders the base chains of `snap` (compiled into `prog`) that a
@@ -159,10 +162,7 @@ impl Paths {
     }
 }
 
-/// One item of a hook's list: (stage, priority, creation order, entries).
-type Item = (u8, i32, usize, Vec<Entry>);
-
-fn build(snap: &Snapshot, ids: &HashMap<(u32, &str), u32>, v6: bool) -> Vec<Entry> {
+fn build(snap: &Snapshot, ids: &HashMap<(u32, &str), u32>, v6: bool) -> Path {
     let mut items: Vec<Item> = Vec::new();
     // NAT chains of output (0) and postrouting (1): (priority, created, id).
     let mut nat: [Vec<(i32, usize, u32)>; 2] = [Vec::new(), Vec::new()];
@@ -200,29 +200,33 @@ fn build(snap: &Snapshot, ids: &HashMap<(u32, &str), u32>, v6: bool) -> Vec<Entr
             let chain = Entry::Chain {
                 chain: id,
                 devices: None,
-                tie: false,
             };
+            let item = |stage, entries| Item::new(stage, b.priority, created, b.hook, entries);
             match (b.hook, b.kind.as_str()) {
                 (Hook::Output, "nat") => nat[0].push((b.priority, created, id)),
                 (Hook::Postrouting, "nat") => nat[1].push((b.priority, created, id)),
-                (Hook::Output, "route") => items.push((
+                (Hook::Output, "route") => items.push(item(
                     0,
-                    b.priority,
-                    created,
                     vec![
                         Entry::Out(Step::Remember),
                         chain,
                         Entry::Out(Step::Reroute { nat: false }),
                     ],
                 )),
-                (Hook::Output, _) => items.push((0, b.priority, created, vec![chain])),
-                (Hook::Postrouting, _) => items.push((1, b.priority, created, vec![chain])),
+                (Hook::Output, _) => items.push(item(0, vec![chain])),
+                (Hook::Postrouting, _) => items.push(item(1, vec![chain])),
                 _ => {}
             }
         }
     }
-    // Conntrack registers before chains of equal priority in the usual case.
-    items.push((0, -200, usize::MAX, vec![Entry::Conntrack]));
+    // Conntrack: its order against chains at -200 is not known either.
+    items.push(Item::new(
+        0,
+        -200,
+        usize::MAX,
+        Hook::Output,
+        vec![Entry::Conntrack],
+    ));
     for (i, (hook, prio)) in [(Hook::Output, -100), (Hook::Postrouting, 100)]
         .into_iter()
         .enumerate()
@@ -231,54 +235,34 @@ fn build(snap: &Snapshot, ids: &HashMap<(u32, &str), u32>, v6: bool) -> Vec<Entr
         if members.is_empty() {
             continue;
         }
-        members.sort_by_key(|&(p, c, _)| (p, std::cmp::Reverse(c)));
-        let tie = members.windows(2).any(|w| w[0].0 == w[1].0);
         let first = members.iter().map(|m| m.1).min().unwrap_or(0);
-        let group = Entry::NatGroup {
-            hook,
-            chains: members.iter().map(|m| m.2).collect(),
-            tie,
-        };
-        let entries = if hook == Hook::Output {
-            vec![
-                Entry::Out(Step::Remember),
-                group,
-                Entry::Out(Step::Reroute { nat: true }),
-            ]
-        } else {
-            vec![group]
-        };
-        items.push((i as u8, prio, first, entries));
-    }
-    items.sort_by_key(|&(s, p, c, _)| (s, p, std::cmp::Reverse(c)));
-    // Ties between base chains / NAT hooks of one hook.
-    let hooked = |v: &[Entry]| {
-        v.iter()
-            .any(|e| matches!(e, Entry::Chain { .. } | Entry::NatGroup { .. }))
-    };
-    let ties: Vec<bool> = (0..items.len())
-        .map(|i| {
-            (0..items.len()).any(|j| {
-                j != i
-                    && (items[i].0, items[i].1) == (items[j].0, items[j].1)
-                    && hooked(&items[i].3)
-                    && hooked(&items[j].3)
-            })
-        })
-        .collect();
-    let mut path: Vec<Entry> = Vec::new();
-    for ((_, _, _, entries), t) in items.into_iter().zip(ties) {
-        for mut e in entries {
-            if let Entry::Chain { tie, .. } | Entry::NatGroup { tie, .. } = &mut e {
-                *tie |= t;
+        let (chains, others) = nat_orders(&mut members);
+        let entries = |chains: Vec<u32>| {
+            let group = Entry::NatGroup {
+                hook,
+                chains: chains.into(),
+            };
+            if hook == Hook::Output {
+                vec![
+                    Entry::Out(Step::Remember),
+                    group,
+                    Entry::Out(Step::Reroute { nat: true }),
+                ]
+            } else {
+                vec![group]
             }
-            path.push(e);
-        }
+        };
+        let mut item = Item::new(i as u8, prio, first, hook, entries(chains));
+        item.inner = others.into_iter().map(entries).collect();
+        items.push(item);
     }
+    let mut path = order::build(items, |_, _| true);
     if !egress.is_empty() {
-        path.push(Entry::Out(Step::Egress(egress.into())));
+        path.entries.push(Entry::Out(Step::Egress(egress.into())));
+        path.slot_of.push(u8::MAX);
     }
-    path.push(Entry::Out(Step::Local));
+    path.entries.push(Entry::Out(Step::Local));
+    path.slot_of.push(u8::MAX);
     path
 }
 

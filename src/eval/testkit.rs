@@ -35,6 +35,7 @@ pub(crate) fn topology() -> Routes {
         ],
         routes: vec![Route::via("10.0.0.10/32", "pw-priv")],
         sockets: None,
+        queues: None,
     }
 }
 

@@ -1017,14 +1017,22 @@ fn malformed_expressions_never_panic() {
         seed ^= seed << 17;
         seed % n.max(1)
     };
-    for fx in [
+    let bases = [
         "ufw-host",
         "nat-gateway",
         "concat-sets",
         "rpfilter-raw",
         "marks-ctmark",
-    ] {
-        let base = snapshot(fx);
+        "iptables-xt",
+    ]
+    .into_iter()
+    .map(snapshot)
+    .chain([
+        xt_queue_snapshot(),
+        xt_nat_snapshot(),
+        xt_matches_snapshot(),
+    ]);
+    for base in bases {
         let probes: Vec<Probe> = {
             let e = Evaluator::new(&base, topology());
             grid(&e).into_iter().step_by(97).collect()
@@ -1049,6 +1057,16 @@ fn malformed_expressions_never_panic() {
                 let mut v = serde_json::to_value(&exprs[x]).unwrap();
                 if let Value::Object(m) = &mut v {
                     for (k, val) in m.iter_mut() {
+                        // xt options: their numbers too.
+                        if let Value::Object(info) = val {
+                            for x in info.values_mut() {
+                                if x.is_number() {
+                                    let bits = 8 * (1 + rnd(4));
+                                    *x = Value::from(rnd(1 << bits));
+                                }
+                            }
+                            continue;
+                        }
                         match val {
                             Value::Number(_) if k != "type" => {
                                 *val = Value::from(match rnd(3) {
@@ -1728,4 +1746,488 @@ fn blackhole_203() -> Route {
         dev: None,
         kind: RouteKind::Blackhole,
     }
+}
+
+/// A snapshot of one `ip` table holding `chains` (JSON as `dump --json`
+/// writes it).
+fn ip_table(name: &str, chains: serde_json::Value) -> Snapshot {
+    serde_json::from_value(serde_json::json!({"generation": 1, "tables": [
+        {"family": "ip", "name": name, "handle": 1, "flags": 0, "chains": chains, "sets": []}
+    ]}))
+    .expect("snapshot JSON")
+}
+
+/// `meta l4proto tcp tcp dport PORT` then `then`, as rule `handle`.
+fn tcp_dport_rule(handle: u64, port: u16, then: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"handle": handle, "position": handle, "exprs": [
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x{port:04x}")},
+        then
+    ]})
+}
+
+/// xt NFQUEUE and nft `queue` rules, with and without bypass.
+fn xt_queue_snapshot() -> Snapshot {
+    use serde_json::json;
+    let xtq = |num: u16, bypass: bool| {
+        json!({"type": "target", "name": "NFQUEUE", "rev": 3, "info":
+            {"kind": "queue", "num": num, "total": 1, "bypass": bypass, "fanout": false}})
+    };
+    let nftq =
+        |num: u16, flags: u16| json!({"type": "queue", "num": num, "total": 2, "flags": flags});
+    let drop = json!({"type": "immediate", "dreg": 0, "verdict": "drop"});
+    ip_table(
+        "filter",
+        json!([{"name": "INPUT", "handle": 1, "type": "filter", "hook": "input",
+                "priority": 0, "policy": "accept", "rules": [
+            tcp_dport_rule(2, 9000, xtq(3, false)),
+            tcp_dport_rule(3, 9001, xtq(3, true)),
+            tcp_dport_rule(4, 9001, drop.clone()),
+            tcp_dport_rule(5, 9002, nftq(7, 0)),
+            tcp_dport_rule(6, 9003, nftq(7, 1)),
+        ]}]),
+    )
+}
+
+#[test]
+fn queues_drop_without_a_listener_and_go_on_with_bypass() {
+    let snap = xt_queue_snapshot();
+    let with = |queues: Option<Vec<u16>>| {
+        let mut r = topology();
+        r.queues = queues;
+        Evaluator::new(&snap, r)
+    };
+    // No listener: drop, or with bypass the chain's accept (its later
+    // rules do not run).
+    let e = with(Some(vec![]));
+    for (port, want) in [
+        (9000, Verdict::Drop),
+        (9001, Verdict::Accept),
+        (9002, Verdict::Drop),
+        (9003, Verdict::Accept),
+    ] {
+        let a = tcp(&e, "192.0.2.2", "192.0.2.1", port);
+        assert_eq!(a.verdict, want, "{port}: {a:#?}");
+        assert!(
+            a.assumptions.iter().any(|s| s.contains("NFQUEUE")),
+            "{a:#?}"
+        );
+        assert!(matches!(a.decided_by, Some(DecidedBy::Rule(_))), "{a:#?}");
+    }
+    // A listener on the queue (queue 8 is the second of nft's 7-8), or
+    // listeners not known: the reader decides.
+    for queues in [Some(vec![3, 8]), None] {
+        let e = with(queues.clone());
+        for port in [9000, 9001, 9002, 9003] {
+            let a = tcp(&e, "192.0.2.2", "192.0.2.1", port);
+            assert_eq!(a.verdict, Verdict::Unknown, "{queues:?} {port}: {a:#?}");
+            let why = a.reason.unwrap();
+            assert!(why.contains("queue"), "{why}");
+            let listened = if queues.is_some() {
+                "listens"
+            } else {
+                "not known"
+            };
+            assert!(why.contains(listened), "{why}");
+        }
+    }
+}
+
+/// xt DNAT and REDIRECT targets in a `nat` prerouting chain.
+fn xt_nat_snapshot() -> Snapshot {
+    use serde_json::json;
+    let nat = |target: &str, flags: u32, addr: Option<[&str; 2]>, ports: Option<[u16; 2]>| {
+        let mut info = json!({"kind": "nat", "target": target, "flags": flags});
+        if let Some(a) = addr {
+            info["addr"] = json!(a);
+        }
+        if let Some(p) = ports {
+            info["ports"] = json!(p);
+        }
+        json!({"type": "target", "name": target.to_uppercase(), "rev": 2, "info": info})
+    };
+    ip_table(
+        "nat",
+        json!([{"name": "PREROUTING", "handle": 1, "type": "nat", "hook": "prerouting",
+                "priority": -100, "policy": "accept", "rules": [
+            tcp_dport_rule(2, 8080, nat("dnat", 3, Some(["10.99.0.2", "10.99.0.2"]), Some([80, 80]))),
+            tcp_dport_rule(3, 8081, nat("dnat", 1, Some(["10.99.0.2", "10.99.0.9"]), None)),
+            tcp_dport_rule(4, 8082, nat("dnat", 2, None, Some([22, 22]))),
+            tcp_dport_rule(5, 2500, nat("redirect", 2, None, Some([6162, 6162]))),
+            tcp_dport_rule(6, 2501, nat("redirect", 0, None, None)),
+            tcp_dport_rule(7, 9999, nat("dnat", 0x23, Some(["10.99.0.2", "10.99.0.2"]), Some([80, 90]))),
+        ]}]),
+    )
+}
+
+#[test]
+fn xt_nat_targets_are_followed_like_nat_statements() {
+    let snap = xt_nat_snapshot();
+    let e = Evaluator::new(&snap, topology());
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 8080);
+    assert_eq!(a.verdict, Verdict::Forwarded, "{a:#?}");
+    let n = a.nat.unwrap();
+    assert_eq!(
+        (n.kind.as_str(), n.addr.to_string(), n.port),
+        ("dnat", "10.99.0.2".into(), 80)
+    );
+    assert_eq!(n.rule.handle, 2);
+    // An address range: its first address, said so; the port is kept.
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 8081);
+    let n = a.nat.clone().unwrap();
+    assert_eq!((n.addr.to_string(), n.port), ("10.99.0.2".into(), 8081));
+    assert!(a.assumptions.iter().any(|s| s.contains("NAT to a range")));
+    // A port only: to a local port of the same address.
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 8082);
+    assert_eq!(a.verdict, Verdict::Accept);
+    assert_eq!(a.nat.unwrap().port, 22);
+    // REDIRECT: the input interface's address.
+    let a = tcp(&e, "10.99.0.2", "10.99.0.1", 2500);
+    let n = a.nat.unwrap();
+    assert_eq!(
+        (n.kind.as_str(), n.addr.to_string(), n.port),
+        ("redirect", "10.99.0.1".into(), 6162)
+    );
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 2501);
+    let n = a.nat.unwrap();
+    assert_eq!((n.addr.to_string(), n.port), ("192.0.2.1".into(), 2501));
+    // A port offset (NF_NAT_RANGE_PROTO_OFFSET) is not modelled: unknown.
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 9999).verdict,
+        Verdict::Unknown
+    );
+    // The table is IPv4: an IPv6 probe does not meet it.
+    assert_eq!(
+        tcp(&e, "2001:db8:1::2", "2001:db8:1::1", 8080).verdict,
+        Verdict::Accept
+    );
+}
+
+/// xt matches that drop, one destination port each.
+fn xt_matches_snapshot() -> Snapshot {
+    use serde_json::json;
+    let m = |kind: serde_json::Value| {
+        let name = kind["kind"].as_str().unwrap().to_string();
+        json!({"type": "match", "name": name, "rev": 0, "info": kind})
+    };
+    let drop = |handle: u64, port: u16, info: serde_json::Value| {
+        json!({"handle": handle, "position": handle, "exprs": [
+            {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+            {"type": "cmp", "sreg": 1, "op": "eq", "data": format!("0x{port:04x}")},
+            m(info),
+            {"type": "immediate", "dreg": 0, "verdict": "drop"}
+        ]})
+    };
+    ip_table(
+        "filter",
+        json!([{"name": "INPUT", "handle": 1, "type": "filter", "hook": "input",
+                "priority": 0, "policy": "accept", "rules": [
+            drop(2, 100, json!({"kind": "length", "range": [36, 36], "invert": false})),
+            drop(3, 101, json!({"kind": "mac", "addr": [2, 0, 0, 0, 0, 1], "invert": false})),
+            drop(4, 102, json!({"kind": "devgroup", "flags": 1, "src": [7, 0xff], "dst": [0, 0]})),
+            drop(5, 103, json!({"kind": "rpfilter", "flags": 0})),
+            drop(6, 104, json!({"kind": "statistic", "mode": 1, "invert": false, "every": 2})),
+            drop(7, 105, json!({"kind": "statistic", "mode": 0, "invert": false, "probability": 0x8000_0000u32})),
+            drop(8, 106, json!({"kind": "statistic", "mode": 1, "invert": true, "every": 0})),
+        ]}]),
+    )
+}
+
+#[test]
+fn xt_matches_are_decided_where_the_probe_fixes_them() {
+    let snap = xt_matches_snapshot();
+    let mut routes = topology();
+    routes.interfaces[2].group = 7; // pw-priv
+    let e = Evaluator::new(&snap, routes);
+    let verdict = |proto: L4, src: &str, dst: &str, port: u16, len: Option<u16>| {
+        let mut p = probe(&e, proto, src, dst, port);
+        p.payload_len = len;
+        e.explain(&p)
+    };
+    // length: a UDP datagram's from its payload length; unknown without it.
+    assert_eq!(
+        verdict(L4::Udp, "192.0.2.2", "192.0.2.1", 100, Some(8)).verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        verdict(L4::Udp, "192.0.2.2", "192.0.2.1", 100, Some(9)).verdict,
+        Verdict::Accept
+    );
+    let a = verdict(L4::Udp, "192.0.2.2", "192.0.2.1", 100, None);
+    assert_eq!(a.verdict, Verdict::Unknown);
+    assert!(a.reason.unwrap().contains("xt length"));
+    // mac: not known on Ethernet; never true on loopback.
+    let a = verdict(L4::Tcp, "192.0.2.2", "192.0.2.1", 101, None);
+    assert!(a.reason.unwrap().contains("xt mac"));
+    let mut p = probe(&e, L4::Tcp, "127.0.0.1", "127.0.0.1", 101);
+    p.iif = e.iface("lo");
+    assert_eq!(e.explain(&p).verdict, Verdict::Accept);
+    // devgroup: the input interface's group.
+    assert_eq!(
+        tcp(&e, "10.99.0.2", "10.99.0.1", 102).verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 102).verdict,
+        Verdict::Accept
+    );
+    // rpfilter (strict, not inverted: matches when the route back is right).
+    assert_eq!(
+        tcp(&e, "10.0.0.10", "10.99.0.1", 103).verdict,
+        Verdict::Drop
+    );
+    let mut p = probe(&e, L4::Tcp, "10.0.0.10", "192.0.2.1", 103);
+    p.iif = e.iface("pw-pub");
+    assert_eq!(e.explain(&p).verdict, Verdict::Accept);
+    // Without routes, rpfilter cannot be decided.
+    let e2 = Evaluator::new(&snap, crate::host::Routes::default());
+    let p = Probe::new(
+        L4::Tcp,
+        "10.0.0.10".parse().unwrap(),
+        "10.99.0.1".parse().unwrap(),
+        40000,
+        103,
+        Iface::new("pw-priv", 3, 1),
+    );
+    assert_eq!(e2.explain(&p).verdict, Verdict::Unknown);
+    // statistic: unknown, named.
+    let a = tcp(&e, "192.0.2.2", "192.0.2.1", 104);
+    assert!(a.reason.unwrap().contains("statistic --mode nth"));
+    // ... but a probability of 1 always matches, every 1st never misses.
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 105).verdict,
+        Verdict::Drop
+    );
+    assert_eq!(
+        tcp(&e, "192.0.2.2", "192.0.2.1", 106).verdict,
+        Verdict::Accept
+    );
+}
+
+/// Two tables with one base chain each: `a` (ip) and `b` (inet), on
+/// `hook` at priorities `pa` and `pb`, with the given rules.
+fn two_chains(
+    hook: &str,
+    pa: i32,
+    a: serde_json::Value,
+    pb: i32,
+    b: serde_json::Value,
+) -> Snapshot {
+    serde_json::from_value(serde_json::json!({"generation": 1, "tables": [
+        {"family": "ip", "name": "a", "handle": 1, "sets": [], "chains": [
+            {"name": "c", "handle": 1, "type": "filter", "hook": hook,
+             "priority": pa, "policy": "accept", "rules": [
+                {"handle": 2, "position": 0, "exprs": a}]}]},
+        {"family": "inet", "name": "b", "handle": 2, "sets": [], "chains": [
+            {"name": "c", "handle": 1, "type": "filter", "hook": hook,
+             "priority": pb, "policy": "accept", "rules": [
+                {"handle": 2, "position": 0, "exprs": b}]}]}
+    ]}))
+    .unwrap()
+}
+
+#[test]
+fn equal_priorities_are_unknown_only_when_the_order_changes_the_outcome() {
+    use serde_json::json;
+    let set_mark = json!([
+        {"type": "immediate", "dreg": 1, "data": "0x01000000"},
+        {"type": "meta_set", "key": "mark", "sreg": 1}]);
+    let drop_unmarked = json!([
+        {"type": "meta", "key": "mark", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "neq", "data": "0x01000000"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let accept = json!([{"type": "immediate", "dreg": 0, "verdict": "accept"}]);
+    let drop = json!([{"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    // The mark one chain sets decides the other's drop: which runs first
+    // is registration order.
+    let s = two_chains("input", 0, set_mark.clone(), 0, drop_unmarked.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.unwrap();
+    assert!(
+        why.contains("table ip a chain c") && why.contains("table inet b chain c"),
+        "{why}"
+    );
+    assert!(why.contains("→ accept") && why.contains("→ drop"), "{why}");
+    // With distinct priorities the order is known.
+    for (pa, pb, v) in [(-1, 0, Verdict::Accept), (1, 0, Verdict::Drop)] {
+        let s = two_chains("input", pa, set_mark.clone(), pb, drop_unmarked.clone());
+        let a = tcp(
+            &Evaluator::new(&s, topology()),
+            "10.99.0.2",
+            "10.99.0.1",
+            22,
+        );
+        assert_eq!(a.verdict, v, "{pa} {pb}: {a:#?}");
+    }
+    // An accept ends one base chain only: a chain that can only accept
+    // changes nothing, its order is not even followed.
+    let s = two_chains("input", 0, accept.clone(), 0, drop.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert!(!a.assumptions.iter().any(|x| x.contains("every order")));
+    // A drop is final: whatever the other chain did first, the packet is
+    // dropped; both orders are followed and agree.
+    let s = two_chains("input", 0, set_mark.clone(), 0, drop.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert!(a.assumptions.iter().any(|x| x.contains("every order")));
+    // IPv6 packets never meet the ip table: no tie for them.
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "fd00:99::2",
+        "fd00:99::1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop);
+    assert!(!a.assumptions.iter().any(|x| x.contains("every order")));
+}
+
+#[test]
+fn a_chain_at_minus_200_reading_conntrack_is_unknown() {
+    use serde_json::json;
+    // ct state invalid (before conntrack) or new (after) decides.
+    let drop_invalid = json!([
+        {"type": "ct", "key": "state", "dreg": 1},
+        {"type": "bitwise", "sreg": 1, "dreg": 1, "len": 4, "op": "bool", "mask": "0x01000000", "xor": "0x00000000"},
+        {"type": "cmp", "sreg": 1, "op": "neq", "data": "0x00000000"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let counter = json!([{"type": "counter", "packets": 0, "bytes": 0}]);
+    let s = two_chains("prerouting", -200, drop_invalid.clone(), 0, counter.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    let why = a.reason.unwrap();
+    assert!(
+        why.contains("conntrack") && why.contains("table ip a chain c"),
+        "{why}"
+    );
+    // At -201 it certainly runs before conntrack: dropped.
+    let s = two_chains("prerouting", -201, drop_invalid, 0, counter.clone());
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    // A chain at -200 that can change nothing: certain, no order followed.
+    let s = two_chains("prerouting", -200, counter.clone(), 0, counter);
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    // One that marks, and whose mark no later rule reads: both orders
+    // followed, they agree.
+    let set_mark = json!([
+        {"type": "immediate", "dreg": 1, "data": "0x01000000"},
+        {"type": "meta_set", "key": "mark", "sreg": 1}]);
+    let counter = json!([{"type": "counter", "packets": 0, "bytes": 0}]);
+    let s = two_chains("prerouting", -200, set_mark, 0, counter);
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        22,
+    );
+    assert_eq!(a.verdict, Verdict::Accept, "{a:#?}");
+    assert!(a.assumptions.iter().any(|x| x.contains("conntrack")));
+}
+
+#[test]
+fn time_matches_are_decided_at_the_evaluators_clock() {
+    use serde_json::json;
+    use std::time::{Duration, UNIX_EPOCH};
+    // Port 22 dropped on Sundays (meta day, kernel timezone); port 23
+    // dropped from 09:00 to 17:00 UTC (xt time).
+    let sunday = json!([
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x0016"},
+        {"type": "meta", "key": "day", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x00"},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let office = json!([
+        {"type": "meta", "key": "l4proto", "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x06"},
+        {"type": "payload", "base": "transport", "offset": 2, "len": 2, "dreg": 1},
+        {"type": "cmp", "sreg": 1, "op": "eq", "data": "0x0017"},
+        {"type": "match", "name": "time", "rev": 0, "info": {"kind": "time",
+            "date": [0, 2147483647], "daytime": [32400, 61200],
+            "monthdays": 4294967294u32, "weekdays": 254, "flags": 0}},
+        {"type": "immediate", "dreg": 0, "verdict": "drop"}]);
+    let s = two_chains("input", 0, sunday, 10, office);
+    // Sunday 2026-12-06 10:00 UTC; the same in UTC-11 is Saturday.
+    let at = |secs: u64, west: i32| {
+        Evaluator::new(&s, topology()).at(crate::eval::Clock::at(
+            UNIX_EPOCH + Duration::from_secs(secs),
+            west,
+        ))
+    };
+    let sun10 = 1_796_551_200;
+    let cases = [
+        (sun10, 0, 22, Verdict::Drop),
+        (sun10, 11 * 60, 22, Verdict::Accept),
+        (sun10, 0, 23, Verdict::Drop),
+        (sun10 + 8 * 3600, 0, 23, Verdict::Accept),
+        (sun10 + 8 * 3600, 0, 24, Verdict::Accept),
+    ];
+    for (t, west, port, want) in cases {
+        let a = tcp(&at(t, west), "10.99.0.2", "10.99.0.1", port);
+        assert_eq!(a.verdict, want, "{t} {west} {port}: {a:#?}");
+        if port != 24 {
+            assert!(
+                a.assumptions.iter().any(|x| x.contains("2026-12-06")),
+                "{a:#?}"
+            );
+        }
+    }
+    // Without a clock the time is unknown.
+    let a = tcp(
+        &Evaluator::new(&s, topology()),
+        "10.99.0.2",
+        "10.99.0.1",
+        23,
+    );
+    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
+    // The exposure map marks what the time decides, and only that.
+    let x = at(sun10 + 8 * 3600, 0).exposure();
+    let on = |port: u16| {
+        x.openings
+            .iter()
+            .filter(|o| o.family == crate::addrs::AddrFamily::V4 && o.proto == L4::Tcp)
+            .filter(|o| o.iif == "pw-priv" && o.ports.first() <= port && port <= o.ports.last())
+            .map(|o| o.time_dependent)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on(23), vec![true], "{x:#?}");
+    // Dropped on Sundays: not open now, whatever it is on other days.
+    assert_eq!(on(22), Vec::<bool>::new());
+    assert_eq!(on(24), vec![false]);
+    assert!(x.notes.iter().any(|n| n.contains("time matches")));
 }

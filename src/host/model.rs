@@ -48,9 +48,26 @@ pub struct Routes {
     /// `tproxy` expressions then cannot be decided for a probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sockets: Option<Vec<Socket>>,
+    /// The NFQUEUE queue numbers a program listens on (nfnetlink_queue
+    /// instances of the namespace), when known. `None` means unknown: a
+    /// packet sent to a queue then has no known verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<u16>>,
 }
 
 impl Routes {
+    /// Whether a program listens on any of the NFQUEUE queues
+    /// `num..num + total`: `Some(false)` when none does, `None` when the
+    /// listeners are not known.
+    pub fn queue_listened(&self, num: u16, total: u16) -> Option<bool> {
+        let q = self.queues.as_ref()?;
+        let end = u32::from(num) + u32::from(total.max(1));
+        Some(
+            q.iter()
+                .any(|n| (u32::from(num)..end).contains(&u32::from(*n))),
+        )
+    }
+
     /// The interface the host routes a packet to `addr` through, i.e. where
     /// a connection from `addr` is expected to arrive: the loopback
     /// interface for one of the host's own addresses (as the kernel's local

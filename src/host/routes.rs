@@ -58,16 +58,41 @@ const IFLA_INFO_KIND: u16 = 1;
 ///   (the evaluator derives it); cached clones, source-specific IPv6 routes
 ///   (`from ...`) and other types (`throw`, `nat`, multicast) are left out;
 /// - each interface's IPv4 reverse-path filter, `route_localnet` and
-///   `accept_local`, from `/proc/sys/net/ipv4/conf/{all,NAME}/`.
+///   `accept_local`, from `/proc/sys/net/ipv4/conf/{all,NAME}/`;
+/// - the NFQUEUE queues programs listen on, from
+///   `/proc/net/netfilter/nfnetlink_queue`.
 pub fn read_routes() -> Result<Routes, HostError> {
     let mut conn = Conn::open(NETLINK_ROUTE, WHAT)?;
     for _ in 0..TRIES {
         if let Some(mut routes) = read_once(&mut conn)? {
             read_ipv4_conf(&mut routes.interfaces);
+            routes.queues = read_queues();
             return Ok(routes);
         }
     }
     Err(kept_changing())
+}
+
+/// The NFQUEUE queues a program listens on in the current network
+/// namespace: the first column of `/proc/net/netfilter/nfnetlink_queue`
+/// (`/proc/net` follows the reading task's namespace). Without the file
+/// (`nfnetlink_queue` not loaded) no program can be listening: none.
+/// `None` when it exists but cannot be read or parsed.
+fn read_queues() -> Option<Vec<u16>> {
+    match std::fs::read_to_string("/proc/net/netfilter/nfnetlink_queue") {
+        Ok(text) => parse_queues(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Vec::new()),
+        Err(_) => None,
+    }
+}
+
+/// Parses `/proc/net/netfilter/nfnetlink_queue`: one line per bound queue,
+/// its number first.
+fn parse_queues(text: &str) -> Option<Vec<u16>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
 /// Sets each interface's [`RpFilter`], `route_localnet` and
@@ -188,6 +213,7 @@ fn read_once(conn: &mut Conn) -> Result<Option<Routes>, HostError> {
         interfaces,
         routes,
         sockets: None,
+        queues: None,
     }))
 }
 
@@ -407,6 +433,26 @@ mod tests {
     use netlink_packet_core::Emitable;
     use netlink_packet_route::link::InfoKind;
     use netlink_packet_route::route::RouteNextHop;
+
+    /// `/proc/net/netfilter/nfnetlink_queue` as the kernel prints it
+    /// (`seq_printf("%5u %6u %5u %1u %5u %5u %5u %8u %2d\n", ...)`).
+    #[test]
+    fn queue_listeners_are_the_first_column() {
+        let text = "    3   1234     0 2 65531     0     0        0  1\n  100 -4003     0 2 65531     0     0        0  1\n";
+        assert_eq!(parse_queues(text), Some(vec![3, 100]));
+        assert_eq!(parse_queues(""), Some(vec![]));
+        assert_eq!(parse_queues("garbage\n"), None);
+        let r = Routes {
+            queues: Some(vec![3, 8]),
+            ..Routes::default()
+        };
+        assert_eq!(r.queue_listened(3, 1), Some(true));
+        assert_eq!(r.queue_listened(5, 4), Some(true));
+        assert_eq!(r.queue_listened(4, 4), Some(false));
+        assert_eq!(r.queue_listened(4, 3), Some(false));
+        assert_eq!(r.queue_listened(65535, 2), Some(false));
+        assert_eq!(Routes::default().queue_listened(3, 1), None);
+    }
 
     fn bytes(m: &impl Emitable) -> Vec<u8> {
         let mut b = vec![0; m.buffer_len()];

@@ -349,6 +349,7 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
                 },
                 None => Expr::CtSet {
                     key,
+                    dir: e.u32(NFTNL_EXPR_CT_DIR).map(|d| d as u8),
                     sreg: reg(e, NFTNL_EXPR_CT_SREG)?,
                 },
             }
@@ -526,6 +527,7 @@ fn decode_expr(e: &NlExpr<'_>, name: &str, v6: bool) -> Option<Expr> {
                     n,
                     rev,
                     e.data(NFTNL_EXPR_TG_INFO).unwrap_or_default(),
+                    v6,
                 )),
             }
         }

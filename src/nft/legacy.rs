@@ -471,7 +471,7 @@ pub fn decode(
             None => {
                 let name = text(e.target.name);
                 LegacyTarget::Target {
-                    info: decode_target(&name, u32::from(e.target.rev), e.target.data),
+                    info: decode_target(&name, u32::from(e.target.rev), e.target.data, layout.v6),
                     name,
                     rev: e.target.rev,
                 }

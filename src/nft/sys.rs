@@ -1127,3 +1127,32 @@ pub mod xtables {
         ))
     }
 }
+
+/// The kernel's timezone (`sys_tz.tz_minuteswest`: minutes west of UTC),
+/// which nft `meta day` and xt `time --kerneltz` use: `gettimeofday`'s
+/// second argument. 0 when it cannot be read.
+pub fn kernel_minutes_west() -> i32 {
+    /// `struct timezone` (the `libc` crate keeps it opaque).
+    #[repr(C)]
+    struct Timezone {
+        minuteswest: c_int,
+        dsttime: c_int,
+    }
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut tz = Timezone {
+        minuteswest: 0,
+        dsttime: 0,
+    };
+    // SAFETY: both pointers are to live, writable structs laid out as
+    // gettimeofday expects (`struct timeval`, `struct timezone`).
+    let rc = unsafe { libc::gettimeofday(&mut tv, (&mut tz as *mut Timezone).cast()) };
+    let _ = tz.dsttime;
+    if rc == 0 {
+        tz.minuteswest
+    } else {
+        0
+    }
+}

@@ -97,6 +97,9 @@ pub fn text(x: &Exposure) -> String {
             sources(&o.sources),
             decider(o)
         );
+        if o.time_dependent {
+            out.push_str("  (depends on the time of day)");
+        }
         if o.verdict == Verdict::Unknown {
             let _ = write!(
                 out,

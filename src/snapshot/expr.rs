@@ -304,6 +304,9 @@ pub enum Expr {
     CtSet {
         /// `NFT_CT_*` key.
         key: CtKey,
+        /// Direction (0 original, 1 reply) for `ct original zone set`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<u8>,
         /// Source register.
         sreg: Reg,
     },

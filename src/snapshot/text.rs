@@ -807,11 +807,16 @@ impl<'a> Ctx<'a> {
                 let n = key.name().map_or(key.raw().to_string(), String::from);
                 self.field(*dreg, format!("ct {d}{n}"), kind, len, len);
             }
-            Expr::CtSet { key, sreg } => {
+            Expr::CtSet { key, dir, sreg } => {
                 let (kind, len) = Self::ct_kind(*key);
                 let v = self.operand(*sreg, kind, len);
+                let d = match dir {
+                    Some(0) => "original ",
+                    Some(1) => "reply ",
+                    _ => "",
+                };
                 let n = key.name().map_or(key.raw().to_string(), String::from);
-                self.emit(format!("ct {n} set {v}"));
+                self.emit(format!("ct {d}{n} set {v}"));
             }
             Expr::Lookup {
                 set,
@@ -1280,6 +1285,16 @@ fn xt_text(what: &str, name: &str, info: &XtInfo) -> String {
                 let neg = if invflags & 2 != 0 { "!= " } else { "" };
                 v.push(format!("dport {neg}{}", ports(*dport)));
             }
+            if let XtInfo::Tcp { option, .. } = info {
+                if *option != 0 {
+                    let neg = if invflags & 8 != 0 {
+                        "missing"
+                    } else {
+                        "exists"
+                    };
+                    v.push(format!("option {option} {neg}"));
+                }
+            }
             v.join(" ")
         }
         XtInfo::Multiport {
@@ -1328,6 +1343,58 @@ fn xt_text(what: &str, name: &str, info: &XtInfo) -> String {
             if *invert { "!= " } else { "" }
         ),
         XtInfo::Raw { .. } => "(options not decoded)".to_string(),
+        XtInfo::Nat {
+            flags,
+            addr,
+            ports: p,
+            ..
+        } => {
+            let a = match addr {
+                Some([x, y]) if x == y => x.to_string(),
+                Some([x, y]) => format!("{x}-{y}"),
+                None => String::new(),
+            };
+            let a = if a.contains(':') && p.is_some() {
+                format!("[{a}]")
+            } else {
+                a
+            };
+            let mut t = match p {
+                Some(p) => format!("to {a}:{}", ports(*p)),
+                None if addr.is_some() => format!("to {a}"),
+                None => String::new(),
+            };
+            for (bit, word) in [
+                (4, "random"),
+                (8, "persistent"),
+                (0x10, "fully-random"),
+                (0x20, "port-offset"),
+            ] {
+                if flags & bit != 0 {
+                    t.push_str(&format!(" {word}"));
+                }
+            }
+            t.trim().to_string()
+        }
+        XtInfo::Queue {
+            num,
+            total,
+            bypass,
+            fanout,
+        } => {
+            let mut t = if *total > 1 {
+                format!("num {num}-{}", u32::from(*num) + u32::from(*total) - 1)
+            } else {
+                format!("num {num}")
+            };
+            if *bypass {
+                t.push_str(" bypass");
+            }
+            if *fanout {
+                t.push_str(" fanout");
+            }
+            t
+        }
         other => serde_json::to_value(other)
             .ok()
             .and_then(|v| {

@@ -66,7 +66,7 @@ impl Ctx<'_> {
                 let v: u32 = match st.ct {
                     Ct::None => 1,
                     Ct::Untracked => 64,
-                    Ct::New => 8,
+                    Ct::New | Ct::Template => 8,
                     Ct::Established => 2,
                 };
                 d[..4].copy_from_slice(&v.to_ne_bytes());

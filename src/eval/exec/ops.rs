@@ -163,11 +163,50 @@ impl Ctx<'_> {
                 Flow::Next
             }
             Op::Ct { key, dir, dreg } => self.ct(st, *key, *dir, *dreg),
-            Op::CtSet { key, sreg } => {
-                if *key == CtKey::Mark && st.ct == Ct::New {
-                    let (v, k) = st.read_u32(*sreg);
-                    st.ct_mark = v & k;
-                    st.ct_mark_k = k;
+            Op::CtSet { key, dir, sreg } => {
+                match key {
+                    CtKey::Mark if st.ct == Ct::New => {
+                        let (v, k) = st.read_u32(*sreg);
+                        st.ct_mark = v & k;
+                        st.ct_mark_k = k;
+                    }
+                    // nft_ct_set_zone_eval: only while the packet has no
+                    // conntrack entry (nor template): attaches a template
+                    // in the zone, which conntrack then uses; `notrack`
+                    // before it is overridden.
+                    CtKey::Zone
+                        if matches!(st.ct, Ct::None | Ct::Untracked)
+                            && st.hook != Hook::Ingress =>
+                    {
+                        let (d, k) = st.rget(*sreg, 2);
+                        let (d, k) = ([d[0], d[1]], [k[0], k[1]]);
+                        st.zone = u16::from_ne_bytes([d[0] & k[0], d[1] & k[1]]);
+                        st.zone_k = u16::from_ne_bytes([k[0], k[1]]);
+                        st.zone_dir = match dir {
+                            Some(0) => 1,
+                            Some(1) => 2,
+                            _ => 3,
+                        };
+                        st.ct = Ct::Template;
+                    }
+                    // nf_connlabels_replace with the value as mask: the
+                    // bits are added to the entry's labels.
+                    CtKey::Labels if st.ct == Ct::New => {
+                        let (d, k) = st.rget(*sreg, 16);
+                        let (d, k): ([u8; 16], [u8; 16]) =
+                            (d.try_into().expect("16"), k.try_into().expect("16"));
+                        for i in 0..16 {
+                            // A bit known set stays set; known clear keeps
+                            // the old bit; unknown makes it unknown unless
+                            // it was known set.
+                            let set = d[i] & k[i];
+                            let unknown = !k[i] & !(st.labels[i] & st.labels_k[i]);
+                            st.labels[i] |= set;
+                            st.labels_k[i] &= !unknown;
+                            st.labels_k[i] |= set;
+                        }
+                    }
+                    _ => {}
                 }
                 Flow::Next
             }
@@ -430,6 +469,10 @@ impl Ctx<'_> {
         match key {
             MetaKey::Len => match (st.pkt.l4, p.payload_len) {
                 (L4::Udp, Some(l)) => st.store32(dreg, (st.pkt.nh + 8) as u32 + u32::from(l)),
+                (L4::Tcp, _) => {
+                    st.set_assume(A_SYNOPTS);
+                    st.store32(dreg, (st.pkt.nh + SYN_TCP_LEN) as u32)
+                }
                 _ => st.runknown(dreg, 4, ORIGIN_LEN),
             },
             MetaKey::Protocol => st.store16(dreg, if v6 { [0x86, 0xdd] } else { [0x08, 0x00] }),
@@ -484,8 +527,18 @@ impl Ctx<'_> {
                     None => st.runknown(dreg, 16, ORIGIN_IFKIND),
                 }
             }
-            MetaKey::TimeNs => st.runknown(dreg, 8, ORIGIN_TIME),
-            MetaKey::TimeDay | MetaKey::TimeHour => st.runknown(dreg, 4, ORIGIN_TIME),
+            MetaKey::TimeNs | MetaKey::TimeDay | MetaKey::TimeHour => match self.now {
+                None if key == MetaKey::TimeNs => st.runknown(dreg, 8, ORIGIN_TIME),
+                None => st.runknown(dreg, 4, ORIGIN_TIME),
+                Some(c) => {
+                    st.timed = true;
+                    match key {
+                        MetaKey::TimeNs => st.rstore(dreg, &c.nft_time().to_ne_bytes()),
+                        MetaKey::TimeDay => st.store8(dreg, c.nft_day()),
+                        _ => st.store32(dreg, c.nft_hour()),
+                    }
+                }
+            },
             MetaKey::Sdif => st.store32(dreg, 0),
             MetaKey::Sdifname => st.rstore(dreg, &[0u8; 16]),
             // No output device, no socket, no bridge on the input path.
@@ -518,7 +571,7 @@ impl Ctx<'_> {
             let s = match st.ct {
                 Ct::None => 1,
                 Ct::Untracked => 64,
-                Ct::New => 8,
+                Ct::New | Ct::Template => 8,
                 Ct::Established => 2,
             };
             st.store32(dreg, s);
@@ -528,6 +581,36 @@ impl Ctx<'_> {
             return fork(
                 smallvec![Choice::NoMatch, Choice::Tainted],
                 format!("ct {key:?} of an established connection is not modelled"),
+            );
+        }
+        if key == CtKey::Zone && matches!(st.ct, Ct::New | Ct::Template) {
+            if st.ct_assumed {
+                st.set_assume(A_ZONE);
+            }
+            // nf_ct_zone_id: the zone in a direction it does not apply
+            // to reads as the default zone 0.
+            let applies = match dir {
+                Some(d @ (0 | 1)) => st.zone_dir & (1 << d) != 0,
+                _ => true,
+            };
+            let (z, k) = if applies {
+                (st.zone, st.zone_k)
+            } else {
+                (0, !0)
+            };
+            let (z, k) = (z.to_ne_bytes(), k.to_ne_bytes());
+            st.rset(
+                dreg,
+                &[z[0], z[1], 0, 0],
+                &[k[0], k[1], 0xff, 0xff],
+                ORIGIN_OPAQUE,
+            );
+            return Flow::Next;
+        }
+        if st.ct == Ct::Template {
+            return fork(
+                smallvec![Choice::NoMatch, Choice::Tainted],
+                format!("ct {key:?} of a conntrack template (ct zone set before conntrack) is not modelled"),
             );
         }
         if st.ct != Ct::New {
@@ -586,11 +669,14 @@ impl Ctx<'_> {
                     None => st.runknown(dreg, 2, ORIGIN_OPAQUE),
                 }
             }
-            CtKey::Labels => st.rstore(dreg, &[0u8; 16]),
-            CtKey::Zone => {
-                st.set_assume(A_ZONE);
-                st.store16(dreg, [0, 0])
+            CtKey::Labels => {
+                if st.ct_assumed {
+                    st.set_assume(A_ZONE);
+                }
+                let (d, k) = (st.labels, st.labels_k);
+                st.rset(dreg, &d, &k, ORIGIN_OPAQUE);
             }
+            CtKey::Zone => unreachable!("handled above"),
             CtKey::Pkts | CtKey::Bytes => st.runknown(dreg, 8, ORIGIN_CTINFO),
             CtKey::Avgpkt | CtKey::Expiration | CtKey::Eventmask | CtKey::Id => {
                 st.runknown(dreg, 4, ORIGIN_CTINFO)
@@ -806,8 +892,8 @@ impl Ctx<'_> {
         st: &mut St,
         snat: bool,
         family: u8,
-        addr: Option<(u8, u8)>,
-        proto: Option<(u8, u8)>,
+        addr: Option<NatArg<IpAddr>>,
+        proto: Option<NatArg<u16>>,
         flags: u32,
     ) -> Flow {
         if flags & NAT_MASQUERADE != 0 {
@@ -825,8 +911,8 @@ impl Ctx<'_> {
         let cur_addr = st.pkt.addr_at(aoff);
         let cur_port = st.pkt.port_at(poff);
         let new_addr = match addr {
-            Some((lo, hi)) if flags & 1 != 0 || flags & 0x40 != 0 || flags == 0 => {
-                let (Some(a), Some(b)) = (st.read_addr(lo, v6), st.read_addr(hi, v6)) else {
+            Some(arg) if flags & 1 != 0 || flags & 0x40 != 0 || flags == 0 => {
+                let Some((a, b)) = st.nat_addrs(arg, v6) else {
                     return Flow::Unknown("the NAT address is not known".into());
                 };
                 if flags & 0x40 != 0 {
@@ -845,8 +931,8 @@ impl Ctx<'_> {
             _ => None,
         };
         let new_port = match proto {
-            Some((lo, hi)) => {
-                let (Some(a), Some(b)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((a, b)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the NAT port is not known".into());
                 };
                 if flags & 0x20 != 0 {
@@ -889,7 +975,7 @@ impl Ctx<'_> {
         Flow::Verdict(CVerdict::Accept)
     }
 
-    pub(super) fn redir(&self, st: &mut St, proto: Option<(u8, u8)>) -> Flow {
+    pub(super) fn redir(&self, st: &mut St, proto: Option<NatArg<u16>>) -> Flow {
         if !self.r.known() {
             return Flow::Unknown(
                 "redirect: the input interface's address is not known (no routes given)".into(),
@@ -904,8 +990,8 @@ impl Ctx<'_> {
         };
         let poff = st.pkt.transport() + 2;
         let port = match proto {
-            Some((lo, hi)) => {
-                let (Some(x), Some(y)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((x, y)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the redirect port is not known".into());
                 };
                 if x != y {
@@ -1138,28 +1224,23 @@ impl Ctx<'_> {
                 if st.pkt.l4 != L4::Tcp {
                     return Flow::Break;
                 }
-                if kind == 2 {
-                    st.set_assume(A_MSS);
-                    if present {
-                        st.store32(dreg, 1);
-                        return Flow::Next;
-                    }
-                    let mss = self
-                        .probe
-                        .tcp_mss
-                        .unwrap_or(if st.pkt.v6 { 1440 } else { 1460 });
-                    let [hi, lo] = mss.to_be_bytes();
-                    let opt = [2u8, 4, hi, lo];
-                    if offset + len > opt.len() {
-                        return Flow::Break;
-                    }
-                    st.rstore(dreg, &opt[offset..offset + len]);
+                let Some((opt, known)) = self.syn_option(st, kind) else {
+                    return absent(st);
+                };
+                if present {
+                    st.store32(dreg, 1);
                     return Flow::Next;
                 }
-                fork(
-                    smallvec![Choice::NoMatch, Choice::Tainted],
-                    format!("TCP option {kind} of the SYN is not known"),
-                )
+                if offset + len > opt.len() {
+                    return Flow::Break;
+                }
+                st.rset(
+                    dreg,
+                    &opt[offset..offset + len],
+                    &known[offset..offset + len],
+                    ORIGIN_TCPOPT,
+                );
+                Flow::Next
             }
             // IPv4 options, SCTP chunks, DCCP options
             2 => {
@@ -1167,6 +1248,44 @@ impl Ctx<'_> {
                 absent(st)
             }
             _ => absent(st),
+        }
+    }
+
+    /// TCP option `kind` of the probe's SYN (or SYN-ACK) as Linux sends
+    /// it (`tcp_options_write`): MSS, SACK permitted, timestamps, a NOP and
+    /// window scale (`02 04 MSS | 04 02 08 0a TSVAL TSECR | 01 03 03 WS`,
+    /// a 40-byte header), nothing else; the option's bytes and their known
+    /// masks (the timestamp value, the echo of a SYN-ACK and the window
+    /// shift are unknown). `None`: the option is absent. Records the
+    /// assumption.
+    pub(super) fn syn_option(&self, st: &mut St, kind: u8) -> Option<(Data, Data)> {
+        st.set_assume(A_SYNOPTS);
+        let all = |b: &[u8]| Some((Data::from_slice(b), Data::from_slice(&vec![0xff; b.len()])));
+        match kind {
+            1 => all(&[1]),
+            2 => {
+                st.set_assume(A_MSS);
+                let mss = self
+                    .probe
+                    .tcp_mss
+                    .unwrap_or(if st.pkt.v6 { 1440 } else { 1460 });
+                let [hi, lo] = mss.to_be_bytes();
+                all(&[2, 4, hi, lo])
+            }
+            3 => Some((
+                Data::from_slice(&[3, 3, 0]),
+                Data::from_slice(&[0xff, 0xff, 0]),
+            )),
+            4 => all(&[4, 2]),
+            8 => {
+                // TSecr: 0 in a SYN, the peer's timestamp in a SYN-ACK.
+                let ecr = if self.probe.established { 0 } else { 0xff };
+                Some((
+                    Data::from_slice(&[8, 10, 0, 0, 0, 0, 0, 0, 0, 0]),
+                    Data::from_slice(&[0xff, 0xff, 0, 0, 0, 0, ecr, ecr, ecr, ecr]),
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -1180,19 +1299,28 @@ impl Ctx<'_> {
                 flg_mask,
                 flg_cmp,
                 invflags,
+                option,
             } => {
                 if pk.l4 != L4::Tcp {
                     return None;
                 }
                 let (sp, dp) = (pk.sport()?, pk.dport()?);
-                st.set_assume(A_SYN);
-                st.set_assume(A_XTTCP);
-                let flags = 0x02u8;
-                Some(
-                    (inr(sp, *sport) ^ (invflags & 1 != 0))
-                        && (inr(dp, *dport) ^ (invflags & 2 != 0))
-                        && (((flags & flg_mask) == *flg_cmp) ^ (invflags & 4 != 0)),
-                )
+                let flags = pk.b[pk.transport() + 13];
+                if pk.asm[pk.transport() + 13] != 0 {
+                    st.set_assume(A_SYN);
+                }
+                // tcp_mt: ports, then flags, then the option (found in
+                // the options: true, unless inverted).
+                if !(inr(sp, *sport) ^ (invflags & 1 != 0))
+                    || !(inr(dp, *dport) ^ (invflags & 2 != 0))
+                    || !(((flags & flg_mask) == *flg_cmp) ^ (invflags & 4 != 0))
+                {
+                    return Some(false);
+                }
+                if *option == 0 {
+                    return Some(true);
+                }
+                Some(self.syn_option(st, *option).is_some() ^ (invflags & 8 != 0))
             }
             XtInfo::Udp {
                 sport,
@@ -1251,10 +1379,10 @@ impl Ctx<'_> {
                 let mut bit: u16 = match st.ct {
                     Ct::None => 1,
                     Ct::Untracked => 16,
-                    Ct::New => 8,
+                    Ct::New | Ct::Template => 8,
                     Ct::Established => 2,
                 };
-                if st.ct == Ct::Established && match_flags & !1 != 0 {
+                if matches!(st.ct, Ct::Established | Ct::Template) && match_flags & !1 != 0 {
                     return None;
                 }
                 if match_flags & 1 != 0 {
@@ -1292,7 +1420,7 @@ impl Ctx<'_> {
                 let bit = match st.ct {
                     Ct::None => 1,
                     Ct::Untracked => 16,
-                    Ct::New => 8,
+                    Ct::New | Ct::Template => 8,
                     Ct::Established => 2,
                 };
                 Some(mask & bit != 0)
@@ -1431,6 +1559,11 @@ impl Ctx<'_> {
                     _ => return None,
                 })
             }
+            XtInfo::Time { .. } => {
+                let c = self.now?;
+                st.timed = true;
+                c.xt_time(info)
+            }
             XtInfo::Ipv6Rt { .. } => {
                 if !pk.v6 {
                     return None;
@@ -1439,8 +1572,166 @@ impl Ctx<'_> {
                 st.set_assume(A_NOEXT);
                 Some(false)
             }
+            // length_mt / length_mt6: the IPv4 total length, or the IPv6
+            // payload length plus the 40-byte header.
+            XtInfo::Length { range, invert } => {
+                let nh = pk.nh;
+                let len = match (pk.l4, self.probe.payload_len) {
+                    (L4::Tcp, _) => {
+                        st.set_assume(A_SYNOPTS);
+                        nh + SYN_TCP_LEN
+                    }
+                    (L4::Udp, Some(l)) => nh + 8 + usize::from(l),
+                    (L4::Udp, None) => return None,
+                };
+                Some((usize::from(range[0]) <= len && len <= usize::from(range[1])) ^ invert)
+            }
+            // tcpmss_mt: the MSS option's value in range; without one, the
+            // inversion.
+            XtInfo::Tcpmss { range, invert } => {
+                if pk.l4 != L4::Tcp {
+                    return None;
+                }
+                let (opt, _) = self.syn_option(st, 2)?;
+                let mss = u16::from_be_bytes([opt[2], opt[3]]);
+                Some((range[0] <= mss && mss <= range[1]) ^ invert)
+            }
+            // ecn_mt4 / ecn_mt6: the IP ECN bits, then the TCP ECE and CWR
+            // flags.
+            XtInfo::Ecn {
+                operation,
+                invert,
+                ip_ect,
+            } => {
+                let n = pk.net();
+                let tos = if pk.v6 {
+                    (pk.b[n] << 4) | (pk.b[n + 1] >> 4)
+                } else {
+                    pk.b[n + 1]
+                };
+                let (tos_asm, flags_at) = (pk.asm[n + 1], pk.transport() + 13);
+                let flags = pk.b[flags_at];
+                if operation & 1 != 0 {
+                    if tos_asm != 0 {
+                        st.assume |= 1 << (tos_asm - 1);
+                    }
+                    if ((tos & 3) == *ip_ect) == (invert & 1 != 0) {
+                        return Some(false);
+                    }
+                }
+                if operation & 0x30 != 0 {
+                    if pk.l4 != L4::Tcp {
+                        return None;
+                    }
+                    if st.pkt.asm[flags_at] != 0 {
+                        st.set_assume(A_SYN);
+                    }
+                    for (op, bit) in [(0x10u8, 0x40u8), (0x20, 0x80)] {
+                        if operation & op != 0 && ((flags & bit != 0) == (invert & op != 0)) {
+                            return Some(false);
+                        }
+                    }
+                }
+                Some(true)
+            }
+            // devgroup_mt: the input (or output) device's group under the
+            // mask.
+            XtInfo::Devgroup { flags, src, dst } => {
+                let group = |st: &mut St, name: &str| match self.r.by_name(name) {
+                    Some(i) => self.r.interface(i).group,
+                    None => {
+                        st.set_assume(A_GROUP);
+                        0
+                    }
+                };
+                if flags & 1 != 0 {
+                    let g = group(st, &self.probe.iif.name);
+                    if ((src[0] ^ g) & src[1] != 0) ^ (flags & 4 != 0) {
+                        return Some(false);
+                    }
+                }
+                if flags & 2 != 0 {
+                    let dev = self.out_dev(st)?;
+                    let g = group(st, &dev);
+                    if ((dst[0] ^ g) & dst[1] != 0) ^ (flags & 8 != 0) {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+            // mac_mt: false on a non-Ethernet device; the peer's MAC address
+            // is not known.
+            XtInfo::Mac { .. } => {
+                if st.out.is_none() && self.probe.iif.iftype != ARPHRD_ETHER {
+                    return Some(false);
+                }
+                None
+            }
+            XtInfo::Rpfilter { flags } => self.xt_rpfilter(st, *flags),
+            // helper_mt: the helper of the connection's master; a new
+            // connection that no helper expected has none.
+            XtInfo::Helper { invert, .. } => {
+                st.set_assume(A_HELPER);
+                Some(*invert)
+            }
+            // statistic_mt: certain only at the extremes (a probability of
+            // 0 or 1, every packet).
+            XtInfo::Statistic {
+                mode,
+                invert,
+                probability,
+                every,
+            } => match mode {
+                0 if *probability == 0 => Some(*invert),
+                0 if *probability >= 0x8000_0000 => Some(!invert),
+                1 if *every == 0 => Some(!invert),
+                _ => None,
+            },
             _ => None,
         }
+    }
+
+    /// `rpfilter_mt` / `rpfilter_mt6`: the route back to the source must be
+    /// unicast (or local, with `--accept-local`) and, unless `--loose`,
+    /// leave through the input interface. `None` without routes.
+    fn xt_rpfilter(&self, st: &mut St, flags: u8) -> Option<bool> {
+        const LOOSE: u8 = 1;
+        const ACCEPT_LOCAL: u8 = 4;
+        const INVERT: u8 = 8;
+        if !self.r.known() || st.out.is_some() {
+            return None;
+        }
+        let invert = flags & INVERT != 0;
+        let iif = &self.probe.iif;
+        if iif.iftype == ARPHRD_LOOPBACK {
+            return Some(!invert);
+        }
+        let (saddr, daddr) = (st.pkt.saddr()?, st.pkt.daddr()?);
+        if let (IpAddr::V4(s), IpAddr::V4(d)) = (saddr, daddr) {
+            let o = d.octets();
+            if s.octets()[0] == 0 && (d.is_broadcast() || (o[0] == 224 && o[1] == 0 && o[2] == 0)) {
+                return Some(!invert);
+            }
+        }
+        // IPv6: a link-local source is looked up on the input interface.
+        let dev = (saddr.is_ipv6() && crate::host::model::is_link_local(saddr))
+            .then_some(iif.name.as_str());
+        let ok = match self.r.lookup(saddr, dev) {
+            // rpfilter_lookup_reverse6: a local route decides alone.
+            Lookup::Found(e) if saddr.is_ipv6() && e.kind == RouteKind::Local => {
+                flags & ACCEPT_LOCAL != 0
+            }
+            Lookup::Found(e) => {
+                let kind_ok = match e.kind {
+                    RouteKind::Unicast => true,
+                    RouteKind::Local => flags & ACCEPT_LOCAL != 0,
+                    _ => false,
+                };
+                kind_ok && (flags & LOOSE != 0 || e.dev_name.as_deref() == Some(iif.name.as_str()))
+            }
+            Lookup::None => false,
+        };
+        Some(ok ^ invert)
     }
 
     pub(super) fn xt_target(&self, st: &mut St, info: &XtInfo) -> Flow {
@@ -1473,6 +1764,21 @@ pub(super) fn bool_flow(b: bool) -> Flow {
 }
 
 pub(super) fn xt_name(info: &XtInfo) -> String {
+    match info {
+        XtInfo::Statistic { mode: 0, .. } => return "xt statistic --mode random".into(),
+        XtInfo::Statistic { mode: 1, .. } => {
+            return "xt statistic --mode nth (the count of earlier packets)".into()
+        }
+        XtInfo::String { pattern, .. } => {
+            return format!("xt string {pattern:?} (the packet's payload)")
+        }
+        XtInfo::Socket { .. } => {
+            return "xt socket (whether a matching socket exists when the packet arrives)".into()
+        }
+        XtInfo::Mac { .. } => return "xt mac (the peer's MAC address is not known)".into(),
+        XtInfo::Length { .. } => return "xt length (the UDP payload length is not given)".into(),
+        _ => {}
+    }
     let v = serde_json::to_value(info).ok();
     let kind = v
         .as_ref()

@@ -96,7 +96,7 @@ fn as_probe(p: &OutProbe) -> Probe {
     }
 }
 
-fn run_output(p: &Program, r: &RouteIndex, path: &[Entry], probe: &OutProbe) -> Out {
+fn run_output(p: &Program, r: &RouteIndex, path: &Path, probe: &OutProbe) -> Out {
     let pr = as_probe(probe);
     if let Err(e) = probe.validate() {
         return invalid(&pr, format!("invalid probe: {e}"));
@@ -139,7 +139,7 @@ fn run_output(p: &Program, r: &RouteIndex, path: &[Entry], probe: &OutProbe) -> 
 pub(in crate::eval) fn explain_output(
     p: &Program,
     r: &RouteIndex,
-    path: &[Entry],
+    path: &Path,
     probe: &OutProbe,
 ) -> Answer {
     to_answer(p, run_output(p, r, path, probe))
@@ -149,7 +149,7 @@ pub(in crate::eval) fn explain_output(
 pub(in crate::eval) fn output_verdict(
     p: &Program,
     r: &RouteIndex,
-    path: &[Entry],
+    path: &Path,
     probe: &OutProbe,
 ) -> Verdict {
     final_verdict(&run_output(p, r, path, probe))
@@ -275,6 +275,7 @@ impl Ctx<'_> {
         s.group = None;
         s.sp = 0;
         s.alive = None;
+        s.orders.clear();
         s.pkttype = 0;
         // The conntrack entry and NAT bindings exist (confirmed in
         // postrouting); loopback_xmit leaves a zeroed Ethernet header.
@@ -363,7 +364,7 @@ impl Ctx<'_> {
     /// `masquerade` (postrouting NAT): source NAT to the output device's
     /// first address of the family (`inet_select_addr`; for IPv6 source
     /// address selection is approximated the same way); no address: drop.
-    pub(super) fn masquerade(&self, st: &mut St, proto: Option<(u8, u8)>) -> Flow {
+    pub(super) fn masquerade(&self, st: &mut St, proto: Option<NatArg<u16>>) -> Flow {
         let Some(dev) = self.out_dev(st) else {
             return Flow::Unknown("masquerade outside postrouting".into());
         };
@@ -372,8 +373,8 @@ impl Ctx<'_> {
         };
         let poff = st.pkt.transport();
         let port = match proto {
-            Some((lo, hi)) => {
-                let (Some(x), Some(y)) = (st.read_port(lo), st.read_port(hi)) else {
+            Some(arg) => {
+                let Some((x, y)) = st.nat_ports(arg) else {
                     return Flow::Unknown("the masquerade port is not known".into());
                 };
                 match st.pkt.port_at(poff) {

@@ -8,7 +8,7 @@ use super::{
     AddrMatch, IfaceMatch, IpPart, LegacyContents, LegacyFamily, LegacyRule, LegacyTable,
     LegacyTarget,
 };
-use crate::snapshot::xt::{Ports, XtInfo};
+use crate::snapshot::xt::{Ports, XtInfo, XtNatKind};
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -446,8 +446,90 @@ fn target_text(out: &mut String, t: &LegacyTarget, v6: bool) {
                 XtInfo::MarkSet { mark, mask, .. } => {
                     let _ = write!(out, " --set-xmark 0x{mark:x}/0x{mask:x}");
                 }
+                XtInfo::Nat {
+                    target,
+                    flags,
+                    addr,
+                    ports,
+                    ..
+                } => nat_text(out, *target, *flags, addr.as_ref(), ports.as_ref()),
+                XtInfo::Queue {
+                    num,
+                    total,
+                    bypass,
+                    fanout,
+                } => {
+                    if *total > 1 {
+                        let last = u32::from(*num) + u32::from(*total) - 1;
+                        let _ = write!(out, " --queue-balance {num}:{last}");
+                    } else {
+                        let _ = write!(out, " --queue-num {num}");
+                    }
+                    if *bypass {
+                        out.push_str(" --queue-bypass");
+                    }
+                    if *fanout {
+                        out.push_str(" --queue-cpu-fanout");
+                    }
+                }
                 other => out.push_str(&generic(other)),
             }
+        }
+    }
+}
+
+/// `--to-destination 10.0.0.5:80`, `--to-source`, `--to-ports 22` and the
+/// NAT flags, as iptables writes them.
+fn nat_text(
+    out: &mut String,
+    target: XtNatKind,
+    flags: u32,
+    addr: Option<&[IpAddr; 2]>,
+    ports: Option<&Ports>,
+) {
+    let one = |a: &IpAddr| match a {
+        IpAddr::V6(_) if ports.is_some() => format!("[{a}]"),
+        _ => a.to_string(),
+    };
+    let addrs = addr.map(|[a, b]| {
+        if a == b {
+            one(a)
+        } else {
+            format!("{}-{}", one(a), one(b))
+        }
+    });
+    let ports = ports.map(|[a, b]| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        }
+    });
+    match target {
+        XtNatKind::Dnat | XtNatKind::Snat => {
+            let opt = if target == XtNatKind::Dnat {
+                "--to-destination"
+            } else {
+                "--to-source"
+            };
+            let _ = write!(out, " {opt} {}", addrs.unwrap_or_default());
+            if let Some(p) = ports {
+                let _ = write!(out, ":{p}");
+            }
+        }
+        XtNatKind::Redirect | XtNatKind::Masquerade => {
+            if let Some(p) = ports {
+                let _ = write!(out, " --to-ports {p}");
+            }
+        }
+    }
+    for (bit, opt) in [
+        (4, "--random"),
+        (0x10, "--random-fully"),
+        (8, "--persistent"),
+    ] {
+        if flags & bit != 0 {
+            let _ = write!(out, " {opt}");
         }
     }
 }
