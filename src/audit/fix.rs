@@ -392,6 +392,21 @@ fn place(d: &DecidedBy, rule: NewRule) -> Change {
     }
 }
 
+/// Why no fix is offered when a legacy iptables table decided: fixes are
+/// nftables changes (or firewalld, ufw commands), proven on the snapshot.
+fn legacy_refusal(d: &DecidedBy) -> Result<(), String> {
+    let table = match d {
+        DecidedBy::Rule(r) => &r.table,
+        DecidedBy::Policy(p) => &p.table,
+    };
+    if crate::snapshot::legacy::LegacyTable::is_eval_name(table) {
+        return Err(format!(
+            "decided by the legacy table {table}: fixes are offered for nftables only; change the legacy rules (or the tool that writes them, e.g. ferm)"
+        ));
+    }
+    Ok(())
+}
+
 fn table_family(d: &DecidedBy) -> Family {
     match d {
         DecidedBy::Rule(r) => r.family,
@@ -678,6 +693,7 @@ pub(crate) fn open_inbound(
         "no single rule refuses this traffic (forwarded after NAT?): check the nat chains"
             .to_string()
     })?;
+    legacy_refusal(d)?;
     let fam = table_family(d);
     let mut changes = Vec::new();
     for a in accesses.iter().filter(|a| family_fits(fam, &a.sources)) {
@@ -707,6 +723,9 @@ pub(crate) fn close_inbound(
     proto: Proto,
     accesses: &[Access],
 ) -> Result<Vec<Plan>, String> {
+    if let Some(d) = decided_by {
+        legacy_refusal(d)?;
+    }
     let zones = all_ifaces(accesses);
     let mut plans = Vec::new();
     if let (Some(DecidedBy::Rule(r)), true) = (decided_by, delete_ok) {
@@ -798,6 +817,7 @@ pub(crate) fn open_outbound(
     peers: &Peers,
     ports: &PortSet,
 ) -> Result<Plan, String> {
+    legacy_refusal(blocker)?;
     let fam = table_family(blocker);
     let mut targets: Vec<Option<AddrSet>> = Vec::new();
     if peers.v4.is_all() && peers.v6.is_all() {
@@ -825,13 +845,14 @@ pub(crate) fn open_outbound(
 /// The candidate for replies of an outbound connection that the input path
 /// refuses: accept established and related packets before the refusing
 /// rule (or at the end of the refusing policy's chain).
-pub(crate) fn accept_replies(manager: Manager, blocker: &DecidedBy) -> Plan {
-    plan(
+pub(crate) fn accept_replies(manager: Manager, blocker: &DecidedBy) -> Result<Plan, String> {
+    legacy_refusal(blocker)?;
+    Ok(plan(
         manager,
         vec![place(blocker, NewRule::established_related())],
         &[],
         false,
-    )
+    ))
 }
 
 #[cfg(test)]

@@ -188,7 +188,15 @@ impl Evidence {
     /// The evidence for a rule or policy that decided a verdict.
     pub fn decided_by(snapshot: &Snapshot, d: &DecidedBy) -> Evidence {
         Evidence::from_decider(d, |r| {
-            rule_text_of(snapshot, r.family, &r.table, &r.chain, r.handle)
+            rule_text_of(snapshot, r.family, &r.table, &r.chain, r.handle).or_else(|| {
+                crate::snapshot::legacy::rule_line(
+                    &snapshot.legacy,
+                    r.family,
+                    &r.table,
+                    &r.chain,
+                    r.handle,
+                )
+            })
         })
     }
 
@@ -314,6 +322,9 @@ fn rule_text_of(
 /// ruleset (and of its sets) for each.
 pub(crate) struct RuleTexts<'a> {
     tables: HashMap<(Family, &'a str), TableRules<'a>>,
+    /// The legacy iptables tables (their rules written as
+    /// `iptables-save` does).
+    legacy: &'a [crate::snapshot::legacy::LegacyTable],
 }
 
 /// One table's renderer and its rules by chain and handle.
@@ -341,7 +352,10 @@ impl<'a> RuleTexts<'a> {
                 ((t.family, t.name.as_str()), (TableText::new(t), rules))
             })
             .collect();
-        RuleTexts { tables }
+        RuleTexts {
+            tables,
+            legacy: &snapshot.legacy,
+        }
     }
 
     /// A rule of the snapshot.
@@ -353,7 +367,15 @@ impl<'a> RuleTexts<'a> {
     /// [`Evidence::decided_by`], from the index.
     pub fn evidence(&self, d: &DecidedBy) -> Evidence {
         Evidence::from_decider(d, |r| {
-            let (tt, rules) = self.tables.get(&(r.family, r.table.as_str()))?;
+            let Some((tt, rules)) = self.tables.get(&(r.family, r.table.as_str())) else {
+                return crate::snapshot::legacy::rule_line(
+                    self.legacy,
+                    r.family,
+                    &r.table,
+                    &r.chain,
+                    r.handle,
+                );
+            };
             let rule = rules.get(&(r.chain.as_str(), r.handle))?;
             Some(tt.rule_text(rule, &|_| None))
         })

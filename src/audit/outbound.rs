@@ -336,7 +336,7 @@ fn blocked_one(
         }
         let claim = OwnedClaim::Outbound { proto, conns };
         let plan = if reply {
-            Ok(fix::accept_replies(ctx.manager, &d))
+            fix::accept_replies(ctx.manager, &d)
         } else {
             fix::open_outbound(ctx.manager, &d, r.proto, &bpeers, &ports)
         };

@@ -1064,8 +1064,9 @@ pub(super) struct Program {
     /// This program's identity, for what evaluation remembers between
     /// probes. Changing the chains' indexes after a probe needs a new one.
     pub id: ProgId,
-    /// Where legacy iptables tables could decide (not evaluated: answers
-    /// passing them are unknown).
+    /// Where legacy iptables tables that could not be evaluated (not read,
+    /// or of a name without known priorities) could decide: answers
+    /// passing them are unknown. The others are compiled as chains.
     pub legacy: Vec<crate::snapshot::legacy::LegacyPoint>,
     /// Why legacy tables could not be listed (answers assume none).
     pub legacy_unlisted: Vec<crate::snapshot::legacy::LegacyUnlisted>,
@@ -1783,6 +1784,10 @@ impl Program {
     }
 
     pub fn new(snap: &Snapshot) -> Program {
+        // The legacy iptables tables, as chains of this model, after the
+        // nf_tables ones.
+        let legacy: Vec<Table> = snap.legacy.iter().filter_map(|t| t.to_table()).collect();
+        let all: Vec<&Table> = snap.tables.iter().chain(&legacy).collect();
         let mut prog = Program {
             legacy: snap.legacy.iter().flat_map(|t| t.deciding()).collect(),
             legacy_unlisted: snap.legacy_unlisted.clone(),
@@ -1793,7 +1798,7 @@ impl Program {
         let mut set_klen = Vec::new();
         let mut set_dlen = Vec::new();
         // First pass: number tables, chains and sets.
-        for (ti, t) in snap.tables.iter().enumerate() {
+        for (ti, t) in all.iter().enumerate() {
             prog.tables.push(TableInfo {
                 family: t.family,
                 name: t.name.clone(),
@@ -1820,11 +1825,10 @@ impl Program {
         }
         // Second pass: compile sets and rules, each on its own (a big set,
         // thousands of rules: shared out between the cores).
-        let ctxs: Vec<Ctx<'_>> = snap
-            .tables
+        let ctxs: Vec<Ctx<'_>> = all
             .iter()
             .enumerate()
-            .map(|(ti, t)| Ctx {
+            .map(|(ti, &t)| Ctx {
                 table: ti as u32,
                 t,
                 chain_ids: &chain_ids,
@@ -1902,8 +1906,8 @@ impl Program {
             prog.number_indexes(built);
         }
         prog.paths = [
-            build_path(snap, &chain_ids, false),
-            build_path(snap, &chain_ids, true),
+            build_path(&all, &chain_ids, false),
+            build_path(&all, &chain_ids, true),
         ];
         prog.inert = super::order::inert_chains(&prog.chains);
         prog
@@ -1990,7 +1994,7 @@ fn compile_set(ctx: &Ctx<'_>, s: &crate::snapshot::Set, klen: usize, dlen: usize
 
 /// Orders the base chains a packet of one family meets on its way in.
 fn build_path(
-    snap: &Snapshot,
+    tables: &[&Table],
     chain_ids: &HashMap<(u32, &str), u32>,
     v6: bool,
 ) -> super::order::Path {
@@ -1998,7 +2002,7 @@ fn build_path(
     let mut items: Vec<Item> = Vec::new();
     let mut nat: [Vec<(i32, usize, u32)>; 2] = [Vec::new(), Vec::new()];
     let mut created = 0usize;
-    for (ti, t) in snap.tables.iter().enumerate() {
+    for (ti, t) in tables.iter().enumerate() {
         for c in &t.chains {
             created += 1;
             let Some(b) = &c.base else { continue };

@@ -1951,18 +1951,25 @@ impl Collector<'_> {
                 self.out
                     .ports(Field::Dport, dport[0].min(dport[1]), dport[0].max(dport[1]));
             }
-            XtInfo::Multiport { ports, range, .. } => {
+            XtInfo::Multiport {
+                ports,
+                range,
+                flags,
+                ..
+            } => {
+                // 0 `--sports`, 1 `--dports`, 2 `--ports` (either).
+                let (sp, dp) = (*flags != 1, *flags != 0);
                 let mut i = 0;
                 while i < ports.len() {
-                    if range.get(i).copied().unwrap_or(false) && i + 1 < ports.len() {
-                        self.out.ports(Field::Dport, ports[i], ports[i + 1]);
-                        self.out.ports(Field::Sport, ports[i], ports[i + 1]);
-                        i += 2;
-                    } else {
-                        self.out.ports(Field::Dport, ports[i], ports[i]);
-                        self.out.ports(Field::Sport, ports[i], ports[i]);
-                        i += 1;
+                    let is_range = range.get(i).copied().unwrap_or(false) && i + 1 < ports.len();
+                    let to = if is_range { ports[i + 1] } else { ports[i] };
+                    if dp {
+                        self.out.ports(Field::Dport, ports[i], to);
                     }
+                    if sp {
+                        self.out.ports(Field::Sport, ports[i], to);
+                    }
+                    i += if is_range { 2 } else { 1 };
                 }
             }
             XtInfo::Addrtype { .. } => {

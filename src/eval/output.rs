@@ -168,7 +168,11 @@ fn build(snap: &Snapshot, ids: &HashMap<(u32, &str), u32>, v6: bool) -> Path {
     let mut nat: [Vec<(i32, usize, u32)>; 2] = [Vec::new(), Vec::new()];
     let mut egress: Vec<(u32, Box<[String]>)> = Vec::new();
     let mut created = 0usize;
-    for (ti, t) in snap.tables.iter().enumerate() {
+    // The legacy iptables tables after the nf_tables ones, numbered as
+    // `Program::new` numbers them.
+    let legacy: Vec<crate::snapshot::Table> =
+        snap.legacy.iter().filter_map(|t| t.to_table()).collect();
+    for (ti, t) in snap.tables.iter().chain(&legacy).enumerate() {
         for c in &t.chains {
             created += 1;
             let Some(b) = &c.base else { continue };

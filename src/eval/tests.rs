@@ -1471,13 +1471,13 @@ fn interfaces_are_told_apart_exactly_where_rules_do() {
 }
 
 /// A legacy table `name` (IPv4 unless `v6`) with one chain at `hook`
-/// holding `rules` rules.
+/// holding `rules`, policy ACCEPT.
 fn legacy_table(
     v6: bool,
     name: &str,
     chain: &str,
     hook: crate::snapshot::Hook,
-    rules: u32,
+    rules: Vec<crate::snapshot::legacy::LegacyRule>,
 ) -> crate::snapshot::legacy::LegacyTable {
     use crate::snapshot::legacy::*;
     LegacyTable {
@@ -1488,7 +1488,7 @@ fn legacy_table(
         },
         name: name.into(),
         contents: LegacyContents::Read {
-            entries: 2 + rules,
+            entries: 2 + rules.len() as u32,
             chains: vec![LegacyChain {
                 name: chain.into(),
                 hook,
@@ -1501,81 +1501,158 @@ fn legacy_table(
     }
 }
 
+/// A legacy rule: `[-s src] [-p tcp -m tcp --dport port] -j target`.
+fn legacy_rule(
+    src: Option<&str>,
+    dport: Option<u16>,
+    target: crate::snapshot::legacy::LegacyTarget,
+) -> crate::snapshot::legacy::LegacyRule {
+    use crate::snapshot::legacy::*;
+    use crate::snapshot::xt::XtInfo;
+    let mut ip = IpPart {
+        src: src.map(|a| AddrMatch {
+            addr: a.parse().unwrap(),
+            mask: "255.255.255.255".parse().unwrap(),
+            invert: false,
+        }),
+        ..IpPart::default()
+    };
+    let mut matches = Vec::new();
+    if let Some(p) = dport {
+        ip.proto = Some(ProtoMatch {
+            proto: 6,
+            invert: false,
+        });
+        // struct xt_tcp: sport[2], dport[2], option, flg_mask, flg_cmp, invflags.
+        let mut b = Vec::new();
+        for x in [0, 65535, p, p] {
+            b.extend(u16::to_ne_bytes(x));
+        }
+        b.extend([0, 0, 0, 0]);
+        let info = crate::snapshot::xt::decode_match("tcp", 0, &b, false);
+        assert!(matches!(info, XtInfo::Tcp { .. }));
+        matches.push(LegacyMatch {
+            name: "tcp".into(),
+            rev: 0,
+            info,
+        });
+    }
+    LegacyRule {
+        ip,
+        matches,
+        target,
+    }
+}
+
 #[test]
-fn legacy_chains_make_the_answers_that_pass_them_unknown() {
+fn legacy_chains_are_evaluated_at_their_hooks() {
+    use crate::snapshot::legacy::{LegacyContents, LegacyFamily, LegacyTable, LegacyTarget};
     use crate::snapshot::Hook;
     let mut snap = Snapshot::default();
-    snap.legacy
-        .push(legacy_table(false, "filter", "OUTPUT", Hook::Output, 3));
     snap.legacy.push(legacy_table(
         false,
-        "nat",
+        "filter",
+        "OUTPUT",
+        Hook::Output,
+        vec![legacy_rule(None, Some(443), LegacyTarget::Drop)],
+    ));
+    snap.legacy.push(legacy_table(
+        false,
+        "mangle",
         "PREROUTING",
         Hook::Prerouting,
-        1,
+        vec![legacy_rule(Some("10.99.0.3"), None, LegacyTarget::Drop)],
     ));
     let e = Evaluator::new(&snap, topology());
-    // Inbound: the nat table's PREROUTING is passed by a new connection...
-    let a = tcp(&e, "10.99.0.2", "10.99.0.1", 22);
-    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
-    let why = a.reason.as_deref().unwrap();
-    assert!(
-        why.contains("legacy iptables table nat (IPv4) has 1 rule in PREROUTING"),
-        "{why}"
+    // Inbound: mangle PREROUTING drops one source, lets the others on.
+    let a = tcp(&e, "10.99.0.3", "10.99.0.1", 22);
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert_eq!(
+        a.decided_by.as_ref().unwrap().to_string(),
+        "table ip mangle (iptables-legacy) chain PREROUTING rule handle 1"
     );
-    assert!(!why.contains("OUTPUT"), "{why}");
-    // ...not by a packet of an established one (nat tables see first packets only).
-    let mut p = probe(&e, L4::Tcp, "10.99.0.2", "10.99.0.1", 22);
-    p.established = true;
-    assert_eq!(e.explain(&p).verdict, Verdict::Accept);
+    assert_eq!(a.trace[0].priority, -150, "{a:#?}");
+    assert_eq!(
+        tcp(&e, "10.99.0.2", "10.99.0.1", 22).verdict,
+        Verdict::Accept
+    );
     // IPv6 has no legacy table.
     assert_eq!(
         tcp(&e, "fd00:99::2", "fd00:99::1", 22).verdict,
         Verdict::Accept
     );
-    // Outbound: the filter table's OUTPUT is passed.
-    let out = OutProbe::new(
-        L4::Tcp,
-        "10.99.0.1".parse().unwrap(),
-        "10.0.0.10".parse().unwrap(),
-        40000,
-        443,
-    );
-    let a = e.explain_output(&out);
+    // Outbound: the filter table's OUTPUT drops 443 only.
+    let out = |port| {
+        OutProbe::new(
+            L4::Tcp,
+            "10.99.0.1".parse().unwrap(),
+            "10.0.0.10".parse().unwrap(),
+            40000,
+            port,
+        )
+    };
+    let a = e.explain_output(&out(443));
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert_eq!(e.output_verdict(&out(443)), Verdict::Drop);
+    assert_eq!(e.output_verdict(&out(80)), Verdict::Accept);
+    // A table the kernel lists but will not give: unknown where it hooks,
+    // but a nat table is not seen by an established connection's packets.
+    snap.legacy.push(LegacyTable {
+        family: LegacyFamily::Ipv4,
+        name: "nat".into(),
+        contents: LegacyContents::Unreadable {
+            reason: "Operation not permitted".into(),
+        },
+    });
+    let e = Evaluator::new(&snap, topology());
+    let a = tcp(&e, "10.99.0.2", "10.99.0.1", 22);
     assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
-    assert!(
-        a.reason
-            .as_deref()
-            .unwrap()
-            .contains("legacy iptables table filter (IPv4) has 3 rules in OUTPUT"),
-        "{a:#?}"
-    );
-    assert_eq!(e.output_verdict(&out), Verdict::Unknown);
+    assert!(a
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("legacy iptables table nat (IPv4) could not be read (Operation not permitted)"));
+    let mut p = probe(&e, L4::Tcp, "10.99.0.2", "10.99.0.1", 22);
+    p.established = true;
+    assert_eq!(e.explain(&p).verdict, Verdict::Accept);
 }
 
 #[test]
-fn a_drop_before_the_legacy_chain_stays_decided() {
+fn a_legacy_drop_after_nf_tables_accepts_decides() {
+    use crate::snapshot::legacy::LegacyTarget;
     use crate::snapshot::Hook;
     let mut snap = snapshot("backup-host-basic");
-    snap.legacy
-        .push(legacy_table(false, "security", "INPUT", Hook::Input, 1));
+    snap.legacy.push(legacy_table(
+        false,
+        "security",
+        "INPUT",
+        Hook::Input,
+        vec![legacy_rule(None, None, LegacyTarget::Drop)],
+    ));
     let plain = Evaluator::new(&snapshot("backup-host-basic"), topology());
     let e = Evaluator::new(&snap, topology());
-    // Every probe nf_tables drops or rejects in a chain that runs before the
-    // security table (input priority 50) keeps its answer; an accepted one
-    // becomes unknown.
+    // Every IPv4 probe nf_tables accepts is dropped by the security table
+    // (input priority 50); one dropped or rejected before it keeps its
+    // answer; IPv6 is unchanged.
     let mut seen = (0, 0);
     for p in grid(&plain) {
         let (a, b) = (plain.explain(&p), e.explain(&p));
         match a.verdict {
             Verdict::Accept if !p.is_v6() => {
-                assert_eq!(b.verdict, Verdict::Unknown, "{p:?}");
+                assert_eq!(b.verdict, Verdict::Drop, "{p:?}");
+                assert!(b
+                    .decided_by
+                    .as_ref()
+                    .unwrap()
+                    .to_string()
+                    .contains("security (iptables-legacy) chain INPUT"));
                 seen.0 += 1;
             }
             Verdict::Drop | Verdict::Reject if a.trace.last().is_some_and(|v| v.priority < 50) => {
                 assert_eq!(b.verdict, a.verdict, "{p:?}");
                 seen.1 += 1;
             }
+            _ if p.is_v6() => assert_eq!(b.verdict, a.verdict, "{p:?}"),
             _ => {}
         }
     }
@@ -1612,12 +1689,13 @@ fn unlisted_legacy_tables_are_an_assumption_of_their_family() {
 }
 
 /// A packet the routing decision drops has passed every prerouting chain,
-/// legacy ones of any priority included, and no input chain: a legacy
-/// mangle PREROUTING table that could decide makes the drop unknown, a
-/// legacy INPUT table does not.
+/// legacy ones included, and no input chain: a legacy mangle PREROUTING
+/// rule that drops it decides before routing, a legacy INPUT rule is
+/// never reached.
 #[test]
 fn a_routing_drop_has_passed_legacy_prerouting_but_not_input() {
     use crate::host::RpFilter::Strict;
+    use crate::snapshot::legacy::LegacyTarget;
     use crate::snapshot::Hook;
     let mut r = topology();
     r.interfaces[1].rp_filter = Strict;
@@ -1634,8 +1712,13 @@ fn a_routing_drop_has_passed_legacy_prerouting_but_not_input() {
         e.explain(&p)
     };
     let mut snap = snapshot("backup-host-basic");
-    snap.legacy
-        .push(legacy_table(false, "filter", "INPUT", Hook::Input, 2));
+    snap.legacy.push(legacy_table(
+        false,
+        "filter",
+        "INPUT",
+        Hook::Input,
+        vec![legacy_rule(None, None, LegacyTarget::Accept)],
+    ));
     let a = probe_on_pub(&snap);
     assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
     assert_eq!(routing(&a).1, Some(RoutingCheck::RpFilter));
@@ -1644,16 +1727,15 @@ fn a_routing_drop_has_passed_legacy_prerouting_but_not_input() {
         "mangle",
         "PREROUTING",
         Hook::Prerouting,
-        1,
+        vec![legacy_rule(Some("10.0.0.10"), None, LegacyTarget::Drop)],
     ));
     let a = probe_on_pub(&snap);
-    assert_eq!(a.verdict, Verdict::Unknown, "{a:#?}");
-    let why = a.reason.as_deref().unwrap();
-    assert!(
-        why.contains("table mangle (IPv4) has 1 rule in PREROUTING"),
-        "{why}"
+    assert_eq!(a.verdict, Verdict::Drop, "{a:#?}");
+    assert_eq!(routing(&a).1, None, "{a:#?}");
+    assert_eq!(
+        a.decided_by.as_ref().unwrap().to_string(),
+        "table ip mangle (iptables-legacy) chain PREROUTING rule handle 1"
     );
-    assert!(!why.contains("INPUT"), "{why}");
 }
 
 /// `blackhole 203.0.113.0/24`: a route back that loose reverse-path

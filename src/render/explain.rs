@@ -1,5 +1,6 @@
 //! `portwarden explain`'s text: the verdict, the deciding rule as nft
-//! lists it (or the routing step that dropped the packet), NAT, the chains
+//! lists it (a legacy iptables rule as `iptables-save` writes it; or the
+//! routing step that dropped the packet), NAT, the chains
 //! traversed, assumptions and reasons.
 
 use crate::eval::{Answer, DecidedBy, Probe, Via};
@@ -42,6 +43,15 @@ pub fn text(snap: &Snapshot, routes: &Routes, probe: &Probe, a: &Answer) -> Stri
                         .map(|x| x.name.clone())
                 };
                 let _ = writeln!(s, "  {}", rule_text(t, rule, &names));
+            } else if let Some(line) = crate::snapshot::legacy::rule_line(
+                &snap.legacy,
+                r.family,
+                &r.table,
+                &r.chain,
+                r.handle,
+            ) {
+                // A legacy iptables rule, as iptables-save writes it.
+                let _ = writeln!(s, "  {line}");
             }
         }
         Some(d @ DecidedBy::Policy(_)) => {

@@ -33,8 +33,8 @@ pub struct Snapshot {
     /// Every table, in the kernel's dump order.
     pub tables: Vec<Table>,
     /// The legacy iptables and ip6tables tables of the namespace (x_tables,
-    /// outside nf_tables): their chains' rule counts and policies, not
-    /// their rules. See [`legacy`].
+    /// outside nf_tables): their chains, policies and decoded rules. See
+    /// [`legacy`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legacy: Vec<legacy::LegacyTable>,
     /// Why the legacy tables of a family could not be listed (e.g. the

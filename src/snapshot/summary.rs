@@ -36,45 +36,37 @@ impl fmt::Display for Summary<'_> {
     }
 }
 
-/// A legacy iptables table: one line, then one per chain.
+/// A legacy iptables table: one line, then its rules as `iptables-save`
+/// writes them.
 fn legacy(f: &mut fmt::Formatter<'_>, t: &LegacyTable) -> fmt::Result {
-    let deciding = t.deciding();
     write!(f, "legacy iptables table {} ({})", t.name, t.family)?;
     match &t.contents {
         LegacyContents::Unreadable { reason } => {
             return writeln!(f, ": could not be read ({reason}); not evaluated");
         }
-        LegacyContents::Read { entries, .. } => writeln!(
-            f,
-            ": {entries} kernel entries{}",
-            if deciding.is_empty() {
-                "; empty, changes nothing"
-            } else {
-                "; rules not evaluated: answers passing its chains with rules or a DROP policy are unknown"
-            }
-        )?,
-    }
-    if let LegacyContents::Read {
-        chains,
-        user_chains,
-        ..
-    } = &t.contents
-    {
-        for c in chains {
-            write!(f, "  chain {}: hook {}", c.name, c.hook)?;
-            if let Some(p) = c.priority {
-                write!(f, " priority {p}")?;
-            }
+        LegacyContents::Read {
+            entries, chains, ..
+        } => {
+            let rules: usize = chains.iter().map(|c| c.rules.len()).sum();
+            let empty = chains.iter().all(|c| !c.can_decide());
             writeln!(
                 f,
-                " policy {}, {} rules",
-                super::legacy::policy_name(c.policy),
-                c.rules
+                ": {entries} kernel entries, {rules} rules in built-in chains{}",
+                if empty {
+                    "; empty, changes nothing"
+                } else {
+                    ""
+                }
             )?;
+            for c in chains {
+                if let Some(p) = c.priority {
+                    writeln!(f, "  # {}: hook {} priority {p}", c.name, c.hook)?;
+                }
+            }
         }
-        for c in user_chains {
-            writeln!(f, "  chain {}, {} rules", c.name, c.rules)?;
-        }
+    }
+    for line in super::legacy::save::table_text(t).lines() {
+        writeln!(f, "  {line}")?;
     }
     Ok(())
 }

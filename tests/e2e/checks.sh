@@ -115,12 +115,13 @@ cp "$cfg.good" "$cfg"
 rm -f "$cfg.good" "$cfg.broken"
 
 # A legacy iptables rule (as ferm would add): the hardened service lists the
-# legacy tables (group root reads their names; an IPv4 socket asks x_tables)
-# and names the table in the report instead of answering for nf_tables alone.
-/usr/sbin/iptables-legacy -A INPUT -p tcp --dport 9999 -j DROP
+# legacy tables (group root reads their names; an IPv4 socket asks x_tables),
+# evaluates the rule, and reports the ssh port it drops (nf_tables alone
+# accepts it) as a missing opening decided by the legacy table.
+/usr/sbin/iptables-legacy -A INPUT -p tcp --dport 22 -j DROP
 systemctl restart portwarden
 check active-with-legacy-rule wait_state active 20
-check legacy-table-named grep -q "legacy iptables table filter (IPv4) has 1 rule in INPUT" /run/portwarden/report.json
+check legacy-table-named grep -q "refused by table ip filter (iptables-legacy) chain INPUT rule handle 1" /run/portwarden/report.json
 /usr/sbin/iptables-legacy -F INPUT
 systemctl restart portwarden
 

@@ -1,9 +1,11 @@
-//! Legacy iptables tables in answers: an answer whose packet passes a hook
-//! where a legacy table could decide (a chain with rules, or a policy
-//! other than ACCEPT; see [`crate::snapshot::legacy::LegacyTable::deciding`])
-//! is `unknown`, and its reason names the table. Their rules are not
-//! evaluated yet: any of them could drop, or mark or translate the packet
-//! for a later nf_tables chain.
+//! Legacy iptables tables that are not evaluated in answers. Tables read
+//! are compiled as chains of their own ([`crate::snapshot::legacy::LegacyTable::to_table`])
+//! and run with the nf_tables ones; this handles the rest: an answer whose
+//! packet passes a hook where a table the kernel would not give (or one of
+//! a name without known priorities) could decide is `unknown`, and its
+//! reason names the table (see
+//! [`crate::snapshot::legacy::LegacyTable::deciding`]): any of its rules
+//! could drop, or mark or translate the packet for a later chain.
 //!
 //! "Passes" follows the path's order: for a packet that is accepted (or
 //! whose verdict is already unknown) every hook of its path; for one

@@ -1,15 +1,24 @@
 //! Legacy iptables tables (`iptables-legacy`, `ip6tables-legacy`): what the
 //! kernel's x_tables hold besides nf_tables.
 //!
-//! Only their shape is read so far: which tables exist, and for each
-//! built-in chain how many rules it holds and its policy. The rules
-//! themselves are not decoded or evaluated; an answer whose packet passes a
-//! hook where a legacy table could decide is `unknown` and names the table
-//! (see [`LegacyTable::deciding`]). docs/legacy-iptables.md says more.
+//! Every rule is decoded ([`LegacyRule`]): its header part (addresses,
+//! interfaces, protocol), its matches and its target, the matches and
+//! targets with the same xt decoding as iptables-nft's compat expressions
+//! ([`super::xt`]). The evaluator runs them as chains of its own model
+//! ([`LegacyTable::to_table`]), at the legacy table's hooks and priorities,
+//! together with the nf_tables chains; `dump` shows them as
+//! `iptables-save` would ([`save`]). A table the kernel lists but will not
+//! give makes the answers passing its hooks `unknown` (see
+//! [`LegacyTable::deciding`]). docs/legacy-iptables.md says more.
 
+mod nft;
+pub mod save;
+
+use super::xt::XtInfo;
 use super::{Hook, Policy};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::net::IpAddr;
 
 /// The address family of a legacy table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -46,7 +55,7 @@ impl fmt::Display for LegacyFamily {
 }
 
 /// One legacy table of the network namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LegacyTable {
     /// IPv4 or IPv6.
     pub family: LegacyFamily,
@@ -58,7 +67,7 @@ pub struct LegacyTable {
 }
 
 /// What was read of a legacy table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum LegacyContents {
     /// The kernel gave its entries.
@@ -100,7 +109,7 @@ impl fmt::Display for LegacyUnlisted {
 }
 
 /// A built-in chain of a legacy table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LegacyChain {
     /// `INPUT`, `PREROUTING`... as iptables names it.
     pub name: String,
@@ -109,20 +118,142 @@ pub struct LegacyChain {
     /// The hook priority the kernel registers the table at (`None` for a
     /// table portwarden does not know by name).
     pub priority: Option<i32>,
-    /// Rules in the chain (not counting its policy).
-    pub rules: u32,
     /// The chain's policy.
     pub policy: Policy,
+    /// Rules in the chain, in order (not counting its policy).
+    #[serde(default)]
+    pub rules: Vec<LegacyRule>,
 }
 
 /// A user-defined chain of a legacy table (reached only by jumps from the
 /// built-in chains).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LegacyUserChain {
     /// Chain name.
     pub name: String,
-    /// Rules in the chain.
-    pub rules: u32,
+    /// Rules in the chain, in order (not counting its final RETURN).
+    #[serde(default)]
+    pub rules: Vec<LegacyRule>,
+}
+
+/// One legacy rule (`struct ipt_entry` / `ip6t_entry`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyRule {
+    /// The header part (`struct ipt_ip` / `ip6t_ip6`).
+    pub ip: IpPart,
+    /// The matches (`-m NAME ...`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<LegacyMatch>,
+    /// What the rule does when everything matches.
+    pub target: LegacyTarget,
+}
+
+/// The header part of a legacy rule. A field left out matches every
+/// packet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpPart {
+    /// `-s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<AddrMatch>,
+    /// `-d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst: Option<AddrMatch>,
+    /// `-i`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iniface: Option<IfaceMatch>,
+    /// `-o`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outiface: Option<IfaceMatch>,
+    /// `-p`: the IPv4 protocol, or the IPv6 upper-layer protocol (after
+    /// the extension headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<ProtoMatch>,
+    /// `-f` (IPv4): `Some(true)` matches second and later fragments only,
+    /// `Some(false)` (`! -f`) everything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fragment: Option<bool>,
+}
+
+/// An address with its mask, as `-s`/`-d` keep it: the packet's address
+/// ANDed with `mask` must equal `addr` (or not, with `invert`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrMatch {
+    /// The address.
+    pub addr: IpAddr,
+    /// The mask (any bit pattern; usually a prefix).
+    pub mask: IpAddr,
+    /// `!`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invert: bool,
+}
+
+/// An interface name, as `-i`/`-o` keep it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfaceMatch {
+    /// The name, without the `+`.
+    pub name: String,
+    /// `eth+`: every interface whose name starts with `name`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wildcard: bool,
+    /// `!`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invert: bool,
+}
+
+/// `-p`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtoMatch {
+    /// Protocol number (never 0: `-p all` is no test).
+    pub proto: u8,
+    /// `!`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invert: bool,
+}
+
+/// A match of a legacy rule (`struct xt_entry_match`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyMatch {
+    /// The extension's name (`tcp`, `conntrack`...).
+    pub name: String,
+    /// Its revision.
+    pub rev: u8,
+    /// Its options, decoded as iptables-nft's `xt match` ones are.
+    pub info: XtInfo,
+}
+
+/// The target of a legacy rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum LegacyTarget {
+    /// `-j ACCEPT`.
+    Accept,
+    /// `-j DROP`.
+    Drop,
+    /// `-j QUEUE` (userspace queue 0).
+    Queue,
+    /// `-j RETURN`.
+    Return,
+    /// `-j CHAIN`: a user chain, coming back after it.
+    Jump {
+        /// The user chain.
+        chain: String,
+    },
+    /// `-g CHAIN`: a user chain, not coming back.
+    Goto {
+        /// The user chain.
+        chain: String,
+    },
+    /// No `-j`: the next rule follows (counters only).
+    Fallthrough,
+    /// An extension target (`-j REJECT`, `-j DNAT`, `-j LOG`...).
+    Target {
+        /// Its name.
+        name: String,
+        /// Its revision.
+        rev: u8,
+        /// Its options, decoded as iptables-nft's `xt target` ones are.
+        info: XtInfo,
+    },
 }
 
 impl LegacyChain {
@@ -130,7 +261,7 @@ impl LegacyChain {
     /// rule or its policy is not ACCEPT. (An empty chain with policy ACCEPT
     /// lets every packet on, as if the table were not there.)
     pub fn can_decide(&self) -> bool {
-        self.rules > 0 || self.policy != Policy::Accept
+        !self.rules.is_empty() || self.policy != Policy::Accept
     }
 }
 
@@ -151,9 +282,11 @@ pub struct LegacyPoint {
 }
 
 impl LegacyTable {
-    /// The points where this table could change an answer: its chains
-    /// that hold rules or have a policy other than ACCEPT; every hook a
-    /// table of that name uses, when it could not be read.
+    /// The points where this table could change an answer without being
+    /// evaluated: every hook a table of that name uses, when it could not
+    /// be read; the chains that hold rules or a policy other than ACCEPT
+    /// of a table read but not known by name (no priority to run it at).
+    /// Tables read and known by name are evaluated ([`Self::to_table`]).
     pub fn deciding(&self) -> Vec<LegacyPoint> {
         let point = |hook, priority, why| LegacyPoint {
             family: self.family,
@@ -165,25 +298,14 @@ impl LegacyTable {
         match &self.contents {
             LegacyContents::Read { chains, .. } => chains
                 .iter()
-                .filter(|c| c.can_decide())
+                .filter(|c| c.priority.is_none() && c.can_decide())
                 .map(|c| {
-                    let what = match (c.rules, c.policy) {
-                        (0, p) => format!("policy {} in {}", policy_name(p), c.name),
-                        (1, Policy::Accept) => format!("1 rule in {}", c.name),
-                        (n, Policy::Accept) => format!("{n} rules in {}", c.name),
-                        (n, p) => format!(
-                            "{n} rule{} and policy {} in {}",
-                            if n == 1 { "" } else { "s" },
-                            policy_name(p),
-                            c.name
-                        ),
-                    };
                     point(
                         c.hook,
-                        c.priority,
+                        None,
                         format!(
-                            "legacy iptables table {} ({}) has {what}, not evaluated",
-                            self.name, self.family
+                            "legacy iptables table {} ({}) is not a table portwarden knows (no priority to run it at), its chain {} not evaluated",
+                            self.name, self.family, c.name
                         ),
                     )
                 })
@@ -206,6 +328,42 @@ impl LegacyTable {
             }
         }
     }
+}
+
+/// The `iptables-save` line of the legacy rule the evaluator knows as
+/// rule `handle` (its line number) of `chain` in table `table` (its
+/// [`LegacyTable::eval_name`]) of `family`.
+pub fn rule_line(
+    legacy: &[LegacyTable],
+    family: super::Family,
+    table: &str,
+    chain: &str,
+    handle: u64,
+) -> Option<String> {
+    let t = legacy.iter().find(|t| {
+        let fam = if t.family.is_v6() {
+            super::Family::Ip6
+        } else {
+            super::Family::Ip
+        };
+        fam == family && t.eval_name() == table
+    })?;
+    let LegacyContents::Read {
+        chains,
+        user_chains,
+        ..
+    } = &t.contents
+    else {
+        return None;
+    };
+    let rules = chains
+        .iter()
+        .map(|c| (&c.name, &c.rules))
+        .chain(user_chains.iter().map(|c| (&c.name, &c.rules)))
+        .find(|(n, _)| *n == chain)?
+        .1;
+    let r = rules.get(usize::try_from(handle.checked_sub(1)?).ok()?)?;
+    Some(save::rule_text(chain, r, t.family))
 }
 
 /// `ACCEPT`, `DROP`, as iptables writes a policy.
@@ -264,7 +422,27 @@ pub fn priority(table: &str, hook: Hook) -> Option<i32> {
 mod tests {
     use super::*;
 
-    fn filter(input_rules: u32, input_policy: Policy) -> LegacyTable {
+    fn drop_rule() -> LegacyRule {
+        LegacyRule {
+            ip: IpPart {
+                src: Some(AddrMatch {
+                    addr: "10.0.0.0".parse().unwrap(),
+                    mask: "255.255.255.0".parse().unwrap(),
+                    invert: true,
+                }),
+                iniface: Some(IfaceMatch {
+                    name: "eth".into(),
+                    wildcard: true,
+                    invert: false,
+                }),
+                ..IpPart::default()
+            },
+            matches: vec![],
+            target: LegacyTarget::Drop,
+        }
+    }
+
+    fn filter(input_rules: usize, input_policy: Policy) -> LegacyTable {
         let chain = |name: &str, hook, rules, policy| LegacyChain {
             name: name.into(),
             hook,
@@ -276,11 +454,16 @@ mod tests {
             family: LegacyFamily::Ipv4,
             name: "filter".into(),
             contents: LegacyContents::Read {
-                entries: 4 + input_rules,
+                entries: 4 + input_rules as u32,
                 chains: vec![
-                    chain("INPUT", Hook::Input, input_rules, input_policy),
-                    chain("FORWARD", Hook::Forward, 0, Policy::Accept),
-                    chain("OUTPUT", Hook::Output, 0, Policy::Accept),
+                    chain(
+                        "INPUT",
+                        Hook::Input,
+                        vec![drop_rule(); input_rules],
+                        input_policy,
+                    ),
+                    chain("FORWARD", Hook::Forward, vec![], Policy::Accept),
+                    chain("OUTPUT", Hook::Output, vec![], Policy::Accept),
                 ],
                 user_chains: vec![],
             },
@@ -288,24 +471,34 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_accepting_table_decides_nothing() {
+    fn a_read_table_is_evaluated_not_named() {
         assert!(filter(0, Policy::Accept).deciding().is_empty());
+        assert!(filter(12, Policy::Drop).deciding().is_empty());
+        let t = filter(2, Policy::Drop).to_table().unwrap();
+        assert_eq!(t.name, "filter (iptables-legacy)");
+        assert_eq!(t.family, crate::snapshot::Family::Ip);
+        let input = t.chain("INPUT").unwrap();
+        let base = input.base.as_ref().unwrap();
+        assert_eq!(
+            (base.hook, base.priority, base.policy),
+            (Hook::Input, 0, Policy::Drop)
+        );
+        assert_eq!(input.rules.len(), 2);
+        assert_eq!(input.rules[1].handle, 2);
     }
 
     #[test]
-    fn rules_or_a_drop_policy_are_named() {
-        let d = filter(12, Policy::Accept).deciding();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].hook, Hook::Input);
-        assert_eq!(
-            d[0].why,
-            "legacy iptables table filter (IPv4) has 12 rules in INPUT, not evaluated"
+    fn rules_are_written_as_iptables_save_does() {
+        let text = save::table_text(&filter(1, Policy::Drop));
+        assert!(
+            text.contains("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n"),
+            "{text}"
         );
-        let d = filter(0, Policy::Drop).deciding();
-        assert_eq!(
-            d[0].why,
-            "legacy iptables table filter (IPv4) has policy DROP in INPUT, not evaluated"
+        assert!(
+            text.contains("-A INPUT ! -s 10.0.0.0/24 -i eth+ -j DROP\n"),
+            "{text}"
         );
+        assert!(text.ends_with("COMMIT\n"), "{text}");
     }
 
     #[test]
@@ -344,5 +537,6 @@ mod tests {
             d.iter().map(|p| (p.hook, p.priority)).collect::<Vec<_>>(),
             [(Hook::Prerouting, Some(-300)), (Hook::Output, Some(-300))]
         );
+        assert!(t.to_table().is_none());
     }
 }
