@@ -722,25 +722,8 @@ fn ip6tables_legacy_ruleset_agrees_with_the_kernel() {
     dump_writes_what_save_writes(&t.host, "/usr/sbin/ip6tables-legacy-save", "IPv6", &[]);
 }
 
-/// ferm, as Debian ships it, applies its rules with iptables-legacy and
-/// ip6tables-legacy (it prefers the legacy tools): run inside the
-/// namespace, what it loads is read, evaluated, and agrees with the kernel.
-#[test]
-fn ferm_ruleset_agrees_with_the_kernel() {
-    if !have_legacy("ferm_ruleset_agrees_with_the_kernel") {
-        return;
-    }
-    if !std::path::Path::new("/usr/sbin/ferm").exists() {
-        eprintln!("skipping ferm_ruleset_agrees_with_the_kernel: ferm not installed (scripts/install-deps)");
-        return;
-    }
-    let t = Topology::new("lg-ferm");
-    t.peer
-        .ip(&["addr", "add", "192.0.2.66/24", "dev", PUBLIC.peer_if]);
-    let conf = std::env::temp_dir().join(format!("pw-ferm-{}.conf", std::process::id()));
-    std::fs::write(
-        &conf,
-        r#"domain (ip ip6) table filter {
+/// The ferm configuration both backends load.
+const FERM_CONF: &str = r#"domain (ip ip6) table filter {
     chain INPUT {
         policy DROP;
         mod state state INVALID DROP;
@@ -759,10 +742,50 @@ fn ferm_ruleset_agrees_with_the_kernel() {
     chain OUTPUT policy ACCEPT;
     chain FORWARD policy DROP;
 }
-"#,
-    )
-    .unwrap();
-    let out = run(t.host.cmd("/usr/sbin/ferm").arg(&conf));
+"#;
+
+/// Which tools ferm applies its rules with.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FermBackend {
+    /// iptables-legacy and ip6tables-legacy, which ferm prefers when they
+    /// are installed (as on Debian).
+    Legacy,
+    /// iptables and ip6tables as installed (Debian's alternatives:
+    /// iptables-nft), with the legacy tools hidden from ferm.
+    Nft,
+}
+
+/// Loads [`FERM_CONF`] with ferm into the host namespace, then checks
+/// explain against real packets from the peer.
+fn ferm_agrees_with_the_kernel(test: &str, tag: &str, backend: FermBackend) {
+    if !have_legacy(test) {
+        return;
+    }
+    if !std::path::Path::new("/usr/sbin/ferm").exists() {
+        eprintln!("skipping {test}: ferm not installed (scripts/install-deps)");
+        return;
+    }
+    let t = Topology::new(tag);
+    t.peer
+        .ip(&["addr", "add", "192.0.2.66/24", "dev", PUBLIC.peer_if]);
+    let conf = std::env::temp_dir().join(format!("pw-ferm-{}-{tag}.conf", std::process::id()));
+    std::fs::write(&conf, FERM_CONF).unwrap();
+    let ferm = format!(
+        "ip netns exec {} /usr/sbin/ferm {}",
+        t.host.name,
+        conf.display()
+    );
+    let out = match backend {
+        FermBackend::Legacy => run(t.host.cmd("/usr/sbin/ferm").arg(&conf)),
+        // ferm looks for `*tables-legacy*` first: in a private mount
+        // namespace of this command only, they are /dev/null (not
+        // executable), and ferm falls back to the tools as installed.
+        FermBackend::Nft => run(std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(format!(
+                "for f in /usr/sbin/*tables-legacy*; do mount --bind /dev/null \"$f\"; done; exec {ferm}"
+            ))),
+    };
     let _ = std::fs::remove_file(&conf);
     assert!(
         out.status.success(),
@@ -770,14 +793,40 @@ fn ferm_ruleset_agrees_with_the_kernel() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tables = legacy_tables(&t.host);
-    for (fam, rules) in [("ipv4", 7), ("ipv6", 8)] {
-        let f = table(&tables, fam, "filter");
-        assert_eq!(chain(f, "INPUT")["policy"], "drop", "{f:#}");
-        assert_eq!(
-            chain(f, "INPUT")["rules"].as_array().unwrap().len(),
-            rules,
-            "{f:#}"
-        );
+    match backend {
+        FermBackend::Legacy => {
+            for (fam, rules) in [("ipv4", 7), ("ipv6", 8)] {
+                let f = table(&tables, fam, "filter");
+                assert_eq!(chain(f, "INPUT")["policy"], "drop", "{f:#}");
+                assert_eq!(
+                    chain(f, "INPUT")["rules"].as_array().unwrap().len(),
+                    rules,
+                    "{f:#}"
+                );
+            }
+        }
+        FermBackend::Nft => {
+            // Nothing in the legacy tables; iptables-nft's tables instead.
+            assert!(
+                tables
+                    .iter()
+                    .all(|t| t["chains"].as_array().map_or(true, |c| c
+                        .iter()
+                        .all(|c| c["rules"].as_array().map_or(true, Vec::is_empty)))),
+                "{tables:#?}"
+            );
+            let dump = t.host.dump_json();
+            for fam in ["ip", "ip6"] {
+                assert!(
+                    dump["tables"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|t| t["family"] == fam && t["name"] == "filter"),
+                    "no {fam} filter table from iptables-nft"
+                );
+            }
+        }
     }
     let (pub4, priv4, pub6, priv6) = (PUBLIC.host4, PRIVATE.host4, PUBLIC.host6, PRIVATE.host6);
     let cases = [
@@ -803,9 +852,38 @@ fn ferm_ruleset_agrees_with_the_kernel() {
         ],
         "{a:#?}"
     );
-    assert!(a.iter().all(by_legacy), "{a:#?}");
-    dump_writes_what_save_writes(&t.host, "/usr/sbin/iptables-legacy-save", "IPv4", &[]);
-    dump_writes_what_save_writes(&t.host, "/usr/sbin/ip6tables-legacy-save", "IPv6", &[]);
+    match backend {
+        FermBackend::Legacy => {
+            assert!(a.iter().all(by_legacy), "{a:#?}");
+            dump_writes_what_save_writes(&t.host, "/usr/sbin/iptables-legacy-save", "IPv4", &[]);
+            dump_writes_what_save_writes(&t.host, "/usr/sbin/ip6tables-legacy-save", "IPv6", &[]);
+        }
+        FermBackend::Nft => assert!(!a.iter().any(by_legacy), "{a:#?}"),
+    }
+}
+
+/// ferm, as Debian ships it, applies its rules with iptables-legacy and
+/// ip6tables-legacy (it prefers the legacy tools): run inside the
+/// namespace, what it loads is read, evaluated, and agrees with the kernel.
+#[test]
+fn ferm_ruleset_agrees_with_the_kernel() {
+    ferm_agrees_with_the_kernel(
+        "ferm_ruleset_agrees_with_the_kernel",
+        "lg-ferm",
+        FermBackend::Legacy,
+    );
+}
+
+/// ferm's other backend: without the legacy tools it applies the same
+/// rules with iptables-nft (xt matches in nf_tables), and the answers are
+/// the same.
+#[test]
+fn ferm_with_iptables_nft_agrees_with_the_kernel() {
+    ferm_agrees_with_the_kernel(
+        "ferm_with_iptables_nft_agrees_with_the_kernel",
+        "lg-fermnft",
+        FermBackend::Nft,
+    );
 }
 
 /// A host whose only firewall is legacy iptables gets findings: a
