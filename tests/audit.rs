@@ -20,10 +20,9 @@ use portwarden::catalog::{Catalog, Direction, Scope};
 use portwarden::config::HostConfig;
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 // ---- no root needed: exit code 3 ----
 
@@ -121,35 +120,6 @@ fn check(receiver: &Netns, sender: &Netns, probes: &[Probe]) {
         probes.len(),
         bad.join("\n")
     );
-}
-
-/// Listening sockets held by a python process; killed (by its pid) on drop.
-struct Listeners(Child);
-
-impl Drop for Listeners {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts dual-stack listeners (`tcp/6162`, `udp/53`) in `ns`.
-fn listeners(ns: &Netns, specs: &[&str]) -> Listeners {
-    let mut child = ns
-        .cmd("python3")
-        .arg("-c")
-        .arg(common::LISTENERS)
-        .args(specs)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("python3 listeners");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    Listeners(child)
 }
 
 /// Extra peer addresses: a second one per link, beside .2 / ::2.
@@ -412,7 +382,7 @@ fn textbook_ruleset_missing_pieces_are_refused_and_the_rest_accepted() {
     let t = Topology::new("aud-basic");
     add_peer_addresses(&t);
     t.load_fixture("backup-host-basic.nft");
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2548"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2548"]);
     let cfg = config_file("basic", BASIC_CFG);
     let (report, code) = audit(&t, &cfg);
     assert_eq!(code, 2, "{report:#}");
@@ -468,7 +438,7 @@ fn partly_open_range_with_two_blockers_matches_the_kernel() {
     let t = Topology::new("aud-range");
     add_peer_addresses(&t);
     t.host.nft_text(RANGE_RULESET);
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
     let cfg = config_file("range", RANGE_CFG);
     let (report, _) = audit(&t, &cfg);
     // backup_server unbound: any source. 2500-5000 (legacy) minus 2500-2599,
@@ -531,7 +501,7 @@ fn default_accept_host_is_one_excess_finding_per_protocol() {
     let t = Topology::new("aud-open");
     add_peer_addresses(&t);
     t.host.nft_text(OPEN_RULESET);
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/8080"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/8080"]);
     let cfg = config_file("open", OPEN_CFG);
     let (report, code) = audit(&t, &cfg);
     assert_eq!(code, 2, "{report:#}");
@@ -612,7 +582,7 @@ fn firewalld_host_gets_firewall_cmd_fixes_and_matches_the_kernel() {
         PRIVATE.host_if,
     ]);
     t.load_fixture("firewalld-zones.nft");
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
     let cfg = config_file("fwd", FIREWALLD_CFG);
     let (report, _) = audit(&t, &cfg);
     let with_fix: Vec<&Value> = report["findings"]
@@ -654,7 +624,7 @@ fn ufw_host_gets_ufw_fixes_and_matches_the_kernel() {
     let t = Topology::new("aud-ufw");
     add_peer_addresses(&t);
     t.load_fixture("gen/ufw-host.sh");
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
     let cfg = config_file("ufw", UFW_CFG);
     let (report, _) = audit(&t, &cfg);
     // 3301-5000 from 192.0.2.2 is refused (only 10.0.0.10 may use 2500:5000).
@@ -700,7 +670,7 @@ fn outbound_blocked_is_what_the_kernel_blocks() {
     }
     let t = Topology::new("aud-out");
     t.host.nft_text(OUTBOUND_RULESET);
-    let _l = listeners(&t.host, &["tcp/2548"]);
+    let _l = common::listeners(&t.host, &["tcp/2548"]);
     let cfg = config_file("out", OUTBOUND_CFG);
     let (report, code) = audit(&t, &cfg);
     assert_eq!(code, 2, "{report:#}");
@@ -1045,7 +1015,7 @@ fn routed_two_interface_host_with_a_correct_ruleset_exits_0() {
         return;
     }
     let t = routed_topology("aud-routed");
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2548"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2548"]);
 
     // The backup server behind pw-priv, opened there only.
     t.host.nft_text(ROUTED_RULESET);
@@ -1213,7 +1183,7 @@ fn sources_the_reverse_path_filter_refuses_are_a_note_not_a_missing_opening() {
         return;
     }
     let t = routed_topology("aud-rpf");
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
     let cfg = config_file("pinned", PINNED_CFG);
 
     // The backup server pinned to pw-pub, but routed back through pw-priv:
@@ -1309,7 +1279,7 @@ fn private_interface_errors_are_never_silent() {
     }
     let t = routed_topology("aud-priv");
     t.host.nft_text(EVAULT_RULESET);
-    let _l = listeners(&t.host, &["tcp/2548"]);
+    let _l = common::listeners(&t.host, &["tcp/2548"]);
     let typo = "roles = [\"evault-agent\"]\nprivate_interfaces = [\"pw-prv\"]\n[peers]\nevault_management = [\"10.0.0.0/24\"]\nevault_vault = []\nevault_registration = []\nevault_portal = []\nevault_federal = []\n";
     let cfg = config_file("typo", typo);
     // check-config, in the host's namespace, knows its interfaces.
@@ -1429,7 +1399,7 @@ fn blocklists_are_a_note_for_any_peer_and_a_named_hole_for_a_bound_one() {
     add_peer_addresses(&t);
     t.load_fixture("fail2ban-blocklist.nft");
     t.host.nft_text(F2B_FILTER);
-    let _l = listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
 
     // Any address: the blocklists are one note each, nothing missing.
     let cfg = config_file("f2b-any", "roles = [\"veeam-data-mover\"]\n");

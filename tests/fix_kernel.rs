@@ -25,10 +25,8 @@ use portwarden::catalog::{Catalog, Direction};
 use portwarden::config::HostConfig;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
 /// The peer's servers for the host's own connections: TCP 443 accepted,
 /// UDP 53 echoed.
@@ -71,34 +69,6 @@ for a in sys.argv[1:]:
     except OSError:
         pass
 "#;
-
-/// A python process, killed (by its pid) on drop.
-struct Py(Child);
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn python(ns: &Netns, script: &str, args: &[&str]) -> Py {
-    let mut child = ns
-        .cmd("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    Py(child)
-}
 
 const PEERS: [&str; 4] = ["192.0.2.2", "10.99.0.2", "2001:db8:1::2", "fd00:99::2"];
 
@@ -412,12 +382,11 @@ fn demo_host_fixes_are_exact_in_the_kernel() {
         return;
     }
     let t = topology("fx-demo");
-    let _l = python(
+    let _l = common::listeners(
         &t.host,
-        common::LISTENERS,
         &["tcp/22", "tcp/6162", "tcp/2500", "tcp/2548", "tcp/8080"],
     );
-    let _s = python(&t.peer, SERVERS, &[]);
+    let _s = common::python(&t.peer, SERVERS, &[]);
     let cfg = std::fs::read_to_string(demo_dir().join("portwarden.toml")).unwrap();
     let load = |t: &Topology| t.host.nft_file(&demo_dir().join("ruleset.nft"));
     let (report, shown) = check_fixes(&t, &load, &cfg, &[]);
@@ -445,12 +414,8 @@ fn empty_ruleset_fix_keeps_outbound_connections() {
         return;
     }
     let t = topology("fx-empty");
-    let _l = python(
-        &t.host,
-        common::LISTENERS,
-        &["tcp/22", "tcp/6162", "tcp/8080"],
-    );
-    let _s = python(&t.peer, SERVERS, &[]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6162", "tcp/8080"]);
+    let _s = common::python(&t.peer, SERVERS, &[]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
     let load = |_: &Topology| {};
     let (report, shown) = check_fixes(&t, &load, cfg, &[]);
@@ -472,12 +437,8 @@ fn firewalld_ruleset_fixes_are_exact_in_the_kernel() {
         return;
     }
     let t = topology("fx-fwd");
-    let _l = python(
-        &t.host,
-        common::LISTENERS,
-        &["tcp/22", "tcp/6160", "tcp/6162"],
-    );
-    let _s = python(&t.peer, SERVERS, &[]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _s = common::python(&t.peer, SERVERS, &[]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
     let load = |t: &Topology| t.load_fixture("firewalld-zones.nft");
     let (report, shown) = check_fixes(&t, &load, cfg, &[]);
@@ -490,12 +451,8 @@ fn ufw_ruleset_fixes_are_exact_in_the_kernel() {
         return;
     }
     let t = topology("fx-ufw");
-    let _l = python(
-        &t.host,
-        common::LISTENERS,
-        &["tcp/22", "tcp/6160", "tcp/6162"],
-    );
-    let _s = python(&t.peer, SERVERS, &[]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162"]);
+    let _s = common::python(&t.peer, SERVERS, &[]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[settings]\nveeam_data_range = \"legacy\"\n[peers]\nbackup_server = [\"192.0.2.2\"]\n";
     let load = |t: &Topology| t.load_fixture("gen/ufw-host.sh");
     // Port 22 is `ufw limit`ed: left out of the grid.
@@ -537,12 +494,8 @@ fn named_set_fixes_change_the_set_and_are_exact_in_the_kernel() {
     let t = topology("fx-sets");
     t.peer
         .ip(&["addr", "add", "10.0.0.12/32", "dev", PRIVATE.peer_if]);
-    let _l = python(
-        &t.host,
-        common::LISTENERS,
-        &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"],
-    );
-    let _s = python(&t.peer, SERVERS, &[]);
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"]);
+    let _s = common::python(&t.peer, SERVERS, &[]);
     let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
     let load = |t: &Topology| t.host.nft_text(NAMED_SETS);
     // Each proven fix applied as printed, then real packets: exactly the
@@ -611,11 +564,7 @@ fn prove_all_proves_fixes_on_a_large_ruleset() {
         return;
     }
     let t = topology("fx-large");
-    let _l = python(
-        &t.host,
-        common::LISTENERS,
-        &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"],
-    );
+    let _l = common::listeners(&t.host, &["tcp/22", "tcp/6160", "tcp/6162", "tcp/2500"]);
     t.host.nft_text(&large_ruleset());
     let cfg = std::env::temp_dir().join(format!("pw-fix-large-{}.toml", std::process::id()));
     std::fs::write(

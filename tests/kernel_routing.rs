@@ -32,9 +32,7 @@ mod common;
 use common::packets::{self, Packet};
 use common::{require_root, run, Netns, Topology, PRIVATE, PUBLIC};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
-use std::process::{Child, Stdio};
 
 /// One probe with what explain must say of it.
 struct Case {
@@ -407,34 +405,6 @@ fn dnat_to_loopback_needs_route_localnet() {
     assert!(bad.is_empty(), "disagreements:\n{}", bad.join("\n"));
 }
 
-/// Listeners started in the host namespace, killed on drop.
-struct Listeners(Child);
-
-impl Drop for Listeners {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn listen(ns: &Netns, specs: &[&str]) -> Listeners {
-    let mut child = ns
-        .cmd("python3")
-        .arg("-c")
-        .arg(common::LISTENERS)
-        .args(specs)
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("python3 listeners");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    Listeners(child)
-}
-
 /// Real TCP connections from the peer, each from a source address it owns:
 /// whether each completed (within a second).
 fn connect(peer: &Netns, conns: &[(&str, &str, u16)]) -> Vec<bool> {
@@ -789,7 +759,7 @@ fn policy_tables_change_reverse_path_and_replies() {
 
     // rp_filter off: real connections; the replies follow the rules.
     sysctl(&t.host, "net.ipv4.conf.pw-pub.rp_filter=0");
-    let _l = listen(&t.host, &["tcp/6162"]);
+    let _l = common::listeners(&t.host, &["tcp/6162"]);
     t.host.nft_text(OUT_RECORDER);
     let conns = [
         ("10.0.0.10", PUBLIC.host4),
@@ -869,7 +839,7 @@ fn arp_tables_that_refuse_a_local_address() {
     t.host.nft_text(
         "table inet f { chain input { type filter hook input priority 0; policy accept; }; }",
     );
-    let _l = listen(&t.host, &["tcp/6162"]);
+    let _l = common::listeners(&t.host, &["tcp/6162"]);
     let pairs = [(PRIVATE.peer4, PRIVATE.host4), (PUBLIC.peer4, PUBLIC.host4)];
     let conns: Vec<(&str, &str, u16)> = pairs.iter().map(|(f, to)| (*f, *to, 6162)).collect();
     let mut bad = Vec::new();

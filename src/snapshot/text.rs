@@ -1303,22 +1303,8 @@ fn xt_text(what: &str, name: &str, info: &XtInfo) -> String {
             range,
             invert,
         } => {
-            let mut items = Vec::new();
-            let mut i = 0;
-            while i < p.len() {
-                if range.get(i) == Some(&true) && i + 1 < p.len() {
-                    items.push(format!("{}-{}", p[i], p[i + 1]));
-                    i += 2;
-                } else {
-                    items.push(p[i].to_string());
-                    i += 1;
-                }
-            }
-            let dir = match flags {
-                0 => "sports",
-                1 => "dports",
-                _ => "ports",
-            };
+            let items = super::xt::multiport_items(p, range, "-");
+            let dir = super::xt::multiport_option(*flags);
             format!(
                 "{dir} {}{{ {} }}",
                 if *invert { "!= " } else { "" },

@@ -320,6 +320,32 @@ pub enum XtNatKind {
     Masquerade,
 }
 
+/// A multiport match's ports as written: single ports, and ranges with
+/// their ends joined by `sep` (`:` for iptables, `-` for nft).
+pub fn multiport_items(ports: &[u16], range: &[bool], sep: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        if range.get(i) == Some(&true) && i + 1 < ports.len() {
+            items.push(format!("{}{sep}{}", ports[i], ports[i + 1]));
+            i += 2;
+        } else {
+            items.push(ports[i].to_string());
+            i += 1;
+        }
+    }
+    items
+}
+
+/// The option a multiport match's `flags` stand for.
+pub fn multiport_option(flags: u8) -> &'static str {
+    match flags {
+        0 => "sports",
+        1 => "dports",
+        _ => "ports",
+    }
+}
+
 fn u16_at(b: &[u8], o: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(o..o + 2)?.try_into().ok()?))
 }

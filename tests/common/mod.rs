@@ -602,6 +602,43 @@ pub fn daemon_host(tag: &str) -> Topology {
     t
 }
 
+/// A python3 process that printed `ready`; killed (by its pid) on drop.
+pub struct Python(std::process::Child);
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs python3 `script` with `args` in `ns` and waits for its `ready`.
+#[allow(dead_code)] // not every test binary needs it
+pub fn python(ns: &Netns, script: &str, args: &[&str]) -> Python {
+    use std::io::{BufRead, BufReader};
+    let mut child = ns
+        .cmd("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    Python(child)
+}
+
+/// [`LISTENERS`] on `specs` (`tcp/6162`, `udp/53`) in `ns`, until dropped.
+#[allow(dead_code)] // not every test binary needs it
+pub fn listeners(ns: &Netns, specs: &[&str]) -> Python {
+    python(ns, LISTENERS, specs)
+}
+
 /// A python3 script that listens on each `tcp/PORT` or `udp/PORT` given as
 /// an argument (IPv6 wildcard sockets that take IPv4 too), prints `ready`
 /// and waits.

@@ -219,22 +219,8 @@ fn match_text(out: &mut String, name: &str, info: &XtInfo) {
             invert,
             ..
         } => {
-            let mut items = Vec::new();
-            let mut i = 0;
-            while i < p.len() {
-                if range.get(i) == Some(&true) && i + 1 < p.len() {
-                    items.push(format!("{}:{}", p[i], p[i + 1]));
-                    i += 2;
-                } else {
-                    items.push(p[i].to_string());
-                    i += 1;
-                }
-            }
-            let dir = match flags {
-                0 => "sports",
-                1 => "dports",
-                _ => "ports",
-            };
+            let items = crate::snapshot::xt::multiport_items(p, range, ":");
+            let dir = crate::snapshot::xt::multiport_option(*flags);
             let _ = write!(out, " {}--{dir} {}", bang(*invert), items.join(","));
         }
         XtInfo::Conntrack {
