@@ -930,7 +930,6 @@ fn the_audit_of_a_legacy_only_host_finds_a_missing_opening() {
     )
     .unwrap();
     let (report, code) = t.host.audit_json(&cfg, &[]);
-    let _ = std::fs::remove_file(&cfg);
     assert_eq!(code, 2, "criticals: {report:#}");
     let findings = report["findings"].as_array().unwrap();
     let missing: Vec<&Value> = findings
@@ -945,6 +944,29 @@ fn the_audit_of_a_legacy_only_host_finds_a_missing_opening() {
     assert!(
         !report["notes"].to_string().contains("not evaluated"),
         "{report:#}"
+    );
+    // Its fix is an iptables-legacy command, proven like every fix; run as
+    // printed, the backup server reaches 6162 and nothing is left missing.
+    assert_eq!(m["fix"]["status"], "proven", "{m:#}");
+    let fix = m["fix"]["nft"].as_str().unwrap();
+    // (The INPUT policy refused it: the accept goes at the chain's end.)
+    assert!(fix.starts_with("iptables-legacy -A INPUT "), "{fix}");
+    assert!(fix.contains("--dport 6162 -j ACCEPT"), "{fix}");
+    for line in fix.lines() {
+        let out = run(t.host.cmd("sh").args(["-c", line]));
+        assert!(out.status.success(), "{line}");
+    }
+    assert!(reaches(&t, PRIVATE.host4, 6162));
+    assert!(!reaches(&t, PRIVATE.host4, 6163));
+    let (after, _) = t.host.audit_json(&cfg, &[]);
+    let _ = std::fs::remove_file(&cfg);
+    assert!(
+        !after["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "missing-opening"),
+        "{after:#}"
     );
 }
 

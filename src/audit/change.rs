@@ -19,6 +19,8 @@ use ipnet::IpNet;
 use serde::Serialize;
 use std::fmt;
 
+pub use super::legacy_change::LegacyChainRef;
+
 /// At most this many addresses, ports or names in one statement: a fix
 /// that would need more is not offered (it would not be readable, and a
 /// 50,000-element command cannot run).
@@ -242,6 +244,17 @@ pub enum Change {
         /// The rule's handle.
         handle: u64,
     },
+    /// `iptables-legacy -I CHAIN N ...` (or `-A CHAIN ...`): the rule, as one
+    /// legacy rule per interface, prefix and port range, before rule
+    /// number `before` of a legacy chain (at its end when `None`).
+    InsertLegacyRule {
+        /// The legacy chain.
+        at: LegacyChainRef,
+        /// The 1-based number of the rule it goes before.
+        before: Option<u64>,
+        /// The rule.
+        rule: NewRule,
+    },
     /// `nft add element ... '{ E, ... }'`: elements a set does not hold yet
     /// (none overlapping one it holds).
     AddElement {
@@ -408,6 +421,9 @@ impl Change {
                 shell(&format!("nft add rule {at}"), &rule.to_string())
             }
             Change::DeleteRule { at, handle } => format!("nft delete rule {at} handle {handle}"),
+            Change::InsertLegacyRule { at, before, rule } => {
+                super::legacy_change::commands(at, *before, rule)
+            }
             Change::AddElement { set, elements } => {
                 format!("nft add element {set} '{{ {} }}'", element_list(elements))
             }
@@ -420,7 +436,9 @@ impl Change {
     /// The new rule, if the change adds one.
     pub fn rule(&self) -> Option<&NewRule> {
         match self {
-            Change::InsertRule { rule, .. } | Change::AddRule { rule, .. } => Some(rule),
+            Change::InsertRule { rule, .. }
+            | Change::AddRule { rule, .. }
+            | Change::InsertLegacyRule { rule, .. } => Some(rule),
             _ => None,
         }
     }
@@ -530,6 +548,9 @@ pub fn apply(snapshot: &mut Snapshot, change: &Change) -> Result<(), ApplyError>
                 .ok_or_else(|| ApplyError::Rule(at.to_string(), *handle))?;
             c.rules.remove(i);
             Ok(())
+        }
+        Change::InsertLegacyRule { at, before, rule } => {
+            super::legacy_change::apply(snapshot, at, *before, rule)
         }
         Change::AddElement { set, .. } | Change::DeleteElement { set, .. } => {
             apply_to_set(set_mut(snapshot, set)?, change)

@@ -26,7 +26,9 @@
 //! them only through policy objects, which depend on the site's setup) or
 //! for a deleted rule.
 
-use super::change::{AddrField, ChainRef, Change, NewRule, RuleVerdict, Stmt, MAX_ELEMENTS};
+use super::change::{
+    AddrField, ChainRef, Change, LegacyChainRef, NewRule, RuleVerdict, Stmt, MAX_ELEMENTS,
+};
 use super::findings::RawPiece;
 use super::region::Peers;
 use crate::addrs::{AddrFamily, AddrSet};
@@ -189,7 +191,9 @@ pub enum Fix {
     Proven {
         /// The typed changes, in order.
         changes: Vec<Change>,
-        /// `nft` commands, one per change, rendered from `changes`.
+        /// The commands, rendered from `changes`: `nft`, or
+        /// `iptables-legacy` / `ip6tables-legacy` where a legacy table
+        /// decides.
         nft: String,
         /// `firewall-cmd` commands for the same rules, when firewalld
         /// manages the host (not for a deleted rule).
@@ -371,6 +375,18 @@ fn access_rule(
 /// Where a new rule goes: before the deciding rule, or at the end of the
 /// chain whose policy decided.
 fn place(d: &DecidedBy, rule: NewRule) -> Change {
+    // A legacy table decided: an iptables-legacy rule before the deciding
+    // one (its line number), or at the end of the chain whose policy did.
+    if let Some(at) = legacy_chain(d) {
+        return Change::InsertLegacyRule {
+            at,
+            before: match d {
+                DecidedBy::Rule(r) => Some(r.handle),
+                DecidedBy::Policy(_) => None,
+            },
+            rule,
+        };
+    }
     match d {
         DecidedBy::Rule(r) => Change::InsertRule {
             at: ChainRef {
@@ -392,19 +408,19 @@ fn place(d: &DecidedBy, rule: NewRule) -> Change {
     }
 }
 
-/// Why no fix is offered when a legacy iptables table decided: fixes are
-/// nftables changes (or firewalld, ufw commands), proven on the snapshot.
-fn legacy_refusal(d: &DecidedBy) -> Result<(), String> {
-    let table = match d {
-        DecidedBy::Rule(r) => &r.table,
-        DecidedBy::Policy(p) => &p.table,
+/// The legacy chain a legacy iptables table's rule or policy decided in
+/// (`None`: an nf_tables chain).
+fn legacy_chain(d: &DecidedBy) -> Option<LegacyChainRef> {
+    let (table, chain) = match d {
+        DecidedBy::Rule(r) => (&r.table, &r.chain),
+        DecidedBy::Policy(p) => (&p.table, &p.chain),
     };
-    if crate::snapshot::legacy::LegacyTable::is_eval_name(table) {
-        return Err(format!(
-            "decided by the legacy table {table}: fixes are offered for nftables only; change the legacy rules (or the tool that writes them, e.g. ferm)"
-        ));
-    }
-    Ok(())
+    let (name, family) = crate::snapshot::legacy::LegacyTable::parse_eval_name(table)?;
+    Some(LegacyChainRef {
+        family,
+        table: name.to_string(),
+        chain: chain.clone(),
+    })
 }
 
 fn table_family(d: &DecidedBy) -> Family {
@@ -693,7 +709,6 @@ pub(crate) fn open_inbound(
         "no single rule refuses this traffic (forwarded after NAT?): check the nat chains"
             .to_string()
     })?;
-    legacy_refusal(d)?;
     let fam = table_family(d);
     let mut changes = Vec::new();
     for a in accesses.iter().filter(|a| family_fits(fam, &a.sources)) {
@@ -723,12 +738,11 @@ pub(crate) fn close_inbound(
     proto: Proto,
     accesses: &[Access],
 ) -> Result<Vec<Plan>, String> {
-    if let Some(d) = decided_by {
-        legacy_refusal(d)?;
-    }
     let zones = all_ifaces(accesses);
     let mut plans = Vec::new();
-    if let (Some(DecidedBy::Rule(r)), true) = (decided_by, delete_ok) {
+    // (A legacy rule is not deleted: a drop goes before it.)
+    let legacy = decided_by.is_some_and(|d| legacy_chain(d).is_some());
+    if let (Some(DecidedBy::Rule(r)), true, false) = (decided_by, delete_ok, legacy) {
         plans.push(plan(
             manager,
             vec![Change::DeleteRule {
@@ -817,7 +831,6 @@ pub(crate) fn open_outbound(
     peers: &Peers,
     ports: &PortSet,
 ) -> Result<Plan, String> {
-    legacy_refusal(blocker)?;
     let fam = table_family(blocker);
     let mut targets: Vec<Option<AddrSet>> = Vec::new();
     if peers.v4.is_all() && peers.v6.is_all() {
@@ -846,7 +859,6 @@ pub(crate) fn open_outbound(
 /// refuses: accept established and related packets before the refusing
 /// rule (or at the end of the refusing policy's chain).
 pub(crate) fn accept_replies(manager: Manager, blocker: &DecidedBy) -> Result<Plan, String> {
-    legacy_refusal(blocker)?;
     Ok(plan(
         manager,
         vec![place(blocker, NewRule::established_related())],

@@ -70,6 +70,7 @@
 pub mod change;
 pub mod findings;
 pub mod fix;
+pub mod legacy_change;
 pub mod netjson;
 pub mod outbound;
 pub(crate) mod prove;

@@ -546,7 +546,9 @@ fn touched(changes: &[Change]) -> Vec<(Option<AddrFamily>, Option<L4>)> {
     let mut out = Vec::new();
     for c in changes {
         match c {
-            Change::InsertRule { rule, .. } | Change::AddRule { rule, .. } => {
+            Change::InsertRule { rule, .. }
+            | Change::AddRule { rule, .. }
+            | Change::InsertLegacyRule { rule, .. } => {
                 let mut fam = None;
                 let mut proto = None;
                 for m in &rule.matches {

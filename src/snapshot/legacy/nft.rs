@@ -209,6 +209,17 @@ impl LegacyTable {
         format!("{} ({})", self.name, self.family.command())
     }
 
+    /// The table name and family of a name the evaluator knows a legacy
+    /// table by ([`Self::eval_name`]).
+    pub fn parse_eval_name(name: &str) -> Option<(&str, LegacyFamily)> {
+        if let Some(t) = name.strip_suffix(" (iptables-legacy)") {
+            Some((t, LegacyFamily::Ipv4))
+        } else {
+            name.strip_suffix(" (ip6tables-legacy)")
+                .map(|t| (t, LegacyFamily::Ipv6))
+        }
+    }
+
     /// Whether `name` is the name the evaluator knows a legacy table by
     /// ([`Self::eval_name`]).
     pub fn is_eval_name(name: &str) -> bool {
