@@ -664,6 +664,17 @@ pub fn audit(input: &AuditInput<'_>) -> Report {
     );
     drafts.extend(more);
     notes.extend(more_notes);
+    // Which interface a peer's traffic arrives on is the main table's
+    // answer (`region::routed_sources`); say so where rules could change it.
+    let routes = input.evaluator.routes();
+    for v6 in [false, true] {
+        if routes.family_rules(v6) != crate::host::Rule::defaults(v6) {
+            notes.push(format!(
+                "{} policy routing rules (ip rule) other than the kernel's defaults: the interface each peer's traffic is checked on comes from the main table's routes, which the rules may override",
+                if v6 { "IPv6" } else { "IPv4" }
+            ));
+        }
+    }
     notes.sort();
     notes.dedup();
     let mut findings = finish(drafts, input.config);

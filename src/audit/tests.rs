@@ -2045,3 +2045,25 @@ fn the_most_severe_fixes_are_proven_first_when_the_budget_runs_out() {
     );
     assert!(waiting > 500, "{waiting}");
 }
+
+#[test]
+fn policy_routing_rules_are_a_note_on_where_peers_are_checked() {
+    use crate::host::{Rule, RuleAction};
+    let cfg = "roles = [\"veeam-data-mover\"]\n[peers]\nbackup_server = [\"10.0.0.10\"]\n";
+    let says = |r: &Report| r.notes.iter().any(|n| n.contains("policy routing rules"));
+    let case = Case::new(testdata("backup-host-basic"), cfg);
+    assert!(!says(&case.run()));
+    // A rule before main's: the note, for IPv4 only.
+    let mut case = Case::new(testdata("backup-host-basic"), cfg);
+    let mut rules = Rule::defaults(false);
+    rules.push(Rule::new(false, 100, RuleAction::Lookup(300)));
+    case.routes.rules = rules;
+    let r = case.run();
+    let notes: Vec<&String> = r
+        .notes
+        .iter()
+        .filter(|n| n.contains("policy routing rules"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(notes[0].starts_with("IPv4 "), "{}", notes[0]);
+}

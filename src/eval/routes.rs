@@ -167,16 +167,7 @@ impl RouteIndex {
         for t in others.values_mut() {
             t.sort_by_key(|e| std::cmp::Reverse(e.net.prefix_len()));
         }
-        let rules = [false, true].map(|v6| {
-            let mut r: Vec<Rule> = given.rules.iter().filter(|r| r.v6 == v6).cloned().collect();
-            if r.is_empty() {
-                r = Rule::defaults(v6);
-            }
-            // Stable: the kernel keeps rules of equal priority in the order
-            // they were added, which is the order it lists them.
-            r.sort_by_key(|r| r.priority);
-            r
-        });
+        let rules = [false, true].map(|v6| given.family_rules(v6));
         let custom = [0, 1].map(|i| rules[i] != Rule::defaults(i == 1));
         let dissect = [0, 1].map(|i| {
             rules[i]

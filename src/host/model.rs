@@ -64,6 +64,19 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// The policy rules of the family of `v6`, by priority (the kernel's
+    /// defaults when none were given).
+    pub fn family_rules(&self, v6: bool) -> Vec<Rule> {
+        let mut r: Vec<Rule> = self.rules.iter().filter(|r| r.v6 == v6).cloned().collect();
+        if r.is_empty() {
+            r = Rule::defaults(v6);
+        }
+        // Stable: the kernel keeps rules of equal priority in the order
+        // they were added, which is the order it lists them.
+        r.sort_by_key(|r| r.priority);
+        r
+    }
+
     /// Whether a program listens on any of the NFQUEUE queues
     /// `num..num + total`: `Some(false)` when none does, `None` when the
     /// listeners are not known.
