@@ -1954,6 +1954,9 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                 .push(p.clone());
         }
         let mut fixes = Vec::new();
+        // Per accepting rule, the excess elements of its named set, if any
+        // (tried first, as for an excess opening).
+        let mut set_changes = Vec::new();
         for rule_pieces in by_rule.values() {
             let d = rule_pieces[0].decided_by.clone();
             if let Some(d) = &d {
@@ -1962,12 +1965,18 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                     evidence.push(e);
                 }
             }
+            let accesses = fix::accesses(rule_pieces);
+            set_changes.push(
+                d.as_ref()
+                    .filter(|_| ctx.manager == Manager::Nft)
+                    .and_then(|d| setfix::delete_from_set(ctx.input.snapshot, d, proto, &accesses)),
+            );
             fixes.push(fix::close_inbound(
                 ctx.manager,
                 d.as_ref(),
                 false,
                 proto,
-                &fix::accesses(rule_pieces),
+                &accesses,
             ));
         }
         // Named by their commands, or by their units where the process
@@ -2029,10 +2038,27 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                 .map(|f| f.and_then(|v| v.into_iter().next().ok_or_else(String::new)))
                 .collect::<Result<Vec<_>, String>>()
             {
-                Ok(plans) => fix::combine(plans).map(|plan| {
-                    ctx.prover()
-                        .defer(vec![plan], OwnedClaim::Closes(l4(proto), pieces.clone()))
-                }),
+                Ok(plans) => {
+                    // With the set elements where a rule has them, then
+                    // with the rules' own candidates only.
+                    let with_sets: Vec<fix::Plan> = plans
+                        .iter()
+                        .zip(&set_changes)
+                        .map(|(p, c)| match c {
+                            Some(c) => fix::element_plan(ctx.manager, c.clone()),
+                            None => p.clone(),
+                        })
+                        .collect();
+                    let mut candidates: Vec<fix::Plan> = Vec::new();
+                    if set_changes.iter().any(Option::is_some) {
+                        candidates.extend(fix::combine(with_sets));
+                    }
+                    candidates.extend(fix::combine(plans));
+                    (!candidates.is_empty()).then(|| {
+                        ctx.prover()
+                            .defer(candidates, OwnedClaim::Closes(l4(proto), pieces.clone()))
+                    })
+                }
                 Err(why) => Some(fix::refusal(why).into()),
             },
             pieces: m.pieces,
