@@ -952,6 +952,15 @@ fn the_audit_of_a_legacy_only_host_finds_a_missing_opening() {
     // (The INPUT policy refused it: the accept goes at the chain's end.)
     assert!(fix.starts_with("iptables-legacy -A INPUT "), "{fix}");
     assert!(fix.contains("--dport 6162 -j ACCEPT"), "{fix}");
+    // The text report names the tool.
+    let text = t
+        .host
+        .portwarden(&["audit", "--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("fix (iptables-legacy): iptables-legacy -A INPUT "),
+        "{text}"
+    );
     for line in fix.lines() {
         let out = run(t.host.cmd("sh").args(["-c", line]));
         assert!(out.status.success(), "{line}");

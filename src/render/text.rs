@@ -87,9 +87,17 @@ fn finding(out: &mut String, f: &Finding, p: &Paint) {
                 nft,
                 firewalld,
                 ufw,
-                ..
+                changes,
             } => {
-                block("fix (nft):", nft);
+                // Where a legacy iptables table decides, the commands are
+                // iptables-legacy ones.
+                let legacy = changes.iter().find_map(|c| match c {
+                    crate::audit::change::Change::InsertLegacyRule { at, .. } => {
+                        Some(at.family.command())
+                    }
+                    _ => None,
+                });
+                block(&format!("fix ({}):", legacy.unwrap_or("nft")), nft);
                 if let Some(t) = firewalld {
                     block("fix (firewalld):", t);
                 }
