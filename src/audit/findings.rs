@@ -1272,8 +1272,7 @@ fn hole_draft(
         // accepting rule, then an accept rule of its own.
         let mut plans: Vec<fix::Plan> = blocker
             .as_ref()
-            .filter(|_| ctx.manager == Manager::Nft)
-            .and_then(|b| setfix::add_to_set(ctx.input.snapshot, b, proto, &accesses))
+            .and_then(|b| setfix::add_to_set(ctx.manager, ctx.input.snapshot, b, proto, &accesses))
             .map(|c| fix::element_plan(ctx.manager, c))
             .into_iter()
             .collect();
@@ -1724,13 +1723,15 @@ pub(crate) fn excess(ctx: &Ctx<'_>, notes: &mut Vec<String>) -> Vec<Draft> {
                     // Best first: the excess elements deleted from the
                     // accepting rule's named set (the smallest change, and
                     // the set stays for what it is there for).
-                    if let Some(c) = decided_by
-                        .as_ref()
-                        .filter(|_| ctx.manager == Manager::Nft)
-                        .and_then(|d| {
-                            setfix::delete_from_set(ctx.input.snapshot, d, proto, &accesses)
-                        })
-                    {
+                    if let Some(c) = decided_by.as_ref().and_then(|d| {
+                        setfix::delete_from_set(
+                            ctx.manager,
+                            ctx.input.snapshot,
+                            d,
+                            proto,
+                            &accesses,
+                        )
+                    }) {
                         plans.insert(0, fix::element_plan(ctx.manager, c));
                     }
                     ctx.prover()
@@ -1966,11 +1967,9 @@ pub(crate) fn exposed_listeners(ctx: &Ctx<'_>) -> Vec<Draft> {
                 }
             }
             let accesses = fix::accesses(rule_pieces);
-            set_changes.push(
-                d.as_ref()
-                    .filter(|_| ctx.manager == Manager::Nft)
-                    .and_then(|d| setfix::delete_from_set(ctx.input.snapshot, d, proto, &accesses)),
-            );
+            set_changes.push(d.as_ref().and_then(|d| {
+                setfix::delete_from_set(ctx.manager, ctx.input.snapshot, d, proto, &accesses)
+            }));
             fixes.push(fix::close_inbound(
                 ctx.manager,
                 d.as_ref(),

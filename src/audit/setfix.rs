@@ -8,10 +8,11 @@
 //! candidates: like every fix they are shown only once `audit::prove` has
 //! shown, on a copy of the snapshot, that they do exactly what the finding
 //! needs and nothing else. The rules are read just enough to pick one
-//! likely candidate per finding (each proof has a cost).
+//! likely candidate per finding (each proof has a cost). Plain nftables
+//! hosts only: firewalld and ufw keep their own sets.
 
 use super::change::{apply_to_set, Change, SetElement, SetRef, MAX_ELEMENTS};
-use super::fix::Access;
+use super::fix::{Access, Manager};
 use crate::addrs::{AddrFamily, AddrSet};
 use crate::catalog::Proto;
 use crate::eval::DecidedBy;
@@ -260,11 +261,15 @@ fn chain_of<'s>(
 /// refusing one in its chain, when that rule's other tests already let
 /// the accesses through. At most one candidate.
 pub(crate) fn add_to_set(
+    manager: Manager,
     snapshot: &Snapshot,
     blocker: &DecidedBy,
     proto: Proto,
     accesses: &[Access],
 ) -> Option<Change> {
+    if manager != Manager::Nft {
+        return None;
+    }
     let (table, chain, pos) = chain_of(snapshot, blocker)?;
     let before = &chain.rules[..pos.unwrap_or(chain.rules.len())];
     before.iter().find_map(|rule| {
@@ -311,11 +316,15 @@ pub(crate) fn add_to_set(
 /// rule's named set the elements that hold exactly the excess sources (or
 /// ports), when every element that meets them lies inside them.
 pub(crate) fn delete_from_set(
+    manager: Manager,
     snapshot: &Snapshot,
     by: &DecidedBy,
     proto: Proto,
     accesses: &[Access],
 ) -> Option<Change> {
+    if manager != Manager::Nft {
+        return None;
+    }
     let (table, chain, Some(pos)) = chain_of(snapshot, by)? else {
         return None;
     };

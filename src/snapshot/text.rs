@@ -1381,18 +1381,7 @@ fn xt_text(what: &str, name: &str, info: &XtInfo) -> String {
             }
             t
         }
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| {
-                v.as_object().map(|o| {
-                    o.iter()
-                        .filter(|(k, _)| *k != "kind")
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-            })
-            .unwrap_or_default(),
+        other => other.fields_text(),
     };
     if opts.is_empty() {
         format!("xt {what} {name:?}")

@@ -320,6 +320,25 @@ pub enum XtNatKind {
     Masquerade,
 }
 
+impl XtInfo {
+    /// The decoded fields as `name value` pairs (the variant's serialised
+    /// form), for options that have no spelling of their own in a text.
+    pub fn fields_text(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| {
+                v.as_object().map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| *k != "kind")
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A multiport match's ports as written: single ports, and ranges with
 /// their ends joined by `sep` (`:` for iptables, `-` for nft).
 pub fn multiport_items(ports: &[u16], range: &[bool], sep: &str) -> Vec<String> {

@@ -146,18 +146,7 @@ fn generic(info: &XtInfo) -> String {
             bytes.as_slice().len()
         ),
         other => {
-            let fields = serde_json::to_value(other)
-                .ok()
-                .and_then(|v| {
-                    v.as_object().map(|o| {
-                        o.iter()
-                            .filter(|(k, _)| *k != "kind")
-                            .map(|(k, v)| format!("{k} {v}"))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                })
-                .unwrap_or_default();
+            let fields = other.fields_text();
             if fields.is_empty() {
                 String::new()
             } else {
